@@ -1,0 +1,38 @@
+# The README's two commands: `make demo` (the main job) and `make test`. Both set everything up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch/torchvision are pinned to the builds this project is tested with (see README).
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+# Tests and CI use the shared real data when it is beside the checkout; otherwise ./data is filled.
+SHARED_DATA := $(wildcard ../shared/data/mnist)
+DATA_DIR ?= $(if $(SHARED_DATA),../shared/data,data)
+OUT ?= artifacts
+PYTEST_ARGS ?=
+
+.PHONY: install data demo test test-fast clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_PINS)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+data: install
+	$(PY) -m train.data fetch-mnist --data-dir $(DATA_DIR)
+
+demo: data
+	$(PY) -m benchmarks.demo --data-dir $(DATA_DIR) --out $(OUT)
+
+test: data
+	EDGE_DATA_DIR=$(abspath $(DATA_DIR)) $(PY) -m pytest --run-slow $(PYTEST_ARGS)
+
+test-fast: data
+	EDGE_DATA_DIR=$(abspath $(DATA_DIR)) $(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(OUT) .pytest_cache

@@ -1,0 +1,1 @@
+"""Export: torch → ONNX and, later, ONNX → TensorRT engines. May import train and runtime."""

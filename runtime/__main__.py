@@ -1,0 +1,5 @@
+import sys
+
+from runtime.infer import main
+
+sys.exit(main())

@@ -1,0 +1,135 @@
+"""Classify images with an exported model: ``python -m runtime.infer --engine mnist_cnn.fp32.onnx IMG|DIR ...``
+
+Finds the model's spec beside it (or in its metadata), preprocesses every input as the spec
+says, runs them in batches and prints the label and probability of each. Bad inputs are listed
+and skipped; the good ones are still classified; the exit status is then 1.
+Exit status: 0 all inputs classified, 1 some inputs were bad, 2 the model or arguments are wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from runtime.errors import InputError, RuntimeToolkitError
+from runtime.model import Classifier
+from runtime.postprocess import Prediction, to_probabilities, top_k
+from runtime.preprocess import find_images, preprocess
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime.infer",
+        description="Classify images with an exported model (.onnx; spec JSON beside it or embedded).",
+    )
+    parser.add_argument("--engine", required=True, type=Path, help="model file (.onnx)")
+    parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders of images")
+    parser.add_argument("--batch-size", type=_positive_int, default=32, help="inputs per inference call (default 32)")
+    parser.add_argument("--top-k", type=_positive_int, default=1, help="classes to print per input (default 1)")
+    parser.add_argument(
+        "--providers",
+        default=None,
+        help="comma-separated ONNX Runtime providers in priority order (default: CPUExecutionProvider)",
+    )
+    parser.add_argument("--threads", type=_positive_int, default=None, help="intra-op threads (default: ORT's choice)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _expand(inputs: Sequence[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    files, errors = [], []
+    for item in inputs:
+        if item.is_dir():
+            found = find_images(item)
+            if not found:
+                errors.append((str(item), f"{item}: folder holds no image files"))
+            files.extend(found)
+        else:
+            files.append(item)
+    return files, errors
+
+
+def _chunks(items: list[Path], size: int) -> Iterator[list[Path]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def classify_files(
+    classifier: Classifier, files: list[Path], batch_size: int, k: int
+) -> Iterator[tuple[Path, Prediction | InputError]]:
+    """Yield (file, prediction) or (file, the InputError that made it unusable), in input order."""
+    spec = classifier.spec
+    for chunk in _chunks(files, batch_size):
+        samples, results = [], []
+        for path in chunk:
+            try:
+                samples.append(preprocess(path, spec))
+                results.append(None)
+            except InputError as exc:
+                results.append(exc)
+        predictions = iter(())
+        if samples:
+            outputs = classifier.run(np.stack(samples))
+            predictions = iter(top_k(to_probabilities(outputs, spec), spec, k))
+        for path, error in zip(chunk, results):
+            yield path, (error if error is not None else next(predictions))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
+    files, errors = _expand(args.inputs)
+    total = len(files) + len(errors)
+    results = []
+    try:
+        with Classifier.from_path(args.engine, providers=providers, threads=args.threads) as classifier:
+            for path, outcome in classify_files(classifier, files, args.batch_size, args.top_k):
+                if isinstance(outcome, InputError):
+                    errors.append((str(path), str(outcome)))
+                else:
+                    results.append((str(path), outcome))
+                    if not args.json:
+                        print(_format(path, outcome))
+            model_name = classifier.spec.name
+    except RuntimeToolkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        doc = {
+            "model": model_name,
+            "engine": str(args.engine),
+            "results": [{"input": p, **pred.to_dict()} for p, pred in results],
+            "errors": [{"input": p, "error": msg} for p, msg in errors],
+        }
+        print(json.dumps(doc, indent=2))
+    if errors:
+        if not args.json:
+            print(f"\n{len(errors)} of {total} input(s) could not be used:", file=sys.stderr)
+            for _, message in errors:
+                print(f"  {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _format(path: Path, prediction: Prediction) -> str:
+    ranked = "  ".join(f"{lab} ({p:.4f})" for lab, p in zip(prediction.labels, prediction.probabilities))
+    return f"{path}: {ranked}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""The one deterministic preprocessing implementation (numpy + Pillow), driven by a ModelSpec.
+
+decode → colour mode → resize → scale/normalize → layout → batch. Training's evaluation
+transform, calibration, parity tests and the runtime all call these functions; training
+augmentation happens *before* them, never instead of them.
+
+Inputs may be image files (PNG, JPEG, BMP, TIFF, GIF, WebP), ``PIL.Image`` objects or numpy
+arrays shaped (H, W) or (H, W, C) with C in {1, 3, 4}, uint8 (0–255), uint16 (0–65535) or float
+(already in 0–255).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Iterable, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from runtime.errors import InputError
+from runtime.spec import ColorMode, InputDType, Interpolation, ModelSpec, ResizePolicy
+
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
+
+_PIL_RESAMPLE = {
+    Interpolation.NEAREST: Image.Resampling.NEAREST,
+    Interpolation.BILINEAR: Image.Resampling.BILINEAR,
+    Interpolation.BICUBIC: Image.Resampling.BICUBIC,
+    Interpolation.LANCZOS: Image.Resampling.LANCZOS,
+    Interpolation.BOX: Image.Resampling.BOX,
+}
+
+
+# --- decoding ----------------------------------------------------------------------------
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Decode an image file fully; EXIF orientation applied, first frame of an animation.
+
+    Raises InputError naming the file for a missing path, a folder, a non-image, a truncated
+    file, or a decompression bomb (Pillow's MAX_IMAGE_PIXELS).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected an image file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.seek(0)
+                img.load()
+                image = ImageOps.exif_transpose(img) if img.getexif() else img.copy()
+    except UnidentifiedImageError:
+        raise InputError(
+            f"{path}: not a readable image; expected PNG, JPEG, BMP, TIFF, GIF or WebP"
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"{path}: image too large to decode safely ({exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{path}: image is truncated or corrupt ({exc})") from None
+    return image
+
+
+def to_color_mode(image: Image.Image, mode: ColorMode) -> Image.Image:
+    """Convert any Pillow mode to 8-bit ``L`` or ``RGB``.
+
+    16- and 32-bit integer images keep their top 8 bits (a 16-bit PNG's full range maps to
+    0–255 rather than clipping); float images are clipped to 0–255; transparency is composited
+    onto black.
+    """
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        wide = np.asarray(image, dtype=np.int64)
+        image = Image.fromarray((np.clip(wide, 0, 65535) >> 8).astype(np.uint8), mode="L")
+    elif image.mode == "F":
+        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), mode="L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode != mode.value:
+        image = image.convert(mode.value)
+    return image
+
+
+def resize_image(image: Image.Image, spec: ModelSpec) -> Image.Image:
+    target = (spec.width, spec.height)
+    resample = _PIL_RESAMPLE[spec.interpolation]
+    if spec.resize is ResizePolicy.STRETCH:
+        return image if image.size == target else image.resize(target, resample)
+    # torchvision's Resize(int) + CenterCrop: shorter side to resize_size, then crop the centre.
+    w, h = image.size
+    short = spec.resize_size
+    if w <= h:
+        new_w, new_h = short, int(short * h / w)
+    else:
+        new_w, new_h = int(short * w / h), short
+    if (new_w, new_h) != (w, h):
+        image = image.resize((new_w, new_h), resample)
+    left = int(round((new_w - spec.width) / 2.0))
+    top = int(round((new_h - spec.height) / 2.0))
+    return image.crop((left, top, left + spec.width, top + spec.height))
+
+
+# --- numbers -----------------------------------------------------------------------------
+
+
+def normalize(pixels: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """Pixels shaped (..., H, W) or (..., H, W, C) in 0–255 → the model's layout (..., C, H, W).
+
+    Works on one image or a stack of them with the same arithmetic, in float32:
+    ``(pixel * scale - mean[c]) / std[c]``. For a spec whose graph takes uint8 the pixels are
+    only re-laid out.
+    """
+    if pixels.ndim >= 3 and pixels.shape[-1] == spec.channels and _looks_channels_last(pixels, spec):
+        chw = np.moveaxis(pixels, -1, -3)
+    else:
+        chw = pixels[..., None, :, :]
+    if spec.input_dtype is InputDType.UINT8:
+        return np.ascontiguousarray(chw, dtype=np.uint8)
+    x = chw.astype(np.float32) * np.float32(spec.scale)
+    mean = np.asarray(spec.mean, dtype=np.float32).reshape(-1, 1, 1)
+    std = np.asarray(spec.std, dtype=np.float32).reshape(-1, 1, 1)
+    return np.ascontiguousarray((x - mean) / std, dtype=np.float32)
+
+
+def _looks_channels_last(pixels: np.ndarray, spec: ModelSpec) -> bool:
+    return pixels.shape[-3:-1] == (spec.height, spec.width)
+
+
+def image_to_pixels(image: Image.Image, spec: ModelSpec) -> np.ndarray:
+    """A Pillow image → resized uint8 pixels (H, W) or (H, W, 3) in the spec's colour mode."""
+    image = resize_image(to_color_mode(image, spec.color_mode), spec)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def array_to_image(array: np.ndarray, source: str = "array") -> Image.Image:
+    """Wrap a raw (H, W) / (H, W, C) array as a Pillow image, validating shape and values."""
+    if not isinstance(array, np.ndarray):
+        raise InputError(f"{source}: expected a numpy array, got {type(array).__name__}")
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+        raise InputError(
+            f"{source}: array shape {array.shape} is not an image; expected (H, W) or (H, W, C) "
+            "with C in 1, 3, 4"
+        )
+    if array.size == 0:
+        raise InputError(f"{source}: array is empty (shape {array.shape})")
+    if array.dtype == np.uint8:
+        data = array
+    elif array.dtype == np.uint16:
+        data = (array >> 8).astype(np.uint8)
+    elif np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer):
+        if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+            raise InputError(f"{source}: array contains NaN or Inf")
+        if array.min() < 0 or array.max() > 255:
+            raise InputError(
+                f"{source}: values range {array.min()}..{array.max()}; expected pixels in 0..255 "
+                "(uint16 arrays may use 0..65535)"
+            )
+        data = np.rint(array).astype(np.uint8)
+    else:
+        raise InputError(f"{source}: unsupported array dtype {array.dtype}; use uint8 or float")
+    return Image.fromarray(np.ascontiguousarray(data))
+
+
+def preprocess(item: ImageInput, spec: ModelSpec) -> np.ndarray:
+    """One input (path, Pillow image or array) → one (C, H, W) sample for the model."""
+    if isinstance(item, np.ndarray):
+        fast = _fast_pixels(item, spec)
+        if fast is not None:
+            return normalize(fast, spec)
+        image = array_to_image(item)
+    elif isinstance(item, Image.Image):
+        image = item
+    elif isinstance(item, (str, os.PathLike)):
+        image = load_image(item)
+    else:
+        raise InputError(
+            f"unsupported input type {type(item).__name__}; expected a path, PIL image or array"
+        )
+    return normalize(image_to_pixels(image, spec), spec)
+
+
+def _fast_pixels(array: np.ndarray, spec: ModelSpec) -> np.ndarray | None:
+    """uint8 arrays already at the model's size and colour layout skip Pillow entirely.
+
+    Pillow would return the same bytes (no resize, no conversion), so the result is identical.
+    """
+    if array.dtype != np.uint8 or array.shape[:2] != (spec.height, spec.width):
+        return None
+    if spec.color_mode is ColorMode.GRAY and array.ndim == 2:
+        return array
+    if spec.color_mode is ColorMode.RGB and array.ndim == 3 and array.shape[2] == 3:
+        return array
+    return None
+
+
+def preprocess_batch(items: Iterable[ImageInput], spec: ModelSpec) -> np.ndarray:
+    """Many inputs → one (N, C, H, W) batch. Raises InputError for the first bad input."""
+    samples = [preprocess(item, spec) for item in items]
+    if not samples:
+        raise InputError("empty batch: no inputs were given")
+    return np.stack(samples)
+
+
+def find_images(path: str | os.PathLike) -> list[Path]:
+    """A file, or the image files in a folder (recursive, sorted by path)."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return [path]

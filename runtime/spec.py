@@ -1,0 +1,265 @@
+"""The ModelSpec: the one contract between training, export, calibration and the runtime.
+
+A frozen dataclass saved as JSON beside every artifact (``mnist_cnn.json`` next to
+``mnist_cnn.fp32.onnx``), mirrored into the ONNX ``metadata_props`` under ``METADATA_KEY`` and
+copied into engine manifests. Preprocessing is built from it and from nothing else, so nobody
+re-types a mean or an input size in a second place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.atomic import write_text_atomic
+from runtime.errors import SpecError
+
+SCHEMA_VERSION = 1
+METADATA_KEY = "edge_toolkit.model_spec"
+
+
+class ColorMode(str, enum.Enum):
+    GRAY = "L"
+    RGB = "RGB"
+
+    @property
+    def channels(self) -> int:
+        return 1 if self is ColorMode.GRAY else 3
+
+
+class ResizePolicy(str, enum.Enum):
+    """How an input of another size is brought to the model's height × width."""
+
+    STRETCH = "stretch"  # resize straight to (height, width), aspect ratio not kept
+    SHORTER_SIDE_CENTER_CROP = "shorter_side_center_crop"  # torchvision Resize(s) + CenterCrop
+
+
+class Interpolation(str, enum.Enum):
+    NEAREST = "nearest"
+    BILINEAR = "bilinear"
+    BICUBIC = "bicubic"
+    LANCZOS = "lanczos"
+    BOX = "box"
+
+
+class OutputKind(str, enum.Enum):
+    LOGITS = "logits"
+    PROBABILITIES = "probabilities"
+
+
+class Layout(str, enum.Enum):
+    NCHW = "NCHW"
+
+
+class InputDType(str, enum.Enum):
+    FLOAT32 = "float32"
+    UINT8 = "uint8"  # the graph does scale/mean/std itself
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to turn an image into this model's input and its output into labels.
+
+    Pixel values go through ``(pixel * scale - mean[c]) / std[c]`` per channel, in float32,
+    after colour conversion and resizing. ``resize_size`` is the shorter-side target for
+    ``SHORTER_SIDE_CENTER_CROP`` and is ignored for ``STRETCH``.
+    """
+
+    name: str
+    labels: tuple[str, ...]
+    height: int
+    width: int
+    color_mode: ColorMode = ColorMode.GRAY
+    resize: ResizePolicy = ResizePolicy.STRETCH
+    resize_size: int | None = None
+    interpolation: Interpolation = Interpolation.BILINEAR
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    input_name: str = "input"
+    input_dtype: InputDType = InputDType.FLOAT32
+    layout: Layout = Layout.NCHW
+    dynamic_batch: bool = True
+    output_name: str = "logits"
+    output_kind: OutputKind = OutputKind.LOGITS
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        # Coerce JSON-ish values so ModelSpec(**json.load(...)) and literal construction agree.
+        for name, enum_type in _ENUM_FIELDS.items():
+            value = getattr(self, name)
+            if not isinstance(value, enum_type):
+                try:
+                    object.__setattr__(self, name, enum_type(value))
+                except ValueError:
+                    allowed = ", ".join(repr(m.value) for m in enum_type)
+                    raise SpecError(
+                        f"ModelSpec field {name!r} is {value!r}; expected one of {allowed}"
+                    ) from None
+        for name in ("labels", "mean", "std"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        self._validate()
+
+    @property
+    def channels(self) -> int:
+        return self.color_mode.channels
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one sample, without the batch axis."""
+        return (self.channels, self.height, self.width)
+
+    def _validate(self) -> None:
+        problems = []
+        if self.schema_version != SCHEMA_VERSION:
+            problems.append(
+                f"schema_version is {self.schema_version}, this runtime reads {SCHEMA_VERSION}; "
+                "re-export the model with this version of the toolkit"
+            )
+        if not self.name or not isinstance(self.name, str):
+            problems.append("name must be a non-empty string")
+        if not self.labels or not all(isinstance(x, str) and x for x in self.labels):
+            problems.append("labels must be a non-empty list of non-empty strings")
+        elif len(set(self.labels)) != len(self.labels):
+            problems.append("labels must be unique")
+        for field in ("height", "width"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                problems.append(f"{field} must be a positive integer, got {value!r}")
+        if self.resize is ResizePolicy.SHORTER_SIDE_CENTER_CROP:
+            if not isinstance(self.resize_size, int) or self.resize_size < max(self.height, self.width):
+                problems.append(
+                    "resize_size must be an integer >= max(height, width) for "
+                    f"shorter_side_center_crop, got {self.resize_size!r}"
+                )
+        for field in ("mean", "std"):
+            values = getattr(self, field)
+            if len(values) != self.channels:
+                problems.append(
+                    f"{field} has {len(values)} values but color_mode {self.color_mode.value} "
+                    f"has {self.channels} channel(s)"
+                )
+            if not all(math.isfinite(v) for v in values):
+                problems.append(f"{field} must be finite numbers")
+        if any(v == 0 for v in self.std):
+            problems.append("std must not contain 0")
+        if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0):
+            problems.append(f"scale must be a positive finite number, got {self.scale!r}")
+        if not self.input_name or not self.output_name:
+            problems.append("input_name and output_name must be non-empty")
+        if problems:
+            raise SpecError(f"invalid ModelSpec {self.name!r}: " + "; ".join(problems))
+
+    # --- JSON round trip -------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, enum.Enum):
+                value = value.value
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "ModelSpec") -> "ModelSpec":
+        if not isinstance(data, dict):
+            raise SpecError(f"{source}: expected a JSON object, found {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        required = {
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+        unknown = sorted(set(data) - names)
+        missing = sorted(required - set(data))
+        if unknown or missing:
+            parts = []
+            if missing:
+                parts.append(f"missing field(s) {', '.join(missing)}")
+            if unknown:
+                parts.append(f"unknown field(s) {', '.join(unknown)}")
+            raise SpecError(f"{source}: {'; '.join(parts)}; re-export the model to regenerate its spec")
+        try:
+            return cls(**data)
+        except SpecError as exc:
+            raise SpecError(f"{source}: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"{source}: {exc}") from None
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "ModelSpec") -> "ModelSpec":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{source}: not valid JSON ({exc})") from None
+        return cls.from_dict(data, source)
+
+    def save(self, path: str | Path) -> Path:
+        return write_text_atomic(path, self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelSpec":
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SpecError(f"{path}: spec file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(f"{path}: cannot read spec ({exc})") from None
+        return cls.from_json(text, source=str(path))
+
+
+_ENUM_FIELDS = {
+    "color_mode": ColorMode,
+    "resize": ResizePolicy,
+    "interpolation": Interpolation,
+    "output_kind": OutputKind,
+    "layout": Layout,
+    "input_dtype": InputDType,
+}
+
+
+def sidecar_candidates(model_path: str | Path) -> list[Path]:
+    """Where a model's spec JSON may lie: ``<file>.json`` (engine manifests) then ``<name>.json``.
+
+    ``mnist_cnn.fp32.onnx`` → ``mnist_cnn.fp32.onnx.json``, then ``mnist_cnn.json``.
+    """
+    model_path = Path(model_path)
+    base = model_path.name.split(".")[0]
+    return [model_path.with_name(model_path.name + ".json"), model_path.with_name(base + ".json")]
+
+
+def spec_from_sidecar(model_path: str | Path) -> ModelSpec | None:
+    """The spec from a JSON file beside the model, or None when there is none.
+
+    An engine manifest (``<file>.json``) carries the spec under ``"spec"``; a plain spec file is
+    the spec itself.
+    """
+    for candidate in sidecar_candidates(model_path):
+        if not candidate.is_file():
+            continue
+        try:
+            data = json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SpecError(f"{candidate}: cannot read spec beside {model_path} ({exc})") from None
+        if isinstance(data, dict) and "spec" in data and "name" not in data:
+            data = data["spec"]
+        return ModelSpec.from_dict(data, source=str(candidate))
+    return None

@@ -1,0 +1,30 @@
+import json
+
+import pytest
+
+from benchmarks.demo import main as demo_main
+from benchmarks.timing import measure
+
+
+def test_measure_reports_ordered_statistics():
+    stats = measure("noop", lambda: sum(range(100)), warmup_s=0.01, duration_s=0.05, min_iterations=30)
+    assert stats.iterations >= 30
+    assert stats.min_ms <= stats.median_ms <= stats.p90_ms <= stats.max_ms
+
+
+def test_unknown_demo_model_is_a_usage_error(capsys):
+    assert demo_main(["--models", "resnet9000"]) == 2
+    assert "unknown demo model(s) ['resnet9000']" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_path_and_reports(tmp_path, data_dir, capsys):
+    rc = demo_main(["--data-dir", str(data_dir), "--out", str(tmp_path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    report = json.loads((tmp_path / "demo_report.json").read_text())
+    rows = {r["model"]: r for r in report["models"]}
+    assert rows["mnist_mlp"]["test_accuracy"] >= 0.975 and rows["mnist_cnn"]["test_accuracy"] >= 0.99
+    assert all(r["parity"]["passed"] for r in rows.values())
+    assert report["environment"]["cores"] >= 1
+    assert "| mnist_cnn |" in out and "parity PASS" in out and "latency mnist_cnn batch 1" in out

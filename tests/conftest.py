@@ -1,0 +1,81 @@
+"""Shared fixtures and the central skips for the gpu / tensorrt / slow markers."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data_dir() -> Path:
+    env = os.environ.get("EDGE_DATA_DIR")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", default=os.environ.get("EDGE_RUN_SLOW") == "1",
+                     help="also run tests marked slow (full training runs, the whole demo)")
+
+
+def _gpu_reason() -> str | None:
+    if shutil.which("nvidia-smi") is None and not Path("/dev/nvidia0").exists():
+        return "no NVIDIA GPU visible on this machine (no nvidia-smi, no /dev/nvidia0)"
+    if importlib.util.find_spec("cuda") is None:
+        return "cuda-python (cuda.bindings) is not installed"
+    return None
+
+
+def _tensorrt_reason() -> str | None:
+    if importlib.util.find_spec("tensorrt") is None:
+        return ("standard TensorRT (`import tensorrt`) is not installed: it comes with JetPack or NVIDIA's "
+                "index, which this machine cannot reach; run these tests on a Jetson or GPU box")
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reasons = {
+        "gpu": _gpu_reason(),
+        "tensorrt": _tensorrt_reason(),
+        "slow": None if config.getoption("--run-slow") else "slow test: pass --run-slow or set EDGE_RUN_SLOW=1",
+    }
+    for item in items:
+        for marker, reason in reasons.items():
+            if reason and marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = _data_dir()
+    if not (path / "mnist").is_dir():
+        pytest.fail(f"real data not found at {path}; set EDGE_DATA_DIR or run `make data` (tests never download)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist_test(data_dir):
+    from train.data.mnist import load_mnist
+
+    return load_mnist(data_dir, "test")
+
+
+@pytest.fixture(scope="session")
+def trained_mnist(tmp_path_factory, data_dir):
+    """Both MNIST models trained briefly on real data and exported: {name: (checkpoint, onnx path)}."""
+    from export.onnx_export import export_fp32
+    from train.checkpoint import load_checkpoint
+    from train.loop import TrainConfig
+    from train.mnist import train_mnist
+
+    out = tmp_path_factory.mktemp("mnist_models")
+    models = {}
+    for name, limit in (("mnist_mlp", None), ("mnist_cnn", 12000)):
+        train_mnist(name, data_dir, out / name, TrainConfig(epochs=1), limit=limit, progress=False)
+        ckpt = load_checkpoint(out / name / f"{name}.pt")
+        models[name] = (ckpt, export_fp32(ckpt.model, ckpt.spec, out / name))
+    return models

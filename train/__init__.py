@@ -1,0 +1,1 @@
+"""Training: course models, data loaders, loops, checkpoints. Imports torch; never imported by runtime."""

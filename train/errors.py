@@ -1,0 +1,11 @@
+"""Errors of the training package: bad or missing data, bad options. CLIs print them without a traceback."""
+
+from __future__ import annotations
+
+
+class TrainError(Exception):
+    """Base class of user-facing training errors."""
+
+
+class DataError(TrainError):
+    """A data file is missing, short, corrupt or malformed; the message names it and the fix."""
