@@ -1,4 +1,8 @@
-"""``python -m export --checkpoint artifacts/mnist_cnn/mnist_cnn.pt [--out DIR]``: write the FP32 ONNX and spec."""
+"""Write the FP32 ONNX and its spec.
+
+``python -m export --checkpoint artifacts/mnist_cnn/mnist_cnn.pt [--out DIR]`` for a trained model;
+``python -m export --pretrained efficientnet_lite0_imagenet [--out DIR]`` for a pretrained ImageNet one.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,18 @@ from export.onnx_export import DEFAULT_OPSET, ExportError, export_fp32
 from runtime.errors import RuntimeToolkitError
 from train.checkpoint import load_checkpoint
 from train.errors import TrainError
+from train.models import MODELS, get_model
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m export", description="Export a trained checkpoint to ONNX.")
-    parser.add_argument("--checkpoint", type=Path, required=True, help="a .pt file written by `python -m train`")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: the checkpoint's folder)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, help="a .pt file written by `python -m train`")
+    source.add_argument("--pretrained", choices=sorted(n for n, e in MODELS.items() if e.dataset == "imagenet"),
+                        help="export a pretrained ImageNet classifier as is (e.g. for the doggy door)")
+    parser.add_argument("--weights", default="imagenet", help="with --pretrained: imagenet or a .pth path")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: the checkpoint's folder, or ./artifacts/<model>)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     return parser
 
@@ -24,12 +34,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        ckpt = load_checkpoint(args.checkpoint)
-        path = export_fp32(ckpt.model, ckpt.spec, args.out or args.checkpoint.parent, args.opset)
+        if args.checkpoint:
+            ckpt = load_checkpoint(args.checkpoint)
+            model, spec, out = ckpt.model, ckpt.spec, args.out or args.checkpoint.parent
+        else:
+            entry = get_model(args.pretrained)
+            spec = entry.spec()
+            model, out = entry.build(spec, args.weights), args.out or Path("artifacts") / args.pretrained
+        path = export_fp32(model, spec, out, args.opset)
     except (TrainError, ExportError, RuntimeToolkitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {path} and {path.with_name(ckpt.spec.name + '.json')}")
+    print(f"wrote {path} and {path.with_name(spec.name + '.json')}")
     return 0
 
 

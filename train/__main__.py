@@ -7,24 +7,30 @@ import sys
 from typing import Sequence
 
 from runtime.errors import RuntimeToolkitError
-from train import mnist
+from train import asl, mnist, transfer
 from train.errors import TrainError
+from train.loop import init_distributed_from_env, shutdown_distributed
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m train", description="Train the course models.")
     sub = parser.add_subparsers(dest="task", required=True)
     mnist.add_arguments(sub.add_parser("mnist", help="MNIST MLP or CNN (course lab 1)"))
+    asl.add_arguments(sub.add_parser("asl", help="ASL sign-language CNN with augmentation (course labs 2-4)"))
+    transfer.add_arguments(sub.add_parser("transfer", help="pretrained backbone + new head, two phases (course lab 5)"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    init_distributed_from_env()  # a no-op unless launched by torchrun
     try:
-        {"mnist": mnist.run}[args.task](args)
+        {"mnist": mnist.run, "asl": asl.run, "transfer": transfer.run}[args.task](args)
     except (TrainError, RuntimeToolkitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        shutdown_distributed()
     return 0
 
 

@@ -49,9 +49,8 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise TrainError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise TrainError(f"{path}: not a checkpoint of this toolkit (expected format {FORMAT})")
-    entry = get_model(payload["model_name"])
-    model = entry.build()
+    spec = ModelSpec.from_json(payload["spec"], source=f"{path} (spec)")
+    model = get_model(payload["model_name"]).build(spec)  # random init; the saved weights follow
     model.load_state_dict(payload["state_dict"])
     model.eval()
-    spec = ModelSpec.from_json(payload["spec"], source=f"{path} (spec)")
     return Checkpoint(payload["model_name"], model, spec, json.loads(payload["metrics"]))

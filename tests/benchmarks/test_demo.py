@@ -19,12 +19,15 @@ def test_unknown_demo_model_is_a_usage_error(capsys):
 
 @pytest.mark.slow
 def test_demo_runs_the_whole_path_and_reports(tmp_path, data_dir, capsys):
-    rc = demo_main(["--data-dir", str(data_dir), "--out", str(tmp_path), "--no-progress"])
+    rc = demo_main(["--data-dir", str(data_dir), "--out", str(tmp_path), "--no-progress"])  # every model
     out = capsys.readouterr().out
     assert rc == 0, out
     report = json.loads((tmp_path / "demo_report.json").read_text())
     rows = {r["model"]: r for r in report["models"]}
-    assert rows["mnist_mlp"]["test_accuracy"] >= 0.975 and rows["mnist_cnn"]["test_accuracy"] >= 0.99
+    assert rows["mnist_mlp"]["accuracy"] >= 0.975 and rows["mnist_cnn"]["accuracy"] >= 0.99
+    assert rows["asl_cnn"]["accuracy"] >= 0.99 and rows["efficientnet_lite0_transfer"]["accuracy"] >= 0.90
     assert all(r["parity"]["passed"] for r in rows.values())
+    assert report["doggy_door"]["exit_status"] == 0
     assert report["environment"]["cores"] >= 1
-    assert "| mnist_cnn |" in out and "parity PASS" in out and "latency mnist_cnn batch 1" in out
+    assert "| asl_cnn |" in out and "parity PASS" in out and "latency mnist_cnn batch 1" in out
+    assert "Penny.jpg: dog: the door opens" in out and "sleepy_cat.jpg: cat: stays inside" in out

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from runtime.preprocess import preprocess
-from train.mnist import to_tensors
+from train.workflow import to_tensors
 from train.models import get_model
 
 

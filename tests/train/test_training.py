@@ -8,7 +8,7 @@ from train.__main__ import main as train_main
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.errors import TrainError
 from train.loop import TrainConfig, evaluate, fit, split_train_val
-from train.mnist import kfold_indices, to_tensors
+from train.workflow import kfold_indices, to_tensors
 from train.models import MODELS, get_model
 
 
@@ -39,9 +39,17 @@ def test_kfold_folds_partition_the_data():
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_models_produce_logits_for_their_spec(name):
     entry = get_model(name)
-    spec = entry.spec()
-    out = entry.build()(torch.zeros((3,) + spec.input_shape))
-    assert out.shape == (3, spec.num_classes)
+    labels = ("cat", "dog", "fish") if entry.dataset == "image_folder" else None
+    spec = entry.spec(labels, 64)
+    out = entry.build(spec).eval()(torch.zeros((2,) + spec.input_shape))
+    assert out.shape == (2, spec.num_classes)
+
+
+def test_transfer_models_need_labels_and_names_are_unique():
+    with pytest.raises(TrainError, match="vgg16_transfer needs the class labels"):
+        get_model("vgg16_transfer").spec()
+    with pytest.raises(TrainError, match="unknown model 'resnet'; choose one of"):
+        get_model("resnet")
 
 
 def test_training_learns_and_is_deterministic_under_a_seed(small):

@@ -1,0 +1,1 @@
+"""Small example applications built on the runtime API (torch-free, like the rest of runtime)."""

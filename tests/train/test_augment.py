@@ -1,0 +1,31 @@
+import torch
+
+from train.augment import course_augmentation
+from train.loop import seed_everything
+
+
+def test_augmentation_is_deterministic_under_a_seed_and_varies_per_image(data_dir):
+    from train.data.sign_mnist import load_sign_mnist_file
+
+    images = torch.from_numpy(load_sign_mnist_file(data_dir / "sign_mnist" / "sign_mnist_test.csv.gz").images[:16])
+    batch = images[:, None]
+    augment = course_augmentation(28, 28)
+    seed_everything(5)
+    a = augment(batch)
+    seed_everything(5)
+    b = augment(batch)
+    seed_everything(6)
+    c = augment(batch)
+    assert a.shape == (16, 1, 28, 28) and a.dtype == torch.float32
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert 0.0 <= float(a.min()) and float(a.max()) <= 255.0
+    # Each image gets its own draw: the same image twice in one batch comes out differently.
+    twice = augment(torch.stack([batch[0], batch[0]]))
+    assert not torch.equal(twice[0], twice[1])
+    assert not torch.equal(a, batch.float())
+
+
+def test_augmentation_can_crop_to_a_smaller_output():
+    augment = course_augmentation(24, 24)
+    out = augment(torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8))
+    assert out.shape == (3, 3, 24, 24)

@@ -1,0 +1,111 @@
+"""Transfer learning (course lab 5): ``python -m train transfer --backbone vgg16 --weights imagenet --data DIR``.
+
+DIR is an ImageFolder (``DIR/<class>/*.jpg``), or holds ``train/`` and ``val/`` ImageFolders. Phase 1
+freezes the pretrained backbone and trains a new head; phase 2 unfreezes everything and fine-tunes
+with a small learning rate (the course uses 1e-6). Both phases are reported; the validation split is
+the held-out data.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from train.augment import AugmentConfig, course_augmentation
+from train.data.image_folder import load_image_folder
+from train.errors import TrainError
+from train.loop import TrainConfig, evaluate, fit, is_main_process, seed_everything, split_train_val
+from train.models import get_model
+from train.models.transfer import BACKBONES
+from train.workflow import save_run, to_tensors, train_inputs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backbone", choices=sorted(BACKBONES), default="vgg16")
+    parser.add_argument("--weights", default="imagenet",
+                        help="imagenet (torchvision download for vgg16; shipped package for efficientnet_lite0), "
+                             "none (random init, for tests), or a path to a .pth state dict")
+    parser.add_argument("--data", type=Path, required=True, help="ImageFolder root, or a folder with train/ and val/")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--image-size", type=int, default=224, help="model input side (default 224)")
+    parser.add_argument("--epochs", type=int, default=5, help="phase 1: frozen backbone, new head")
+    parser.add_argument("--lr", type=float, default=1e-3, help="phase 1 learning rate")
+    parser.add_argument("--finetune-epochs", type=int, default=2, help="phase 2: everything unfrozen")
+    parser.add_argument("--finetune-lr", type=float, default=1e-6, help="phase 2 learning rate (course: 1e-6)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--val-fraction", type=float, default=0.2, help="held out when DIR has no val/ folder")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-augment", action="store_true")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> dict:
+    return train_transfer(args.backbone, args.weights, args.data, args.out, image_size=args.image_size,
+                          head=TrainConfig(args.epochs, args.lr, args.batch_size, args.seed, args.val_fraction),
+                          finetune=TrainConfig(args.finetune_epochs, args.finetune_lr, args.batch_size, args.seed),
+                          augment=not args.no_augment, progress=not args.no_progress)
+
+
+def _splits(data: Path, spec, val_fraction: float, seed: int):
+    """(train canvas images, train labels, val images, val labels, classes)."""
+    if (data / "train").is_dir() and (data / "val").is_dir():
+        train = load_image_folder(data / "train", spec, for_training=True)
+        val = load_image_folder(data / "val", spec, classes=train.classes)
+        return train.images, train.labels, val.images, val.labels, train.classes
+    canvas = load_image_folder(data, spec, for_training=True)
+    exact = load_image_folder(data, spec, classes=canvas.classes)
+    tr, va = split_train_val(len(canvas.labels), val_fraction, seed)
+    return canvas.images[tr], canvas.labels[tr], exact.images[va], exact.labels[va], canvas.classes
+
+
+def train_transfer(backbone: str, weights: str, data: Path, out: Path, image_size: int = 224,
+                   head: TrainConfig | None = None, finetune: TrainConfig | None = None,
+                   augment: bool = True, progress: bool = True) -> dict:
+    head = head or TrainConfig(epochs=5, batch_size=32, val_fraction=0.2)
+    finetune = finetune or TrainConfig(epochs=2, lr=1e-6, batch_size=head.batch_size, seed=head.seed)
+    entry = get_model(f"{backbone}_transfer")
+    from train.data.image_folder import list_image_folder
+
+    classes = list_image_folder(data / "train" if (data / "train").is_dir() else data)[0]
+    spec = entry.spec(labels=classes, image_size=image_size)
+    x_tr, y_tr, x_va, y_va, classes = _splits(Path(data), spec, head.val_fraction, head.seed)
+    if not augment:  # without random crops, train on exactly what evaluation sees
+        x_tr = np.stack([_center(img, spec) for img in x_tr])
+    crop = AugmentConfig(rotation_degrees=15.0, crop_scale=(0.3, 1.0))
+    train_xy, transform = train_inputs(x_tr, y_tr, spec,
+                                       course_augmentation(spec.height, spec.width, crop) if augment else None)
+    val = to_tensors(x_va, y_va, spec)
+
+    seed_everything(head.seed)
+    model = entry.build(spec, weights)
+    phases = []
+    for phase, config, frozen in (("head", head, True), ("finetune", finetune, False)):
+        if config.epochs <= 0:
+            continue
+        model.freeze_backbone(frozen)
+        history = fit(model, train_xy, val, config, transform=transform, progress=progress,
+                      desc=f"{entry.name} {phase}")
+        phases.append({"phase": phase, "frozen_backbone": frozen, "config": config.to_dict(),
+                       "history": [vars(h) for h in history], "val_accuracy": history[-1].val_accuracy})
+    model.freeze_backbone(False)
+    val_loss, val_acc = evaluate(model, *val)
+    report = {"model": entry.name, "backbone": backbone, "weights": weights, "data": str(data),
+              "classes": list(classes), "train_images": len(y_tr), "val_images": len(y_va),
+              "augmentation": augment, "phases": phases, "val": {"loss": val_loss, "accuracy": val_acc}}
+    if is_main_process():
+        save_run(Path(out), entry.name, model, spec, report)
+        for p in phases:
+            print(f"{entry.name} phase {p['phase']} (backbone {'frozen' if p['frozen_backbone'] else 'trainable'}): "
+                  f"val accuracy {p['val_accuracy']:.4f}")
+        print(f"{entry.name}: validation accuracy {val_acc:.4f} on {len(y_va)} images; wrote {out}")
+    return report
+
+
+def _center(canvas: np.ndarray, spec) -> np.ndarray:
+    """The centre (height, width) of a square training canvas: what the runtime's centre crop keeps."""
+    top = int(round((canvas.shape[0] - spec.height) / 2.0))
+    left = int(round((canvas.shape[1] - spec.width) / 2.0))
+    return canvas[top : top + spec.height, left : left + spec.width]
