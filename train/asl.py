@@ -1,4 +1,4 @@
-"""Train the ASL CNN: ``python -m train asl --epochs 20 --out artifacts/asl_cnn``.
+"""Train the ASL CNN: ``python -m train asl --epochs 20 --out artifacts/asl_cnn`` (batch 32, as the course).
 
 Data: the Kaggle Sign-MNIST CSVs under <data-dir>/sign_mnist (or ``--train-csv``/``--test-csv`` for a
 user's own files in that format). Validation comes from the training CSV; the test CSV is read
@@ -19,7 +19,7 @@ from train.workflow import train_and_save
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser, "sign_mnist", "asl_cnn", epochs=20)
+    add_common_arguments(parser, "sign_mnist", "asl_cnn", epochs=20, batch_size=32)  # the course's batch
     parser.add_argument("--train-csv", type=Path, default=None, help="a training CSV in Sign-MNIST format")
     parser.add_argument("--test-csv", type=Path, default=None, help="a test CSV in Sign-MNIST format")
     parser.add_argument("--no-augment", action="store_true", help="train without the course augmentation")

@@ -40,6 +40,7 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.1
     schedule: LrSchedule = LrSchedule.COSINE
+    label_smoothing: float = 0.0
 
     def to_dict(self) -> dict:
         return {**asdict(self), "schedule": LrSchedule(self.schedule).value}
@@ -175,7 +176,7 @@ def fit(
     scheduler = None
     if LrSchedule(config.schedule) is LrSchedule.COSINE:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs * len(batches)))
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     show = progress and rank == 0
     history = []
     for epoch in range(1, config.epochs + 1):

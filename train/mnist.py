@@ -20,7 +20,8 @@ from train.models import MODELS
 from train.workflow import train_and_save
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, dataset: str, default_model: str, epochs: int) -> None:
+def add_common_arguments(parser: argparse.ArgumentParser, dataset: str, default_model: str, epochs: int,
+                         batch_size: int = 128) -> None:
     """Options every in-memory classifier command shares (MNIST, ASL)."""
     parser.add_argument("--model", choices=sorted(m for m, e in MODELS.items() if e.dataset == dataset),
                         default=default_model)
@@ -28,7 +29,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, dataset: str, default_
     parser.add_argument("--out", type=Path, required=True, help="output folder for checkpoint, spec and metrics")
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--schedule", choices=[s.value for s in LrSchedule], default=LrSchedule.COSINE.value,
                         help="learning-rate schedule over the run (default cosine decay to 0)")

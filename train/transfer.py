@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from train.augment import AugmentConfig, course_augmentation
 from train.data.image_folder import load_image_folder
@@ -38,14 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--val-fraction", type=float, default=0.2, help="held out when DIR has no val/ folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--label-smoothing", type=float, default=0.1, help="cross-entropy label smoothing")
     parser.add_argument("--no-augment", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> dict:
     return train_transfer(args.backbone, args.weights, args.data, args.out, image_size=args.image_size,
-                          head=TrainConfig(args.epochs, args.lr, args.batch_size, args.seed, args.val_fraction),
-                          finetune=TrainConfig(args.finetune_epochs, args.finetune_lr, args.batch_size, args.seed),
+                          head=TrainConfig(args.epochs, args.lr, args.batch_size, args.seed, args.val_fraction,
+                                           label_smoothing=args.label_smoothing),
+                          finetune=TrainConfig(args.finetune_epochs, args.finetune_lr, args.batch_size, args.seed,
+                                               label_smoothing=args.label_smoothing),
                           augment=not args.no_augment, progress=not args.no_progress)
 
 
@@ -78,9 +82,13 @@ def train_transfer(backbone: str, weights: str, data: Path, out: Path, image_siz
     train_xy, transform = train_inputs(x_tr, y_tr, spec,
                                        course_augmentation(spec.height, spec.width, crop) if augment else None)
     val = to_tensors(x_va, y_va, spec)
+    # Channels-last activations run the convolutions ~1.5x faster on this CPU (measured, see README).
+    transform = _channels_last(transform)
+    train_xy = (train_xy[0] if augment else train_xy[0].contiguous(memory_format=torch.channels_last), train_xy[1])
+    val = (val[0].contiguous(memory_format=torch.channels_last), val[1])
 
     seed_everything(head.seed)
-    model = entry.build(spec, weights)
+    model = entry.build(spec, weights).to(memory_format=torch.channels_last)
     phases = []
     for phase, config, frozen in (("head", head, True), ("finetune", finetune, False)):
         if config.epochs <= 0:
@@ -102,6 +110,12 @@ def train_transfer(backbone: str, weights: str, data: Path, out: Path, image_siz
                   f"val accuracy {p['val_accuracy']:.4f}")
         print(f"{entry.name}: validation accuracy {val_acc:.4f} on {len(y_va)} images; wrote {out}")
     return report
+
+
+def _channels_last(transform):
+    if transform is None:
+        return None
+    return lambda xb: transform(xb).contiguous(memory_format=torch.channels_last)
 
 
 def _center(canvas: np.ndarray, spec) -> np.ndarray:

@@ -17,6 +17,19 @@ def test_unknown_demo_model_is_a_usage_error(capsys):
     assert "unknown demo model(s) ['resnet9000']" in capsys.readouterr().err
 
 
+def test_demo_mnist_path_end_to_end(tmp_path, data_dir, capsys):
+    """The MNIST half of `make demo` (about 2 minutes): accuracy targets, parity, latency, report."""
+    rc = demo_main(["--data-dir", str(data_dir), "--out", str(tmp_path), "--no-progress",
+                    "--models", "mnist_mlp,mnist_cnn", "--no-doggy-door"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    report = json.loads((tmp_path / "demo_report.json").read_text())
+    rows = {r["model"]: r for r in report["models"]}
+    assert rows["mnist_mlp"]["accuracy"] >= 0.975 and rows["mnist_cnn"]["accuracy"] >= 0.99
+    assert all(r["parity"]["passed"] for r in rows.values()) and report["doggy_door"] is None
+    assert "| mnist_cnn |" in out and "latency mnist_cnn batch 1" in out
+
+
 @pytest.mark.slow
 def test_demo_runs_the_whole_path_and_reports(tmp_path, data_dir, capsys):
     rc = demo_main(["--data-dir", str(data_dir), "--out", str(tmp_path), "--no-progress"])  # every model
