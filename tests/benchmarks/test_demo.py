@@ -12,6 +12,16 @@ def test_measure_reports_ordered_statistics():
     assert stats.min_ms <= stats.median_ms <= stats.p90_ms <= stats.max_ms
 
 
+def test_models_whose_data_is_missing_say_how_to_get_it(tmp_path):
+    from benchmarks.demo import DEMO_MODELS
+
+    reasons = {m.name: m.missing_data(tmp_path) for m in DEMO_MODELS}
+    assert "download the Sign-MNIST CSVs from Kaggle" in reasons["asl_cnn"]
+    assert "run `make data`" in reasons["mnist_cnn"]
+    (tmp_path / "flowers").mkdir()
+    assert DEMO_MODELS[-1].missing_data(tmp_path) is None
+
+
 def test_unknown_demo_model_is_a_usage_error(capsys):
     assert demo_main(["--models", "resnet9000"]) == 2
     assert "unknown demo model(s) ['resnet9000']" in capsys.readouterr().err
