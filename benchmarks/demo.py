@@ -72,7 +72,7 @@ class DemoModel:
         if (data_dir / self.data).is_dir():
             return None
         how = {"sign_mnist": "download the Sign-MNIST CSVs from Kaggle (datamunge/sign-language-mnist)",
-               "flowers": "put an ImageFolder with train/ and val/ there (see ../shared/data/flowers/README.md)",
+               "flowers": "put an ImageFolder there: train/<class>/*.jpg and val/<class>/*.jpg (e.g. TensorFlow flower_photos)",
                }.get(self.data, "run `make data`")
         return f"{data_dir / self.data} not found; {how}"
 
