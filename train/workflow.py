@@ -116,9 +116,9 @@ def train_and_save(
     # The test split is loaded here, once, for the final evaluation only.
     test_images, test_labels = load_test()
     test_loss, test_acc = evaluate(model, *to_tensors(test_images, test_labels, spec))
+    report.setdefault("augmentation", augment is not None)
     report.update({
         "config": config.to_dict(),
-        "augmentation": augment is not None,
         "history": [vars(h) for h in history],
         "test": {"loss": test_loss, "accuracy": test_acc, "images": len(test_labels)},
     })
