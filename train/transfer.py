@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from train.augment import AugmentConfig, course_augmentation
-from train.data.image_folder import load_image_folder
+from train.data.image_folder import list_image_folder, load_image_folder
 from train.errors import TrainError
 from train.loop import TrainConfig, evaluate, fit, is_main_process, seed_everything, split_train_val
 from train.models import get_model
@@ -71,8 +71,6 @@ def train_transfer(backbone: str, weights: str, data: Path, out: Path, image_siz
     head = head or TrainConfig(epochs=5, batch_size=32, val_fraction=0.2)
     finetune = finetune or TrainConfig(epochs=2, lr=1e-6, batch_size=head.batch_size, seed=head.seed)
     entry = get_model(f"{backbone}_transfer")
-    from train.data.image_folder import list_image_folder
-
     classes = list_image_folder(data / "train" if (data / "train").is_dir() else data)[0]
     spec = entry.spec(labels=classes, image_size=image_size)
     x_tr, y_tr, x_va, y_va, classes = _splits(Path(data), spec, head.val_fraction, head.seed)
