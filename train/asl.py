@@ -15,7 +15,7 @@ from train.augment import AugmentConfig, course_augmentation
 from train.data.paths import resolve_data_dir
 from train.data.sign_mnist import load_sign_mnist, load_sign_mnist_file
 from train.loop import TrainConfig
-from train.mnist import add_common_arguments, config_and_grid
+from train.options import add_common_arguments, config_and_grid
 from train.workflow import train_and_save
 
 # The course's transforms, with the flip off by default: a mirrored hand is another hand, and on the Kaggle

@@ -9,15 +9,12 @@ the held-out data.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from train.augment import AugmentConfig, course_augmentation
 from train.data.image_folder import list_image_folder, load_image_folder
-from train.errors import TrainError
 from train.loop import TrainConfig, evaluate, fit, is_main_process, seed_everything, split_train_val
 from train.models import get_model
 from train.models.transfer import BACKBONES
@@ -53,16 +50,20 @@ def run(args: argparse.Namespace) -> dict:
                           augment=not args.no_augment, progress=not args.no_progress)
 
 
-def _splits(data: Path, spec, val_fraction: float, seed: int):
-    """(train canvas images, train labels, val images, val labels, classes)."""
+def _splits(data: Path, spec, val_fraction: float, seed: int, canvas: bool):
+    """(train images, train labels, val images, val labels, classes).
+
+    With ``canvas`` the training images keep room around the crop for augmentation; without it they are
+    exactly what the runtime feeds the model. Validation images always are.
+    """
     if (data / "train").is_dir() and (data / "val").is_dir():
-        train = load_image_folder(data / "train", spec, for_training=True)
+        train = load_image_folder(data / "train", spec, for_training=canvas)
         val = load_image_folder(data / "val", spec, classes=train.classes)
         return train.images, train.labels, val.images, val.labels, train.classes
-    canvas = load_image_folder(data, spec, for_training=True)
-    exact = load_image_folder(data, spec, classes=canvas.classes)
-    tr, va = split_train_val(len(canvas.labels), val_fraction, seed)
-    return canvas.images[tr], canvas.labels[tr], exact.images[va], exact.labels[va], canvas.classes
+    exact = load_image_folder(data, spec)
+    train = load_image_folder(data, spec, for_training=True, classes=exact.classes) if canvas else exact
+    tr, va = split_train_val(len(exact.labels), val_fraction, seed)
+    return train.images[tr], train.labels[tr], exact.images[va], exact.labels[va], exact.classes
 
 
 def train_transfer(backbone: str, weights: str, data: Path, out: Path, image_size: int = 224,
@@ -73,9 +74,7 @@ def train_transfer(backbone: str, weights: str, data: Path, out: Path, image_siz
     entry = get_model(f"{backbone}_transfer")
     classes = list_image_folder(data / "train" if (data / "train").is_dir() else data)[0]
     spec = entry.spec(labels=classes, image_size=image_size)
-    x_tr, y_tr, x_va, y_va, classes = _splits(Path(data), spec, head.val_fraction, head.seed)
-    if not augment:  # without random crops, train on exactly what evaluation sees
-        x_tr = np.stack([_center(img, spec) for img in x_tr])
+    x_tr, y_tr, x_va, y_va, classes = _splits(Path(data), spec, head.val_fraction, head.seed, canvas=augment)
     crop = AugmentConfig(rotation_degrees=15.0, crop_scale=(0.3, 1.0))
     train_xy, transform = train_inputs(x_tr, y_tr, spec,
                                        course_augmentation(spec.height, spec.width, crop) if augment else None)
@@ -114,10 +113,3 @@ def _channels_last(transform):
     if transform is None:
         return None
     return lambda xb: transform(xb).contiguous(memory_format=torch.channels_last)
-
-
-def _center(canvas: np.ndarray, spec) -> np.ndarray:
-    """The centre (height, width) of a square training canvas: what the runtime's centre crop keeps."""
-    top = int(round((canvas.shape[0] - spec.height) / 2.0))
-    left = int(round((canvas.shape[1] - spec.width) / 2.0))
-    return canvas[top : top + spec.height, left : left + spec.width]
