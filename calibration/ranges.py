@@ -1,0 +1,108 @@
+"""Activation ranges from one calibration run with ONNX Runtime's calibrators.
+
+The FP32 export is first prepared for quantization with ``quant_pre_process`` (shape inference and
+ONNX Runtime's basic graph optimizations: BatchNorm folded into the convolution before it, constants
+folded), so a Q/DQ pair never separates a convolution from its BatchNorm. That prepared graph is
+calibrated once; every int8 form and the TensorRT cache are written from the same ranges, which are
+kept as ``<name>.ranges.json`` in ONNX Runtime's own format (``save_tensors_data``).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod
+from onnxruntime.quantization.calibrate import TensorsData, create_calibrator, load_tensors_data, save_tensors_data
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from calibration.dataset import CalibrationSet
+from runtime.preprocess import normalize
+from runtime.spec import ModelSpec
+
+
+class Method(str, enum.Enum):
+    MINMAX = "minmax"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
+
+    @property
+    def ort(self) -> CalibrationMethod:
+        return {Method.MINMAX: CalibrationMethod.MinMax, Method.ENTROPY: CalibrationMethod.Entropy,
+                Method.PERCENTILE: CalibrationMethod.Percentile}[self]
+
+
+PERCENTILE = 99.999
+CALIBRATION_BATCH = 32
+
+
+class SpecDataReader(CalibrationDataReader):
+    """Feeds the calibration images, preprocessed exactly as the runtime does, in batches."""
+
+    def __init__(self, calib: CalibrationSet, spec: ModelSpec, batch_size: int = CALIBRATION_BATCH) -> None:
+        self.calib, self.spec, self.batch_size = calib, spec, batch_size
+        self._batches: Iterator[dict[str, np.ndarray]] | None = None
+        self.rewind()
+
+    def __len__(self) -> int:
+        return -(-len(self.calib.labels) // self.batch_size)
+
+    def _generate(self) -> Iterator[dict[str, np.ndarray]]:
+        for start in range(0, len(self.calib.labels), self.batch_size):
+            yield {self.spec.input_name: normalize(self.calib.images[start:start + self.batch_size], self.spec)}
+
+    def rewind(self) -> None:
+        self._batches = self._generate()
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._batches, None)
+
+
+def prepare(fp32: Path, out: Path) -> Path:
+    """``quant_pre_process`` into ``out`` (BatchNorm folded, shapes inferred); returns ``out``."""
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
+    quant_pre_process(str(fp32), str(out), skip_symbolic_shape=True)
+    onnx.checker.check_model(str(out))
+    return out
+
+
+def calibrate(prepared: Path, calib: CalibrationSet, spec: ModelSpec, method: Method = Method.ENTROPY) -> TensorsData:
+    """Ranges of every float activation of ``prepared`` over the calibration set."""
+    extra = {"percentile": PERCENTILE} if method is Method.PERCENTILE else {}
+    if method is Method.MINMAX:
+        extra["max_intermediate_outputs"] = 4  # reduce every few batches: bounded memory on big inputs
+    with tempfile.TemporaryDirectory(prefix="edge-calib-") as tmp:
+        calibrator = create_calibrator(prepared, None, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+                                       calibrate_method=method.ort, extra_options=extra,
+                                       providers=["CPUExecutionProvider"])
+        calibrator.collect_data(SpecDataReader(calib, spec))
+        ranges = calibrator.compute_data()
+        del calibrator
+    return ranges
+
+
+def save_ranges(ranges: TensorsData, path: Path) -> Path:
+    from runtime.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        save_tensors_data(ranges, tmp)
+    load_tensors_data(path)  # verify what landed
+    return Path(path)
+
+
+def load_ranges(path: Path) -> TensorsData:
+    return load_tensors_data(Path(path))
+
+
+def amax(ranges: TensorsData) -> dict[str, float]:
+    """Symmetric range (max |lowest|, |highest|) of every calibrated tensor."""
+    out = {}
+    for name, data in ranges.items():
+        low, high = data.range_value
+        out[name] = float(max(abs(float(np.asarray(low).max())), abs(float(np.asarray(high).max()))))
+    return out

@@ -1,0 +1,143 @@
+"""Writers for the precision variants: ``<name>.fp16.onnx``, ``<name>.int8.onnx``, ``<name>.int8.ort.onnx``.
+
+- FP16: ONNX Runtime's ``convert_float_to_float16`` with FP32 inputs and outputs (casts at the
+  edges); any node whose calibrated activations come near the FP16 limit stays FP32.
+- INT8 for TensorRT: explicit Q/DQ, symmetric int8 activations and weights (zero point 0),
+  per-channel weights, bias left in float (``QuantizeBias: False``; an int32 bias
+  DequantizeLinear is rejected by the TensorRT ONNX parser), Q/DQ only around the ops
+  TensorRT runs in int8 (Conv, Gemm, MatMul); TensorRT fuses them with their neighbours.
+- INT8 for ONNX Runtime on the CPU: the same ranges, uint8 activations (the U8S8 kernels x86
+  VNNI/AMX runs fastest), int8 per-channel weights and int32 bias, in ONNX Runtime's
+  operator form (QLinearConv, QGemm…), where ONNX Runtime's CPU kernels need no pattern matching.
+
+Each file carries the ModelSpec and its precision in ``metadata_props``, passes the ONNX checker
+and is written atomically.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import onnx
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.calibrate import TensorsData, save_tensors_data
+from onnxruntime.transformers.float16 import convert_float_to_float16
+from onnxruntime.transformers.onnx_model import OnnxModel
+
+from calibration.ranges import amax
+from export.onnx_export import save_onnx
+from runtime.spec import METADATA_KEY, ModelSpec
+
+PRECISION_KEY = "edge_toolkit.precision"
+FP16_MAX = 65504.0
+# Activations above this share of the FP16 maximum (as calibrated) keep their node in FP32: the
+# calibration set is a sample, real inputs can go further.
+FP16_HEADROOM = 0.25
+TENSORRT_INT8_OPS = ("Conv", "Gemm", "MatMul")
+# ONNX Runtime's int8 convolution is slower than its FP32 one when each output sums few products
+# (a first layer on 1 or 3 channels: 9 or 27 per 3×3 window); those stay FP32 in the CPU form.
+MIN_INT8_REDUCTION = 32
+
+
+WRITERS = {}  # Precision → writer, filled below
+
+
+class Precision(str, enum.Enum):
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"  # explicit Q/DQ for TensorRT (and any ONNX Runtime)
+    INT8_ORT = "int8.ort"  # ONNX Runtime CPU form
+
+    def path(self, folder: Path, model: str) -> Path:
+        return Path(folder) / f"{model}.{self.value}.onnx"
+
+
+def _stamp(proto: onnx.ModelProto, spec: ModelSpec, precision: Precision, extra: dict[str, str] | None = None) -> None:
+    props = {p.key: p.value for p in proto.metadata_props}
+    props.update({METADATA_KEY: spec.to_json(), PRECISION_KEY: precision.value, **(extra or {})})
+    onnx.helper.set_model_props(proto, props)
+
+
+def fp16_blocked_nodes(proto: onnx.ModelProto, ranges: TensorsData | None) -> list[str]:
+    """Nodes with an input or output whose calibrated magnitude is too close to the FP16 limit."""
+    if ranges is None:
+        return []
+    limit = FP16_MAX * FP16_HEADROOM
+    big = {name for name, value in amax(ranges).items() if value > limit}
+    return [n.name for n in proto.graph.node if big.intersection(list(n.input) + list(n.output))]
+
+
+def write_fp16(prepared: Path, spec: ModelSpec, out: Path, ranges: TensorsData | None = None) -> tuple[Path, list[str]]:
+    proto = onnx.load(str(prepared))
+    blocked = fp16_blocked_nodes(proto, ranges)
+    half = convert_float_to_float16(proto, keep_io_types=True, node_block_list=blocked or None)
+    OnnxModel.graph_topological_sort(half.graph, is_deterministic=True)  # the edge casts are appended last
+    _stamp(half, spec, Precision.FP16, {"edge_toolkit.fp16_kept_fp32": ",".join(blocked)})
+    onnx.checker.check_model(half, full_check=True)
+    return save_onnx(half, out), blocked
+
+
+def quantizable_nodes(prepared: Path, op_types: Sequence[str] = TENSORRT_INT8_OPS) -> list[str]:
+    return [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in op_types]
+
+
+def shallow_convolutions(prepared: Path) -> list[str]:
+    """Ungrouped Conv nodes whose reduction depth (in-channels × kernel area) is below MIN_INT8_REDUCTION."""
+    proto = onnx.load(str(prepared))
+    weights = {t.name: tuple(t.dims) for t in proto.graph.initializer}
+    names = []
+    for node in proto.graph.node:
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        shape = weights.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
+        if shape and group == 1 and math.prod(shape[1:]) < MIN_INT8_REDUCTION:
+            names.append(node.name)
+    return names
+
+
+def _quantize(prepared: Path, ranges: TensorsData, out: Path, *, quant_format: QuantFormat, activation: QuantType,
+              op_types: Sequence[str] | None, exclude: Sequence[str], extra: dict, only: Sequence[str] = ()) -> None:
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # "consider pre-processing": done
+    with tempfile.TemporaryDirectory(prefix="edge-int8-") as tmp:
+        cache = Path(tmp) / "ranges.json"
+        save_tensors_data(ranges, cache)  # quantize_static reads the ranges back instead of recalibrating
+        quantize_static(str(prepared), str(out), None, quant_format=quant_format,
+                        op_types_to_quantize=list(op_types or []), per_channel=True, activation_type=activation,
+                        weight_type=QuantType.QInt8, nodes_to_quantize=list(only), nodes_to_exclude=list(exclude),
+                        calibrate_method=ranges.calibration_method, calibration_cache_path=cache,
+                        extra_options=extra)
+
+
+def write_int8(prepared: Path, ranges: TensorsData, spec: ModelSpec, out: Path, exclude: Sequence[str] = (),
+               calibration: dict[str, str] | None = None, only: Sequence[str] = ()) -> Path:
+    """The TensorRT-friendly explicit-quantization file (``only``: quantize just these nodes)."""
+    with tempfile.TemporaryDirectory(prefix="edge-int8-") as tmp:
+        raw = Path(tmp) / "int8.onnx"
+        _quantize(prepared, ranges, raw, quant_format=QuantFormat.QDQ, activation=QuantType.QInt8,
+                  op_types=TENSORRT_INT8_OPS, exclude=exclude, only=only,
+                  extra={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False})
+        proto = onnx.load(str(raw))
+    _stamp(proto, spec, Precision.INT8, {"edge_toolkit.int8_excluded": ",".join(exclude), **(calibration or {})})
+    onnx.checker.check_model(proto, full_check=True)
+    return save_onnx(proto, out)
+
+
+def write_int8_ort(prepared: Path, ranges: TensorsData, spec: ModelSpec, out: Path, exclude: Sequence[str] = (),
+                   calibration: dict[str, str] | None = None, only: Sequence[str] = ()) -> Path:
+    """The ONNX Runtime CPU file: uint8 activations, operator form, from the same ranges."""
+    exclude = list(dict.fromkeys([*exclude, *shallow_convolutions(prepared)]))
+    with tempfile.TemporaryDirectory(prefix="edge-int8-") as tmp:
+        raw = Path(tmp) / "int8.ort.onnx"
+        _quantize(prepared, ranges, raw, quant_format=QuantFormat.QOperator, activation=QuantType.QUInt8,
+                  op_types=None, exclude=exclude, only=only, extra={"WeightSymmetric": True})
+        proto = onnx.load(str(raw))
+    _stamp(proto, spec, Precision.INT8_ORT, {"edge_toolkit.int8_excluded": ",".join(exclude), **(calibration or {})})
+    onnx.checker.check_model(proto)  # com.microsoft ops: no full_check (the checker has no schemas for them)
+    return save_onnx(proto, out)
+
+
+WRITERS.update({Precision.INT8: write_int8, Precision.INT8_ORT: write_int8_ort})
