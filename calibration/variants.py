@@ -31,6 +31,7 @@ from onnxruntime.transformers.onnx_model import OnnxModel
 
 from calibration.ranges import amax
 from export.onnx_export import save_onnx
+from runtime.backends.onnxruntime import DISABLED_OPTIMIZERS_KEY
 from runtime.spec import METADATA_KEY, ModelSpec
 
 PRECISION_KEY = "edge_toolkit.precision"
@@ -87,15 +88,27 @@ def quantizable_nodes(prepared: Path, op_types: Sequence[str] = TENSORRT_INT8_OP
 
 
 def shallow_convolutions(prepared: Path) -> list[str]:
-    """Ungrouped Conv nodes whose reduction depth (in-channels × kernel area) is below MIN_INT8_REDUCTION."""
+    """Ungrouped Conv nodes whose reduction depth (in-channels × kernel area) is below MIN_INT8_REDUCTION,
+    with the elementwise and pooling nodes that follow them up to the next Conv/Gemm/MatMul: left in
+    FP32 together, so the first quantize happens right before an op with a fast int8 kernel (a uint8
+    MaxPool cut off from the NHWC int8 convolutions runs a slow generic kernel)."""
     proto = onnx.load(str(prepared))
     weights = {t.name: tuple(t.dims) for t in proto.graph.initializer}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in proto.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
     names = []
     for node in proto.graph.node:
         group = next((a.i for a in node.attribute if a.name == "group"), 1)
         shape = weights.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
-        if shape and group == 1 and math.prod(shape[1:]) < MIN_INT8_REDUCTION:
-            names.append(node.name)
+        if not (shape and group == 1 and math.prod(shape[1:]) < MIN_INT8_REDUCTION):
+            continue
+        names.append(node.name)
+        follow = consumers.get(node.output[0], [])
+        while len(follow) == 1 and follow[0].op_type in ("Relu", "Clip", "MaxPool", "AveragePool"):
+            names.append(follow[0].name)
+            follow = consumers.get(follow[0].output[0], [])
     return names
 
 
@@ -135,7 +148,10 @@ def write_int8_ort(prepared: Path, ranges: TensorsData, spec: ModelSpec, out: Pa
         _quantize(prepared, ranges, raw, quant_format=QuantFormat.QOperator, activation=QuantType.QUInt8,
                   op_types=None, exclude=exclude, only=only, extra={"WeightSymmetric": True})
         proto = onnx.load(str(raw))
-    _stamp(proto, spec, Precision.INT8_ORT, {"edge_toolkit.int8_excluded": ",".join(exclude), **(calibration or {})})
+    # ONNX Runtime's QDQ propagation would move the first QuantizeLinear above the FP32 MaxPool that
+    # follows a shallow convolution, onto a uint8 NCHW pooling kernel 3× slower than the float one.
+    _stamp(proto, spec, Precision.INT8_ORT, {"edge_toolkit.int8_excluded": ",".join(exclude), **(calibration or {}),
+                                             DISABLED_OPTIMIZERS_KEY: "QDQPropagationTransformer"})
     onnx.checker.check_model(proto)  # com.microsoft ops: no full_check (the checker has no schemas for them)
     return save_onnx(proto, out)
 

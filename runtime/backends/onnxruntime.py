@@ -37,6 +37,11 @@ def available_providers() -> list[str]:
     return list(_onnxruntime().get_available_providers())
 
 
+# A model may name ONNX Runtime graph transformers to leave off for it (comma-separated), e.g. the
+# CPU int8 form keeps its first Quantize below a MaxPool that would otherwise run a slow uint8 kernel.
+DISABLED_OPTIMIZERS_KEY = "edge_toolkit.ort_disabled_optimizers"
+
+
 class SessionFromOnnx:
     """Lazy loader: calling it creates an ``onnxruntime.InferenceSession`` for ``path``.
 
@@ -70,7 +75,12 @@ class SessionFromOnnx:
         if self.threads:
             options.intra_op_num_threads = self.threads
         try:
-            return ort.InferenceSession(str(self.path), sess_options=options, providers=self.providers)
+            session = ort.InferenceSession(str(self.path), sess_options=options, providers=self.providers)
+            disabled = session.get_modelmeta().custom_metadata_map.get(DISABLED_OPTIMIZERS_KEY, "")
+            if disabled:  # the file asks for graph rewrites that would undo its int8 form (see calibration)
+                options.add_session_config_entry("optimization.disable_specified_optimizers", disabled)
+                session = ort.InferenceSession(str(self.path), sess_options=options, providers=self.providers)
+            return session
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(

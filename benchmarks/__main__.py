@@ -1,0 +1,29 @@
+"""``python -m benchmarks <command>``: ``compare`` (backends and precisions side by side) or ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from benchmarks import compare
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    compare.add_arguments(commands.add_parser("compare", help=compare.__doc__.split("\n")[0]))
+    commands.add_parser("demo", help="the main job (train → export → calibrate → parity → benchmark)",
+                        add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "demo":
+        from benchmarks import demo
+
+        return demo.main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return compare.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

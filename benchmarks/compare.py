@@ -1,0 +1,215 @@
+"""Backends and precisions side by side, in one run, on the same inputs.
+
+``python -m benchmarks compare --model asl_cnn [--artifacts DIR] [--batch 1,64] [--duration-s 1]``
+
+PyTorch eager FP32 (the checkpoint) against our runtime with ONNX Runtime on every precision file
+found (fp32, fp16, int8, int8.ort). Each timed call starts from decoded uint8 images and ends with
+class probabilities (preprocessing included on both sides). The candidates are measured in
+interleaved rounds and each reports the median of its round medians, so a noisy neighbour hurts
+all of them alike. Ratios are against PyTorch eager and against ONNX Runtime FP32 at the same
+batch. Accuracy comes from the accuracy gate's report (``<model>.gate.json``) when present.
+Writes ``<model>.compare.json``, ``.md`` and an accuracy-vs-latency ``.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from benchmarks.timing import environment, measure
+from runtime.atomic import atomic_path, write_text_atomic
+from runtime.errors import RuntimeToolkitError
+from runtime.model import Classifier
+from runtime.postprocess import to_probabilities
+from runtime.preprocess import normalize
+from runtime.spec import ModelSpec
+
+PRECISIONS = ("fp32", "fp16", "int8", "int8.ort")
+TORCH = "pytorch-eager-fp32"
+
+
+@dataclass
+class Row:
+    candidate: str
+    batch: int
+    median_ms: float
+    rounds: list[float]
+    vs_torch: float = 0.0  # speedup over PyTorch eager at this batch
+    vs_ort_fp32: float = 0.0  # speedup over ONNX Runtime FP32 at this batch
+    accuracy: float | None = None
+
+    @property
+    def throughput(self) -> float:
+        return 1000.0 * self.batch / self.median_ms
+
+
+def _torch_fn(checkpoint: Path, spec: ModelSpec, batch: np.ndarray) -> Callable[[], object]:
+    import torch
+
+    from train.checkpoint import load_checkpoint
+
+    model = load_checkpoint(checkpoint).model.eval()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+
+    @torch.inference_mode()
+    def run():
+        return torch.softmax(model(torch.from_numpy(normalize(batch, spec))), dim=1).numpy()
+
+    return run
+
+
+def _runtime_fn(classifier: Classifier, batch: np.ndarray) -> Callable[[], object]:
+    spec = classifier.spec
+    return lambda: to_probabilities(classifier.run(normalize(batch, spec)), spec)
+
+
+def gate_accuracy(artifacts: Path, model: str) -> dict[str, float]:
+    path = artifacts / f"{model}.gate.json"
+    if not path.is_file():
+        return {}
+    rows = json.loads(path.read_text())["rows"]
+    out = {f"ort-{r['precision']}": r["accuracy"] for r in rows}
+    if rows:
+        out[TORCH] = rows[0]["reference_accuracy"]
+    return out
+
+
+def compare(model: str, artifacts: Path, images: np.ndarray, batches: Sequence[int] = (1, 64),
+            duration_s: float = 1.0, rounds: int = 3, with_torch: bool = True, log=print) -> list[Row]:
+    artifacts = Path(artifacts)
+    spec = ModelSpec.load(artifacts / f"{model}.json")
+    files = {f"ort-{p}": artifacts / f"{model}.{p}.onnx" for p in PRECISIONS}
+    files = {k: v for k, v in files.items() if v.is_file()}
+    if not files:
+        raise FileNotFoundError(f"{artifacts}: no {model}.<precision>.onnx files; export and calibrate first")
+    accuracy = gate_accuracy(artifacts, model)
+    classifiers = {k: Classifier.from_path(v).__enter__() for k, v in files.items()}
+    rows: list[Row] = []
+    try:
+        for batch_size in batches:
+            batch = np.resize(images, (batch_size,) + images.shape[1:])  # repeat real samples up to the batch
+            fns = {k: _runtime_fn(c, batch) for k, c in classifiers.items()}
+            if with_torch and (artifacts / f"{model}.pt").is_file():
+                fns = {TORCH: _torch_fn(artifacts / f"{model}.pt", spec, batch), **fns}
+            medians: dict[str, list[float]] = {k: [] for k in fns}
+            for _ in range(rounds):
+                for name, fn in fns.items():
+                    medians[name].append(measure(name, fn, batch_size, warmup_s=0.2, duration_s=duration_s,
+                                                 min_iterations=5).median_ms)
+            here = {k: Row(k, batch_size, statistics.median(v), v, accuracy=accuracy.get(k)) for k, v in medians.items()}
+            for row in here.values():
+                if TORCH in here:
+                    row.vs_torch = here[TORCH].median_ms / row.median_ms
+                if "ort-fp32" in here:
+                    row.vs_ort_fp32 = here["ort-fp32"].median_ms / row.median_ms
+            rows.extend(here.values())
+            log(f"  {model} batch {batch_size}: " + ", ".join(f"{k} {r.median_ms:.3f} ms" for k, r in here.items()))
+    finally:
+        for c in classifiers.values():
+            c.__exit__(None, None, None)
+    return rows
+
+
+def markdown(model: str, rows: Sequence[Row]) -> str:
+    lines = [f"| {model} | batch | median ms | images/s | × PyTorch eager | × ORT FP32 | accuracy |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        acc = f"{r.accuracy:.4f}" if r.accuracy is not None else ""
+        lines.append(f"| {r.candidate} | {r.batch} | {r.median_ms:.3f} | {r.throughput:.0f} | {r.vs_torch:.2f} "
+                     f"| {r.vs_ort_fp32:.2f} | {acc} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(path: Path, model: str, rows: Sequence[Row]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    batches = sorted({r.batch for r in rows})
+    fig, axes = plt.subplots(1, len(batches), figsize=(5.5 * len(batches), 4.2), squeeze=False)
+    for ax, batch in zip(axes[0], batches):
+        for r in (r for r in rows if r.batch == batch and r.accuracy is not None):
+            ax.scatter(r.median_ms, 100 * r.accuracy, s=40)
+            ax.annotate(r.candidate, (r.median_ms, 100 * r.accuracy), fontsize=8, xytext=(4, 4),
+                        textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"median latency, batch {batch} (ms, log)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{model}: accuracy vs latency (end to end from decoded images)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def write_reports(model: str, artifacts: Path, rows: Sequence[Row]) -> dict[str, str]:
+    report = {"model": model, "environment": environment(),
+              "rows": [{**asdict(r), "throughput": r.throughput} for r in rows]}
+    files = {"json": write_text_atomic(artifacts / f"{model}.compare.json", json.dumps(report, indent=2) + "\n"),
+             "markdown": write_text_atomic(artifacts / f"{model}.compare.md", markdown(model, rows))}
+    if any(r.accuracy is not None for r in rows):
+        files["png"] = plot(artifacts / f"{model}.compare.png", model, rows)
+    return {k: str(v) for k, v in files.items()}
+
+
+def sample_images(model: str, artifacts: Path, count: int = 64) -> np.ndarray:
+    """Real samples to time with: the calibration set's images (training split), else zeros."""
+    from calibration.dataset import CalibrationSetError, load_calibration_set
+
+    try:
+        return load_calibration_set(artifacts, model).images[:count]
+    except CalibrationSetError:
+        spec = ModelSpec.load(artifacts / f"{model}.json")
+        shape = (count, spec.height, spec.width) + ((spec.channels,) if spec.channels > 1 else ())
+        return np.zeros(shape, np.uint8)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model name, e.g. asl_cnn")
+    parser.add_argument("--artifacts", type=Path, default=None, help="the model's folder (default artifacts/<model>)")
+    parser.add_argument("--batch", default="1,64", help="comma-separated batch sizes (default 1,64)")
+    parser.add_argument("--duration-s", type=float, default=1.0, help="timed seconds per candidate per round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--no-torch", action="store_true", help="leave PyTorch eager out")
+    parser.add_argument("--json", action="store_true", help="print the JSON report")
+
+
+def run(args: argparse.Namespace) -> int:
+    artifacts = args.artifacts or Path("artifacts") / args.model
+    try:
+        batches = [int(b) for b in args.batch.split(",") if b.strip()]
+        if not batches or min(batches) < 1:
+            raise ValueError
+    except ValueError:
+        print(f"error: --batch {args.batch!r}: expected positive integers like 1,8,64", file=sys.stderr)
+        return 2
+    try:
+        rows = compare(args.model, artifacts, sample_images(args.model, artifacts), batches, args.duration_s,
+                       args.rounds, not args.no_torch)
+        files = write_reports(args.model, artifacts, rows)
+    except (FileNotFoundError, RuntimeToolkitError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(Path(files["json"]).read_text() if args.json else markdown(args.model, rows), end="")
+    if not args.json:
+        print(f"written: {', '.join(files.values())}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks compare", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
