@@ -68,7 +68,7 @@ def calibrate_model(model: str, artifacts: Path, data_dir: Path,
     ranges_file = save_ranges(ranges, artifacts / f"{model}.ranges.json")
     log(f"{options.method.value} ranges for {len(ranges.data)} tensors → {ranges_file.name}")
     stamp = {"edge_toolkit.calibration_sha256": calib.sha256, "edge_toolkit.calibration_method": options.method.value}
-    fp16, kept = write_fp16(prepared, spec, Precision.FP16.path(artifacts, model), ranges)
+    fp16, kept = write_fp16(prepared, spec, Precision.FP16.path(artifacts, model), ranges, stamp)
     int8 = write_int8(prepared, ranges, spec, Precision.INT8.path(artifacts, model), calibration=stamp)
     int8_ort = write_int8_ort(prepared, ranges, spec, Precision.INT8_ORT.path(artifacts, model), calibration=stamp)
     cache = write_cache(artifacts / f"{model}.calib.cache", amax(ranges))

@@ -73,12 +73,13 @@ def fp16_blocked_nodes(proto: onnx.ModelProto, ranges: TensorsData | None) -> li
     return [n.name for n in proto.graph.node if big.intersection(list(n.input) + list(n.output))]
 
 
-def write_fp16(prepared: Path, spec: ModelSpec, out: Path, ranges: TensorsData | None = None) -> tuple[Path, list[str]]:
+def write_fp16(prepared: Path, spec: ModelSpec, out: Path, ranges: TensorsData | None = None,
+               calibration: dict[str, str] | None = None) -> tuple[Path, list[str]]:
     proto = onnx.load(str(prepared))
     blocked = fp16_blocked_nodes(proto, ranges)
     half = convert_float_to_float16(proto, keep_io_types=True, node_block_list=blocked or None)
     OnnxModel.graph_topological_sort(half.graph, is_deterministic=True)  # the edge casts are appended last
-    _stamp(half, spec, Precision.FP16, {"edge_toolkit.fp16_kept_fp32": ",".join(blocked)})
+    _stamp(half, spec, Precision.FP16, {"edge_toolkit.fp16_kept_fp32": ",".join(blocked), **(calibration or {})})
     onnx.checker.check_model(half, full_check=True)
     return save_onnx(half, out), blocked
 

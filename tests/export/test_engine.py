@@ -1,0 +1,109 @@
+"""The engine builder with the real TensorRT-RTX builder (ahead of time, on the CPU): every precision builds,
+manifests are valid, the cache reuses and rebuilds, and bad ONNX files get our message."""
+
+import json
+
+import onnx
+import pytest
+
+from export.engine import BuildOptions, EngineBuildError, build_engine, ensure_engine, inspect_onnx
+from runtime.engine_manifest import golden_path, manifest_path, preflight
+
+trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13` "
+                                                 "(make install does)")
+SMALL = BuildOptions(min_batch=1, opt_batch=4, max_batch=16, flavour="tensorrt_rtx")
+
+
+@pytest.mark.parametrize("model", ["mnist_mlp", "mnist_cnn"])
+def test_fp32_builds_with_manifest(trained_mnist, tmp_path, model):
+    _, onnx_path = trained_mnist[model]
+    plan, manifest = build_engine(onnx_path, tmp_path / f"{model}.fp32.plan", SMALL, log=lambda *_: None)
+    assert plan.stat().st_size > 1000 and plan.read_bytes()[:4] == b"vtrt"
+    assert manifest.quantization_path == "strongly-typed" and manifest.flavour == "tensorrt_rtx"
+    assert manifest.profiles[0]["max"][0] == 16 and manifest.spec["name"] == model
+    assert json.loads(manifest_path(plan).read_text())["plan_sha256"] == manifest.plan_sha256
+    assert preflight(plan, "tensorrt_rtx", trt.__version__).plan_bytes == plan.stat().st_size
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_calibrated_variants_build_with_golden_io(calibrated_cnn, tmp_path, precision):
+    folder, _ = calibrated_cnn
+    from export.engine import golden_from_calibration
+
+    onnx_path = folder / f"mnist_cnn.{precision}.onnx"
+    golden = golden_from_calibration(onnx_path, count=4)
+    plan, manifest = build_engine(onnx_path, tmp_path / f"mnist_cnn.{precision}.plan", SMALL, golden, lambda *_: None)
+    assert manifest.precision == precision and manifest.calibration_sha256
+    assert manifest.golden["count"] == 4 and golden_path(plan).is_file()
+
+
+def test_engine_cache_reuses_then_rebuilds_on_a_new_profile(trained_mnist, tmp_path):
+    _, onnx_path = trained_mnist["mnist_mlp"]
+    out = tmp_path / "m.plan"
+    _, _, first = ensure_engine(onnx_path, out, SMALL, log=lambda *_: None)
+    _, _, second = ensure_engine(onnx_path, out, SMALL, log=lambda *_: None)
+    wider = BuildOptions(min_batch=1, opt_batch=4, max_batch=32, flavour="tensorrt_rtx")
+    _, manifest, third = ensure_engine(onnx_path, out, wider, log=lambda *_: None)
+    assert (first, second) == ("no engine yet", "reused")
+    assert third.startswith("stale: profile") and manifest.profiles[0]["max"][0] == 32
+
+
+def test_a_corrupted_plan_is_rebuilt_not_reused(trained_mnist, tmp_path):
+    _, onnx_path = trained_mnist["mnist_mlp"]
+    out = tmp_path / "m.plan"
+    ensure_engine(onnx_path, out, SMALL, log=lambda *_: None)
+    out.write_bytes(out.read_bytes()[:1000])
+    _, _, reason = ensure_engine(onnx_path, out, SMALL, log=lambda *_: None)
+    assert reason.startswith("unusable") and "truncated" in reason
+
+
+def test_onnx_runtime_default_qdq_with_int32_bias_is_rejected_with_our_message(trained_mnist, data_dir, tmp_path):
+    import numpy as np
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    ckpt, onnx_path = trained_mnist["mnist_cnn"]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"input": np.random.default_rng(0).random((8, 1, 28, 28), np.float32)}])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    default_qdq = tmp_path / "ort_default.onnx"
+    quantize_static(str(onnx_path), str(default_qdq), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    with pytest.raises(EngineBuildError, match="int32 bias.*python -m calibration"):
+        build_engine(default_qdq, tmp_path / "x.plan", SMALL, log=lambda *_: None)
+    assert not (tmp_path / "x.plan").exists()
+
+
+def test_corrupted_onnx_is_rejected(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07" + b"\xff" * 200)
+    with pytest.raises(EngineBuildError, match="not a valid ONNX model"):
+        inspect_onnx(bad)
+
+
+def test_the_parser_message_is_ours_not_a_dump(tmp_path):
+    node = onnx.helper.make_node("NoSuchOp", ["x"], ["y"], domain="")
+    graph = onnx.helper.make_graph([node], "g", [onnx.helper.make_tensor_value_info("x", 1, [1, 1, 2, 2])],
+                                   [onnx.helper.make_tensor_value_info("y", 1, [1, 1, 2, 2])])
+    path = tmp_path / "unknown.onnx"
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), path)
+    with pytest.raises(EngineBuildError) as info:
+        build_engine(path, tmp_path / "u.plan", SMALL, log=lambda *_: None)
+    assert "not a valid ONNX model" in str(info.value) or "parser rejected" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_implicit_int8_is_refused_where_there_are_no_calibrators(calibrated_cnn, tmp_path):
+    folder, _ = calibrated_cnn
+    options = BuildOptions(calib_cache=folder / "mnist_cnn.calib.cache", flavour="tensorrt_rtx")
+    with pytest.raises(EngineBuildError, match="no calibrator classes"):
+        build_engine(folder / "mnist_cnn.prep.onnx", tmp_path / "i.plan", options, log=lambda *_: None)
+
+
+def test_bad_profile_is_refused():
+    with pytest.raises(EngineBuildError, match="min ≤ opt ≤ max"):
+        BuildOptions(min_batch=8, opt_batch=4, max_batch=16)
