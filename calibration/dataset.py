@@ -44,6 +44,11 @@ class CalibrationSet:
     def sha256(self) -> str:
         return content_sha256(self.images, self.labels)
 
+    def chunks(self, size: int) -> list["CalibrationSet"]:
+        """Consecutive pieces of at most ``size`` samples (for bounded-memory calibration)."""
+        return [CalibrationSet(self.model, self.dataset, self.split, self.seed, self.images[i:i + size],
+                               self.labels[i:i + size], self.ids[i:i + size]) for i in range(0, len(self.labels), size)]
+
     def class_counts(self) -> dict[int, int]:
         values, counts = np.unique(self.labels, return_counts=True)
         return {int(v): int(c) for v, c in zip(values, counts)}

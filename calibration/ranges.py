@@ -39,12 +39,17 @@ class Method(str, enum.Enum):
 
 PERCENTILE = 99.999
 CALIBRATION_BATCH = 32
+CALIBRATION_CHUNK = 64
 
 
 class SpecDataReader(CalibrationDataReader):
     """Feeds the calibration images, preprocessed exactly as the runtime does, in batches."""
 
     def __init__(self, calib: CalibrationSet, spec: ModelSpec, batch_size: int = CALIBRATION_BATCH) -> None:
+        # Equal batches: ONNX Runtime's histogram collectors stack per-batch outputs and fail on a short
+        # last batch, so use the largest batch size ≤ batch_size that divides the set.
+        size = len(calib.labels)
+        batch_size = next(b for b in range(min(batch_size, size), 0, -1) if size % b == 0)
         self.calib, self.spec, self.batch_size = calib, spec, batch_size
         self._batches: Iterator[dict[str, np.ndarray]] | None = None
         self.rewind()
@@ -80,7 +85,10 @@ def calibrate(prepared: Path, calib: CalibrationSet, spec: ModelSpec, method: Me
         calibrator = create_calibrator(prepared, None, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                        calibrate_method=method.ort, extra_options=extra,
                                        providers=["CPUExecutionProvider"])
-        calibrator.collect_data(SpecDataReader(calib, spec))
+        # One chunk per collect_data call: ONNX Runtime keeps every intermediate output of a call in
+        # memory (hundreds of MB per batch at 224²), and its collectors accumulate across calls.
+        for chunk in calib.chunks(CALIBRATION_CHUNK):
+            calibrator.collect_data(SpecDataReader(chunk, spec))
         ranges = calibrator.compute_data()
         del calibrator
     return ranges

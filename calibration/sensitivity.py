@@ -40,7 +40,7 @@ def run_onnx(path: Path, batch: np.ndarray, input_name: str, batch_size: int = 2
 
 def median_latency_ms(path: Path, batch: np.ndarray, input_name: str, repeats: int = 30) -> float:
     session = _session(path)
-    for _ in range(3):
+    for _ in range(10):
         session.run(None, {input_name: batch})
     times = []
     for _ in range(repeats):
