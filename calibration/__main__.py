@@ -12,20 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from calibration.data import TEST, load_split
-from calibration.dataset import DEFAULT_SEED, DEFAULT_SIZE, CalibrationSetError, load_calibration_set
-from calibration.gate import judge, markdown, reference_logits, run_gate
-from calibration.pipeline import CalibrationOptions, calibrate_model, prepared_path
-from calibration.ranges import Method, load_ranges
-from calibration.sensitivity import exclude_until_budget, rank_nodes
-from calibration.variants import WRITERS, Precision
-from runtime.atomic import write_text_atomic
+from calibration.dataset import DEFAULT_SEED, DEFAULT_SIZE, CalibrationSetError
+from calibration.gate import markdown
+from calibration.pipeline import CalibrationOptions
+from calibration.ranges import Method
+from calibration.workflow import calibrate_and_gate
 from runtime.errors import RuntimeToolkitError
-from runtime.spec import ModelSpec
 from train.data.paths import resolve_data_dir
 from train.errors import DataError, TrainError
 
@@ -37,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", default=None, help="data root (default $EDGE_DATA_DIR or ./data)")
     parser.add_argument("--folder", type=Path, default=None,
                         help="image-folder data set root for transfer models (default <data-dir>/flowers)")
-    parser.add_argument("--method", type=Method, choices=list(Method), default=Method.ENTROPY,
+    parser.add_argument("--method", choices=[m.value for m in Method], default=Method.ENTROPY.value,
                         help="calibration method (default entropy)")
     parser.add_argument("--calib-size", type=int, default=DEFAULT_SIZE,
                         help=f"calibration samples from the training split (default {DEFAULT_SIZE})")
@@ -48,50 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def fix_int8(model: str, artifacts: Path, data_dir: Path, folder: Path | None, failing: Sequence[Precision],
-             log=print) -> dict[str, dict]:
-    """Leave the most sensitive nodes of each failing INT8 file in FP32 until its budget holds."""
-    spec = ModelSpec.load(artifacts / f"{model}.json")
-    calib = load_calibration_set(artifacts, model)
-    prepared = prepared_path(artifacts, model)
-    ranges = load_ranges(artifacts / f"{model}.ranges.json")
-    split = load_split(spec, data_dir, TEST, folder)
-    spec, reference = reference_logits(artifacts / f"{model}.pt", split)
-    results = {}
-    for precision in failing:
-        log(f"{model} {precision.value} misses its budget: ranking nodes by sensitivity on the calibration set")
-        ranking = rank_nodes(prepared, ranges, spec, calib, precision)
-        log("  most sensitive: " + ", ".join(f"{n} ({s:.2e})" for n, s in ranking[:5]))
-        out = precision.path(artifacts, model)
-
-        def rewrite(excluded: list[str], precision=precision, out=out) -> Path:
-            return WRITERS[precision](prepared, ranges, spec, out, exclude=excluded)
-
-        def judge_file(path: Path, precision=precision) -> tuple[bool, float]:
-            row, _ = judge(model, precision, path, split, spec, reference)
-            return row.passed, row.drop_pp
-
-        exclusion = exclude_until_budget(ranking, rewrite, judge_file, precision, spec, calib.images, log)
-        log("  " + exclusion.summary())
-        results[precision.value] = {**exclusion.__dict__, "ranking": ranking}
-    return results
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     artifacts = args.artifacts or Path("artifacts") / args.model
     data_dir = resolve_data_dir(args.data_dir)
-    options = CalibrationOptions(args.method, args.calib_size, args.seed, args.folder)
+    options = CalibrationOptions(Method(args.method), args.calib_size, args.seed, args.folder)
     try:
-        result = calibrate_model(args.model, artifacts, data_dir, options)
-        gate = run_gate(args.model, artifacts, data_dir, args.folder)
-        failing = [Precision(r.precision) for r in gate.rows
-                   if not r.passed and Precision(r.precision) in WRITERS]
-        if failing and not args.no_exclusion:
-            exclusions = fix_int8(args.model, artifacts, data_dir, args.folder, failing)
-            result = replace(result, excluded={k: v["excluded"] for k, v in exclusions.items()})
-            write_text_atomic(artifacts / f"{args.model}.exclusion.json", json.dumps(exclusions, indent=2) + "\n")
-            gate = run_gate(args.model, artifacts, data_dir, args.folder)
+        result, gate = calibrate_and_gate(args.model, artifacts, data_dir, options, not args.no_exclusion)
     except (DataError, TrainError, CalibrationSetError, RuntimeToolkitError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -38,6 +38,16 @@ def test_demo_mnist_path_end_to_end(tmp_path, data_dir, capsys):
     assert rows["mnist_mlp"]["accuracy"] >= 0.975 and rows["mnist_cnn"]["accuracy"] >= 0.99
     assert all(r["parity"]["passed"] for r in rows.values()) and report["doggy_door"] is None
     assert "| mnist_cnn |" in out and "latency mnist_cnn batch 1" in out
+    assert all(r["gate_passed"] for r in rows.values()) and "== accuracy gate" in out
+    assert {g["precision"] for g in rows["mnist_cnn"]["gate"]} == {"fp32", "fp16", "int8", "int8.ort"}
+    assert {(c["candidate"], c["batch"]) for c in rows["mnist_cnn"]["compare"]} >= {("ort-int8.ort", 64),
+                                                                                   ("pytorch-eager-fp32", 1)}
+    try:
+        import tensorrt_rtx  # noqa: F401
+    except ImportError:
+        return
+    assert all(e["built"] for r in rows.values() for e in r["engines"]), rows["mnist_cnn"]["engines"]
+    assert (tmp_path / "mnist_cnn" / "mnist_cnn.int8.plan.json").is_file()
 
 
 @pytest.mark.slow

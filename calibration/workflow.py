@@ -1,0 +1,62 @@
+"""Calibrate, gate, and fix INT8 by exclusion: the flow behind ``python -m calibration`` and the demo."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+from calibration.data import TEST, load_split
+from calibration.dataset import load_calibration_set
+from calibration.gate import GateResult, judge, reference_logits, run_gate
+from calibration.pipeline import CalibrationOptions, CalibrationResult, calibrate_model, prepared_path
+from calibration.ranges import load_ranges
+from calibration.sensitivity import exclude_until_budget, rank_nodes
+from calibration.variants import WRITERS, Precision
+from runtime.atomic import write_text_atomic
+from runtime.spec import ModelSpec
+
+
+def fix_int8(model: str, artifacts: Path, data_dir: Path, folder: Path | None, failing: Sequence[Precision],
+             log=print) -> dict[str, dict]:
+    """Leave the most sensitive nodes of each failing INT8 file in FP32 until its budget holds."""
+    spec = ModelSpec.load(artifacts / f"{model}.json")
+    calib = load_calibration_set(artifacts, model)
+    prepared = prepared_path(artifacts, model)
+    ranges = load_ranges(artifacts / f"{model}.ranges.json")
+    split = load_split(spec, data_dir, TEST, folder)
+    spec, reference = reference_logits(artifacts / f"{model}.pt", split)
+    results = {}
+    for precision in failing:
+        log(f"{model} {precision.value} misses its budget: ranking nodes by sensitivity on the calibration set")
+        ranking = rank_nodes(prepared, ranges, spec, calib, precision)
+        log("  most sensitive: " + ", ".join(f"{n} ({s:.2e})" for n, s in ranking[:5]))
+        out = precision.path(artifacts, model)
+
+        def rewrite(excluded: list[str], precision=precision, out=out) -> Path:
+            return WRITERS[precision](prepared, ranges, spec, out, exclude=excluded)
+
+        def judge_file(path: Path, precision=precision) -> tuple[bool, float]:
+            row, _ = judge(model, precision, path, split, spec, reference)
+            return row.passed, row.drop_pp
+
+        exclusion = exclude_until_budget(ranking, rewrite, judge_file, precision, spec, calib.images, log)
+        log("  " + exclusion.summary())
+        results[precision.value] = {**exclusion.__dict__, "ranking": ranking}
+    return results
+
+
+def calibrate_and_gate(model: str, artifacts: Path, data_dir: Path, options: CalibrationOptions = CalibrationOptions(),
+                       exclusion: bool = True, log=print) -> tuple[CalibrationResult, GateResult]:
+    """Variants → gate → (sensitivity exclusion for a failing INT8 → gate again)."""
+    artifacts = Path(artifacts)
+    result = calibrate_model(model, artifacts, data_dir, options, log)
+    gate = run_gate(model, artifacts, data_dir, options.folder)
+    failing = [Precision(r.precision) for r in gate.rows if not r.passed and Precision(r.precision) in WRITERS]
+    if failing and exclusion:
+        exclusions = fix_int8(model, artifacts, data_dir, options.folder, failing, log)
+        result = replace(result, excluded={k: v["excluded"] for k, v in exclusions.items()})
+        write_text_atomic(artifacts / f"{model}.exclusion.json", json.dumps(exclusions, indent=2) + "\n")
+        gate = run_gate(model, artifacts, data_dir, options.folder)
+    return result, gate
