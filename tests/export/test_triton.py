@@ -1,0 +1,46 @@
+import pytest
+
+from export.triton import TritonExportError, TritonOptions, config_pbtxt, main, write_repository
+from train.models import get_model
+
+
+def test_config_has_dynamic_batching_and_spec_shapes():
+    spec = get_model("asl_cnn").spec()
+    text = config_pbtxt("asl_cnn", spec, "tensorrt_plan", TritonOptions(max_batch=64, preferred_batches=(8, 32)))
+    assert 'platform: "tensorrt_plan"' in text and "max_batch_size: 64" in text
+    assert 'name: "input"' in text and "dims: [ 1, 28, 28 ]" in text and "dims: [ 24 ]" in text
+    assert "dynamic_batching {" in text and "preferred_batch_size: [ 8, 32 ]" in text
+    assert "max_queue_delay_microseconds: 100" in text and "kind: KIND_GPU" in text
+
+
+def test_onnx_repository_layout(trained_mnist, tmp_path):
+    _, onnx_path = trained_mnist["mnist_cnn"]
+    target = write_repository(onnx_path, tmp_path / "repo", options=TritonOptions(max_batch=16))
+    assert (target / "1" / "model.onnx").read_bytes() == onnx_path.read_bytes()
+    config = (target / "config.pbtxt").read_text()
+    assert 'platform: "onnxruntime_onnx"' in config and "max_batch_size: 16" in config and "KIND_CPU" in config
+    assert "preferred_batch_size: [ 8 ]" in config  # 32 > max batch is dropped
+    assert (target / "spec.json").is_file()
+    write_repository(onnx_path, tmp_path / "repo", options=TritonOptions(max_batch=8))  # replaces in place
+    assert "max_batch_size: 8" in (target / "config.pbtxt").read_text()
+    assert [p.name for p in (tmp_path / "repo").iterdir()] == ["mnist_cnn"]  # no staging left behind
+
+
+def test_plan_batch_is_capped_by_its_profile(trained_mnist, tmp_path):
+    pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13`")
+    from export.engine import BuildOptions, build_engine
+
+    _, onnx_path = trained_mnist["mnist_mlp"]
+    plan, _ = build_engine(onnx_path, tmp_path / "m.plan", BuildOptions(1, 4, 16, flavour="tensorrt_rtx"),
+                           log=lambda *_: None)
+    target = write_repository(plan, tmp_path / "repo", options=TritonOptions(max_batch=64))
+    assert "max_batch_size: 16" in (target / "config.pbtxt").read_text()
+    assert (target / "1" / "model.plan").is_file()
+
+
+def test_bad_inputs(tmp_path, capsys):
+    with pytest.raises(TritonExportError, match="not found"):
+        write_repository(tmp_path / "none.onnx", tmp_path / "repo")
+    (tmp_path / "x.txt").write_text("hi")
+    assert main(["--model", str(tmp_path / "x.txt"), "--repo", str(tmp_path / "repo")]) == 2
+    assert "no ModelSpec" in capsys.readouterr().err
