@@ -27,8 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m runtime.infer",
         description="Classify images with an exported model (.onnx; spec JSON beside it or embedded).",
     )
-    parser.add_argument("--engine", required=True, type=Path, help="model file (.onnx)")
-    parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders of images")
+    parser.add_argument("--engine", required=True, type=Path, help="model file (.onnx, or a TensorRT .plan)")
+    parser.add_argument("inputs", nargs="*", type=Path, help="image files or folders of images")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check a .plan against the golden inputs/outputs in its manifest and exit")
     parser.add_argument("--batch-size", type=_positive_int, default=32, help="inputs per inference call (default 32)")
     parser.add_argument("--top-k", type=_positive_int, default=1, help="classes to print per input (default 1)")
     parser.add_argument(
@@ -91,7 +93,12 @@ def classify_files(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.self_test:
+        return self_test_main(args)
+    if not args.inputs:
+        parser.error("give image files or folders to classify (or --self-test)")
     providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
     files, errors = _expand(args.inputs)
     total = len(files) + len(errors)
@@ -124,6 +131,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  {message}", file=sys.stderr)
         return 1
     return 0
+
+
+def self_test_main(args) -> int:
+    from runtime.self_test import SelfTestError, self_test
+
+    try:
+        report = self_test(args.engine)
+    except (SelfTestError, RuntimeToolkitError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
+    return 0 if report.passed else 1
 
 
 def _format(path: Path, prediction: Prediction) -> str:

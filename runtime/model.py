@@ -23,10 +23,9 @@ def open_backend(
     """The backend for a model file, chosen by its suffix (not yet activated)."""
     path = Path(path)
     if path.suffix.lower() in PLAN_SUFFIXES:
-        raise ModelLoadError(
-            f"{path}: TensorRT engines are not supported by this build of the runtime yet; "
-            "run the ONNX file instead (e.g. --engine model.fp32.onnx)"
-        )
+        from runtime.backends.tensorrt import TensorRTBackend
+
+        return TensorRTBackend(path)
     from runtime.backends.onnxruntime import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(path, providers=providers, threads=threads)

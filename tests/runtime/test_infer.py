@@ -89,10 +89,21 @@ def test_a_file_that_is_not_a_model(tmp_path, digits, capsys):
     assert "fake.onnx: ONNX Runtime cannot load this file as an ONNX model" in capsys.readouterr().err
 
 
-def test_plan_files_are_refused_for_now(tmp_path, digits, capsys):
+def test_a_plan_that_is_not_a_plan_is_refused_before_tensorrt(tmp_path, digits, capsys):
     (tmp_path / "asl.plan").write_bytes(b"\0" * 64)
     assert main(["--engine", str(tmp_path / "asl.plan"), str(digits)]) == 2
-    assert "TensorRT engines are not supported by this build" in capsys.readouterr().err
+    assert "asl.plan: not a TensorRT plan, not a serialized TensorRT engine" in capsys.readouterr().err
+
+
+def test_self_test_needs_a_plan(engine, capsys):
+    assert main(["--engine", str(engine), "--self-test"]) == 2
+    assert "--self-test checks TensorRT plans" in capsys.readouterr().err
+
+
+def test_no_inputs_without_self_test_is_a_usage_error(engine, capsys):
+    with pytest.raises(SystemExit):
+        main(["--engine", str(engine)])
+    assert "give image files or folders" in capsys.readouterr().err
 
 
 def test_usage_errors_exit_2(engine, capsys):

@@ -1,0 +1,158 @@
+"""The CUDA layer of the TensorRT backend, on cuda-python (``cuda.bindings.runtime``): no PyCUDA, no torch.
+
+- ``check``: every cudart call's error code becomes a ``CudaError`` naming the call.
+- ``Stream``: one stream per backend; everything on it is asynchronous until ``synchronize``.
+- ``DeviceBuffer``: ``cudaMalloc`` memory, freed on ``close``.
+- ``PinnedBuffer``: page-locked host memory (``cudaMallocHost``) with a numpy view, allocated
+  once and reused: async copies need pinned memory to overlap.
+- ``CudaGraph``: capture work issued on a stream once, replay it with one launch.
+
+Verified only where a GPU is lent (tests marked ``gpu``); see the README for what ran where.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any, Callable
+
+import numpy as np
+
+from runtime.errors import ModelLoadError
+
+
+class CudaError(ModelLoadError):
+    """A CUDA runtime call failed."""
+
+
+def _cudart():
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        try:
+            from cuda import cudart  # cuda-python < 12.6 layout
+        except ImportError:
+            raise CudaError("cuda-python is not installed; `pip install cuda-python` (or cuda-bindings) — the "
+                            "TensorRT backend uses it for device memory and streams") from None
+    return cudart
+
+
+def check(result: Any, call: str = "CUDA call") -> Any:
+    """Unpack a cuda-python result tuple ``(err, *values)``; raise CudaError unless err is success."""
+    cudart = _cudart()
+    if isinstance(result, tuple):
+        err, values = result[0], result[1:]
+    else:
+        err, values = result, ()
+    if err != cudart.cudaError_t.cudaSuccess:
+        _, name = cudart.cudaGetErrorName(err)
+        name = name.decode() if isinstance(name, bytes) else str(name)
+        raise CudaError(f"{call} failed: {name} ({int(err)})")
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else values
+
+
+def device_count() -> int:
+    cudart = _cudart()
+    err, count = cudart.cudaGetDeviceCount()
+    return int(count) if err == cudart.cudaError_t.cudaSuccess else 0
+
+
+def device_info(index: int = 0) -> dict:
+    cudart = _cudart()
+    props = check(cudart.cudaGetDeviceProperties(index), "cudaGetDeviceProperties")
+    name = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
+    free, total = check(cudart.cudaMemGetInfo(), "cudaMemGetInfo")
+    return {"name": name, "compute_capability": f"{props.major}.{props.minor}", "total_bytes": int(total),
+            "free_bytes": int(free),
+            "driver": check(cudart.cudaDriverGetVersion(), "cudaDriverGetVersion"),
+            "runtime": check(cudart.cudaRuntimeGetVersion(), "cudaRuntimeGetVersion")}
+
+
+class Stream:
+    def __init__(self) -> None:
+        self.handle = check(_cudart().cudaStreamCreate(), "cudaStreamCreate")
+
+    def synchronize(self) -> None:
+        check(_cudart().cudaStreamSynchronize(self.handle), "cudaStreamSynchronize")
+
+    @property
+    def ptr(self) -> int:
+        return int(self.handle)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            check(_cudart().cudaStreamDestroy(self.handle), "cudaStreamDestroy")
+            self.handle = None
+
+
+class DeviceBuffer:
+    def __init__(self, nbytes: int) -> None:
+        self.nbytes = int(nbytes)
+        self.ptr = int(check(_cudart().cudaMalloc(max(1, self.nbytes)), f"cudaMalloc({self.nbytes} bytes)"))
+
+    def close(self) -> None:
+        if self.ptr:
+            check(_cudart().cudaFree(self.ptr), "cudaFree")
+            self.ptr = 0
+
+
+class PinnedBuffer:
+    """Page-locked host memory with a numpy view (``array``) of ``shape`` and ``dtype``."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(shape)
+        self.nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
+        self.ptr = int(check(_cudart().cudaMallocHost(max(1, self.nbytes)), f"cudaMallocHost({self.nbytes} bytes)"))
+        raw = (ctypes.c_byte * max(1, self.nbytes)).from_address(self.ptr)
+        self.array = np.frombuffer(raw, dtype=self.dtype, count=int(np.prod(self.shape))).reshape(self.shape)
+
+    def view(self, rows: int) -> np.ndarray:
+        """The first ``rows`` entries along the batch axis (no copy)."""
+        return self.array[:rows]
+
+    def close(self) -> None:
+        if self.ptr:
+            self.array = None
+            check(_cudart().cudaFreeHost(self.ptr), "cudaFreeHost")
+            self.ptr = 0
+
+
+def copy_htod_async(dst: DeviceBuffer, src: PinnedBuffer, nbytes: int, stream: Stream) -> None:
+    cudart = _cudart()
+    check(cudart.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, stream.handle),
+          "cudaMemcpyAsync (host to device)")
+
+
+def copy_dtoh_async(dst: PinnedBuffer, src: DeviceBuffer, nbytes: int, stream: Stream) -> None:
+    cudart = _cudart()
+    check(cudart.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.handle),
+          "cudaMemcpyAsync (device to host)")
+
+
+class CudaGraph:
+    """Capture everything ``work()`` issues on ``stream`` once; ``launch()`` replays it."""
+
+    def __init__(self, stream: Stream, work: Callable[[], None]) -> None:
+        cudart = _cudart()
+        self.stream = stream
+        check(cudart.cudaStreamBeginCapture(stream.handle, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal),
+              "cudaStreamBeginCapture")
+        try:
+            work()
+        finally:
+            self.graph = check(cudart.cudaStreamEndCapture(stream.handle), "cudaStreamEndCapture")
+        self.exec = check(cudart.cudaGraphInstantiate(self.graph, 0), "cudaGraphInstantiate")
+
+    def launch(self) -> None:
+        check(_cudart().cudaGraphLaunch(self.exec, self.stream.handle), "cudaGraphLaunch")
+
+    def close(self) -> None:
+        cudart = _cudart()
+        if getattr(self, "exec", None) is not None:
+            check(cudart.cudaGraphExecDestroy(self.exec), "cudaGraphExecDestroy")
+            self.exec = None
+        if getattr(self, "graph", None) is not None:
+            check(cudart.cudaGraphDestroy(self.graph), "cudaGraphDestroy")
+            self.graph = None
