@@ -1,0 +1,160 @@
+"""``python -m runtime.doctor``: can this machine run our engines, and if not, what exactly to do.
+
+Each check prints OK / INFO / PROBLEM with the detail and, for a problem, the fix: the Jetson model
+and L4T/JetPack release, whether ``tensorrt`` imports (and inside a virtualenv that cannot see
+JetPack's system TensorRT, the exact fix), TensorRT-RTX, cuda-python, CUDA driver and runtime
+versions, GPU name, compute capability and free memory, and ONNX Runtime's providers.
+Exit 0 when nothing is a PROBLEM, 1 otherwise; ``--json`` for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+OK, INFO, PROBLEM = "OK", "INFO", "PROBLEM"
+# L4T major release → JetPack line (NVIDIA's release tables)
+L4T_TO_JETPACK = {"32": "4.x", "34": "5.0 (developer preview)", "35": "5.x", "36": "6.x", "38": "7.x"}
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+def in_virtualenv() -> bool:
+    return sys.prefix != getattr(sys, "base_prefix", sys.prefix)
+
+
+def jetson_release(root: Path = Path("/")) -> Check:
+    release = root / "etc" / "nv_tegra_release"
+    if not release.is_file():
+        return Check("jetson", INFO, "not a Jetson (no /etc/nv_tegra_release)")
+    first = release.read_text(errors="replace").splitlines()[0] if release.read_text(errors="replace") else ""
+    major = first.split("R", 1)[1].split(" ", 1)[0] if first.startswith("# R") else "?"
+    revision = first.split("REVISION:", 1)[1].split(",", 1)[0].strip() if "REVISION:" in first else "?"
+    model_file = root / "proc" / "device-tree" / "model"
+    model = model_file.read_text(errors="replace").strip("\x00\n ") if model_file.is_file() else "unknown model"
+    jetpack = L4T_TO_JETPACK.get(major, "unknown")
+    return Check("jetson", OK, f"{model}, L4T R{major}.{revision} (JetPack {jetpack})")
+
+
+def system_tensorrt_paths() -> list[str]:
+    """Where JetPack puts the TensorRT Python bindings for the system Python."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [Path("/usr/lib/python3/dist-packages/tensorrt"), Path(f"/usr/lib/{version}/dist-packages/tensorrt"),
+                  Path(f"/usr/local/lib/{version}/dist-packages/tensorrt")]
+    return [str(p) for p in candidates if p.exists()]
+
+
+def tensorrt_check() -> Check:
+    try:
+        trt = importlib.import_module("tensorrt")
+        paths = []
+        if hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+            paths.append("strongly typed")
+        if hasattr(trt, "IInt8EntropyCalibrator2"):
+            paths.append("implicit INT8 calibrators")
+        if hasattr(trt.BuilderFlag, "FP16"):
+            paths.append("FP16/INT8 builder flags")
+        return Check("tensorrt", OK, f"tensorrt {trt.__version__} ({', '.join(paths)})")
+    except ImportError as exc:
+        system = system_tensorrt_paths()
+        if system and in_virtualenv():
+            return Check("tensorrt", PROBLEM, f"does not import in this virtualenv ({exc}), but the system has it at "
+                         f"{system[0]}",
+                         f"recreate the venv with `python3 -m venv --system-site-packages {sys.prefix}` (then "
+                         "`pip install .[runtime]`), or link it: "
+                         f"`ln -s {system[0]} {Path(sys.prefix) / 'lib' / f'python{sys.version_info.major}.{sys.version_info.minor}' / 'site-packages'}/`")
+        return Check("tensorrt", INFO, f"not installed ({exc})",
+                     "on a Jetson it comes with JetPack (`sudo apt install nvidia-tensorrt`); on x86 from NVIDIA's "
+                     "index (`pip install tensorrt`); ONNX Runtime on the CPU works without it")
+
+
+def module_check(name: str, label: str, fix: str, required: bool = False) -> Check:
+    try:
+        module = importlib.import_module(name)
+        return Check(label, OK, f"{name} {getattr(module, '__version__', '?')}")
+    except ImportError as exc:
+        return Check(label, PROBLEM if required else INFO, f"not installed ({exc})", fix)
+
+
+def cuda_checks() -> list[Check]:
+    try:
+        from runtime import cuda
+    except ImportError as exc:  # pragma: no cover - runtime.cuda imports nothing heavy at module level
+        return [Check("cuda", INFO, str(exc))]
+    try:
+        cudart = cuda._cudart()
+    except Exception as exc:  # CudaError: cuda-python missing
+        return [Check("cuda-python", INFO, str(exc), "`pip install cuda-python` to run TensorRT engines")]
+    checks = [Check("cuda-python", OK, "cuda.bindings imports")]
+    err, runtime_version = cudart.cudaRuntimeGetVersion()
+    err2, driver_version = cudart.cudaDriverGetVersion()
+    def fmt(v):
+        return f"{v // 1000}.{(v % 1000) // 10}" if v else "none"
+    if int(err2) != 0 or not driver_version:
+        checks.append(Check("cuda driver", INFO, f"no NVIDIA driver loaded (runtime {fmt(runtime_version)})",
+                            "install the NVIDIA driver (JetPack includes it) to use a GPU"))
+        return checks
+    status = OK if driver_version >= runtime_version else PROBLEM
+    checks.append(Check("cuda driver", status, f"driver supports CUDA {fmt(driver_version)}, cuda-python runtime "
+                        f"{fmt(runtime_version)}",
+                        "" if status == OK else "update the NVIDIA driver or install a cuda-python matching it"))
+    if cuda.device_count() == 0:
+        checks.append(Check("gpu", PROBLEM, "driver present but no GPU visible",
+                            "check `nvidia-smi` (or `tegrastats`), CUDA_VISIBLE_DEVICES and container GPU flags"))
+        return checks
+    info = cuda.device_info(0)
+    checks.append(Check("gpu", OK, f"{info['name']}, compute capability {info['compute_capability']}, "
+                        f"{info['free_bytes'] / 2**30:.1f} of {info['total_bytes'] / 2**30:.1f} GiB free"))
+    return checks
+
+
+def onnxruntime_check() -> Check:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        return Check("onnxruntime", PROBLEM, f"not installed ({exc})", "`pip install .[runtime]`")
+    return Check("onnxruntime", OK, f"{ort.__version__}, providers {', '.join(ort.get_available_providers())}")
+
+
+def run_checks() -> list[Check]:
+    checks = [Check("python", OK, f"{platform.python_version()} at {sys.executable}"
+                    + (" (virtualenv)" if in_virtualenv() else "")), jetson_release()]
+    checks.append(tensorrt_check())
+    checks.append(module_check("tensorrt_rtx", "tensorrt-rtx", "`pip install tensorrt-rtx-cu13` builds engines "
+                               "ahead of time on any machine (RTX GPUs run them)"))
+    checks += cuda_checks()
+    checks.append(onnxruntime_check())
+    checks.append(module_check("numpy", "numpy", "`pip install .[runtime]`", required=True))
+    checks.append(module_check("PIL", "Pillow", "`pip install .[runtime]`", required=True))
+    return checks
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runtime.doctor", description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    args = parser.parse_args(argv)
+    checks = run_checks()
+    if args.json:
+        print(json.dumps([asdict(c) for c in checks], indent=2))
+    else:
+        for c in checks:
+            print(f"{c.status:8} {c.name:13} {c.detail}")
+            if c.fix:
+                print(f"{'':8} {'':13} fix: {c.fix}")
+    return 1 if any(c.status == PROBLEM for c in checks) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
