@@ -11,7 +11,7 @@ DATA_DIR ?= $(if $(SHARED_DATA),../shared/data,data)
 OUT ?= artifacts
 PYTEST_ARGS ?=
 
-.PHONY: install data demo test test-slow clean
+.PHONY: install data demo test test-slow device-check clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test: data
 # Also the slow tests: the whole demo and the flowers accuracy target (~15 more minutes on 2 cores).
 test-slow: data
 	EDGE_DATA_DIR=$(abspath $(DATA_DIR)) $(PY) -m pytest --run-slow $(PYTEST_ARGS)
+
+# On a GPU box: cuda-python layer, TensorRT engines (build, self-test, latency) and PyTorch GPU baselines;
+# says what it skipped. Uses the venv when there is one, else the machine's python3.
+DEVICE_PY ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+device-check:
+	$(DEVICE_PY) -m benchmarks.device_check --artifacts $(OUT)
 
 clean:
 	rm -rf $(OUT) .pytest_cache

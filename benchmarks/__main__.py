@@ -1,4 +1,5 @@
-"""``python -m benchmarks <command>``: ``compare`` (backends and precisions side by side) or ``demo``."""
+"""``python -m benchmarks <command>``: ``latency`` (one engine, batch sweep), ``compare`` (backends and
+precisions side by side) or ``demo`` (the main job)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import argparse
 import sys
 from typing import Sequence
 
-from benchmarks import compare
+from benchmarks import compare, latency
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    latency.add_arguments(commands.add_parser("latency", help=latency.__doc__.split("\n")[0]))
     compare.add_arguments(commands.add_parser("compare", help=compare.__doc__.split("\n")[0]))
     commands.add_parser("demo", help="the main job (train → export → calibrate → parity → benchmark)",
                         add_help=False)
@@ -22,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo.main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    return compare.run(args)
+    return latency.run(args) if args.command == "latency" else compare.run(args)
 
 
 if __name__ == "__main__":
