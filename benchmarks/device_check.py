@@ -153,7 +153,6 @@ def torch_baselines(artifacts: Path) -> list[dict]:
         rows.append({"model": name, "dtype": str(dtype).replace("torch.", ""), "batch": 1,
                      "weights": "random init (latency only)", "eager_ms": eager_ms, "cuda_graph_ms": graph_ms})
         print(f"  {name} bs1 {rows[-1]['dtype']}: eager {eager_ms:.3f} ms, CUDA graph {graph_ms:.3f} ms")
-        del model, graph
         torch.cuda.empty_cache()
     return rows
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from runtime.atomic import write_bytes_atomic, write_text_atomic
-from runtime.engine_manifest import (EngineManifest, EnginePreflightError, golden_path, load_manifest,
+from runtime.engine_manifest import (EngineManifest, EnginePreflightError, golden_path,
                                      manifest_path, preflight, rebuild_command, sha256_file)
 from runtime.errors import ModelLoadError
 from runtime.spec import METADATA_KEY, ModelSpec

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from runtime.backends.base import Backend
-from runtime.errors import ModelLoadError, SpecError
+from runtime.errors import SpecError
 from runtime.postprocess import Prediction, to_probabilities, top_k
 from runtime.preprocess import ImageInput, preprocess
 from runtime.spec import METADATA_KEY, ModelSpec, sidecar_candidates, spec_from_sidecar
