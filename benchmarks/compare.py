@@ -84,7 +84,9 @@ def gate_accuracy(artifacts: Path, model: str) -> dict[str, float]:
 def compare(model: str, artifacts: Path, images: np.ndarray, batches: Sequence[int] = (1, 64),
             duration_s: float = 1.0, rounds: int = 3, with_torch: bool = True, log=print) -> list[Row]:
     artifacts = Path(artifacts)
-    spec = ModelSpec.load(artifacts / f"{model}.json")
+    from runtime.atomic import safe_child
+
+    spec = ModelSpec.load(safe_child(artifacts, f"{model}.json"))
     files = {f"ort-{p}": artifacts / f"{model}.{p}.onnx" for p in PRECISIONS}
     files = {k: v for k, v in files.items() if v.is_file()}
     if not files:
@@ -196,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         rows = compare(args.model, artifacts, sample_images(args.model, artifacts), batches, args.duration_s,
                        args.rounds, not args.no_torch)
         files = write_reports(args.model, artifacts, rows)
-    except (FileNotFoundError, RuntimeToolkitError) as exc:
+    except (FileNotFoundError, ValueError, RuntimeToolkitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(Path(files["json"]).read_text() if args.json else markdown(args.model, rows), end="")

@@ -38,6 +38,16 @@ class LabelledSplit:
                             f"{len(self.ids)} ids; they must match")
 
 
+def check_model_name(model: str, artifacts: Path) -> None:
+    """Model names become file names in the artifact folder: refuse any that would leave it."""
+    from runtime.atomic import safe_child
+
+    try:
+        safe_child(artifacts, f"{model}.json")
+    except ValueError as exc:
+        raise DataError(f"--model {model!r}: {exc}") from None
+
+
 def dataset_of(spec: ModelSpec) -> str:
     """The registry's data set kind for the model named in the spec."""
     return get_model(spec.name).dataset

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from calibration.data import TEST, LabelledSplit, dataset_of, load_split
+from calibration.data import TEST, LabelledSplit, check_model_name, dataset_of, load_split
 from calibration.variants import Precision
 from runtime.atomic import atomic_path, write_text_atomic
 from runtime.errors import RuntimeToolkitError
@@ -186,6 +186,7 @@ class GateResult:
 def run_gate(model: str, artifacts: Path, data_dir: Path, folder: Path | None = None,
              precisions: Sequence[Precision] = tuple(Precision), write: bool = True) -> GateResult:
     artifacts = Path(artifacts)
+    check_model_name(model, artifacts)
     checkpoint = artifacts / f"{model}.pt"
     if not checkpoint.is_file():
         raise DataError(f"{checkpoint}: checkpoint not found; the gate compares against FP32 PyTorch. "

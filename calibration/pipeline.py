@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from calibration.data import TRAIN, load_split
+from calibration.data import TRAIN, check_model_name, load_split
 from calibration.dataset import DEFAULT_SEED, DEFAULT_SIZE, build_calibration_set, save_calibration_set
 from calibration.ranges import Method, amax, calibrate, prepare, save_ranges
 from calibration.trt_cache import write_cache
@@ -57,6 +57,7 @@ def calibrate_model(model: str, artifacts: Path, data_dir: Path,
                     options: CalibrationOptions = CalibrationOptions(), log=print) -> CalibrationResult:
     start = time.perf_counter()
     artifacts = Path(artifacts)
+    check_model_name(model, artifacts)
     spec = ModelSpec.load(artifacts / f"{model}.json")
     split = load_split(spec, data_dir, TRAIN, options.folder)
     calib = build_calibration_set(model, split, min(options.size, len(split.labels)), options.seed)

@@ -42,9 +42,22 @@ def _umask() -> int:
 
 
 def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> Path:
+    """Write, read back and compare, then rename into place."""
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
+        if tmp.read_bytes() != data:
+            raise OSError(f"{target}: the bytes read back differ from those written (disk full or failing?)")
     return Path(target)
+
+
+def safe_child(folder: str | os.PathLike, name: str) -> Path:
+    """``folder / name``, refusing names that would leave ``folder`` (``..``, absolute paths, separators)."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise ValueError(f"{name!r} is not a plain file name; use letters, digits, '.', '_' or '-'")
+    path = Path(folder) / name
+    if Path(os.path.abspath(path)).parent != Path(os.path.abspath(folder)):
+        raise ValueError(f"{name!r} would write outside {folder}")
+    return path
 
 
 def write_text_atomic(target: str | os.PathLike, text: str) -> Path:

@@ -103,6 +103,12 @@ class Backend(abc.ABC):
                 )
             if array.ndim and array.shape[0] == 0:
                 raise BackendInputError(f"input {name!r}: empty batch (shape {tuple(array.shape)})")
+            # One cheap pass (a sum) for the common all-finite case; the exact check only when it fails.
+            if array.dtype.kind == "f" and not np.isfinite(array.sum(dtype=np.float64)):
+                bad = np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))
+                if len(bad):
+                    raise BackendInputError(f"input {name!r}: sample(s) {bad[:10].tolist()} contain NaN or Inf; "
+                                            "check the data or the preprocessing that produced it")
 
     # hooks -------------------------------------------------------------------------------
 
