@@ -33,6 +33,8 @@ from runtime.spec import ModelSpec
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8.ort")
 TORCH = "pytorch-eager-fp32"
+# The runtime's own overhead: our backend call vs ONNX Runtime's bare session.run, same ready input.
+BARE, CALL = "bare-session-run-fp32", "runtime-backend-call-fp32"
 
 
 @dataclass
@@ -98,6 +100,12 @@ def compare(model: str, artifacts: Path, images: np.ndarray, batches: Sequence[i
         for batch_size in batches:
             batch = np.resize(images, (batch_size,) + images.shape[1:])  # repeat real samples up to the batch
             fns = {k: _runtime_fn(c, batch) for k, c in classifiers.items()}
+            if "ort-fp32" in classifiers:
+                fp32 = classifiers["ort-fp32"]
+                ready = normalize(batch, fp32.spec)
+                session, feed = fp32.backend.session, {fp32.spec.input_name: ready}
+                fns[BARE] = lambda session=session, feed=feed: session.run(None, feed)
+                fns[CALL] = lambda fp32=fp32, ready=ready: fp32.run(ready)
             if with_torch and (artifacts / f"{model}.pt").is_file():
                 fns = {TORCH: _torch_fn(artifacts / f"{model}.pt", spec, batch), **fns}
             medians: dict[str, list[float]] = {k: [] for k in fns}
@@ -119,12 +127,23 @@ def compare(model: str, artifacts: Path, images: np.ndarray, batches: Sequence[i
     return rows
 
 
+def overhead(rows: Sequence[Row], batch: int = 1) -> float | None:
+    """Our backend call's time over ONNX Runtime's bare ``session.run`` minus one, at ``batch``."""
+    here = {r.candidate: r for r in rows if r.batch == batch}
+    if BARE in here and CALL in here:
+        return here[CALL].median_ms / here[BARE].median_ms - 1.0
+    return None
+
+
 def markdown(model: str, rows: Sequence[Row]) -> str:
     lines = [f"| {model} | batch | median ms | images/s | × PyTorch eager | × ORT FP32 | accuracy |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = f"{r.accuracy:.4f}" if r.accuracy is not None else ""
         lines.append(f"| {r.candidate} | {r.batch} | {r.median_ms:.3f} | {r.throughput:.0f} | {r.vs_torch:.2f} "
                      f"| {r.vs_ort_fp32:.2f} | {acc} |")
+    extra = overhead(rows)
+    if extra is not None:
+        lines.append(f"\nruntime overhead over the bare ONNX Runtime call at batch 1: {extra:+.1%}")
     return "\n".join(lines) + "\n"
 
 
@@ -154,7 +173,7 @@ def plot(path: Path, model: str, rows: Sequence[Row]) -> Path:
 
 
 def write_reports(model: str, artifacts: Path, rows: Sequence[Row]) -> dict[str, str]:
-    report = {"model": model, "environment": environment(),
+    report = {"model": model, "environment": environment(), "overhead_bs1": overhead(rows),
               "rows": [{**asdict(r), "throughput": r.throughput} for r in rows]}
     files = {"json": write_text_atomic(artifacts / f"{model}.compare.json", json.dumps(report, indent=2) + "\n"),
              "markdown": write_text_atomic(artifacts / f"{model}.compare.md", markdown(model, rows))}

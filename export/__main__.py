@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: the checkpoint's folder, or ./artifacts/<model>)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    parser.add_argument("--uint8-input", action="store_true",
+                        help="fold scale/mean/std into the graph: <name>_u8.fp32.onnx takes uint8 pixels "
+                             "(4x fewer bytes to the GPU)")
     return parser
 
 
@@ -41,11 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             entry = get_model(args.pretrained)
             spec = entry.spec()
             model, out = entry.build(spec, args.weights), args.out or Path("artifacts") / args.pretrained
-        path = export_fp32(model, spec, out, args.opset)
+        path = export_fp32(model, spec, out, args.opset, uint8_input=args.uint8_input)
     except (TrainError, ExportError, RuntimeToolkitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {path} and {path.with_name(spec.name + '.json')}")
+    print(f"wrote {path} and {path.with_name(path.name.split('.')[0] + '.json')}")
     return 0
 
 

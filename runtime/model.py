@@ -105,11 +105,16 @@ class Classifier:
 
     def run(self, batch: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Raw model outputs for a preprocessed (N, C, H, W) batch, run ``batch_size`` at a time."""
+        if not batch_size or batch_size >= len(batch):  # the common case: one call, no copies
+            if len(batch):
+                return self.backend.infer({self.spec.input_name: batch})[self.spec.output_name]
         step = batch_size or len(batch)
         chunks = [
             self.backend.infer({self.spec.input_name: batch[i : i + step]})[self.spec.output_name]
             for i in range(0, len(batch), step)
         ]
+        if len(chunks) == 1:
+            return chunks[0]
         return np.concatenate(chunks) if chunks else np.empty((0, self.spec.num_classes), np.float32)
 
     def predict(self, items: Sequence[ImageInput], k: int = 1, batch_size: int = 32) -> list[Prediction]:

@@ -119,13 +119,14 @@ class OnnxRuntimeBackend(Backend):
         self._session = self._loader()
         self._inputs = tuple(_info(x) for x in self._session.get_inputs())
         self._outputs = tuple(_info(x) for x in self._session.get_outputs())
+        self._output_names = [t.name for t in self._outputs]
 
     def _deactivate(self) -> None:
         self._session = None
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = [t.name for t in self._outputs]
-        return dict(zip(names, self._session.run(names, dict(feed))))
+        names = self._output_names
+        return dict(zip(names, self._session.run(names, feed if type(feed) is dict else dict(feed))))
 
 
 def _info(node: Any) -> TensorInfo:
