@@ -24,7 +24,8 @@ from calibration.dataset import CalibrationSetError
 from calibration.gate import markdown as gate_markdown
 from calibration.pipeline import CalibrationOptions
 from calibration.workflow import calibrate_and_gate
-from export.engine import BuildOptions, EngineBuildError, ensure_engine
+from export.engine import BuildOptions, EngineBuildError
+from export.engine_cache import ensure_engine
 from benchmarks.timing import environment
 from export.onnx_export import ExportError, export_fp32
 from export.parity import check_parity

@@ -86,7 +86,8 @@ def cuda_layer() -> dict:
 
 
 def tensorrt_models(artifacts: Path, batches: Sequence[int]) -> list[dict]:
-    from export.engine import BuildOptions, ensure_engine
+    from export.engine import BuildOptions
+    from export.engine_cache import ensure_engine
     from runtime.model import open_backend
     from runtime.self_test import self_test
 

@@ -30,14 +30,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from runtime.atomic import write_bytes_atomic, write_text_atomic
-from runtime.engine_manifest import (EngineManifest, EnginePreflightError, golden_path,
+from runtime.engine_manifest import (EngineManifest,
                                      manifest_path, preflight, rebuild_command, sha256_file)
 from runtime.errors import ModelLoadError
 from runtime.spec import METADATA_KEY, ModelSpec
 from runtime.trt_import import import_tensorrt
 
 HARDWARE_LEVELS = ("none", "ampere+")
-GOLDEN_SAMPLES = 8
 
 
 class EngineBuildError(Exception):
@@ -327,6 +326,8 @@ def build_engine(onnx_path: Path, out: Path | None = None, options: BuildOptions
     spec = info.spec.to_dict() if info.spec else {}
     golden_entry = None
     if golden is not None:
+        from export.golden import write_golden
+
         golden_entry = write_golden(out, *golden)
     manifest = EngineManifest(
         plan_sha256=hashlib.sha256(data).hexdigest(), plan_bytes=len(data), source_onnx=str(info.path),
@@ -342,81 +343,6 @@ def build_engine(onnx_path: Path, out: Path | None = None, options: BuildOptions
     preflight(out)  # verify what landed
     log(f"built {out} ({len(data) / 1e6:.2f} MB) in {seconds:.1f} s")
     return out, manifest
-
-
-def write_golden(plan: Path, inputs: np.ndarray, outputs: np.ndarray) -> dict:
-    """Preprocessed inputs and their FP32 reference outputs, for the on-device self-test."""
-    import io
-
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, inputs=inputs.astype(np.float32), outputs=outputs.astype(np.float32))
-    path = golden_path(plan)
-    write_bytes_atomic(path, buffer.getvalue())
-    return {"file": path.name, "sha256": sha256_file(path), "count": int(len(inputs))}
-
-
-def golden_from_calibration(onnx_path: Path, count: int = GOLDEN_SAMPLES) -> tuple[np.ndarray, np.ndarray] | None:
-    """Golden I/O from the model's calibration set, run through its FP32 ONNX (ONNX Runtime)."""
-    from calibration.dataset import CalibrationSetError, load_calibration_set
-    from runtime.model import Classifier
-    from runtime.preprocess import normalize
-
-    onnx_path = Path(onnx_path)
-    model = onnx_path.name.split(".")[0]
-    fp32 = onnx_path.with_name(f"{model}.fp32.onnx")
-    try:
-        calib = load_calibration_set(onnx_path.parent, model)
-    except CalibrationSetError:
-        return None
-    if not fp32.is_file():
-        return None
-    with Classifier.from_path(fp32) as clf:
-        inputs = normalize(calib.images[:count], clf.spec)
-        return inputs, clf.run(inputs)
-
-
-# ---------------------------------------------------------------------------------------------- cache
-
-
-def _cache_key(info: OnnxInfo, options: BuildOptions, flavour: str, version: str, device: dict | None) -> dict:
-    return {"source_sha256": info.sha256, "flavour": flavour, "trt_version": version,
-            "compute_capability": device and device.get("compute_capability"), "precision": info.precision,
-            "profile": [options.min_batch, options.opt_batch, options.max_batch],
-            "calibration": sha256_file(Path(options.calib_cache)) if options.calib_cache else info.calibration_sha256}
-
-
-def _manifest_key(manifest: EngineManifest) -> dict:
-    profile = manifest.profiles[0] if manifest.profiles else {"min": [0], "opt": [0], "max": [0]}
-    return {"source_sha256": manifest.source_sha256, "flavour": manifest.flavour, "trt_version": manifest.trt_version,
-            "compute_capability": manifest.device and manifest.device.get("compute_capability"),
-            "precision": "fp32" if manifest.precision == "int8-implicit" else manifest.precision,
-            "profile": [profile["min"][0], profile["opt"][0], profile["max"][0]],
-            "calibration": manifest.calibration_sha256}
-
-
-def ensure_engine(onnx_path: Path, out: Path | None = None, options: BuildOptions = BuildOptions(),
-                  log=print) -> tuple[Path, EngineManifest, str]:
-    """Reuse ``out`` when its manifest matches this source, TensorRT, GPU, precision, profile and calibration;
-    otherwise rebuild, saying why. Returns (plan, manifest, "reused" | reason for building)."""
-    info = inspect_onnx(onnx_path)
-    out = Path(out) if out else default_plan_path(info.path)
-    trt, flavour = import_tensorrt(options.flavour)
-    want = _cache_key(info, options, flavour, trt.__version__, _device(trt))
-    reason = "no engine yet"
-    if out.exists():
-        try:
-            manifest = preflight(out)
-            have = _manifest_key(manifest)
-            stale = [k for k in want if want[k] != have.get(k)]
-            if not stale:
-                log(f"reusing {out} (manifest matches)")
-                return out, manifest, "reused"
-            reason = "stale: " + ", ".join(f"{k} {have.get(k)!r} → {want[k]!r}" for k in stale)
-        except EnginePreflightError as exc:
-            reason = f"unusable: {exc}"
-        log(f"rebuilding {out}: {reason}")
-    plan, manifest = build_engine(info.path, out, options, golden_from_calibration(info.path), log)
-    return plan, manifest, reason
 
 
 # ------------------------------------------------------------------------------------------------ CLI
@@ -453,8 +379,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                args.hardware_compatibility, args.calib_cache, args.flavour)
         log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
         if args.force:
+            from export.golden import golden_from_calibration
+
             plan, manifest = build_engine(args.onnx, args.out, options, golden_from_calibration(args.onnx), log)
         else:
+            from export.engine_cache import ensure_engine
+
             plan, manifest, _ = ensure_engine(args.onnx, args.out, options, log)
     except (EngineBuildError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)

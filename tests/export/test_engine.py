@@ -6,7 +6,8 @@ import json
 import onnx
 import pytest
 
-from export.engine import BuildOptions, EngineBuildError, build_engine, ensure_engine, inspect_onnx
+from export.engine import BuildOptions, EngineBuildError, build_engine, inspect_onnx
+from export.engine_cache import ensure_engine
 from runtime.engine_manifest import golden_path, manifest_path, preflight
 
 trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13` "
@@ -28,7 +29,7 @@ def test_fp32_builds_with_manifest(trained_mnist, tmp_path, model):
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
 def test_calibrated_variants_build_with_golden_io(calibrated_cnn, tmp_path, precision):
     folder, _ = calibrated_cnn
-    from export.engine import golden_from_calibration
+    from export.golden import golden_from_calibration
 
     onnx_path = folder / f"mnist_cnn.{precision}.onnx"
     golden = golden_from_calibration(onnx_path, count=4)

@@ -1,0 +1,46 @@
+"""Golden inputs and outputs for the on-device self-test (``runtime.infer --self-test``).
+
+Real calibration samples (training split), preprocessed exactly as the runtime does, and their outputs from
+the FP32 ONNX model through ONNX Runtime, stored as ``<plan>.golden.npz`` with its sha256 in the manifest.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from runtime.atomic import write_bytes_atomic
+from runtime.engine_manifest import golden_path, sha256_file
+
+GOLDEN_SAMPLES = 8
+
+
+def write_golden(plan: Path, inputs: np.ndarray, outputs: np.ndarray) -> dict:
+    """Preprocessed inputs and their FP32 reference outputs, for the on-device self-test."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, inputs=inputs.astype(np.float32), outputs=outputs.astype(np.float32))
+    path = golden_path(plan)
+    write_bytes_atomic(path, buffer.getvalue())
+    return {"file": path.name, "sha256": sha256_file(path), "count": int(len(inputs))}
+
+
+def golden_from_calibration(onnx_path: Path, count: int = GOLDEN_SAMPLES) -> tuple[np.ndarray, np.ndarray] | None:
+    """Golden I/O from the model's calibration set, run through its FP32 ONNX (ONNX Runtime)."""
+    from calibration.dataset import CalibrationSetError, load_calibration_set
+    from runtime.model import Classifier
+    from runtime.preprocess import normalize
+
+    onnx_path = Path(onnx_path)
+    model = onnx_path.name.split(".")[0]
+    fp32 = onnx_path.with_name(f"{model}.fp32.onnx")
+    try:
+        calib = load_calibration_set(onnx_path.parent, model)
+    except CalibrationSetError:
+        return None
+    if not fp32.is_file():
+        return None
+    with Classifier.from_path(fp32) as clf:
+        inputs = normalize(calib.images[:count], clf.spec)
+        return inputs, clf.run(inputs)
