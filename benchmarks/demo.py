@@ -208,6 +208,15 @@ def build_engines(name: str, folder: Path) -> list[dict]:
                   "calibrators (strongly typed); the cache is for TensorRT ≤ 10 on JetPack 5/6")
     except RuntimeToolkitError:
         pass
+    from runtime import cuda
+
+    try:
+        gpus = cuda.device_count()
+    except RuntimeToolkitError:
+        gpus = 0
+    if not gpus and any(r["built"] for r in results):
+        print("engines built, not run: executing a plan needs a GPU with TensorRT (then `make device-check` and "
+              "`python -m runtime.infer --engine X.plan --self-test`)")
     return results
 
 

@@ -10,6 +10,7 @@ sensitive nodes in FP32 until it holds. Exit 0 when every budget holds, 1 when o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -48,8 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     artifacts = args.artifacts or Path("artifacts") / args.model
     data_dir = resolve_data_dir(args.data_dir)
     options = CalibrationOptions(Method(args.method), args.calib_size, args.seed, args.folder)
+    # With --json, stdout carries only the JSON: progress (ours and ONNX Runtime's prints) goes to stderr.
+    quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
     try:
-        result, gate = calibrate_and_gate(args.model, artifacts, data_dir, options, not args.no_exclusion)
+        with quiet:
+            result, gate = calibrate_and_gate(args.model, artifacts, data_dir, options, not args.no_exclusion)
     except (DataError, TrainError, CalibrationSetError, RuntimeToolkitError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -43,3 +43,18 @@ def test_gate_fails_naming_model_and_precision(calibrated_cnn, data_dir, tmp_pat
 def test_missing_checkpoint_is_a_clear_usage_error(tmp_path, data_dir, capsys):
     assert gate.main(["--model", "mnist_cnn", "--artifacts", str(tmp_path), "--data-dir", str(data_dir)]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_calibration_cli_json_is_clean_and_complete(calibrated_cnn, data_dir, tmp_path, capsys):
+    from calibration.__main__ import main
+
+    folder, _ = calibrated_cnn
+    for name in ("mnist_cnn.pt", "mnist_cnn.json", "mnist_cnn.fp32.onnx"):
+        (tmp_path / name).write_bytes((folder / name).read_bytes())
+    code = main(["--model", "mnist_cnn", "--artifacts", str(tmp_path), "--data-dir", str(data_dir),
+                 "--calib-size", "64", "--method", "minmax", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["passed"] and doc["calibration"]["calibration_size"] == 64
+    assert doc["calibration"]["method"] == "minmax" and len(doc["gate"]) == 4
+    for suffix in ("fp16.onnx", "int8.onnx", "int8.ort.onnx", "calib.cache", "calib.json", "gate.md"):
+        assert (tmp_path / f"mnist_cnn.{suffix}").is_file()
