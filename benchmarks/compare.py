@@ -3,7 +3,8 @@
 ``python -m benchmarks compare --model asl_cnn [--artifacts DIR] [--batch 1,64] [--duration-s 1]``
 
 PyTorch eager FP32 (the checkpoint) against our runtime with ONNX Runtime on every precision file
-found (fp32, fp16, int8, int8.ort). Each timed call starts from decoded uint8 images and ends with
+found (fp32, fp16, int8, int8.ort), and TensorRT plans beside them where this machine can run them
+(else each is named with the reason it was not measured). Each timed call starts from decoded uint8 images and ends with
 class probabilities (preprocessing included on both sides). The candidates are measured in
 interleaved rounds and each reports the median of its round medians, so a noisy neighbour hurts
 all of them alike. Ratios are against PyTorch eager and against ONNX Runtime FP32 at the same
@@ -95,6 +96,13 @@ def compare(model: str, artifacts: Path, images: np.ndarray, batches: Sequence[i
         raise FileNotFoundError(f"{artifacts}: no {model}.<precision>.onnx files; export and calibrate first")
     accuracy = gate_accuracy(artifacts, model)
     classifiers = {k: Classifier.from_path(v).__enter__() for k, v in files.items()}
+    for precision in ("fp32", "fp16", "int8"):  # TensorRT plans, where this machine can run them
+        plan = artifacts / f"{model}.{precision}.plan"
+        if plan.is_file():
+            try:
+                classifiers[f"trt-{precision}"] = Classifier.from_path(plan).__enter__()
+            except RuntimeToolkitError as exc:
+                log(f"  {plan.name}: not measured ({exc})")
     rows: list[Row] = []
     try:
         for batch_size in batches:
