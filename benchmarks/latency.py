@@ -103,6 +103,10 @@ def run_batch(classifier: Classifier, encoded: list[bytes], batch: int, warmup_s
         for name, (a, b) in zip(STAGES, ((t0, t1), (t1, t2), (t2, t3), (t3, t4))):
             stages[name].append((b - a) / (t4 - t0))
     share = {name: float(np.median(values)) for name, values in stages.items()}
+    gpu = getattr(classifier.backend, "last_stage_ms", None)
+    if gpu:  # TensorRT with time_stages: the backend stage split into H2D / GPU compute / D2H (last call)
+        total = sum(gpu.values()) or 1.0
+        share.update({f"backend.{k}": share["backend"] * v / total for k, v in gpu.items()})
     return BatchResult(batch, compute, stats_from_samples("end_to_end", samples, batch), share)
 
 
@@ -123,7 +127,10 @@ def sweep(engine: Path, batches: Sequence[int], warmup_s: float = 0.2, duration_
           iterations: int | None = None, threads: int | None = None, log=print) -> list[BatchResult]:
     encoded = encoded_samples(engine)
     results = []
-    with Classifier.from_path(engine, threads=threads) as classifier:
+    classifier = Classifier.from_path(engine, threads=threads)
+    if hasattr(classifier.backend, "time_stages"):
+        classifier.backend.time_stages = True
+    with classifier:
         for batch in batches:
             result = run_batch(classifier, encoded, batch, warmup_s, duration_s, iterations)
             results.append(result)

@@ -86,6 +86,24 @@ class Stream:
             self.handle = None
 
 
+class Event:
+    """A CUDA event for timing work on a stream (``elapsed_ms`` between two recorded events)."""
+
+    def __init__(self) -> None:
+        self.handle = check(_cudart().cudaEventCreate(), "cudaEventCreate")
+
+    def record(self, stream: Stream) -> None:
+        check(_cudart().cudaEventRecord(self.handle, stream.handle), "cudaEventRecord")
+
+    def elapsed_ms(self, later: "Event") -> float:
+        return float(check(_cudart().cudaEventElapsedTime(self.handle, later.handle), "cudaEventElapsedTime"))
+
+    def close(self) -> None:
+        if self.handle is not None:
+            check(_cudart().cudaEventDestroy(self.handle), "cudaEventDestroy")
+            self.handle = None
+
+
 class DeviceBuffer:
     def __init__(self, nbytes: int) -> None:
         self.nbytes = int(nbytes)

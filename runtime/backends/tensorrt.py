@@ -35,10 +35,13 @@ def _np_dtype(trt, dtype) -> np.dtype:
 
 
 class TensorRTBackend(Backend):
-    def __init__(self, path: str | Path, cuda_graphs: bool = False, flavour: str | None = None) -> None:
+    def __init__(self, path: str | Path, cuda_graphs: bool = False, flavour: str | None = None,
+                 time_stages: bool = False) -> None:
         super().__init__()
         self.path = Path(path)
         self.cuda_graphs = cuda_graphs
+        self.time_stages = time_stages  # CUDA events around H2D / compute / D2H of the last chunk
+        self.last_stage_ms: dict[str, float] = {}
         self.flavour = flavour
         self.manifest: EngineManifest | None = None
         self._inputs: tuple[TensorInfo, ...] = ()
@@ -87,8 +90,11 @@ class TensorRTBackend(Backend):
             self._device[info.name] = cuda.DeviceBuffer(self._host[info.name].nbytes)
             self._context.set_tensor_address(info.name, self._device[info.name].ptr)
         self._graphs: dict[int, cuda.CudaGraph] = {}
+        self._events = [cuda.Event() for _ in range(4)] if self.time_stages else []
 
     def _deactivate(self) -> None:
+        for event in getattr(self, "_events", []):
+            event.close()
         for graph in getattr(self, "_graphs", {}).values():
             graph.close()
         for buffer in list(getattr(self, "_host", {}).values()) + list(getattr(self, "_device", {}).values()):
@@ -116,11 +122,16 @@ class TensorRTBackend(Backend):
             raise ModelLoadError(f"{self.path}: execute_async_v3 failed (see the TensorRT log above)")
 
     def _run_chunk(self, feed: Mapping[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+        events = self._events
+        if events:
+            events[0].record(self._stream)
         for info in self._inputs:
             host = self._host[info.name]
             host.view(rows)[...] = feed[info.name]
             self._context.set_input_shape(info.name, (rows,) + feed[info.name].shape[1:])
             cuda.copy_htod_async(self._device[info.name], host, host.view(rows).nbytes, self._stream)
+        if events:
+            events[1].record(self._stream)
         if self.cuda_graphs:
             graph = self._graphs.get(rows)
             if graph is None:
@@ -130,10 +141,17 @@ class TensorRTBackend(Backend):
         else:
             self._enqueue()
         outs = {}
+        if events:
+            events[2].record(self._stream)
         for info in self._outputs:
             host = self._host[info.name]
             cuda.copy_dtoh_async(host, self._device[info.name], host.view(rows).nbytes, self._stream)
+        if events:
+            events[3].record(self._stream)
         self._stream.synchronize()
+        if events:  # GPU time of each stage, as trtexec separates H2D, compute and D2H
+            self.last_stage_ms = {"h2d": events[0].elapsed_ms(events[1]), "gpu_compute": events[1].elapsed_ms(events[2]),
+                                  "d2h": events[2].elapsed_ms(events[3])}
         for info in self._outputs:
             outs[info.name] = self._host[info.name].view(rows).copy()
         return outs
