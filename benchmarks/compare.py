@@ -185,6 +185,7 @@ def plot(path: Path, model: str, rows: Sequence[Row]) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401  (used through matplotlib.ticker below)
 
     batches = sorted({r.batch for r in rows})
     fig, axes = plt.subplots(1, len(batches), figsize=(5.5 * len(batches), 4.2), squeeze=False)
@@ -194,8 +195,11 @@ def plot(path: Path, model: str, rows: Sequence[Row]) -> Path:
             ax.annotate(r.candidate, (r.median_ms, 100 * r.accuracy), fontsize=8, xytext=(4, 4),
                         textcoords="offset points")
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # crowded minor labels on short ranges
         ax.set_xlabel(f"median latency, batch {batch} (ms, log)")
-        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylabel("held-out accuracy (%)")
         ax.grid(alpha=0.3)
     fig.suptitle(f"{model}: accuracy vs latency (end to end from decoded images)")
     fig.tight_layout()
