@@ -110,15 +110,16 @@ def test_wrong_shapes_fail_their_batch_with_a_clear_message(classifier, inputs):
 
 
 def test_backpressure_times_out_with_queue_full(inputs):
-    release = threading.Event()
+    release, busy = threading.Event(), threading.Event()
 
     def stuck(batch):
+        busy.set()
         release.wait(5)
         return batch.reshape(len(batch), -1)[:, :10]
 
     batcher = DynamicBatcher(stuck, max_batch=1, max_delay_ms=0, queue_size=2)
     batcher.submit(inputs[0])
-    time.sleep(0.05)  # the worker holds the first request
+    assert busy.wait(5)  # the worker holds the first request
     batcher.submit(inputs[1])
     batcher.submit(inputs[2])
     with pytest.raises(QueueFull, match="queue stayed full"):
