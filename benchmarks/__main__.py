@@ -8,13 +8,14 @@ import sys
 from typing import Sequence
 
 from benchmarks import compare, latency
+from runtime.cli import describe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=describe(__doc__))
     commands = parser.add_subparsers(dest="command", required=True)
-    latency.add_arguments(commands.add_parser("latency", help=latency.__doc__.split("\n")[0]))
-    compare.add_arguments(commands.add_parser("compare", help=compare.__doc__.split("\n")[0]))
+    latency.add_arguments(commands.add_parser("latency", help="latency statistics and a batch sweep for one engine"))
+    compare.add_arguments(commands.add_parser("compare", help="PyTorch eager vs every precision of one model"))
     commands.add_parser("demo", help="the main job (train → export → calibrate → parity → benchmark)",
                         add_help=False)
     args, rest = parser.parse_known_args(argv)

@@ -26,6 +26,7 @@ import numpy as np
 
 from benchmarks.timing import environment, measure
 from runtime.atomic import atomic_path, write_text_atomic
+from runtime.cli import describe
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
@@ -264,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks compare", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks compare", description=describe(__doc__))
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

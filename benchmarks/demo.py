@@ -32,6 +32,7 @@ from export.parity import check_parity
 from runtime import infer
 from runtime.apps import doggy_door
 from runtime.atomic import write_text_atomic
+from runtime.cli import describe
 from runtime.errors import RuntimeToolkitError
 from runtime.spec import ModelSpec
 from train.asl import train_asl
@@ -138,7 +139,7 @@ DEMO_MODELS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.demo", description=describe(__doc__))
     parser.add_argument("--data-dir", default=None, help=f"data root (default ${DATA_DIR_ENV} or ./data)")
     parser.add_argument("--out", type=Path, default=Path("artifacts"), help="artifact folder (default artifacts)")
     parser.add_argument("--models", default=",".join(m.name for m in DEMO_MODELS),

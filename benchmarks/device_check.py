@@ -25,6 +25,7 @@ import numpy as np
 
 from runtime import doctor
 from runtime.atomic import write_text_atomic
+from runtime.cli import describe
 
 
 def _time(fn, repeats: int = 50) -> float:
@@ -159,7 +160,7 @@ def torch_baselines(artifacts: Path) -> list[dict]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.device_check", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.device_check", description=describe(__doc__))
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="model folders (default artifacts)")
     parser.add_argument("--batch", default="1,8,64", help="latency sweep batch sizes for engines")
     parser.add_argument("--out", type=Path, default=Path("device_report.json"), help="JSON report path")

@@ -31,6 +31,7 @@ from PIL import Image
 
 from benchmarks.timing import LatencyStats, environment, measure, stats_from_samples
 from runtime.atomic import atomic_path, write_text_atomic
+from runtime.cli import describe
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
@@ -272,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks latency", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks latency", description=describe(__doc__))
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -21,13 +21,14 @@ from calibration.gate import markdown
 from calibration.pipeline import CalibrationOptions
 from calibration.ranges import Method
 from calibration.workflow import calibrate_and_gate
+from runtime.cli import describe
 from runtime.errors import RuntimeToolkitError
 from train.data.paths import resolve_data_dir
 from train.errors import DataError, TrainError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m calibration", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m calibration", description=describe(__doc__))
     parser.add_argument("--model", required=True, help="model name, e.g. mnist_cnn, asl_cnn")
     parser.add_argument("--artifacts", type=Path, default=None, help="the model's folder (default artifacts/<model>)")
     parser.add_argument("--data-dir", default=None, help="data root (default $EDGE_DATA_DIR or ./data)")

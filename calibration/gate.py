@@ -25,6 +25,7 @@ import numpy as np
 from calibration.data import TEST, LabelledSplit, check_model_name, dataset_of, load_split
 from calibration.variants import Precision
 from runtime.atomic import atomic_path, write_text_atomic
+from runtime.cli import describe
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.spec import ModelSpec
@@ -216,7 +217,7 @@ def run_gate(model: str, artifacts: Path, data_dir: Path, folder: Path | None = 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m calibration.gate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m calibration.gate", description=describe(__doc__))
     parser.add_argument("--model", required=True, help="model name, e.g. mnist_cnn, asl_cnn")
     parser.add_argument("--artifacts", type=Path, default=None, help="folder with the model's files "
                         "(default artifacts/<model>)")

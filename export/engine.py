@@ -30,6 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from runtime.atomic import write_bytes_atomic, write_text_atomic
+from runtime.cli import describe
 from runtime.engine_manifest import (EngineManifest,
                                      manifest_path, preflight, rebuild_command, sha256_file)
 from runtime.errors import ModelLoadError
@@ -349,7 +350,7 @@ def build_engine(onnx_path: Path, out: Path | None = None, options: BuildOptions
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m export.engine", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m export.engine", description=describe(__doc__))
     p.add_argument("--onnx", type=Path, required=True, help="the ONNX file (its precision is in the file)")
     p.add_argument("--out", type=Path, default=None, help="plan path (default: the ONNX name with .plan)")
     p.add_argument("--min-batch", type=int, default=1)

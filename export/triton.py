@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from runtime.cli import describe
 from runtime.engine_manifest import load_manifest
 from runtime.errors import RuntimeToolkitError
 from runtime.spec import ModelSpec, spec_from_sidecar
@@ -133,7 +134,7 @@ def write_repository(model: Path, repo: Path, name: str | None = None,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m export.triton", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m export.triton", description=describe(__doc__))
     p.add_argument("--model", type=Path, required=True, help="a .plan (with its manifest) or .onnx file")
     p.add_argument("--repo", type=Path, default=Path("triton_repo"), help="model repository root (default triton_repo)")
     p.add_argument("--name", default=None, help="model name in the repository (default: the spec's name)")

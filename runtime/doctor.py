@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
+from runtime.cli import describe
+
 OK, INFO, PROBLEM = "OK", "INFO", "PROBLEM"
 # L4T major release → JetPack line (NVIDIA's release tables)
 L4T_TO_JETPACK = {"32": "4.x", "34": "5.0 (developer preview)", "35": "5.x", "36": "6.x", "38": "7.x"}
@@ -142,7 +144,7 @@ def run_checks() -> list[Check]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runtime.doctor", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m runtime.doctor", description=describe(__doc__))
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     args = parser.parse_args(argv)
     checks = run_checks()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from runtime.cli import describe
 from runtime.errors import InputError, RuntimeToolkitError, SpecError
 from runtime.model import Classifier
 from runtime.postprocess import Prediction
@@ -54,7 +55,7 @@ def check_imagenet(classifier: Classifier) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m runtime.apps.doggy_door", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m runtime.apps.doggy_door", description=describe(__doc__))
     parser.add_argument("--engine", type=Path, required=True, help="an ImageNet classifier (.onnx)")
     parser.add_argument("images", nargs="+", type=Path)
     parser.add_argument("--json", action="store_true")
