@@ -24,8 +24,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from benchmarks.timing import environment, measure
-from runtime.atomic import atomic_path, write_text_atomic
+from benchmarks.timing import environment, measure, parse_batches
+from runtime.atomic import write_figure_atomic, write_text_atomic
 from runtime.cli import describe
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
@@ -204,10 +204,7 @@ def plot(path: Path, model: str, rows: Sequence[Row]) -> Path:
         ax.grid(alpha=0.3)
     fig.suptitle(f"{model}: accuracy vs latency (end to end from decoded images)")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(path)
+    return write_figure_atomic(fig, path)
 
 
 def write_reports(model: str, artifacts: Path, rows: Sequence[Row]) -> dict[str, str]:
@@ -245,11 +242,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     artifacts = args.artifacts or Path("artifacts") / args.model
     try:
-        batches = [int(b) for b in args.batch.split(",") if b.strip()]
-        if not batches or min(batches) < 1:
-            raise ValueError
-    except ValueError:
-        print(f"error: --batch {args.batch!r}: expected positive integers like 1,8,64", file=sys.stderr)
+        batches = parse_batches(args.batch)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         rows = compare(args.model, artifacts, sample_images(args.model, artifacts), batches, args.duration_s,

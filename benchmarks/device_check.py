@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from runtime import doctor
+from benchmarks.timing import parse_batches
 from runtime.atomic import write_text_atomic
 from runtime.cli import describe
 
@@ -185,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             import tensorrt  # noqa: F401
 
             print("\n== TensorRT engines: build, self-test, latency")
-            batches = [int(b) for b in args.batch.split(",")]
+            batches = parse_batches(args.batch)
             report["tensorrt"] = tensorrt_models(args.artifacts, batches) if args.artifacts.is_dir() else []
         except ImportError as exc:
             report["skipped"]["tensorrt"] = f"standard TensorRT does not import ({exc})"

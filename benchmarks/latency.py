@@ -29,8 +29,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from benchmarks.timing import LatencyStats, environment, measure, stats_from_samples
-from runtime.atomic import atomic_path, write_text_atomic
+from benchmarks.timing import LatencyStats, environment, measure, parse_batches, stats_from_samples
+from runtime.atomic import write_figure_atomic, write_text_atomic
 from runtime.cli import describe
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
@@ -194,10 +194,7 @@ def plot(path: Path, engine: Path, results: Sequence[BatchResult]) -> Path:
         ax.legend()
     fig.suptitle(f"{engine.name}: latency and throughput vs batch")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(path)
+    return write_figure_atomic(fig, path)
 
 
 def regressions(report: dict, baseline: dict, threshold: float) -> list[str]:
@@ -230,11 +227,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        batches = [int(b) for b in args.batch.split(",") if b.strip()]
-        if not batches or min(batches) < 1:
-            raise ValueError
-    except ValueError:
-        print(f"error: --batch {args.batch!r}: expected positive integers like 1,8,64", file=sys.stderr)
+        batches = parse_batches(args.batch)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     baseline = None
     if args.baseline is not None:

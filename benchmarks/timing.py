@@ -42,6 +42,17 @@ class LatencyStats:
         return {**asdict(self), "cov": self.cov, "throughput": self.throughput}
 
 
+def parse_batches(text: str) -> list[int]:
+    """``"1,8,64"`` → ``[1, 8, 64]``; ValueError with the fix for anything else."""
+    try:
+        batches = [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        batches = []
+    if not batches or min(batches) < 1:
+        raise ValueError(f"--batch {text!r}: expected positive integers like 1,8,64")
+    return batches
+
+
 def percentile(ordered: list[float], q: float) -> float:
     """Nearest-rank percentile of an ascending list."""
     return ordered[min(len(ordered) - 1, max(0, int(round(q / 100.0 * len(ordered) + 0.5)) - 1))]

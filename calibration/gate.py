@@ -24,7 +24,7 @@ import numpy as np
 
 from calibration.data import TEST, LabelledSplit, check_model_name, dataset_of, load_split
 from calibration.variants import Precision
-from runtime.atomic import atomic_path, write_text_atomic
+from runtime.atomic import write_figure_atomic, write_text_atomic
 from runtime.cli import describe
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
@@ -168,10 +168,7 @@ def plot_confusions(path: Path, model: str, matrices: dict[str, np.ndarray], lab
         ax.set_ylabel("true")
     fig.suptitle(f"{model}: test-split mistakes (true × predicted, diagonal left out; darkest = {peak})")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(path)
+    return write_figure_atomic(fig, path)
 
 
 @dataclass

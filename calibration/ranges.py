@@ -95,10 +95,7 @@ def calibrate(prepared: Path, calib: CalibrationSet, spec: ModelSpec, method: Me
 
 
 def save_ranges(ranges: TensorsData, path: Path) -> Path:
-    from runtime.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        save_tensors_data(ranges, tmp)
+    save_tensors_data(ranges, path)  # ONNX Runtime writes it atomically itself (temp file + replace)
     load_tensors_data(path)  # verify what landed
     return Path(path)
 

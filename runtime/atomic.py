@@ -50,6 +50,16 @@ def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> Path:
     return Path(target)
 
 
+def write_figure_atomic(figure, target: str | os.PathLike, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG atomically, then close it (matplotlib imported only here, lazily)."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(target) as tmp:
+        figure.savefig(tmp, dpi=dpi, format="png")
+    plt.close(figure)
+    return Path(target)
+
+
 def safe_child(folder: str | os.PathLike, name: str) -> Path:
     """``folder / name``, refusing names that would leave ``folder`` (``..``, absolute paths, separators)."""
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
