@@ -126,18 +126,15 @@ def default_plan_path(onnx_path: Path) -> Path:
 
 def _device(trt) -> dict | None:
     """The GPU the build targets, or None on a machine without one (TensorRT-RTX ahead-of-time builds)."""
+    from runtime import cuda
+
     try:
-        from cuda.bindings import runtime as cudart  # cuda-python
-    except ImportError:
+        if not cuda.device_count():
+            return None
+        info = cuda.device_info(0)
+    except cuda.CudaError:  # cuda-python missing or the driver refuses
         return None
-    err, count = cudart.cudaGetDeviceCount()
-    if int(err) != 0 or count == 0:
-        return None
-    err, props = cudart.cudaGetDeviceProperties(0)
-    if int(err) != 0:
-        return None
-    name = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
-    return {"name": name, "compute_capability": f"{props.major}.{props.minor}"}
+    return {"name": info["name"], "compute_capability": info["compute_capability"]}
 
 
 def _jetson() -> dict | None:
