@@ -24,8 +24,8 @@ from calibration.dataset import CalibrationSetError
 from calibration.gate import markdown as gate_markdown
 from calibration.pipeline import CalibrationOptions
 from calibration.workflow import calibrate_and_gate
-from export.engine import BuildOptions, EngineBuildError
-from export.engine_cache import ensure_engine
+from engine.build import BuildOptions, EngineBuildError
+from engine.cache import ensure_engine
 from benchmarks.timing import environment
 from export.onnx_export import ExportError, export_fp32
 from export.parity import check_parity

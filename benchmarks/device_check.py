@@ -88,8 +88,8 @@ def cuda_layer() -> dict:
 
 
 def tensorrt_models(artifacts: Path, batches: Sequence[int]) -> list[dict]:
-    from export.engine import BuildOptions
-    from export.engine_cache import ensure_engine
+    from engine.build import BuildOptions
+    from engine.cache import ensure_engine
     from runtime.model import open_backend
     from runtime.self_test import self_test
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.calibration_set import TRAIN
 from runtime.spec import ModelSpec
 from train.data.image_folder import load_image_folder
 from train.data.mnist import load_mnist
@@ -20,7 +21,6 @@ from train.data.sign_mnist import find_split_file, load_sign_mnist
 from train.errors import DataError
 from train.models import get_model
 
-TRAIN = "train"
 TEST = "test"
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from calibration.data import TRAIN, check_model_name, load_split
 from calibration.dataset import DEFAULT_SEED, DEFAULT_SIZE, build_calibration_set, save_calibration_set
 from calibration.ranges import Method, amax, calibrate, prepare, save_ranges
-from calibration.trt_cache import write_cache
+from runtime.calib_cache import write_cache
 from calibration.variants import Precision, write_fp16, write_int8, write_int8_ort
 from runtime.spec import ModelSpec
 

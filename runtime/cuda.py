@@ -52,10 +52,55 @@ def check(result: Any, call: str = "CUDA call") -> Any:
     return values[0] if len(values) == 1 else values
 
 
+def version_text(version: int) -> str:
+    """CUDA's integer versions as text: 12060 → "12.6", 0 → "none"."""
+    return f"{version // 1000}.{(version % 1000) // 10}" if version else "none"
+
+
+def versions() -> tuple[int, int]:
+    """(driver, runtime) CUDA versions as integers (12060 = 12.6); driver 0 means no driver is installed."""
+    cudart = _cudart()
+    _, driver = cudart.cudaDriverGetVersion()
+    _, runtime = cudart.cudaRuntimeGetVersion()
+    return int(driver or 0), int(runtime or 0)
+
+
+def driver_mismatch(driver: int, runtime: int) -> str | None:
+    """Why cuda-python's runtime cannot run on this driver, or None when it can.
+
+    CUDA's minor-version compatibility lets a runtime run on any driver of the same major (a CUDA 13.0
+    driver runs cuda-python 13.3), so only a newer *major* is a mismatch — the JetPack 6 case, where
+    ``pip install cuda-python`` resolves to 13.x but L4T r36 ships a CUDA 12.x driver.
+    """
+    if not driver or not runtime or runtime // 1000 <= driver // 1000:
+        return None
+    major = driver // 1000
+    return (f"cuda-python is built for CUDA {version_text(runtime)} but the driver supports CUDA "
+            f"{version_text(driver)}; install the cuda-python of the driver's major: "
+            f"`pip install \"cuda-python>={major},<{major + 1}\"` (or update the driver)")
+
+
 def device_count() -> int:
+    """How many GPUs CUDA sees: 0 when there is no driver or no device; CudaError for anything else.
+
+    Any other failure (the driver is older than cuda-python, a broken install) is raised with its
+    reason instead of being reported as "no GPU", which would send the user looking in the wrong place.
+    """
     cudart = _cudart()
     err, count = cudart.cudaGetDeviceCount()
-    return int(count) if err == cudart.cudaError_t.cudaSuccess else 0
+    if err == cudart.cudaError_t.cudaSuccess:
+        return int(count)
+    if err == cudart.cudaError_t.cudaErrorNoDevice:
+        return 0
+    driver, runtime = versions()
+    if err == cudart.cudaError_t.cudaErrorInsufficientDriver and driver == 0:
+        return 0  # no NVIDIA driver installed at all: a machine without a GPU
+    mismatch = driver_mismatch(driver, runtime)
+    _, name = cudart.cudaGetErrorName(err)
+    name = name.decode() if isinstance(name, bytes) else str(name)
+    raise CudaError(f"cudaGetDeviceCount failed: {name} ({int(err)})"
+                    + (f": {mismatch}" if mismatch else f"; driver CUDA {version_text(driver)}, cuda-python "
+                       f"{version_text(runtime)} — run `python -m runtime.doctor`"))
 
 
 def device_info(index: int = 0) -> dict:
@@ -150,18 +195,38 @@ def copy_dtoh_async(dst: PinnedBuffer, src: DeviceBuffer, nbytes: int, stream: S
 
 
 class CudaGraph:
-    """Capture everything ``work()`` issues on ``stream`` once; ``launch()`` replays it."""
+    """Capture everything ``work()`` issues on ``stream`` once; ``launch()`` replays it.
+
+    If ``work()`` raises during capture, the capture is ended (and its partial graph destroyed) and the
+    original exception propagates; a failure of the capture itself is a ``CudaError``, after which the
+    stream is usable again for plain launches (the backend falls back to them, as trtexec does).
+    """
 
     def __init__(self, stream: Stream, work: Callable[[], None]) -> None:
         cudart = _cudart()
         self.stream = stream
+        self.graph = self.exec = None
         check(cudart.cudaStreamBeginCapture(stream.handle, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal),
               "cudaStreamBeginCapture")
         try:
             work()
-        finally:
-            self.graph = check(cudart.cudaStreamEndCapture(stream.handle), "cudaStreamEndCapture")
-        self.exec = check(cudart.cudaGraphInstantiate(self.graph, 0), "cudaGraphInstantiate")
+        except BaseException:
+            err, graph = cudart.cudaStreamEndCapture(stream.handle)  # leave capture mode; keep *their* error
+            if err == cudart.cudaError_t.cudaSuccess and graph is not None:
+                cudart.cudaGraphDestroy(graph)
+            cudart.cudaGetLastError()  # clear the sticky capture error so the stream works again
+            raise
+        err, graph = cudart.cudaStreamEndCapture(stream.handle)
+        if err != cudart.cudaError_t.cudaSuccess:
+            cudart.cudaGetLastError()
+            check(err, "cudaStreamEndCapture (the work is not capturable; run it without a CUDA graph)")
+        self.graph = graph
+        try:
+            self.exec = check(cudart.cudaGraphInstantiate(self.graph, 0), "cudaGraphInstantiate")
+        except CudaError:
+            self.close()
+            cudart.cudaGetLastError()
+            raise
 
     def launch(self) -> None:
         check(_cudart().cudaGraphLaunch(self.exec, self.stream.handle), "cudaGraphLaunch")

@@ -21,8 +21,32 @@ from typing import Sequence
 from runtime.cli import describe
 
 OK, INFO, PROBLEM = "OK", "INFO", "PROBLEM"
-# L4T major release → JetPack line (NVIDIA's release tables)
-L4T_TO_JETPACK = {"32": "4.x", "34": "5.0 (developer preview)", "35": "5.x", "36": "6.x", "38": "7.x"}
+
+
+@dataclass(frozen=True)
+class JetPackLine:
+    """What a JetPack line ships (NVIDIA's release tables) and whether this toolkit runs on it."""
+
+    jetpack: str
+    python: str  # the system Python that JetPack's TensorRT bindings are built for
+    tensorrt: str
+    cuda: str
+    cuda_python: str  # the pip requirement that matches its driver ("" when unsupported)
+    unsupported: str = ""  # why not, when it is not supported
+
+
+# L4T major release → JetPack line. The `gpu` extra's markers pick the cuda-python of each supported line.
+JETPACK = {
+    "32": JetPackLine("4.x", "3.6", "7.1–8.2", "10.2", "", "JetPack 4 (Python 3.6, CUDA 10.2) is not supported"),
+    "34": JetPackLine("5.0 (developer preview)", "3.8", "8.4", "11.4", "", "JetPack 5.0 is not supported"),
+    "35": JetPackLine("5.1.x", "3.8", "8.5", "11.4", "",
+                      "JetPack 5 is not supported: its TensorRT 8.5 bindings are for Python 3.8 (this toolkit needs "
+                      "≥ 3.10) and its CUDA 11.4 needs cuda-python 11, whose API differs"),
+    "36": JetPackLine("6.x", "3.10", "8.6 (6.0) / 10.3 (6.1, 6.2)", "12.2 / 12.6", "cuda-python>=12.6,<13"),
+    "38": JetPackLine("7.x", "3.12", "10.13+ (11.4 on 7.2.2+ for AGX Orin/Thor)", "13.0", "cuda-python>=13,<14"),
+}
+UNSUPPORTED_FIX = ("flash JetPack 6 or 7 to use TensorRT engines; on this device the ONNX Runtime CPU path "
+                   "(`pip install .[runtime]`) is all that works, with a Python ≥ 3.10")
 
 
 @dataclass
@@ -46,8 +70,15 @@ def jetson_release(root: Path = Path("/")) -> Check:
     revision = first.split("REVISION:", 1)[1].split(",", 1)[0].strip() if "REVISION:" in first else "?"
     model_file = root / "proc" / "device-tree" / "model"
     model = model_file.read_text(errors="replace").strip("\x00\n ") if model_file.is_file() else "unknown model"
-    jetpack = L4T_TO_JETPACK.get(major, "unknown")
-    return Check("jetson", OK, f"{model}, L4T R{major}.{revision} (JetPack {jetpack})")
+    line = JETPACK.get(major)
+    if line is None:
+        return Check("jetson", PROBLEM, f"{model}, L4T R{major}.{revision}: a JetPack this toolkit does not know",
+                     "supported: JetPack 6 (L4T R36) and 7 (L4T R38); see the README's JetPack matrix")
+    detail = (f"{model}, L4T R{major}.{revision} (JetPack {line.jetpack}: Python {line.python}, TensorRT "
+              f"{line.tensorrt}, CUDA {line.cuda})")
+    if line.unsupported:
+        return Check("jetson", PROBLEM, f"{detail}. {line.unsupported}", UNSUPPORTED_FIX)
+    return Check("jetson", OK, f"{detail}; install with `pip install .[gpu]` (pulls {line.cuda_python})")
 
 
 def system_tensorrt_paths() -> list[str]:
@@ -100,19 +131,21 @@ def cuda_checks() -> list[Check]:
     except Exception as exc:  # CudaError: cuda-python missing
         return [Check("cuda-python", INFO, str(exc), "`pip install cuda-python` to run TensorRT engines")]
     checks = [Check("cuda-python", OK, "cuda.bindings imports")]
-    err, runtime_version = cudart.cudaRuntimeGetVersion()
-    err2, driver_version = cudart.cudaDriverGetVersion()
-    def fmt(v):
-        return f"{v // 1000}.{(v % 1000) // 10}" if v else "none"
-    if int(err2) != 0 or not driver_version:
-        checks.append(Check("cuda driver", INFO, f"no NVIDIA driver loaded (runtime {fmt(runtime_version)})",
-                            "install the NVIDIA driver (JetPack includes it) to use a GPU"))
+    driver, runtime = cuda.versions()
+    if not driver:
+        checks.append(Check("cuda driver", INFO, f"no NVIDIA driver loaded (cuda-python runtime "
+                            f"{cuda.version_text(runtime)})", "install the NVIDIA driver (JetPack includes it) to use a GPU"))
         return checks
-    status = OK if driver_version >= runtime_version else PROBLEM
-    checks.append(Check("cuda driver", status, f"driver supports CUDA {fmt(driver_version)}, cuda-python runtime "
-                        f"{fmt(runtime_version)}",
-                        "" if status == OK else "update the NVIDIA driver or install a cuda-python matching it"))
-    if cuda.device_count() == 0:
+    mismatch = cuda.driver_mismatch(driver, runtime)
+    detail = (f"driver supports CUDA {cuda.version_text(driver)}, cuda-python runtime {cuda.version_text(runtime)}"
+              + ("" if mismatch else " (same major: minor-version compatible)"))
+    checks.append(Check("cuda driver", PROBLEM if mismatch else OK, detail, mismatch or ""))
+    try:
+        count = cuda.device_count()
+    except cuda.CudaError as exc:
+        checks.append(Check("gpu", PROBLEM, str(exc), "fix the cuda driver line above first"))
+        return checks
+    if count == 0:
         checks.append(Check("gpu", PROBLEM, "driver present but no GPU visible",
                             "check `nvidia-smi` (or `tegrastats`), CUDA_VISIBLE_DEVICES and container GPU flags"))
         return checks

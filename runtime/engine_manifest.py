@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ MANIFEST_FORMAT = "edge-toolkit-engine/1"
 # Serialized-engine magics: standard TensorRT writes "ftrt", TensorRT-RTX "vtrt" (first 4 bytes).
 PLAN_MAGICS = {b"ftrt": "tensorrt", b"vtrt": "tensorrt_rtx"}
 _FOREIGN = {b"PK\x03\x04": "a zip archive", b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image",
-            b"{": "a JSON/text file", b"PK": "a zip archive"}
+            b"{": "a JSON/text file", b"PK": "a zip archive", b"\x1f\x8b": "a gzip file"}
 
 
 class EnginePreflightError(ModelLoadError):
@@ -85,7 +86,7 @@ def sha256_file(path: Path) -> str:
 
 
 def rebuild_command(onnx: str | Path, plan: str | Path, args: list[str] | None = None) -> str:
-    return shlex.join(["python", "-m", "export.engine", "--onnx", str(onnx), "--out", str(plan), *(args or [])])
+    return shlex.join(["python", "-m", "engine", "--onnx", str(onnx), "--out", str(plan), *(args or [])])
 
 
 def identify_bytes(head: bytes) -> str | None:
@@ -98,7 +99,7 @@ def describe_foreign(head: bytes) -> str:
         if head.startswith(magic):
             return what
     if head[:1] == b"\x08":  # protobuf field 1 varint: ONNX ModelProto starts with ir_version
-        return "an ONNX model (build a plan from it with `python -m export.engine --onnx FILE`)"
+        return "an ONNX model (build a plan from it with `python -m engine --onnx FILE`)"
     return "not a TensorRT plan"
 
 
@@ -108,16 +109,35 @@ def load_manifest(plan: Path) -> EngineManifest:
         return EngineManifest.from_dict(json.loads(path.read_text()), str(path))
     except FileNotFoundError:
         raise EnginePreflightError(f"{plan}: manifest {path.name} not found beside the plan; an engine without "
-                                   "its manifest cannot be checked — rebuild it with `python -m export.engine "
+                                   "its manifest cannot be checked — rebuild it with `python -m engine "
                                    "--onnx MODEL.onnx`") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError
         raise EnginePreflightError(f"{path}: unreadable engine manifest ({exc}); rebuild the engine") from None
 
 
-def preflight(plan: str | Path, flavour: str | None = None, trt_version: str | None = None,
-              device: dict | None = None) -> EngineManifest:
-    """Check ``plan`` before deserializing it; ``flavour``/``trt_version``/``device`` describe this machine
-    (None: not checked). Returns the manifest."""
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", str(version))[:3])
+
+
+# Across majors TensorRT runs version-compatible engines only for these (builder major, runtime major) pairs
+# (TensorRT's support matrix); within a major any runtime at least as new as the builder.
+_CROSS_MAJOR = {(8, 9), (8, 10), (10, 11)}
+
+
+def version_compatible_with(built: str, running: str) -> bool:
+    """Whether a plan built with ``--version-compatible`` by TensorRT ``built`` loads in TensorRT ``running``."""
+    b, r = _version_tuple(built), _version_tuple(running)
+    if not b or not r or b < (8, 6) or r < b:
+        return False
+    return b[0] == r[0] or (b[0], r[0]) in _CROSS_MAJOR
+
+
+def on_jetson(root: Path = Path("/")) -> bool:
+    return (root / "etc" / "nv_tegra_release").is_file()
+
+
+def check_file(plan: str | Path) -> EngineManifest:
+    """The plan file against its manifest: exists, is a TensorRT plan, size and sha256 match. Returns the manifest."""
     plan = Path(plan)
     if not plan.exists():
         raise EnginePreflightError(f"{plan}: engine file not found; check the --engine path")
@@ -141,18 +161,49 @@ def preflight(plan: str | Path, flavour: str | None = None, trt_version: str | N
                                    f"another build; rebuild: {fix}")
     if kind != manifest.flavour:
         raise EnginePreflightError(f"{plan}: a {kind} plan but its manifest says {manifest.flavour}; rebuild: {fix}")
+    return manifest
+
+
+def check_machine(plan: str | Path, manifest: EngineManifest, flavour: str | None = None,
+                  trt_version: str | None = None, device: dict | None = None, jetson: bool | None = None) -> None:
+    """The manifest against this machine: TensorRT flavour and version (with the version-compatibility rules),
+    GPU compute capability (with the hardware-compatibility rules). None: not checked. Reads no file."""
+    fix = manifest.rebuild_command or rebuild_command(manifest.source_onnx, plan)
     if flavour is not None and flavour != manifest.flavour:
         raise EnginePreflightError(f"{plan}: built by {manifest.flavour} {manifest.trt_version}, this machine runs "
                                    f"{flavour} {trt_version}; rebuild here: {fix}")
-    if trt_version is not None and trt_version != manifest.trt_version \
-            and not manifest.build_flags.get("version_compatible"):
-        raise EnginePreflightError(f"{plan}: built by {manifest.flavour} {manifest.trt_version}, this machine has "
-                                   f"{trt_version} (engines are tied to the TensorRT that built them); rebuild "
-                                   f"here: {fix}")
-    if device is not None and manifest.device is not None:
-        built, here = manifest.device.get("compute_capability"), device.get("compute_capability")
-        portable = manifest.build_flags.get("hardware_compatibility", "none") != "none"
-        if built and here and built != here and not portable:
-            raise EnginePreflightError(f"{plan}: built for {manifest.device.get('name')} (compute capability "
-                                       f"{built}), this GPU is {device.get('name')} ({here}); rebuild here: {fix}")
+    if trt_version is not None and trt_version != manifest.trt_version:
+        if not manifest.build_flags.get("version_compatible"):
+            raise EnginePreflightError(f"{plan}: built by {manifest.flavour} {manifest.trt_version}, this machine has "
+                                       f"{trt_version} (engines are tied to the TensorRT that built them); rebuild "
+                                       f"here: {fix}")
+        if manifest.flavour == "tensorrt_rtx" or not version_compatible_with(manifest.trt_version, trt_version):
+            raise EnginePreflightError(f"{plan}: a version-compatible plan from {manifest.flavour} "
+                                       f"{manifest.trt_version} cannot load in {trt_version} (TensorRT runs them only "
+                                       "in the same or a later release of the same major, or 8→10 and 10→11); "
+                                       f"rebuild here: {fix}")
+    portable = manifest.build_flags.get("hardware_compatibility", "none") != "none"
+    if portable and jetson:
+        raise EnginePreflightError(f"{plan}: built with hardware compatibility "
+                                   f"({manifest.build_flags.get('hardware_compatibility')}), which JetPack does not "
+                                   f"support; rebuild on this Jetson without it: {fix}")
+    if device is None:
+        return
+    here = device.get("compute_capability")
+    if portable and here and _version_tuple(here) < (8, 0):
+        raise EnginePreflightError(f"{plan}: built for Ampere or newer (hardware compatibility ampere+), this GPU "
+                                   f"is {device.get('name')} (compute capability {here}); rebuild here: {fix}")
+    built = manifest.device.get("compute_capability") if manifest.device else None
+    if built and here and built != here and not portable:
+        raise EnginePreflightError(f"{plan}: built for {manifest.device.get('name')} (compute capability "
+                                   f"{built}), this GPU is {device.get('name')} ({here}); rebuild here: {fix}")
+
+
+def preflight(plan: str | Path, flavour: str | None = None, trt_version: str | None = None,
+              device: dict | None = None, jetson: bool | None = None) -> EngineManifest:
+    """Check ``plan`` before deserializing it: the file (``check_file``), then this machine (``check_machine``);
+    ``flavour``/``trt_version``/``device``/``jetson`` describe this machine (None: not checked). Returns the
+    manifest. The plan is hashed once."""
+    manifest = check_file(plan)
+    check_machine(Path(plan), manifest, flavour, trt_version, device, jetson)
     return manifest

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from runtime.backends.base import Backend
+from runtime.bundle import verify_beside
 from runtime.errors import SpecError
 from runtime.postprocess import Prediction, to_probabilities, top_k
 from runtime.preprocess import ImageInput, preprocess
@@ -20,8 +21,10 @@ PLAN_SUFFIXES = (".plan", ".engine", ".trt")
 def open_backend(
     path: str | os.PathLike, providers: Sequence[str] | None = None, threads: int | None = None
 ) -> Backend:
-    """The backend for a model file, chosen by its suffix (not yet activated)."""
+    """The backend for a model file, chosen by its suffix (not yet activated). In a deploy bundle the file and
+    the bundle's small files are first checked against its SHA256SUMS (``runtime.bundle``)."""
     path = Path(path)
+    verify_beside(path)
     if path.suffix.lower() in PLAN_SUFFIXES:
         from runtime.backends.tensorrt import TensorRTBackend
 

@@ -28,7 +28,7 @@ def test_onnx_repository_layout(trained_mnist, tmp_path):
 
 def test_plan_batch_is_capped_by_its_profile(trained_mnist, tmp_path):
     pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13`")
-    from export.engine import BuildOptions, build_engine
+    from engine.build import BuildOptions, build_engine
 
     _, onnx_path = trained_mnist["mnist_mlp"]
     plan, _ = build_engine(onnx_path, tmp_path / "m.plan", BuildOptions(1, 4, 16, flavour="tensorrt_rtx"),

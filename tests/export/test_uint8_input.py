@@ -27,7 +27,7 @@ def test_uint8_form_matches_the_float_form(trained_mnist, mnist_test, tmp_path, 
 
 def test_uint8_form_builds_with_tensorrt_rtx(trained_mnist, tmp_path):
     pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13`")
-    from export.engine import BuildOptions, build_engine
+    from engine.build import BuildOptions, build_engine
 
     ckpt, _ = trained_mnist["mnist_cnn"]
     path = export_fp32(ckpt.model, ckpt.spec, tmp_path, uint8_input=True)

@@ -164,7 +164,7 @@ def onnx_case(name: str, behaviour: str, make: Callable[[Path], bytes], cli_mess
     def run(ctx: Ctx) -> None:
         import pytest
 
-        from export.engine import EngineBuildError, inspect_onnx
+        from engine.build import EngineBuildError, inspect_onnx
         from runtime.infer import main
 
         bad = ctx.tmp / f"{name.replace(' ', '_')}.onnx"
@@ -187,7 +187,7 @@ def _plan_with_manifest(folder: Path, body: bytes = b"ftrt" + bytes(range(256)) 
         source_sha256="0" * 64, flavour="tensorrt", trt_version="10.3.0", precision="int8",
         quantization_path="strongly-typed", profiles=[], build_flags={}, spec={},
         device={"name": "Orin", "compute_capability": "8.7"},
-        rebuild_command="python -m export.engine --onnx model.int8.onnx --out model.int8.plan")
+        rebuild_command="python -m engine --onnx model.int8.onnx --out model.int8.plan")
     for key, value in fields.items():
         setattr(manifest, key, value)
     manifest_path(plan).write_text(manifest.to_json())
@@ -317,7 +317,7 @@ CASES: list[Case] = [
     plan_case("truncated plan", "refused: size differs from the manifest; rebuild command",
               lambda p: p.write_bytes(p.read_bytes()[:500]), r"truncated or replaced"),
     plan_case("plan from another TensorRT version", "refused with the exact rebuild command", lambda p: None,
-              r"built by tensorrt 10.3.0, this machine has 10.13.0.*python -m export.engine",
+              r"built by tensorrt 10.3.0, this machine has 10.13.0.*python -m engine",
               here=("tensorrt", "10.13.0", None)),
     plan_case("plan from another GPU", "refused with the exact rebuild command", lambda p: None,
               r"compute capability 8.7.*\(8.9\); rebuild here",

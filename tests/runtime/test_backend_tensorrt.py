@@ -11,7 +11,7 @@ from runtime.model import Classifier
 
 def test_plan_without_gpu_is_refused_clearly(trained_mnist, tmp_path):
     pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13`")
-    from export.engine import BuildOptions, build_engine
+    from engine.build import BuildOptions, build_engine
     from runtime import cuda
 
     if cuda.device_count():
@@ -27,7 +27,7 @@ def test_plan_without_gpu_is_refused_clearly(trained_mnist, tmp_path):
 @pytest.mark.tensorrt
 @pytest.mark.gpu
 def test_engine_matches_onnx_runtime_and_splits_big_batches(trained_mnist, mnist_test, tmp_path):
-    from export.engine import BuildOptions, build_engine
+    from engine.build import BuildOptions, build_engine
     from runtime.preprocess import normalize
 
     _, onnx_path = trained_mnist["mnist_cnn"]

@@ -1,15 +1,46 @@
-from runtime import doctor
+import pytest
+
+from runtime import cuda, doctor
+
+
+def _jetson(tmp_path, release: str, model: str = "NVIDIA Jetson AGX Orin Developer Kit"):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "nv_tegra_release").write_text(release)
+    (tmp_path / "proc" / "device-tree").mkdir(parents=True)
+    (tmp_path / "proc" / "device-tree" / "model").write_text(model + "\x00")
+    return tmp_path
 
 
 def test_jetson_release_is_read_from_l4t_files(tmp_path):
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "etc" / "nv_tegra_release").write_text(
-        "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: Wed Jan  8 01:49:37 UTC 2025\n")
-    (tmp_path / "proc" / "device-tree").mkdir(parents=True)
-    (tmp_path / "proc" / "device-tree" / "model").write_text("NVIDIA Jetson AGX Orin Developer Kit\x00")
-    check = doctor.jetson_release(tmp_path)
+    root = _jetson(tmp_path, "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, "
+                             "DATE: Wed Jan  8 01:49:37 UTC 2025\n")
+    check = doctor.jetson_release(root)
     assert check.status == doctor.OK
-    assert check.detail == "NVIDIA Jetson AGX Orin Developer Kit, L4T R36.4.3 (JetPack 6.x)"
+    assert check.detail.startswith("NVIDIA Jetson AGX Orin Developer Kit, L4T R36.4.3 (JetPack 6.x: Python 3.10")
+    assert "cuda-python>=12.6,<13" in check.detail
+
+
+@pytest.mark.parametrize("release, why", [
+    ("# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64\n", "Python 3.8"),
+    ("# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t210ref, EABI: aarch64\n", "JetPack 4"),
+    ("# R99 (release), REVISION: 1.0, GCID: 1, BOARD: x, EABI: aarch64\n", "does not know"),
+])
+def test_unsupported_jetpacks_are_refused_with_the_reason(tmp_path, release, why):
+    check = doctor.jetson_release(_jetson(tmp_path, release))
+    assert check.status == doctor.PROBLEM and why in check.detail and "JetPack 6" in check.fix
+
+
+@pytest.mark.parametrize("driver, runtime, problem", [
+    (13000, 13030, False),  # seen on the H100: a newer minor of the same major is fine (was a false PROBLEM)
+    (12060, 12090, False), (12020, 12060, False),
+    (12060, 13050, True),  # JetPack 6 with cuda-python 13: every call fails with cudaErrorInsufficientDriver
+    (13000, 12060, False),  # an older runtime on a newer driver is fine
+])
+def test_driver_and_cuda_python_are_compared_by_major(driver, runtime, problem):
+    mismatch = cuda.driver_mismatch(driver, runtime)
+    assert (mismatch is not None) == problem
+    if problem:
+        assert 'pip install "cuda-python>=12,<13"' in mismatch
 
 
 def test_not_a_jetson_is_information_not_a_problem(tmp_path):

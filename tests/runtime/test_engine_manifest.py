@@ -8,7 +8,7 @@ import pytest
 
 from runtime.engine_manifest import EngineManifest, EnginePreflightError, manifest_path, preflight
 
-CMD = "python -m export.engine --onnx m.onnx --out m.plan"
+CMD = "python -m engine --onnx m.onnx --out m.plan"
 
 
 def _plan(tmp_path, body=b"ftrt" + bytes(range(256)) * 4, **fields):
@@ -55,6 +55,40 @@ def test_other_tensorrt_version_names_the_rebuild_command(tmp_path):
 def test_version_compatible_engines_may_cross_versions(tmp_path):
     plan = _plan(tmp_path, build_flags={"version_compatible": True})
     assert preflight(plan, "tensorrt", "10.13.0")
+
+
+@pytest.mark.parametrize("built, running, ok", [
+    ("10.3.0", "10.13.0", True), ("10.3.0", "10.3.0", True), ("8.6.1", "10.3.0", True), ("10.13.0", "11.4.1", True),
+    ("10.13.0", "10.3.0", False),  # an older runtime never loads a newer plan
+    ("8.6.1", "11.4.1", False),  # across two majors: not supported by TensorRT
+    ("8.5.2", "8.6.1", False),  # version compatibility starts at 8.6
+])
+def test_version_compatible_plans_load_only_where_tensorrt_allows(tmp_path, built, running, ok):
+    plan = _plan(tmp_path, trt_version=built, build_flags={"version_compatible": True})
+    if ok:
+        assert preflight(plan, "tensorrt", running)
+    else:
+        with pytest.raises(EnginePreflightError, match="version-compatible plan .* cannot load"):
+            preflight(plan, "tensorrt", running)
+
+
+def test_hardware_compatible_plans_need_ampere_and_no_jetson(tmp_path):
+    plan = _plan(tmp_path, build_flags={"hardware_compatibility": "ampere+"})
+    turing = {"name": "T4", "compute_capability": "7.5"}
+    with pytest.raises(EnginePreflightError, match="Ampere or newer"):
+        preflight(plan, "tensorrt", "10.3.0", turing)
+    with pytest.raises(EnginePreflightError, match="JetPack does not support"):
+        preflight(plan, "tensorrt", "10.3.0", {"name": "Orin", "compute_capability": "8.7"}, jetson=True)
+
+
+def test_preflight_hashes_the_plan_once(tmp_path, monkeypatch):
+    import runtime.engine_manifest as em
+
+    calls = []
+    real = em.sha256_file
+    monkeypatch.setattr(em, "sha256_file", lambda path: calls.append(path) or real(path))
+    preflight(_plan(tmp_path), "tensorrt", "10.3.0", {"name": "Orin", "compute_capability": "8.7"})
+    assert len(calls) == 1
 
 
 def test_other_gpu_is_refused_unless_hardware_compatible(tmp_path):

@@ -2,8 +2,8 @@ import struct
 
 import pytest
 
-from calibration.trt_cache import (CacheFormatError, parse, read_cache, render, retag, scale_to_hex, version_tag,
-                                   write_cache)
+from runtime.calib_cache import (CacheFormatError, parse, read_cache, render, retag, scale_to_hex, version_tag,
+                                 write_cache)
 
 
 def test_scale_is_big_endian_float32_hex():
@@ -34,6 +34,12 @@ def test_retag_changes_only_the_header():
     again = retag(text, version_tag("10.3.0"))
     assert again.splitlines()[0] == "TRT-100300-EntropyCalibration2"
     assert again.splitlines()[1:] == text.splitlines()[1:]
+
+
+def test_retag_names_the_calibrator_that_serves_it():
+    # a cache written by another calibrator (MinMax) would be ignored by the IInt8EntropyCalibrator2 that reads it
+    text = "TRT-8601-MinMaxCalibration\nx: 3c010204\n"
+    assert retag(text, "100300").splitlines()[0] == "TRT-100300-EntropyCalibration2"
 
 
 @pytest.mark.parametrize("text, where", [

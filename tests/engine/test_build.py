@@ -6,8 +6,8 @@ import json
 import onnx
 import pytest
 
-from export.engine import BuildOptions, EngineBuildError, build_engine, inspect_onnx
-from export.engine_cache import ensure_engine
+from engine.build import BuildOptions, EngineBuildError, build_engine, inspect_onnx
+from engine.cache import ensure_engine
 from runtime.engine_manifest import golden_path, manifest_path, preflight
 
 trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13` "
@@ -29,7 +29,7 @@ def test_fp32_builds_with_manifest(trained_mnist, tmp_path, model):
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
 def test_calibrated_variants_build_with_golden_io(calibrated_cnn, tmp_path, precision):
     folder, _ = calibrated_cnn
-    from export.golden import golden_from_calibration
+    from engine.golden import golden_from_calibration
 
     onnx_path = folder / f"mnist_cnn.{precision}.onnx"
     golden = golden_from_calibration(onnx_path, count=4)
@@ -108,3 +108,53 @@ def test_implicit_int8_is_refused_where_there_are_no_calibrators(calibrated_cnn,
 def test_bad_profile_is_refused():
     with pytest.raises(EngineBuildError, match="min ≤ opt ≤ max"):
         BuildOptions(min_batch=8, opt_batch=4, max_batch=16)
+
+
+def test_fp32_plans_are_built_without_tf32_unless_asked(trained_mnist, tmp_path):
+    # TensorRT turns TF32 on by default (Ampere+, Orin): the fp32 self-test budget (1e-3) would not hold
+    _, onnx_path = trained_mnist["mnist_mlp"]
+    _, exact = build_engine(onnx_path, tmp_path / "a.plan", SMALL, log=lambda *_: None)
+    fast = BuildOptions(min_batch=1, opt_batch=4, max_batch=16, flavour="tensorrt_rtx", tf32=True)
+    _, tf32 = build_engine(onnx_path, tmp_path / "b.plan", fast, log=lambda *_: None)
+    assert exact.build_flags["tf32"] is False and tf32.build_flags["tf32"] is True
+    assert "--tf32" in tf32.rebuild_command and "--tf32" not in exact.rebuild_command
+
+
+def test_engine_cache_key_covers_the_build_flags(trained_mnist, tmp_path):
+    # a plan built with one workspace / TF32 setting was "reused" for another before
+    _, onnx_path = trained_mnist["mnist_mlp"]
+    out = tmp_path / "m.plan"
+    ensure_engine(onnx_path, out, SMALL, log=lambda *_: None)
+    other = BuildOptions(min_batch=1, opt_batch=4, max_batch=16, flavour="tensorrt_rtx", workspace_mib=64)
+    _, manifest, reason = ensure_engine(onnx_path, out, other, log=lambda *_: None)
+    assert reason.startswith("stale: workspace_mib None → 64") and manifest.build_flags["workspace_mib"] == 64
+    _, _, reason = ensure_engine(onnx_path, out, other, log=lambda *_: None)
+    assert reason == "reused"
+    tf32 = BuildOptions(min_batch=1, opt_batch=4, max_batch=16, flavour="tensorrt_rtx", workspace_mib=64, tf32=True)
+    assert ensure_engine(onnx_path, out, tf32, log=lambda *_: None)[2] == "stale: tf32 False → True"
+
+
+def test_dla_is_refused_where_there_is_none_and_for_fp32(calibrated_cnn, tmp_path):
+    folder, _ = calibrated_cnn
+    dla = BuildOptions(flavour="tensorrt_rtx", dla_core=0)
+    with pytest.raises(EngineBuildError, match="no DLA cores"):  # was silently accepted on TensorRT-RTX
+        build_engine(folder / "mnist_cnn.fp16.onnx", tmp_path / "d.plan", dla, log=lambda *_: None)
+    assert not (tmp_path / "d.plan").exists()
+    with pytest.raises(EngineBuildError, match="--gpu-fallback goes with --dla-core"):
+        BuildOptions(gpu_fallback=True)
+
+
+def test_timing_cache_never_overwrites_another_kind_of_file(calibrated_cnn, tmp_path):
+    folder, _ = calibrated_cnn
+    calib = tmp_path / "mnist_cnn.calib.cache"
+    calib.write_bytes((folder / "mnist_cnn.calib.cache").read_bytes())
+    before = calib.read_bytes()
+    options = BuildOptions(min_batch=1, opt_batch=4, max_batch=16, flavour="tensorrt_rtx", timing_cache=calib)
+    with pytest.raises(EngineBuildError, match="is a calibration cache, not a timing cache"):
+        build_engine(folder / "mnist_cnn.fp32.onnx", tmp_path / "t.plan", options, log=lambda *_: None)
+    assert calib.read_bytes() == before
+    fresh = BuildOptions(min_batch=1, opt_batch=4, max_batch=16, flavour="tensorrt_rtx", timing_cache=tmp_path / "t.tc")
+    build_engine(folder / "mnist_cnn.fp32.onnx", tmp_path / "t.plan", fresh, log=lambda *_: None)
+    again = tmp_path / "t.tc"
+    assert again.stat().st_size > 0  # written, and accepted when read back on the next build
+    build_engine(folder / "mnist_cnn.fp32.onnx", tmp_path / "t2.plan", fresh, log=lambda *_: None)

@@ -5,7 +5,10 @@ The format TensorRT's calibrators write and read: a header line
 the scale is ``amax / 127`` as the 8 hex digits of its big-endian IEEE-754 float32 bits.
 TensorRT ignores a cache whose header names another TensorRT version, so the file is written for
 JetPack 6.0's TensorRT 8.6.1 and ``retag`` rewrites the header for the TensorRT that reads it
-(``export.engine``'s cache calibrator does that); the tensor lines do not depend on the version.
+(the engine builder's cache calibrator does that); the tensor lines do not depend on the version.
+
+It lives in ``runtime`` because both sides read it: ``calibration`` writes it on the training
+machine, the engine builder reads it on the device. Pure Python, no TensorRT import.
 """
 
 from __future__ import annotations
@@ -86,7 +89,8 @@ def read_cache(path: Path) -> tuple[str, dict[str, float]]:
 
 
 def retag(text: str, tag: str) -> str:
-    """The same cache with its header naming TensorRT version ``tag`` (see ``version_tag``)."""
-    header, _ = parse(text)
-    algorithm = _HEADER.match(header).group(2)
-    return "\n".join([f"TRT-{tag}-{algorithm}"] + text.splitlines()[1:]) + "\n"
+    """The same cache with its header naming TensorRT version ``tag`` (see ``version_tag``) and
+    ``EntropyCalibration2``: the builder serves it through an ``IInt8EntropyCalibrator2``, and TensorRT
+    ignores a cache whose header names another algorithm than the calibrator's."""
+    parse(text)  # refuse a file that is not a cache, naming the bad line
+    return "\n".join([f"TRT-{tag}-{ALGORITHM}"] + text.splitlines()[1:]) + "\n"

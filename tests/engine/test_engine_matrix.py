@@ -9,7 +9,7 @@ import pytest
 
 from calibration.pipeline import CalibrationOptions, calibrate_model
 from calibration.ranges import Method
-from export.engine import BuildOptions, build_engine
+from engine.build import BuildOptions, build_engine
 from export.onnx_export import export_fp32
 from runtime.engine_manifest import preflight
 from train.models import get_model

@@ -27,13 +27,18 @@ def write_golden(plan: Path, inputs: np.ndarray, outputs: np.ndarray) -> dict:
 
 
 def golden_from_calibration(onnx_path: Path, count: int = GOLDEN_SAMPLES) -> tuple[np.ndarray, np.ndarray] | None:
-    """Golden I/O from the model's calibration set, run through its FP32 ONNX (ONNX Runtime)."""
-    from calibration.dataset import CalibrationSetError, load_calibration_set
+    """Golden I/O for a plan built from ``onnx_path``: a bundle's ``<model>.golden.npz`` when there is one, else
+    the model's calibration set run through its FP32 ONNX (ONNX Runtime); None without either."""
+    from runtime.calibration_set import CalibrationSetError, load_calibration_set
     from runtime.model import Classifier
     from runtime.preprocess import normalize
 
     onnx_path = Path(onnx_path)
     model = onnx_path.name.split(".")[0]
+    shipped = onnx_path.with_name(f"{model}.golden.npz")
+    if shipped.is_file():  # a deploy bundle's: the training machine's reference (verified by its SHA256SUMS)
+        with np.load(shipped, allow_pickle=False) as data:
+            return data["inputs"][:count], data["outputs"][:count]
     fp32 = onnx_path.with_name(f"{model}.fp32.onnx")
     try:
         calib = load_calibration_set(onnx_path.parent, model)

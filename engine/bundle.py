@@ -1,0 +1,179 @@
+"""``python -m engine.bundle``: everything a device needs for one model, as a folder and a ``.tar.gz``.
+
+``create --artifacts artifacts/asl_cnn [--model asl_cnn] --out bundles/`` (training machine) copies the
+ONNX variants, the spec, the calibration set and TensorRT cache and the gate report, writes golden I/O
+(calibration samples and their FP32 outputs from this machine), a README with the device commands,
+``BUNDLE.json`` and ``SHA256SUMS``, then packs ``<model>.bundle.tar.gz``. On the device:
+``unpack asl_cnn.bundle.tar.gz --out asl_cnn`` (safe extraction, then every checksum verified) and
+``verify asl_cnn/``; ``python -m engine`` and ``python -m runtime.infer`` verify the files they use too.
+Exit 0 ok, 2 a missing, altered or mixed-up file (one line naming it and the fix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import shutil
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from runtime import __version__ as toolkit_version
+from runtime.atomic import atomic_path, safe_child, write_bytes_atomic, write_text_atomic
+from runtime.bundle import BUNDLE_FORMAT, INDEX, SUMS, BundleError, unpack, verify
+from runtime.cli import describe
+from runtime.errors import RuntimeToolkitError
+
+# (suffix after "<model>", required, what it is)
+CONTENTS = (
+    (".json", True, "ModelSpec: preprocessing, labels"),
+    (".fp32.onnx", True, "FP32 model"),
+    (".fp16.onnx", False, "FP16 model (TensorRT, GPUs)"),
+    (".int8.onnx", False, "INT8 Q/DQ model (TensorRT)"),
+    (".int8.ort.onnx", False, "INT8 model for ONNX Runtime on the CPU"),
+    (".calib.npz", False, "calibration set (uint8 pixels, labels)"),
+    (".calib.json", False, "calibration set manifest (ids, sha256)"),
+    (".calib.cache", False, "TensorRT calibration cache (implicit INT8, TensorRT ≤ 10)"),
+    (".gate.json", False, "accuracy gate report of every variant"),
+)
+GOLDEN_SUFFIX = ".golden.npz"
+
+
+def _readme(model: str, names: list[str]) -> str:
+    variants = [n for n in names if n.endswith(".onnx")]
+    builds = "\n".join(f"python -m engine --onnx {model}/{n}" for n in variants if not n.endswith(".ort.onnx"))
+    return f"""# {model}: deploy bundle
+
+Made by edge-toolkit {toolkit_version}. On the device (`pip install .[gpu] onnx`, plus JetPack's TensorRT):
+
+```bash
+python -m engine.bundle unpack {model}.bundle.tar.gz --out {model}   # safe extraction + every checksum
+python -m runtime.doctor                                              # can this machine run engines?
+{builds}
+python -m runtime.infer --engine {model}/{model}.int8.plan --self-test
+python -m runtime.infer --engine {model}/{model}.int8.plan photo.jpg
+python -m benchmarks latency --engine {model}/{model}.int8.plan --batch 1,8,64
+```
+
+Without TensorRT, ONNX Runtime runs the ONNX files directly:
+`python -m runtime.infer --engine {model}/{model}.fp32.onnx photo.jpg`.
+`sha256sum -c SHA256SUMS` checks the files without this toolkit.
+"""
+
+
+def _golden(folder: Path, model: str) -> bytes | None:
+    from engine.golden import golden_from_calibration
+
+    pair = golden_from_calibration(folder / f"{model}.fp32.onnx")
+    if pair is None:
+        return None
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, inputs=pair[0].astype(np.float32), outputs=pair[1].astype(np.float32))
+    return buffer.getvalue()
+
+
+def create(artifacts: Path, out: Path, model: str | None = None, log=print) -> tuple[Path, Path]:
+    """Write ``out/<model>/`` and ``out/<model>.bundle.tar.gz``; refuses to replace an existing bundle."""
+    artifacts = Path(artifacts)
+    model = model or artifacts.name
+    folder, archive = safe_child(out, model), safe_child(out, f"{model}.bundle.tar.gz")
+    if folder.exists() or archive.exists():
+        raise BundleError(f"{folder if folder.exists() else archive}: already exists; choose another --out or remove "
+                          "it (a bundle is never overwritten in place)")
+    missing = [model + suffix for suffix, required, _ in CONTENTS if required and not (artifacts / (model + suffix)).is_file()]
+    if missing:
+        raise BundleError(f"{artifacts}: {', '.join(missing)} not found; export the model first "
+                          f"(`python -m export --checkpoint … --out {artifacts}`)")
+    staging = Path(out) / f".{model}.bundle-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        files: dict[str, dict] = {}
+        for suffix, _, what in CONTENTS:
+            source = artifacts / (model + suffix)
+            if source.is_file():
+                shutil.copyfile(source, staging / source.name)
+                files[source.name] = {"what": what}
+            else:
+                log(f"note: {source.name} not in {artifacts}; the bundle goes without it")
+        golden = _golden(staging, model)
+        if golden is not None:
+            write_bytes_atomic(staging / (model + GOLDEN_SUFFIX), golden)
+            files[model + GOLDEN_SUFFIX] = {"what": "golden I/O: calibration samples, preprocessed, and FP32 outputs"}
+        write_text_atomic(staging / "README.md", _readme(model, sorted(files)))
+        files["README.md"] = {"what": "device commands"}
+        for name, entry in files.items():
+            entry["bytes"] = (staging / name).stat().st_size
+        index = {"format": BUNDLE_FORMAT, "model": model, "toolkit_version": toolkit_version,
+                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files": files}
+        write_text_atomic(staging / INDEX, json.dumps(index, indent=1) + "\n")
+        names = sorted(list(files) + [INDEX])
+        sums = "".join(f"{hashlib.sha256((staging / n).read_bytes()).hexdigest()}  {n}\n" for n in names)
+        write_text_atomic(staging / SUMS, sums)
+        verify(staging)  # what landed
+        with atomic_path(archive) as tmp:
+            with tarfile.open(tmp, "w:gz") as tar:
+                for name in sorted(names + [SUMS]):
+                    tar.add(staging / name, arcname=f"{model}/{name}", recursive=False)
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log(f"bundle {folder}/ and {archive} ({archive.stat().st_size / 1e6:.1f} MB): {len(names) + 1} files")
+    return folder, archive
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m engine.bundle", description=describe(__doc__))
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("create", help="training machine: pack a model's artifacts for a device")
+    c.add_argument("--artifacts", type=Path, required=True, help="the model's artifact folder (artifacts/<model>)")
+    c.add_argument("--model", default=None, help="model name (default: the folder's name)")
+    c.add_argument("--out", type=Path, default=Path("bundles"), help="where the folder and .tar.gz go (default bundles)")
+    u = sub.add_parser("unpack", help="device: extract a .tar.gz safely and verify every file")
+    u.add_argument("archive", type=Path)
+    u.add_argument("--out", type=Path, required=True, help="the new folder (must not exist)")
+    v = sub.add_parser("verify", help="device: check every file of an unpacked bundle against SHA256SUMS")
+    v.add_argument("folder", type=Path)
+    for s in (c, u, v):
+        s.add_argument("--json", action="store_true", help="print the result (or the error) as JSON on stdout")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    def say(message: str) -> None:
+        print(message, file=sys.stderr if args.json else sys.stdout)
+
+    try:
+        if args.command == "create":
+            folder, archive = create(args.artifacts, args.out, args.model, say)
+            result = {"folder": str(folder), "archive": str(archive)}
+        elif args.command == "unpack":
+            bundle = unpack(args.archive, args.out)
+            result = {"folder": str(bundle.folder), "model": bundle.model, "files": len(bundle.sums)}
+            say(f"unpacked {args.archive} → {bundle.folder}/: {len(bundle.sums)} files verified")
+        else:
+            bundle = verify(args.folder)
+            result = {"folder": str(bundle.folder), "model": bundle.model, "files": len(bundle.sums)}
+            say(f"{bundle.folder}: {len(bundle.sums)} files match {SUMS}")
+    except (RuntimeToolkitError, OSError, ValueError) as exc:
+        message = str(exc) if not isinstance(exc, OSError) or not exc.strerror else \
+            f"{exc.filename}: {exc.strerror}"
+        print(f"error: {message}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"ok": False, "error": message}))
+        return 2
+    if args.json:
+        print(json.dumps({"ok": True, **result}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

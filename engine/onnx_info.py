@@ -1,0 +1,55 @@
+"""What the builder needs to know about an ONNX file before TensorRT sees it (``inspect_onnx``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.options import EngineBuildError
+from runtime.engine_manifest import sha256_file
+from runtime.spec import METADATA_KEY, ModelSpec
+
+
+@dataclass
+class OnnxInfo:
+    path: Path
+    sha256: str
+    precision: str
+    spec: ModelSpec | None
+    calibration_sha256: str | None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def inspect_onnx(path: Path) -> OnnxInfo:
+    """Read the file, refuse what the TensorRT parser would choke on, with our own message."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise EngineBuildError(f"{path}: ONNX file not found")
+    try:
+        proto = onnx.load(str(path))
+        onnx.checker.check_model(proto)
+    except Exception as exc:  # DecodeError, ValidationError, …
+        raise EngineBuildError(f"{path}: not a valid ONNX model ({str(exc).splitlines()[0][:200]}); re-export it "
+                               "with `python -m export`") from None
+    inits = {t.name: t.data_type for t in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type == "DequantizeLinear" and inits.get(node.input[0]) == onnx.TensorProto.INT32:
+            raise EngineBuildError(
+                f"{path}: node {node.name!r} dequantizes an int32 bias ({node.input[0]}); the TensorRT ONNX parser "
+                "rejects int32-bias Q/DQ (ONNX Runtime's default quantize_static output). Write the TensorRT "
+                "int8 file with `python -m calibration --model NAME` (bias left in float)")
+        if node.domain == "com.microsoft":
+            raise EngineBuildError(f"{path}: node {node.name!r} is ONNX Runtime's {node.op_type} (com.microsoft), "
+                                   "which TensorRT cannot parse; this is the ONNX Runtime CPU form "
+                                   "(*.int8.ort.onnx) — build from *.int8.onnx instead")
+    meta = {p.key: p.value for p in proto.metadata_props}
+    spec = ModelSpec.from_json(meta[METADATA_KEY], source=f"{path} metadata") if METADATA_KEY in meta else None
+    return OnnxInfo(path, sha256_file(path), meta.get("edge_toolkit.precision", "fp32"), spec,
+                    meta.get("edge_toolkit.calibration_sha256"), meta)
+
+
+def default_plan_path(onnx_path: Path) -> Path:
+    name = Path(onnx_path).name
+    return Path(onnx_path).with_name((name[:-5] if name.endswith(".onnx") else name) + ".plan")

@@ -1,0 +1,112 @@
+"""The objects TensorRT calls back into during a build: logger, progress monitor, cache calibrator; and
+what the build records about the machine (GPU, Jetson)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from runtime.calib_cache import retag, version_tag
+
+
+
+def build_device() -> dict | None:
+    """The GPU the build targets, or None on a machine without one (TensorRT-RTX ahead-of-time builds).
+
+    A driver that cannot run this cuda-python is an error (``runtime.cuda.CudaError`` names the fix), not
+    "no GPU": a plan built as if there were none would be recorded wrongly.
+    """
+    from runtime import cuda
+
+    try:
+        count = cuda.device_count()
+    except cuda.CudaError as exc:
+        if "not installed" in str(exc):  # cuda-python absent: an ahead-of-time build
+            return None
+        raise
+    if not count:
+        return None
+    info = cuda.device_info(0)
+    return {"name": info["name"], "compute_capability": info["compute_capability"]}
+
+
+def jetson_info() -> dict | None:
+    release = Path("/etc/nv_tegra_release")
+    model = Path("/proc/device-tree/model")
+    if not release.is_file():
+        return None
+    return {"l4t": release.read_text(errors="replace").splitlines()[0][:120],
+            "model": model.read_text(errors="replace").strip("\x00\n") if model.is_file() else None}
+
+
+def make_logger(trt, verbose: bool = False):
+    """A TensorRT logger that keeps errors for our message instead of dumping them."""
+
+    class Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+
+        def log(self, severity, msg):
+            if severity <= trt.ILogger.Severity.ERROR:
+                self.errors.append(str(msg))
+            elif verbose:
+                print(f"[TensorRT] {msg}", file=sys.stderr)
+
+    return Logger()
+
+
+def progress_monitor(trt):
+    """A progress bar per build phase where TensorRT has ``IProgressMonitor`` (≥ 10), tqdm is installed and
+    stderr is a terminal; otherwise None (a Jetson has no tqdm, and a log file wants no ``\\r`` updates)."""
+    if not hasattr(trt, "IProgressMonitor") or not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+
+    class Monitor(trt.IProgressMonitor):
+        def __init__(self):
+            trt.IProgressMonitor.__init__(self)
+            self.bars: dict[str, Any] = {}
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            self.bars[phase_name] = tqdm(total=num_steps, desc=f"build: {phase_name}", leave=False)
+
+        def step_complete(self, phase_name, step):
+            bar = self.bars.get(phase_name)
+            if bar is not None:
+                bar.update(step + 1 - bar.n)
+            return True  # keep building
+
+        def phase_finish(self, phase_name):
+            bar = self.bars.pop(phase_name, None)
+            if bar is not None:
+                bar.close()
+
+    return Monitor()
+
+
+def cache_calibrator(trt, cache_text: str):
+    """``IInt8EntropyCalibrator2`` that only serves the cache (no data: every range is in the cache)."""
+    cache = retag(cache_text, version_tag(trt.__version__)).encode()
+
+    class CacheCalibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self):
+            trt.IInt8EntropyCalibrator2.__init__(self)
+
+        def get_batch_size(self):
+            return 1
+
+        def get_batch(self, names):
+            return None  # nothing to calibrate: the cache has the ranges
+
+        def read_calibration_cache(self):
+            return cache
+
+        def write_calibration_cache(self, cache_bytes):
+            return None
+
+    return CacheCalibrator()
