@@ -11,7 +11,12 @@ DATA_DIR ?= $(if $(SHARED_DATA),../shared/data,data)
 OUT ?= artifacts
 PYTEST_ARGS ?=
 
-.PHONY: install data demo test test-slow device-check clean
+# The device profile: a second venv with only what a Jetson has — the `gpu` extra (numpy, Pillow, onnxruntime,
+# cuda-python), onnx, and TensorRT-RTX standing in for JetPack's tensorrt. No torch, tqdm or matplotlib.
+DEVICE_VENV ?= .venv-device
+DEVICE_PY := $(DEVICE_VENV)/bin/python
+
+.PHONY: install device-venv data demo test test-slow device-check clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,19 +27,28 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+$(DEVICE_VENV)/.installed: pyproject.toml
+	@test -x $(DEVICE_PY) || $(PYTHON) -m venv $(DEVICE_VENV)
+	$(DEVICE_PY) -m pip install --quiet --upgrade pip
+	$(DEVICE_PY) -m pip install --quiet -e '.[gpu]' 'onnx>=1.16' 'tensorrt-rtx-cu13>=1.7'
+	@touch $@
+
+device-venv: $(DEVICE_VENV)/.installed
+
 data: install
 	$(PY) -m train.data fetch-mnist --data-dir $(DATA_DIR)
 
 demo: data
 	$(PY) -m benchmarks.demo --data-dir $(DATA_DIR) --out $(OUT)
 
-# What CI runs: everything but the `slow` tests (the whole demo, full-budget training), ~10 min on 2 cores.
-test: data
-	EDGE_DATA_DIR=$(abspath $(DATA_DIR)) $(PY) -m pytest $(PYTEST_ARGS)
+# What CI runs: everything but the `slow` tests (the whole demo, full-budget training), ~10 min on 2 cores;
+# tests/engine/test_device_flow.py runs the device flow in the device profile.
+test: data device-venv
+	EDGE_DATA_DIR=$(abspath $(DATA_DIR)) EDGE_DEVICE_PYTHON=$(abspath $(DEVICE_PY)) $(PY) -m pytest $(PYTEST_ARGS)
 
 # Also the slow tests: the whole demo and the flowers accuracy target (~15 more minutes on 2 cores).
-test-slow: data
-	EDGE_DATA_DIR=$(abspath $(DATA_DIR)) $(PY) -m pytest --run-slow $(PYTEST_ARGS)
+test-slow: data device-venv
+	EDGE_DATA_DIR=$(abspath $(DATA_DIR)) EDGE_DEVICE_PYTHON=$(abspath $(DEVICE_PY)) $(PY) -m pytest --run-slow $(PYTEST_ARGS)
 
 # On a GPU box: cuda-python layer, TensorRT engines (build, self-test, latency) and PyTorch GPU baselines;
 # says what it skipped. Uses the venv when there is one, else the machine's python3.
@@ -43,4 +57,4 @@ device-check:
 	$(DEVICE_PY) -m benchmarks.device_check --artifacts $(OUT)
 
 clean:
-	rm -rf $(OUT) .pytest_cache
+	rm -rf $(OUT) .pytest_cache $(DEVICE_VENV)

@@ -173,8 +173,12 @@ def write_csv(path: Path, results: Sequence[BatchResult]) -> Path:
     return write_text_atomic(path, buffer.getvalue())
 
 
-def plot(path: Path, engine: Path, results: Sequence[BatchResult]) -> Path:
-    import matplotlib
+def plot(path: Path, engine: Path, results: Sequence[BatchResult]) -> Path | None:
+    """The latency/throughput PNG; None where matplotlib is not installed (a Jetson's device install)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -256,12 +260,13 @@ def run(args: argparse.Namespace) -> int:
     write_text_atomic(out / f"{stem}.json", json.dumps(report, indent=2) + "\n")
     write_csv(out / f"{stem}.csv", results)
     write_text_atomic(out / f"{stem}.md", markdown(args.engine, results, profile))
-    plot(out / f"{stem}.png", args.engine, results)
+    png = plot(out / f"{stem}.png", args.engine, results)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print(markdown(args.engine, results, profile), end="")
-        print(f"written: {out / stem}.{{json,csv,md,png}}")
+        print(f"written: {out / stem}.{{json,csv,md{',png' if png else ''}}}"
+              + ("" if png else " (no PNG: matplotlib is not installed, `pip install matplotlib` for the plot)"))
     for line in report["regressions"]:
         print(f"REGRESSION {line}", file=sys.stderr)
     return 1 if report["regressions"] else 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.bundle import verify_beside
 from runtime.engine_manifest import EngineManifest, check_file, golden_path, sha256_file
 from runtime.errors import RuntimeToolkitError
 
@@ -80,6 +81,7 @@ def self_test(plan: str | Path) -> SelfTestReport:
     if plan.suffix.lower() not in (".plan", ".engine", ".trt"):
         raise SelfTestError(f"{plan}: --self-test checks TensorRT plans against the golden I/O in their manifest; "
                             "for ONNX files use `python -m calibration.gate`")
+    verify_beside(plan)  # in a deploy bundle: a plan from this bundle's ONNX, its files unaltered
     inputs, expected, manifest = load_golden(plan)
     with open_backend(plan) as backend:
         got = backend.infer({backend.inputs[0].name: inputs.astype(backend.inputs[0].dtype)})[backend.outputs[0].name]

@@ -1,0 +1,36 @@
+"""Every device-side module imports with only what a Jetson has: no torch, torchvision, tqdm, matplotlib or kornia,
+and none of the training-side packages (train, calibration). One subprocess per module, so one stray import
+names its module."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+ABSENT_ON_DEVICE = ("torch", "torchvision", "tqdm", "matplotlib", "kornia")
+DEVICE_MODULES = (
+    "runtime", "runtime.infer", "runtime.doctor", "runtime.self_test", "runtime.model", "runtime.bundle",
+    "runtime.batcher", "runtime.backends.onnxruntime", "runtime.backends.tensorrt", "runtime.cuda",
+    "runtime.calibration_set", "runtime.calib_cache", "runtime.engine_manifest", "runtime.apps.doggy_door",
+    "engine", "engine.__main__", "engine.build", "engine.cache", "engine.golden", "engine.bundle",
+    "export.triton", "export.engine", "benchmarks.latency", "benchmarks.timing", "benchmarks.__main__",
+    "benchmarks.device_check",
+)
+CODE = """
+import importlib, json, sys
+for name in {absent!r}:
+    sys.modules[name] = None  # `import torch` now raises ImportError, as on a Jetson without it
+importlib.import_module({module!r})
+print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))
+"""
+
+
+@pytest.mark.parametrize("module", DEVICE_MODULES)
+def test_device_module_imports_without_training_libraries(module):
+    done = subprocess.run([sys.executable, "-c", CODE.format(absent=ABSENT_ON_DEVICE, module=module)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{module}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}"
+    loaded = set(__import__("json").loads(done.stdout.strip().splitlines()[-1]))
+    assert not loaded & {"train", "calibration"}, f"{module} pulls in the training side: {loaded & {'train', 'calibration'}}"
