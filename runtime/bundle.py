@@ -36,8 +36,8 @@ class Bundle:
 
     @property
     def fix(self) -> str:
-        return (f"copy the bundle again (or unpack its .tar.gz with `python -m engine.bundle unpack "
-                f"{self.model}.bundle.tar.gz`) and do not mix files of different bundles")
+        return (f"unpack the bundle again into a new folder (`python -m engine.bundle unpack "
+                f"{self.model}.bundle.tar.gz --out NEW_FOLDER`) and do not mix files of different bundles")
 
 
 def _sha256(path: Path) -> str:

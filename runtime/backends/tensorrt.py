@@ -39,6 +39,22 @@ def _np_dtype(trt, dtype) -> np.dtype:
                      "UINT8": np.uint8, "BOOL": np.bool_, "INT64": np.int64}[dtype.name])
 
 
+def make_runtime(trt, logger, manifest: EngineManifest):
+    """A ``trt.Runtime`` set up as the plan's manifest requires, before anything is deserialized: TensorRT's
+    plugins registered (a plan may reference them), host code allowed only for a version-compatible plan (it
+    carries its lean runtime as host code; we trust plans whose sha256 preflight matched against the manifest,
+    as Polygraphy's loader does), and the DLA core the plan was built for."""
+    if hasattr(trt, "init_libnvinfer_plugins"):
+        trt.init_libnvinfer_plugins(logger, "")
+    runtime = trt.Runtime(logger)
+    flags = manifest.build_flags
+    if flags.get("version_compatible") and hasattr(runtime, "engine_host_code_allowed"):
+        runtime.engine_host_code_allowed = True
+    if flags.get("dla_core") is not None:
+        runtime.DLA_core = int(flags["dla_core"])
+    return runtime
+
+
 class TensorRTBackend(Backend):
     def __init__(self, path: str | Path, cuda_graphs: bool = False, flavour: str | None = None,
                  time_stages: bool = False) -> None:
@@ -73,16 +89,7 @@ class TensorRTBackend(Backend):
     def _deserialize(self, trt, flavour: str) -> None:
         self._trt = trt
         self._logger = trt.Logger(trt.Logger.WARNING)
-        if hasattr(trt, "init_libnvinfer_plugins"):  # plugins a plan may reference must be registered first
-            trt.init_libnvinfer_plugins(self._logger, "")
-        self._runtime = trt.Runtime(self._logger)
-        flags = self.manifest.build_flags
-        if flags.get("version_compatible") and hasattr(self._runtime, "engine_host_code_allowed"):
-            # a version-compatible plan carries its lean runtime as host code; we trust plans we built
-            # (preflight matched its sha256 against the manifest), as Polygraphy's loader does
-            self._runtime.engine_host_code_allowed = True
-        if flags.get("dla_core") is not None:
-            self._runtime.DLA_core = int(flags["dla_core"])
+        self._runtime = make_runtime(trt, self._logger, self.manifest)
         self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self._engine is None:
             raise ModelLoadError(f"{self.path}: {flavour} {trt.__version__} could not deserialize the engine; "

@@ -100,3 +100,20 @@ def test_inputs_outside_the_profile_and_version_compatible_plans(trained_mnist, 
     compatible = _built(onnx_path, tmp_path, "v.fp32.plan", version_compatible=True)
     with TensorRTBackend(compatible) as backend:  # needs engine_host_code_allowed: never loaded before
         assert backend.infer({backend.inputs[0].name: np.zeros((2, 1, 28, 28), np.float32)})
+
+
+@pytest.mark.parametrize("flags, host_code", [
+    ({"version_compatible": True}, True),  # a version-compatible plan never loaded: host code was not allowed
+    ({"version_compatible": False}, False),  # ... and only such a plan gets it
+])
+def test_the_runtime_is_set_up_as_the_manifest_requires(flags, host_code):
+    # (The DLA core is set the same way, but TensorRT-RTX has no DLA and keeps DLA_core at -1: not shown here.)
+    trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13`")
+    from runtime.backends.tensorrt import make_runtime
+    from runtime.engine_manifest import EngineManifest
+
+    manifest = EngineManifest(plan_sha256="0" * 64, plan_bytes=1, source_onnx="m.onnx", source_sha256="0" * 64,
+                              flavour="tensorrt_rtx", trt_version=trt.__version__, precision="fp16",
+                              quantization_path="strongly-typed", profiles=[], build_flags=flags, spec={})
+    runtime = make_runtime(trt, trt.Logger(trt.Logger.ERROR), manifest)  # the real TensorRT-RTX runtime object
+    assert runtime.engine_host_code_allowed is host_code
