@@ -16,6 +16,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.engine_manifest import sha256_file
 from runtime.errors import RuntimeToolkitError
 
 BUNDLE_FORMAT = "edge-toolkit-bundle/1"
@@ -38,14 +39,6 @@ class Bundle:
     def fix(self) -> str:
         return (f"unpack the bundle again into a new folder (`python -m engine.bundle unpack "
                 f"{self.model}.bundle.tar.gz --out NEW_FOLDER`) and do not mix files of different bundles")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def parse_sums(text: str, source: str) -> dict[str, str]:
@@ -81,7 +74,7 @@ def verify_file(bundle: Bundle, name: str) -> None:
     path = bundle.folder / name
     if not path.is_file():
         raise BundleError(f"{path}: missing from the bundle (listed in {SUMS}); {bundle.fix}")
-    if _sha256(path) != bundle.sums[name]:
+    if sha256_file(path) != bundle.sums[name]:
         raise BundleError(f"{path}: checksum does not match {SUMS} (altered, truncated or from another bundle); "
                           f"{bundle.fix}")
 
