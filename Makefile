@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 # The device profile: a second venv with only what a Jetson has — the `gpu` extra (numpy, Pillow, onnxruntime,
 # cuda-python), onnx, and TensorRT-RTX standing in for JetPack's tensorrt. No torch, tqdm or matplotlib.
 DEVICE_VENV ?= .venv-device
-DEVICE_PY := $(DEVICE_VENV)/bin/python
+DEVICE_VENV_PY := $(DEVICE_VENV)/bin/python
 
 .PHONY: install device-venv data demo test test-slow device-check clean
 
@@ -28,9 +28,9 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 $(DEVICE_VENV)/.installed: pyproject.toml
-	@test -x $(DEVICE_PY) || $(PYTHON) -m venv $(DEVICE_VENV)
-	$(DEVICE_PY) -m pip install --quiet --upgrade pip
-	$(DEVICE_PY) -m pip install --quiet -e '.[gpu]' 'onnx>=1.16' 'tensorrt-rtx-cu13>=1.7'
+	@test -x $(DEVICE_VENV_PY) || $(PYTHON) -m venv $(DEVICE_VENV)
+	$(DEVICE_VENV_PY) -m pip install --quiet --upgrade pip
+	$(DEVICE_VENV_PY) -m pip install --quiet -e '.[gpu]' 'onnx>=1.16' 'tensorrt-rtx-cu13>=1.7'
 	@touch $@
 
 device-venv: $(DEVICE_VENV)/.installed
@@ -44,11 +44,11 @@ demo: data
 # What CI runs: everything but the `slow` tests (the whole demo, full-budget training), ~10 min on 2 cores;
 # tests/engine/test_device_flow.py runs the device flow in the device profile.
 test: data device-venv
-	EDGE_DATA_DIR=$(abspath $(DATA_DIR)) EDGE_DEVICE_PYTHON=$(abspath $(DEVICE_PY)) $(PY) -m pytest $(PYTEST_ARGS)
+	EDGE_DATA_DIR=$(abspath $(DATA_DIR)) EDGE_DEVICE_PYTHON=$(abspath $(DEVICE_VENV_PY)) $(PY) -m pytest $(PYTEST_ARGS)
 
 # Also the slow tests: the whole demo and the flowers accuracy target (~15 more minutes on 2 cores).
 test-slow: data device-venv
-	EDGE_DATA_DIR=$(abspath $(DATA_DIR)) EDGE_DEVICE_PYTHON=$(abspath $(DEVICE_PY)) $(PY) -m pytest --run-slow $(PYTEST_ARGS)
+	EDGE_DATA_DIR=$(abspath $(DATA_DIR)) EDGE_DEVICE_PYTHON=$(abspath $(DEVICE_VENV_PY)) $(PY) -m pytest --run-slow $(PYTEST_ARGS)
 
 # On a GPU box: cuda-python layer, TensorRT engines (build, self-test, latency) and PyTorch GPU baselines;
 # says what it skipped. Uses the venv when there is one, else the machine's python3.
