@@ -165,7 +165,8 @@ def parse_graph_batches(text: str) -> tuple[int, ...]:
     if not batches or batches[0] < 1:
         raise ValueError(f"--cuda-graph-batches {text!r}: expected positive batch sizes like 1,8,64")
     if len(batches) > MAX_GRAPHS:
-        raise ValueError(f"--cuda-graph-batches {text!r}: at most {MAX_GRAPHS} batch sizes (each graph keeps its buffers)")
+        raise ValueError(f"--cuda-graph-batches {text!r}: at most {MAX_GRAPHS} batch sizes "
+                         "(each graph keeps its own buffers)")
     return batches
 
 
