@@ -98,9 +98,12 @@ def _torch_fn(engine: Path, x: np.ndarray) -> tuple[Callable[[], np.ndarray] | N
         return None, "torch has no CUDA device here"
     if not checkpoint.is_file():
         return None, f"no checkpoint {checkpoint.name} beside the model"
-    from train.checkpoint import load_checkpoint
+    try:
+        from train.checkpoint import load_checkpoint
 
-    model = load_checkpoint(checkpoint).model.eval().cuda()
+        model = load_checkpoint(checkpoint).model.eval().cuda()
+    except Exception as exc:  # a checkpoint from another torch, a missing training extra: name it, measure the rest
+        return None, f"cannot load {checkpoint.name} ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
 
     @torch.inference_mode()
     def run() -> np.ndarray:
