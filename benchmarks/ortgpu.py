@@ -8,7 +8,8 @@ reports the median of its round medians, so a noisy neighbour hurts all alike):
 - ``runtime``: our backend with its defaults (feed checks included): IOBinding on a GPU provider,
   plain ``run`` on the CPU;
 - ``runtime-graph``: the same with ONNX Runtime CUDA graphs (``--cuda-graph``);
-- ``ort-graph-floor``: bare ONNX Runtime, IOBinding + CUDA graph, nothing else: the floor;
+- ``ort-graph-floor``: bare ONNX Runtime, IOBinding + CUDA graph, nothing else, copying the input the
+  way ONNX Runtime's own CUDA-graph tests do (``update_inplace``, no ``synchronize_inputs``): the floor;
 - ``torch-eager-cuda``: PyTorch eager on the GPU from the checkpoint beside the model (torch imported
   lazily, only here), when torch has CUDA.
 
