@@ -4,11 +4,11 @@ Plain ``session.run(feed)`` on the CUDA execution provider allocates device memo
 copies them, runs, allocates host memory for the outputs and copies back, every call. Here each
 input shape (in practice: each batch size) gets a *slot*, made once and kept:
 
-- input OrtValues on the device, filled from the host array with ``update_inplace``: from pinned
+- input OrtValues on the device, filled from the host array with ``update_inplace``: through pinned
   host staging when this ONNX Runtime can allocate it (see ``pinned_memory_info``), else straight
-  from the pageable numpy array followed by ``synchronize_inputs()`` (the pybind copy is a plain
-  ``cudaMemcpy``, which for pageable memory may return before the DMA has landed, and ONNX
-  Runtime's compute stream need not wait for the legacy default stream);
+  from the pageable numpy array. Then ``synchronize_inputs()`` (the CUDA EP's ``Sync``, a
+  ``cudaDeviceSynchronize``): the pybind copy is a plain ``cudaMemcpy``, which from pageable memory
+  may return before its DMA has landed, and ONNX Runtime's compute stream need not be ordered after it;
 - output OrtValues on the device, bound with ``bind_ortvalue_output``, copied back once per call
   (``OrtValue.numpy()``); an output whose shape is not known from the batch size alone is bound by
   device and allocated by ONNX Runtime instead (that slot then gets no graph);
@@ -32,7 +32,7 @@ machine; its numbers equal plain ``run``). Outputs are returned as fresh numpy a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -72,7 +72,6 @@ class _Slot:
     staging: dict[str, tuple[Any, np.ndarray]]  # name → (pinned OrtValue, numpy view of it)
     outputs: dict[str, Any]  # preallocated device outputs; empty when ONNX Runtime allocates them
     graph_id: int = NO_GRAPH
-    runs: int = field(default=0)
 
 
 class BoundRunner:
@@ -96,20 +95,17 @@ class BoundRunner:
     def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         key = tuple(tuple(feed[t.name].shape) for t in self._inputs)
         slot = self._slots.get(key) or self._make_slot(key)
-        pageable = False
         for name, value in slot.inputs.items():
             array = np.ascontiguousarray(feed[name])
-            if name in slot.staging:  # host → pinned (memcpy), pinned → device (a synchronous copy)
+            if name in slot.staging:  # host → pinned (memcpy), pinned → device
                 stage, view = slot.staging[name]
                 np.copyto(view, array)
                 value.update_inplace(stage)
             else:
                 value.update_inplace(array)
-                pageable = self.device != "cpu"
-        if pageable:  # cudaMemcpy from pageable memory may return before its DMA lands; ORT's stream need not wait for it
+        if self.device != "cpu":  # the copies must have landed before ORT's own stream reads them
             slot.binding.synchronize_inputs()
         self._session.run_with_iobinding(slot.binding, slot.run_options)
-        slot.runs += 1
         if not slot.outputs:
             return dict(zip((t.name for t in self._outputs), slot.binding.copy_outputs_to_cpu()))
         # OrtValue.numpy() copies a device tensor to a new host array, but views a CPU one: copy that.
