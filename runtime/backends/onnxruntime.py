@@ -167,6 +167,8 @@ class OnnxRuntimeBackend(Backend):
 
     def execution(self) -> dict:
         """How the session runs, for result files: providers, IOBinding, staging, CUDA graphs, TF32."""
+        if self._session is None:
+            raise RuntimeError("OnnxRuntimeBackend.execution() is known once the backend is active")
         provider = self._session.get_providers()[0]
         options = self._provider_options(provider)
         report: dict[str, Any] = {"providers": list(self._session.get_providers()), "io_binding": False}
