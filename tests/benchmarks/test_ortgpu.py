@@ -51,3 +51,18 @@ def test_a_missing_gpu_provider_is_a_usage_error(trained_mnist, capsys):
     engine = trained_mnist["mnist_cnn"][1]
     assert ortgpu.main(["--engine", str(engine), "--providers", "cuda"]) == 2
     assert "CUDAExecutionProvider is not available" in capsys.readouterr().err
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in onnxruntime.get_available_providers(),
+                    reason="this onnxruntime has the CUDA EP")
+def test_latency_takes_the_same_providers_shorthand(trained_mnist, tmp_path):
+    engine = trained_mnist["mnist_cnn"][1]
+    base = [sys.executable, "-m", "benchmarks", "latency", "--engine", str(engine), "--batch", "2",
+            "--duration-s", "0.02", "--warmup-ms", "5", "--out", str(tmp_path)]
+    done = subprocess.run(base + ["--providers", "cuda:0"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: --providers cuda:0: CUDAExecutionProvider is not available")
+    done = subprocess.run(base + ["--providers", "cpu", "--io-binding", "--json"], cwd=REPO, capture_output=True,
+                          text=True, check=True)
+    execution = json.loads(done.stdout)["execution"]
+    assert execution["providers"] == ["CPUExecutionProvider"] and execution["io_binding"] is True
