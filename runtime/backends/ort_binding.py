@@ -83,7 +83,8 @@ class BoundRunner:
         self._inputs, self._outputs = tuple(inputs), tuple(outputs)
         self.device, self.device_id = device, device_id
         options = options or CudaOptions()
-        self.graphs = options.cuda_graph and device == "cuda"
+        # SessionFromOnnx refuses --cuda-graph unless a GPU provider comes first; a CPU session ignores the ids
+        self.graphs = options.cuda_graph
         self._graph_batches = options.graph_batches
         self._slots: dict[tuple[tuple[int, ...], ...], _Slot] = {}
         self._next_graph_id = 1

@@ -99,3 +99,24 @@ def test_cuda_graph_needs_a_gpu_provider_first(cnn):
 
     with pytest.raises(ProviderError, match=r"--cuda-graph needs a GPU provider first \(--providers cuda\)"):
         OnnxRuntimeBackend(cnn, providers="cpu", cuda=CudaOptions(cuda_graph=True)).activate()
+
+
+@pytest.mark.parametrize("batches, expected", [
+    ((1, 4), {"1x1x28x28": 1, "4x1x28x28": 2}),
+    (None, {f"{n}x1x28x28": i + 1 for i, n in enumerate(range(1, 9))}),  # the first MAX_GRAPHS sizes seen
+])
+def test_one_graph_id_per_batch_size_and_minus_one_for_the_rest(cnn, trained_mnist, mnist_test, batches, expected):
+    """The policy and its RunOptions, on a CPU session (which ignores gpu_graph_id): the GPU tests replay them."""
+    from runtime.backends.onnxruntime import SessionFromOnnx
+    from runtime.backends.ort_binding import GRAPH_ID_KEY, BoundRunner
+
+    x = _ready(trained_mnist, mnist_test, 9)
+    with OnnxRuntimeBackend(cnn) as plain:
+        session = SessionFromOnnx(cnn)()
+        runner = BoundRunner(onnxruntime, session, plain.inputs, plain.outputs, "cpu", 0,
+                             CudaOptions(cuda_graph=True, graph_batches=batches))
+        for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 4, 1):
+            assert np.array_equal(runner.run({"input": x[:n]})["logits"], plain.infer({"input": x[:n]})["logits"])
+    assert runner.report()["graphs"] == expected
+    ids = {key[0][0]: slot.run_options.get_run_config_entry(GRAPH_ID_KEY) for key, slot in runner._slots.items()}
+    assert ids[9] == "-1" and all(ids[int(k.split("x")[0])] == str(v) for k, v in expected.items())
