@@ -36,6 +36,7 @@ from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
 from runtime.preprocess import preprocess
+from runtime.providers import CudaOptions, add_provider_arguments, cuda_options_from_args
 
 COV_WARNING = 0.025
 KNEE_GAIN = 0.10
@@ -125,10 +126,12 @@ def recommend_profile(results: Sequence[BatchResult]) -> dict:
 
 
 def sweep(engine: Path, batches: Sequence[int], warmup_s: float = 0.2, duration_s: float = 1.0,
-          iterations: int | None = None, threads: int | None = None, log=print) -> list[BatchResult]:
+          iterations: int | None = None, threads: int | None = None, log=print, providers: str | None = None,
+          cuda: CudaOptions | None = None, execution: dict | None = None) -> list[BatchResult]:
+    """One result per batch size; ``execution`` (when given) receives how the backend ran (providers, TF32…)."""
     encoded = encoded_samples(engine)
     results = []
-    classifier = Classifier.from_path(engine, threads=threads)
+    classifier = Classifier.from_path(engine, providers=providers, threads=threads, cuda=cuda)
     if hasattr(classifier.backend, "time_stages"):
         classifier.backend.time_stages = True
     with classifier:
@@ -138,6 +141,8 @@ def sweep(engine: Path, batches: Sequence[int], warmup_s: float = 0.2, duration_
             log(f"  batch {batch}: compute median {result.compute.median_ms:.3f} ms, end to end "
                 f"{result.end_to_end.median_ms:.3f} ms ({result.end_to_end.throughput:.0f} img/s)"
                 + (" [unstable]" if result.warnings() else ""))
+        if execution is not None and hasattr(classifier.backend, "execution"):
+            execution.update(classifier.backend.execution())
     unstable = [w for r in results for w in r.warnings()]
     if unstable:
         log(f"WARNING: {len(unstable)} of {2 * len(results)} measurements have a coefficient of variation above "
@@ -223,6 +228,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration-s", type=float, default=1.0, help="timed seconds per measurement (default 1)")
     p.add_argument("--iterations", type=int, default=None, help="cap on timed iterations per measurement")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: its choice)")
+    add_provider_arguments(p)
     p.add_argument("--out", type=Path, default=None, help="report folder (default: beside the engine)")
     p.add_argument("--baseline", type=Path, default=None, help="an earlier JSON report: exit 1 on regressions")
     p.add_argument("--threshold", type=float, default=0.10, help="regression threshold (default 0.10 = 10 %%)")
@@ -243,14 +249,21 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: --baseline {args.baseline}: cannot read it as a JSON report ({exc})", file=sys.stderr)
             return 2
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    execution: dict = {}
+    try:
+        cuda = cuda_options_from_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         results = sweep(args.engine, sorted(set(batches)), args.warmup_ms / 1000, args.duration_s, args.iterations,
-                        args.threads, log)
+                        args.threads, log, args.providers, cuda, execution)
     except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     profile = recommend_profile(results)
     report = {"engine": str(args.engine), "environment": environment(), "threads": args.threads,
+              "execution": execution,
               "settings": {"warmup_ms": args.warmup_ms, "duration_s": args.duration_s, "iterations": args.iterations},
               "results": [r.to_dict() for r in results], "recommended_profile": profile,
               "warnings": [w for r in results for w in r.warnings()]}

@@ -20,6 +20,7 @@ from runtime.errors import InputError, RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.postprocess import Prediction, to_probabilities, top_k
 from runtime.preprocess import find_images, preprocess
+from runtime.providers import add_provider_arguments, cuda_options_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,11 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="check a .plan against the golden inputs/outputs in its manifest and exit")
     parser.add_argument("--batch-size", type=_positive_int, default=32, help="inputs per inference call (default 32)")
     parser.add_argument("--top-k", type=_positive_int, default=1, help="classes to print per input (default 1)")
-    parser.add_argument(
-        "--providers",
-        default=None,
-        help="comma-separated ONNX Runtime providers in priority order (default: CPUExecutionProvider)",
-    )
+    add_provider_arguments(parser)
     parser.add_argument("--threads", type=_positive_int, default=None, help="intra-op threads (default: ORT's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     return parser
@@ -99,12 +96,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return self_test_main(args)
     if not args.inputs:
         parser.error("give image files or folders to classify (or --self-test)")
-    providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
+    try:
+        cuda = cuda_options_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     files, errors = _expand(args.inputs)
     total = len(files) + len(errors)
     results = []
     try:
-        with Classifier.from_path(args.engine, providers=providers, threads=args.threads) as classifier:
+        with Classifier.from_path(args.engine, providers=args.providers, threads=args.threads,
+                                  cuda=cuda) as classifier:
             for path, outcome in classify_files(classifier, files, args.batch_size, args.top_k):
                 if isinstance(outcome, InputError):
                     errors.append((str(path), str(outcome)))
@@ -113,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if not args.json:
                         print(_format(path, outcome))
             model_name = classifier.spec.name
+            backend = classifier.backend
+            execution = backend.execution() if hasattr(backend, "execution") else None
     except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -120,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         doc = {
             "model": model_name,
             "engine": str(args.engine),
+            "execution": execution,
             "results": [{"input": p, **pred.to_dict()} for p, pred in results],
             "errors": [{"input": p, "error": msg} for p, msg in errors],
         }

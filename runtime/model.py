@@ -13,16 +13,22 @@ from runtime.bundle import verify_beside
 from runtime.errors import SpecError
 from runtime.postprocess import Prediction, to_probabilities, top_k
 from runtime.preprocess import ImageInput, preprocess
+from runtime.providers import CudaOptions
 from runtime.spec import METADATA_KEY, ModelSpec, sidecar_candidates, spec_from_sidecar
 
 PLAN_SUFFIXES = (".plan", ".engine", ".trt")
 
 
 def open_backend(
-    path: str | os.PathLike, providers: Sequence[str] | None = None, threads: int | None = None
+    path: str | os.PathLike, providers: str | Sequence[str] | None = None, threads: int | None = None,
+    cuda: CudaOptions | None = None,
 ) -> Backend:
     """The backend for a model file, chosen by its suffix (not yet activated). In a deploy bundle the file and
-    the bundle's small files are first checked against its SHA256SUMS (``runtime.bundle``)."""
+    the bundle's small files are first checked against its SHA256SUMS (``runtime.bundle``).
+
+    ``providers``, ``threads`` and ``cuda`` (IOBinding, CUDA graphs, TF32) apply to ONNX files;
+    ``providers`` goes through ``runtime.providers.parse_providers`` (``cpu``, ``cuda:1``, full names).
+    """
     path = Path(path)
     verify_beside(path)
     if path.suffix.lower() in PLAN_SUFFIXES:
@@ -31,7 +37,7 @@ def open_backend(
         return TensorRTBackend(path)
     from runtime.backends.onnxruntime import OnnxRuntimeBackend
 
-    return OnnxRuntimeBackend(path, providers=providers, threads=threads)
+    return OnnxRuntimeBackend(path, cuda=cuda, providers=providers, threads=threads)
 
 
 def find_spec(path: Path, backend: Backend) -> ModelSpec:
@@ -82,9 +88,10 @@ class Classifier:
 
     @classmethod
     def from_path(
-        cls, path: str | os.PathLike, providers: Sequence[str] | None = None, threads: int | None = None
+        cls, path: str | os.PathLike, providers: str | Sequence[str] | None = None, threads: int | None = None,
+        cuda: CudaOptions | None = None,
     ) -> "Classifier":
-        return cls(open_backend(path, providers, threads), source=str(path))
+        return cls(open_backend(path, providers, threads, cuda), source=str(path))
 
     @property
     def spec(self) -> ModelSpec:

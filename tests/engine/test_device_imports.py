@@ -14,9 +14,10 @@ DEVICE_MODULES = (
     "runtime", "runtime.infer", "runtime.doctor", "runtime.self_test", "runtime.model", "runtime.bundle",
     "runtime.batcher", "runtime.backends.onnxruntime", "runtime.backends.tensorrt", "runtime.cuda",
     "runtime.calibration_set", "runtime.calib_cache", "runtime.engine_manifest", "runtime.apps.doggy_door",
+    "runtime.providers", "runtime.backends.ort_binding",
     "engine", "engine.__main__", "engine.build", "engine.cache", "engine.golden", "engine.bundle",
     "export.triton", "export.engine", "benchmarks.latency", "benchmarks.timing", "benchmarks.__main__",
-    "benchmarks.device_check",
+    "benchmarks.device_check", "benchmarks.ortgpu",
 )
 CODE = """
 import importlib, json, sys
