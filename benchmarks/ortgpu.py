@@ -116,7 +116,7 @@ def _torch_fn(engine: Path, x: np.ndarray) -> tuple[Callable[[], np.ndarray] | N
 def candidates(engine: Path, x: np.ndarray, providers: Sequence[Provider], tf32: bool | None,
                state: dict) -> tuple[dict[str, Callable[[], np.ndarray]], dict[str, str]]:
     """The timed callables for one batch and the reason for every candidate left out."""
-    from runtime.backends.onnxruntime import _onnxruntime
+    from runtime.providers import onnxruntime_module as _onnxruntime
 
     ort = _onnxruntime()
     gpu = providers[0].on_gpu

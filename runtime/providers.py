@@ -87,6 +87,17 @@ def _describe_install(available: Sequence[str]) -> str:
     return ", ".join(f"{short[a]} ({a})" if a in short else a for a in available)
 
 
+def onnxruntime_module():
+    """``import onnxruntime``, or our one-line error naming the install command."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ModelLoadError(
+            "onnxruntime is not installed; install it with `pip install .[runtime]`"
+        ) from None
+    return onnxruntime
+
+
 def parse_providers(spec: str | Sequence[str] | None, available: Sequence[str] | None = None,
                     known: Sequence[str] | None = None) -> tuple[Provider, ...]:
     """``"cuda:1,cpu"`` → ``(Provider("CUDAExecutionProvider", 1), Provider("CPUExecutionProvider"))``.
@@ -99,9 +110,7 @@ def parse_providers(spec: str | Sequence[str] | None, available: Sequence[str] |
     if not items:
         return (Provider("CPUExecutionProvider"),)
     if available is None or known is None:
-        from runtime.backends.onnxruntime import _onnxruntime
-
-        ort = _onnxruntime()
+        ort = onnxruntime_module()
         available = list(ort.get_available_providers()) if available is None else available
         known = list(ort.get_all_providers()) if known is None else known
     by_lower = {name.lower(): name for name in known}

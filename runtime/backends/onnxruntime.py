@@ -16,7 +16,9 @@ import numpy as np
 from runtime.backends.base import Backend, TensorInfo
 from runtime.backends.ort_binding import BoundRunner
 from runtime.errors import ModelLoadError
-from runtime.providers import GPU_PROVIDERS, CudaOptions, Provider, ProviderError, parse_providers, session_providers
+from runtime.providers import (GPU_PROVIDERS, CudaOptions, Provider, ProviderError, parse_providers,
+                               session_providers)
+from runtime.providers import onnxruntime_module as _onnxruntime
 
 _ORT_TYPES = {
     "tensor(float)": np.float32,
@@ -30,14 +32,6 @@ _ORT_TYPES = {
 }
 
 
-def _onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ModelLoadError(
-            "onnxruntime is not installed; install it with `pip install .[runtime]`"
-        ) from None
-    return onnxruntime
 
 
 def available_providers() -> list[str]:
