@@ -20,6 +20,7 @@ from runtime.errors import InputError, RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.postprocess import Prediction, to_probabilities, top_k
 from runtime.preprocess import find_images, preprocess
+from runtime.stream.cli import add_stream_arguments, run_streams, wants_stream
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Classify images with an exported model (.onnx; spec JSON beside it or embedded).",
     )
     parser.add_argument("--engine", required=True, type=Path, help="model file (.onnx, or a TensorRT .plan)")
-    parser.add_argument("inputs", nargs="*", type=Path, help="image files or folders of images")
+    parser.add_argument("inputs", nargs="*", help="image files or folders of images, or video/camera/network "
+                        "sources (see below)")
     parser.add_argument("--self-test", action="store_true",
                         help="check a .plan against the golden inputs/outputs in its manifest and exit")
     parser.add_argument("--batch-size", type=_positive_int, default=32, help="inputs per inference call (default 32)")
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--threads", type=_positive_int, default=None, help="intra-op threads (default: ORT's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    add_stream_arguments(parser)
     return parser
 
 
@@ -100,7 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.inputs:
         parser.error("give image files or folders to classify (or --self-test)")
     providers = [p.strip() for p in args.providers.split(",") if p.strip()] if args.providers else None
-    files, errors = _expand(args.inputs)
+    if wants_stream(args.inputs):
+        return run_streams(args, providers)
+    files, errors = _expand([Path(text) for text in args.inputs])
     total = len(files) + len(errors)
     results = []
     try:
