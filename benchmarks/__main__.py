@@ -1,5 +1,5 @@
 """``python -m benchmarks <command>``: ``latency`` (one engine, batch sweep), ``compare`` (backends and
-precisions side by side) or ``demo`` (the main job)."""
+precisions side by side), ``stream`` (1 to 8 concurrent video streams) or ``demo`` (the main job)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from benchmarks import compare, latency
+from benchmarks import compare, latency, stream
 from runtime.cli import describe
 
 
@@ -16,6 +16,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     latency.add_arguments(commands.add_parser("latency", help="latency statistics and a batch sweep for one engine"))
     compare.add_arguments(commands.add_parser("compare", help="PyTorch eager vs every precision of one model"))
+    stream.add_arguments(commands.add_parser("stream", help="frames/s and stage times for 1, 2, 4, 8 video streams"))
     commands.add_parser("demo", help="the main job (train → export → calibrate → parity → benchmark)",
                         add_help=False)
     args, rest = parser.parse_known_args(argv)
@@ -25,7 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo.main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    return latency.run(args) if args.command == "latency" else compare.run(args)
+    runners = {"latency": latency.run, "compare": compare.run, "stream": stream.run}
+    return runners[args.command](args)
 
 
 if __name__ == "__main__":
