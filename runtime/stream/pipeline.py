@@ -18,6 +18,8 @@ apart and named. ``stop()`` (Ctrl-C) ends decoding and finishes every frame alre
 from __future__ import annotations
 
 import collections
+import dataclasses
+import os
 import queue
 import threading
 import time
@@ -183,6 +185,9 @@ class StreamPipeline:
         self._inflight: queue.Queue = queue.Queue(maxsize=4 * options.max_batch)
         self._smooth = [collections.deque(maxlen=options.smoothing) for _ in self.sources]
         self.started_at = self.finished_at = 0.0
+        if options.read.decoder_threads == 0 and len(self.sources) > 1:
+            threads = max(1, (os.cpu_count() or 1) // len(self.sources))
+            self.options = dataclasses.replace(options, read=dataclasses.replace(options.read, decoder_threads=threads))
 
     def stop(self) -> None:
         """Stop decoding; the frames already decoded are still classified and written."""

@@ -50,6 +50,7 @@ class ReadOptions:
     reconnect_attempts: int = 5  # network sources: tries after a failed open or a lost stream
     reconnect_delay_s: float = 0.5  # first back-off; doubled each try, capped at 8 s
     timeout_s: float = 5.0  # network open and read timeout
+    decoder_threads: int = 0  # FFmpeg threads per decoder; 0 lets FFmpeg choose (one per core)
 
 
 @dataclass
@@ -170,7 +171,10 @@ class PyAVReader:
             container.close()
             raise SourceError(f"{spec.uri}: its video codec cannot be decoded by this FFmpeg build (PyAV); "
                               "re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4", reason="unsupported codec")
-        stream.thread_type = "AUTO"  # frame + slice threads: FFmpeg's own decoder parallelism
+        # FFmpeg's own decoder threads share the cores with the other sources' decoders: one stream gets them
+        # all, several split them (more threads than cores only adds switching)
+        stream.thread_type = "AUTO"
+        stream.thread_count = self.options.decoder_threads
         return container
 
     def _open_message(self, exc: Exception) -> str:
@@ -213,7 +217,8 @@ class PyAVReader:
                 self.report.problems.append(f"packet {packets - 1}{when} is undecodable ({_reason(exc)})")
                 continue
             for frame in decoded:
-                image = frame.to_image()
+                # the same pixels as frame.to_image(), several times faster in PyAV 18 (one swscale pass)
+                image = Image.fromarray(frame.to_ndarray(format="rgb24"))
                 now = time.perf_counter()
                 last_pts = frame.time
                 yield DecodedFrame(index, frame.time, image, now - started, now, loop)
