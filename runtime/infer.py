@@ -4,6 +4,7 @@ Finds the model's spec beside it (or in its metadata), preprocesses every input 
 says, runs them in batches and prints the label and probability of each. Bad inputs are listed
 and skipped; the good ones are still classified; the exit status is then 1.
 Exit status: 0 all inputs classified, 1 some inputs were bad, 2 the model or arguments are wrong.
+Video files, image sequences, cameras and network streams go to ``runtime.stream`` (see its ``cli``).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -87,8 +88,13 @@ def _run(args, specs, options, providers) -> int:
             live = LiveLine()
 
             def write(result, image) -> None:
-                for sink in sinks:
-                    sink.write(result, image)
+                for sink in list(sinks):
+                    try:
+                        sink.write(result, image)
+                    except BrokenPipeError:  # `... | head`: the reader left; stop like any Unix filter
+                        sinks.remove(sink)
+                        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                        pipeline.stop()
 
             pipeline = StreamPipeline(classifier, specs, options, write, on_tick=live)
             interrupted = _run_interruptible(pipeline)

@@ -204,12 +204,15 @@ class StreamPipeline:
             thread.start()
         try:
             self._collect()
-        finally:
+        except BaseException:  # a second Ctrl-C or a failing sink: leave without waiting for blocked decoders
             self._stop.set()
-            batcher.shutdown()
-            for thread in decoders:
-                thread.join(timeout=10)
-            self.finished_at = time.perf_counter()
+            batcher.shutdown(wait=False, cancel_pending=True)
+            raise
+        self._stop.set()
+        batcher.shutdown()
+        for thread in decoders:
+            thread.join(timeout=10)
+        self.finished_at = time.perf_counter()
 
     # threads -----------------------------------------------------------------------------------
 

@@ -61,6 +61,11 @@ class ReadReport:
     problems: list[str] = field(default_factory=list)
     reconnects: int = 0
 
+    def add(self, problem: str, limit: int = 20) -> None:
+        """Record a problem once (a looped file repeats them) and at most ``limit`` of them (memory stays bounded)."""
+        if problem not in self.problems and len(self.problems) < limit:
+            self.problems.append(problem)
+
 
 def import_av():
     try:
@@ -114,7 +119,7 @@ class PyAVReader:
                 raise SourceError(f"{self.spec.uri}: the camera stopped after {index} frame(s) "
                                   f"({lost or 'end of stream'}); check the cable and power, then run again")
             if lost is not None:
-                self.report.problems.append(f"corrupt data after frame {index} ({_reason(lost)}); decoded "
+                self.report.add(f"corrupt data after frame {index} ({_reason(lost)}); decoded "
                                             "what came before it; re-encode or re-copy the file")
                 return
             if not self.options.loop or index == 0:
@@ -214,7 +219,7 @@ class PyAVReader:
                     raise
                 self.report.undecodable += 1
                 when = f" at {float(packet.pts * packet.time_base):.3f} s" if packet.pts is not None else ""
-                self.report.problems.append(f"packet {packets - 1}{when} is undecodable ({_reason(exc)})")
+                self.report.add(f"packet {packets - 1}{when} is undecodable ({_reason(exc)})")
                 continue
             for frame in decoded:
                 # the same pixels as frame.to_image(), several times faster in PyAV 18 (one swscale pass)
@@ -231,7 +236,7 @@ class PyAVReader:
         """A file that ends before its header says it should was truncated: name what is missing."""
         declared = stream.frames
         if declared and decoded < declared:
-            self.report.problems.append(f"truncated or corrupt: decoded {decoded} of the {declared} frames its "
+            self.report.add(f"truncated or corrupt: decoded {decoded} of the {declared} frames its "
                                         "header declares; re-encode or re-copy the file")
             return
         rate = float(stream.average_rate or 0) or 25.0
@@ -239,7 +244,7 @@ class PyAVReader:
             start = (container.start_time or 0) / 1e6
             end = start + container.duration / 1e6
             if last_pts + 2.5 / rate < end:
-                self.report.problems.append(f"truncated or corrupt: frames stop at {last_pts:.2f} s of the "
+                self.report.add(f"truncated or corrupt: frames stop at {last_pts:.2f} s of the "
                                             f"{end:.2f} s its header declares; re-encode or re-copy the file")
 
 

@@ -66,9 +66,12 @@ def is_stream_source(text: str) -> bool:
     """True for anything this package decodes; plain images and folders stay with ``runtime.infer``."""
     if "://" in text or " ! " in text or text.startswith("/dev/video"):
         return True
-    if _PATTERN.search(Path(text).name) or _GLOB.search(text):
+    path = Path(text)
+    if path.is_dir():  # a folder of images, even one named like a pattern
+        return False
+    if not path.exists() and (_PATTERN.search(path.name) or _GLOB.search(text)):
         return True
-    return Path(text).suffix.lower() in VIDEO_SUFFIXES
+    return path.suffix.lower() in VIDEO_SUFFIXES
 
 
 def parse_source(text: str) -> SourceSpec:
