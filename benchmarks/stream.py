@@ -56,6 +56,8 @@ def write_video(path: Path, images: Sequence[np.ndarray], codec: str = "libx264"
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         if codec == "libx264":
             stream.options = {"preset": "veryfast"}
+        elif codec == "libx265":
+            stream.options = {"x265-params": "log-level=error"}  # x265 prints its statistics otherwise
         for image in images:
             frame = av.VideoFrame.from_image(Image.fromarray(np.asarray(image)).convert("RGB").resize(
                 (width, height), Image.Resampling.NEAREST))

@@ -22,7 +22,7 @@ from runtime.stream.uri import SourceKind, SourceSyntaxError, is_stream_source, 
 def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "video, camera and network sources",
-        "clip.mp4, 'frames/%%05d.png', 'frames/*.png', /dev/video0, v4l2:///dev/video0?width=1280&height=720&fps=30, "
+        "clip.mp4, 'frames/%05d.png', 'frames/*.png', /dev/video0, v4l2:///dev/video0?width=1280&height=720&fps=30, "
         "rtsp://…, http(s)://…, csi://0, gst://PIPELINE")
     group.add_argument("--fps", type=_positive_float, default=None, help="classify at most this many frames/s per source")
     group.add_argument("--every", type=_positive_int, default=1, help="classify every Nth decoded frame (default 1)")

@@ -182,7 +182,9 @@ class StreamPipeline:
         self._stop = threading.Event()
         self._ready = threading.Condition()
         self._queues = [_FrameQueue(options.queue_size, s.live, self._ready) for s in self.sources]
-        self._inflight: queue.Queue = queue.Queue(maxsize=4 * options.max_batch)
+        # submitted but not yet written: enough for a batch being run and the next one being gathered; more
+        # would only add latency before a live source starts dropping
+        self._inflight: queue.Queue = queue.Queue(maxsize=2 * options.max_batch)
         self._smooth = [collections.deque(maxlen=options.smoothing) for _ in self.sources]
         self.started_at = self.finished_at = 0.0
         if options.read.decoder_threads == 0 and len(self.sources) > 1:
@@ -196,7 +198,7 @@ class StreamPipeline:
     def run(self) -> None:
         self.started_at = time.perf_counter()
         batcher = DynamicBatcher(self._run_batch, self.options.max_batch, self.options.max_delay_ms,
-                                 queue_size=2 * self.options.max_batch)
+                                 queue_size=self.options.max_batch)
         decoders = [threading.Thread(target=self._decode, args=(i,), name=f"edge-decode-{i}", daemon=True)
                     for i in range(len(self.sources))]
         feeder = threading.Thread(target=self._feed, args=(batcher,), name="edge-feeder", daemon=True)

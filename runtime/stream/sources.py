@@ -93,12 +93,12 @@ class PyAVReader:
         self._av = import_av()
 
     def frames(self, stop: threading.Event) -> Iterator[DecodedFrame]:
-        index, loop = 0, 0
+        index, loop, fruitless = 0, 0, 0
         while not stop.is_set():
             container = self._open(stop, index)
             if container is None:
                 return
-            lost = None
+            lost, session_start = None, index
             try:
                 for frame in self._decode(container, stop, index, loop):
                     index += 1
@@ -113,14 +113,22 @@ class PyAVReader:
                 if self.options.reconnect_attempts == 0:
                     raise SourceError(f"{self.spec.uri}: stream lost after {index} frame(s) ({lost or 'end of stream'}); "
                                       "check the camera or server, or allow reconnects with --reconnect N")
+                # a server that accepts and then sends nothing must not be reconnected to forever, nor at full speed
+                fruitless = fruitless + 1 if index == session_start else 0
+                if fruitless > self.options.reconnect_attempts:
+                    raise SourceError(f"{self.spec.uri}: the server accepts the connection but sends no video "
+                                      f"({lost or 'the stream ends at once'}) after {fruitless} tries; check the "
+                                      "stream's address and that its encoder is running")
+                if fruitless and stop.wait(min(self.options.reconnect_delay_s * 2 ** (fruitless - 1), 8.0)):
+                    return
                 self.report.reconnects += 1
                 continue
             if self.spec.live:
                 raise SourceError(f"{self.spec.uri}: the camera stopped after {index} frame(s) "
                                   f"({lost or 'end of stream'}); check the cable and power, then run again")
             if lost is not None:
-                self.report.add(f"corrupt data after frame {index} ({_reason(lost)}); decoded "
-                                            "what came before it; re-encode or re-copy the file")
+                self.report.add(f"corrupt data after frame {index} ({_reason(lost)}); decoded what came before "
+                                "it; re-encode or re-copy the file")
                 return
             if not self.options.loop or index == 0:
                 return
@@ -236,16 +244,16 @@ class PyAVReader:
         """A file that ends before its header says it should was truncated: name what is missing."""
         declared = stream.frames
         if declared and decoded < declared:
-            self.report.add(f"truncated or corrupt: decoded {decoded} of the {declared} frames its "
-                                        "header declares; re-encode or re-copy the file")
+            self.report.add(f"truncated or corrupt: decoded {decoded} of the {declared} frames its header "
+                            "declares; re-encode or re-copy the file")
             return
         rate = float(stream.average_rate or 0) or 25.0
         if container.duration and last_pts is not None:
             start = (container.start_time or 0) / 1e6
             end = start + container.duration / 1e6
             if last_pts + 2.5 / rate < end:
-                self.report.add(f"truncated or corrupt: frames stop at {last_pts:.2f} s of the "
-                                            f"{end:.2f} s its header declares; re-encode or re-copy the file")
+                self.report.add(f"truncated or corrupt: frames stop at {last_pts:.2f} s of the {end:.2f} s its "
+                                "header declares; re-encode or re-copy the file")
 
 
 class GStreamerReader:

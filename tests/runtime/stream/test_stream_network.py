@@ -78,3 +78,27 @@ def test_unreachable_stream_is_one_clear_line(engine):
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert (f"rtsp://127.0.0.1:{port}/cam: stream unreachable; 1 reconnect attempt(s) with back-off failed "
             "(last: Connection refused)") in done.stderr
+
+
+def test_a_live_source_behind_a_slow_sink_drops_its_oldest_frames_and_accounts_for_them(server, engine):
+    import time as clock
+
+    from runtime.model import Classifier
+    from runtime.stream.pipeline import StreamOptions, StreamPipeline
+    from runtime.stream.uri import parse_source
+
+    _, base = server
+    seen = []
+
+    def slow_sink(result, image) -> None:  # 20 frames/s against a 30 frames/s camera
+        seen.append(result.frame)
+        clock.sleep(0.05)
+
+    with Classifier.from_path(engine) as classifier:
+        pipeline = StreamPipeline(classifier, [parse_source(base + "/live.ts")],
+                                  StreamOptions(max_frames=60, max_batch=4, queue_size=4), slow_sink)
+        pipeline.run()
+    stats = pipeline.stats[0]
+    assert stats.dropped > 0 and stats.accounted and stats.error is None
+    assert stats.classified == len(seen) == 60 - stats.dropped
+    assert seen == sorted(seen) and seen[-1] - seen[0] + 1 > len(seen)  # in order, with gaps where frames dropped
