@@ -112,7 +112,6 @@ def run_streams(classifier: Classifier, clips: Sequence[Path], loop_seconds: flo
             timer.start()
         pipeline.run()
     doc = summary(pipeline, classifier.spec.name, "")
-    doc["batch_sizes"] = [n for n, _ in pipeline.stages.batches]
     return doc
 
 

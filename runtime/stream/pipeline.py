@@ -119,7 +119,8 @@ class StageTimes:
 
     inference: float = 0.0
     sink: float = 0.0
-    batches: list[tuple[int, float]] = field(default_factory=list)  # (frames, seconds) of each backend call
+    batches: int = 0  # backend calls
+    batched_frames: int = 0
 
 
 @dataclass
@@ -306,7 +307,8 @@ class StreamPipeline:
         outputs = self.classifier.run(batch)
         elapsed = time.perf_counter() - start
         self.stages.inference += elapsed
-        self.stages.batches.append((len(batch), elapsed))
+        self.stages.batches += 1
+        self.stages.batched_frames += len(batch)
         return outputs
 
     # the caller's thread -----------------------------------------------------------------------

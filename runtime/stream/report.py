@@ -54,7 +54,7 @@ def summary(pipeline: StreamPipeline, model: str, engine: str, interrupted: bool
     return {
         "model": model, "engine": engine, "interrupted": interrupted, "elapsed_s": round(elapsed, 3),
         "classified": classified, "frames_per_s": round(classified / elapsed, 3),
-        "batches": len(batches), "mean_batch": round(sum(n for n, _ in batches) / len(batches), 3) if batches else 0,
+        "batches": batches, "mean_batch": round(pipeline.stages.batched_frames / batches, 3) if batches else 0,
         "stage_seconds": {k: round(v, 4) for k, v in stages.items()},
         "stage_share": {k: round(v / total, 4) for k, v in stages.items()},
         "sources": sources,
