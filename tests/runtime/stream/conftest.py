@@ -12,8 +12,6 @@ import pytest
 
 from tests.conftest import REPO
 
-pytest.importorskip("av", reason="PyAV is installed by the stream extra (make install puts it in dev)")
-
 FRAMES = 60  # test digits 0..59, one per frame
 SIZE = (112, 112)  # 4× the digit: 4:2:0 chroma and 16-pixel macroblocks keep it legible
 

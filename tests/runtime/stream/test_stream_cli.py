@@ -14,6 +14,10 @@ import pytest
 from tests.conftest import REPO
 from tests.runtime.stream.conftest import read_jsonl, run_cli
 
+# PyAV comes with the stream extra (`make install` installs it through dev); without it these tests skip
+av = pytest.importorskip("av", reason="PyAV is not installed: pip install '.[stream]'")
+
+
 
 def test_jsonl_on_stdout_and_the_summary_on_stderr(engine, clips):
     done = run_cli("--engine", str(engine), str(clips["h264"]), "--max-frames", "5", "--top-k", "2")

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
 
 from runtime.infer import main
 from tests.runtime.stream.conftest import FRAMES, by_source, labels, read_jsonl, run_cli
+
+# PyAV comes with the stream extra (`make install` installs it through dev); without it these tests skip
+av = pytest.importorskip("av", reason="PyAV is not installed: pip install '.[stream]'")
 
 
 def _run(capsys, *args: str) -> tuple[int, dict]:

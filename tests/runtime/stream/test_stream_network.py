@@ -15,6 +15,10 @@ import pytest
 from tests.conftest import REPO
 from tests.runtime.stream.conftest import FRAMES, read_jsonl, run_cli
 
+# PyAV comes with the stream extra (`make install` installs it through dev); without it these tests skip
+av = pytest.importorskip("av", reason="PyAV is not installed: pip install '.[stream]'")
+
+
 SERVER = Path(__file__).with_name("serve_stream.py")
 
 
