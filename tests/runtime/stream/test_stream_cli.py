@@ -98,3 +98,31 @@ def test_usage_errors_exit_2_with_one_line(engine, clips, tmp_path, args, messag
     args = [str(clips["h264"]) if a == "CLIP" else str(tmp_path) if a == "IMAGES" else a for a in args]
     done = run_cli("--engine", str(engine), *args)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_live_line_shows_on_a_terminal(engine, clips):
+    import os
+    import pty
+
+    leader, follower = pty.openpty()  # a real terminal for stderr
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "runtime.infer", "--engine", str(engine), str(clips["h264"]),
+                                 "--loop", "--max-frames", "1200", "--jsonl", os.devnull], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=follower)
+        os.close(follower)
+        seen = b""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the program ended and closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(timeout=60) == 0
+    finally:
+        os.close(leader)
+    text = seen.decode(errors="replace")
+    live = text.split("1200 frame(s) classified")[0]  # what came before the final summary
+    assert "\r" in live and "digits.mp4 " in live and " fps" in live and "p50" in live
