@@ -68,8 +68,11 @@ def run_streams(args: argparse.Namespace, providers: list[str] | None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted twice: stopped without finishing the frames in flight", file=sys.stderr)
+        print("error: interrupted again: stopped without finishing the frames in flight", file=sys.stderr)
         return 130
+    except OSError as exc:  # an output that cannot be written (disk full, a folder that cannot be created)
+        print(f"error: cannot write the output: {exc}; free space or choose another path", file=sys.stderr)
+        return 2
 
 
 def _run(args, specs, options, providers) -> int:
