@@ -1,6 +1,6 @@
 """``python -m benchmarks <command>``: ``latency`` (one engine, batch sweep), ``compare`` (backends and
 precisions side by side), ``ortgpu`` (ONNX Runtime on the GPU: IOBinding and CUDA graphs against the
-floor) or ``demo`` (the main job)."""
+floor), ``stream`` (1 to 8 concurrent video streams) or ``demo`` (the main job)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from benchmarks import compare, latency, ortgpu
+from benchmarks import compare, latency, ortgpu, stream
 from runtime.cli import describe
 
 
@@ -18,6 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     latency.add_arguments(commands.add_parser("latency", help="latency statistics and a batch sweep for one engine"))
     compare.add_arguments(commands.add_parser("compare", help="PyTorch eager vs every precision of one model"))
     ortgpu.add_arguments(commands.add_parser("ortgpu", help="ONNX Runtime CUDA EP: run vs IOBinding vs CUDA graph"))
+    stream.add_arguments(commands.add_parser("stream", help="frames/s and stage times for 1, 2, 4, 8 video streams"))
     commands.add_parser("demo", help="the main job (train → export → calibrate → parity → benchmark)",
                         add_help=False)
     args, rest = parser.parse_known_args(argv)
@@ -27,7 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo.main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    return {"latency": latency.run, "compare": compare.run, "ortgpu": ortgpu.run}[args.command](args)
+    runners = {"latency": latency.run, "compare": compare.run, "ortgpu": ortgpu.run, "stream": stream.run}
+    return runners[args.command](args)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Finds the model's spec beside it (or in its metadata), preprocesses every input 
 says, runs them in batches and prints the label and probability of each. Bad inputs are listed
 and skipped; the good ones are still classified; the exit status is then 1.
 Exit status: 0 all inputs classified, 1 some inputs were bad, 2 the model or arguments are wrong.
+Video files, image sequences, cameras and network streams go to ``runtime.stream`` (see its ``cli``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from runtime.model import Classifier
 from runtime.postprocess import Prediction, to_probabilities, top_k
 from runtime.preprocess import find_images, preprocess
 from runtime.providers import add_provider_arguments, cuda_options_from_args
+from runtime.stream.cli import add_stream_arguments, run_streams, wants_stream
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Classify images with an exported model (.onnx; spec JSON beside it or embedded).",
     )
     parser.add_argument("--engine", required=True, type=Path, help="model file (.onnx, or a TensorRT .plan)")
-    parser.add_argument("inputs", nargs="*", type=Path, help="image files or folders of images")
+    parser.add_argument("inputs", nargs="*", help="image files or folders of images, or video/camera/network "
+                        "sources (see below)")
     parser.add_argument("--self-test", action="store_true",
                         help="check a .plan against the golden inputs/outputs in its manifest and exit")
     parser.add_argument("--batch-size", type=_positive_int, default=32, help="inputs per inference call (default 32)")
@@ -37,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_provider_arguments(parser)
     parser.add_argument("--threads", type=_positive_int, default=None, help="intra-op threads (default: ORT's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    add_stream_arguments(parser)
     return parser
 
 
@@ -100,7 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cuda = cuda_options_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
-    files, errors = _expand(args.inputs)
+    if wants_stream(args.inputs):
+        return run_streams(args, args.providers, cuda)
+    files, errors = _expand([Path(text) for text in args.inputs])
     total = len(files) + len(errors)
     results = []
     try:

@@ -1,0 +1,184 @@
+"""The stream options of ``python -m runtime.infer`` and the run they start.
+
+Per-frame results are JSON Lines on stdout (or ``--jsonl FILE``); the summary goes to stderr, or to
+stdout as one JSON document with ``--json`` (then per-frame lines go only to ``--jsonl``). Exit status:
+0 every source read cleanly, 1 a source failed or was damaged (the others still ran), 2 usage, model or
+missing-decoder errors, 130 interrupted (after the frames in flight were finished and the summary printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from runtime.providers import CudaOptions
+from runtime.stream.uri import SourceKind, SourceSyntaxError, is_stream_source, parse_source
+
+
+def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "video, camera and network sources",
+        "clip.mp4, 'frames/%05d.png', 'frames/*.png', /dev/video0, v4l2:///dev/video0?width=1280&height=720&fps=30, "
+        "rtsp://…, http(s)://…, csi://0, gst://PIPELINE")
+    group.add_argument("--fps", type=_positive_float, default=None, help="classify at most this many frames/s per source")
+    group.add_argument("--every", type=_positive_int, default=1, help="classify every Nth decoded frame (default 1)")
+    group.add_argument("--max-frames", type=_positive_int, default=None, help="stop each source after N frames")
+    group.add_argument("--loop", action="store_true", help="restart files and image sequences at their end")
+    group.add_argument("--roi", default=None, help="region of interest: x,y,w,h in pixels, or 'center' (centre square)")
+    group.add_argument("--smoothing", type=_positive_int, default=1,
+                       help="average probabilities over the last N frames of each source (default 1: off)")
+    group.add_argument("--jsonl", type=Path, default=None, help="write per-frame JSON Lines to this file")
+    group.add_argument("--annotate", type=Path, default=None,
+                       help="write the frames with label and confidence drawn on them (.mp4 .mkv .avi .webm)")
+    group.add_argument("--reconnect", type=_non_negative_int, default=5,
+                       help="network sources: reconnect attempts (back-off 0.5 s doubling, capped at 8 s; default 5)")
+    group.add_argument("--queue-size", type=_positive_int, default=8, help="frames queued per source (default 8)")
+
+
+def wants_stream(inputs: list[str]) -> bool:
+    return any(is_stream_source(text) for text in inputs)
+
+
+def run_streams(args: argparse.Namespace, providers: str | None, cuda: CudaOptions | None = None) -> int:
+    """Classify the frames of ``args.inputs``; prints results and summary, returns the exit status."""
+    images = [text for text in args.inputs if not is_stream_source(text)]
+    if images:
+        return _usage(f"{images[0]}: image files and folders cannot be mixed with video, camera or network sources "
+                      "in one run; run them separately, or give the images as a sequence ('DIR/*.png')")
+    try:
+        specs = [parse_source(text) for text in args.inputs]
+        options = _options(args)
+    except (SourceSyntaxError, ValueError) as exc:
+        return _usage(str(exc))
+    from runtime.errors import RuntimeToolkitError
+    from runtime.stream.sources import check_gstreamer, import_av
+
+    try:
+        if any(spec.kind is not SourceKind.GSTREAMER for spec in specs) or args.annotate:
+            import_av()
+        for spec in specs:
+            if spec.kind is SourceKind.GSTREAMER:
+                check_gstreamer(spec.uri)
+        return _run(args, specs, options, providers, cuda)
+    except RuntimeToolkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted again: stopped without finishing the frames in flight", file=sys.stderr)
+        return 130
+    except OSError as exc:  # an output that cannot be written (disk full, a folder that cannot be created)
+        print(f"error: cannot write the output: {exc}; free space or choose another path", file=sys.stderr)
+        return 2
+
+
+def _run(args, specs, options, providers, cuda) -> int:
+    from runtime.model import Classifier
+    from runtime.stream.pipeline import StreamPipeline
+    from runtime.stream.report import LiveLine, format_summary, summary
+    from runtime.stream.sinks import AnnotatedVideoSink, JsonLinesSink
+
+    sinks = []
+    try:
+        with Classifier.from_path(args.engine, providers=providers, threads=args.threads, cuda=cuda) as classifier:
+            if args.annotate is not None:
+                sinks.append(AnnotatedVideoSink(args.annotate, len(specs), args.fps or 30.0, options.roi))
+            if args.jsonl is not None or not args.json:
+                sinks.append(JsonLinesSink(path=args.jsonl))
+            live = LiveLine()
+
+            def write(result, image) -> None:
+                for sink in list(sinks):
+                    try:
+                        sink.write(result, image)
+                    except BrokenPipeError:  # `... | head`: the reader left; stop like any Unix filter
+                        sinks.remove(sink)
+                        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                        pipeline.stop()
+
+            pipeline = StreamPipeline(classifier, specs, options, write, on_tick=live)
+            interrupted = _run_interruptible(pipeline)
+            live.clear()
+            model = classifier.spec.name
+    except ValueError as exc:
+        return _usage(str(exc))
+    finally:
+        for sink in sinks:
+            sink.close()
+    doc = summary(pipeline, model, str(args.engine), interrupted)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(format_summary(doc), file=sys.stderr)
+    if interrupted:
+        return 130
+    return 1 if doc["errors"] else 0
+
+
+def _run_interruptible(pipeline) -> bool:
+    """Run; the first Ctrl-C stops decoding and lets the frames in flight finish, a second one aborts."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        pipeline.run()
+        return False
+
+    def on_sigint(signum, frame) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        pipeline.stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        pipeline.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return interrupted.is_set()
+
+
+def _options(args):
+    from runtime.stream.pipeline import Roi, StreamOptions
+    from runtime.stream.sources import ReadOptions
+
+    return StreamOptions(
+        fps=args.fps, every=args.every, max_frames=args.max_frames,
+        roi=Roi.parse(args.roi) if args.roi else None, smoothing=args.smoothing, top_k=args.top_k,
+        max_batch=args.batch_size, queue_size=args.queue_size, keep_images=args.annotate is not None,
+        read=ReadOptions(loop=args.loop, reconnect_attempts=args.reconnect),
+    )
+
+
+def _usage(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value

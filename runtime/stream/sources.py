@@ -1,0 +1,323 @@
+"""Frame readers: PyAV for files, image sequences, V4L2 cameras and network streams; OpenCV for GStreamer.
+
+A V4L2 camera goes through exactly the code that reads a file (``PyAVReader``): only the format
+(``v4l2``) and the device path differ. Every reader yields ``DecodedFrame`` objects and raises
+``SourceError`` (one line: the source, what happened, the fix) when the source cannot go on. Problems it
+survives (an undecodable packet, a file shorter than its header says) are collected in ``problems`` and
+counted in ``undecodable``; the caller reports them and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from PIL import Image
+
+from runtime.errors import RuntimeToolkitError
+from runtime.stream.uri import SourceKind, SourceSpec
+
+
+class SourceError(RuntimeToolkitError):
+    """A source that cannot be opened or read any further; ``reason`` is the short cause (FFmpeg's words)."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+class DecoderMissing(RuntimeToolkitError):
+    """PyAV (or OpenCV with GStreamer) is not installed."""
+
+
+@dataclass
+class DecodedFrame:
+    index: int  # position in the source's decoded frames, from 0, continuing across --loop and reconnects
+    pts: float | None  # presentation time in seconds (the container's clock), None when unknown
+    image: Image.Image  # RGB, full frame
+    decode_s: float  # seconds spent demuxing, decoding and converting this frame
+    decoded_at: float  # time.perf_counter() when the frame was ready
+    loop: int = 0
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    loop: bool = False  # start a file or image sequence again at its end
+    reconnect_attempts: int = 5  # network sources: tries after a failed open or a lost stream
+    reconnect_delay_s: float = 0.5  # first back-off; doubled each try, capped at 8 s
+    timeout_s: float = 5.0  # network open and read timeout
+    decoder_threads: int = 0  # FFmpeg threads per decoder; 0 lets FFmpeg choose (one per core)
+
+
+@dataclass
+class ReadReport:
+    """What a reader survived: shown to the user and counted, never silently dropped."""
+
+    undecodable: int = 0
+    problems: list[str] = field(default_factory=list)
+    reconnects: int = 0
+
+    def add(self, problem: str, limit: int = 20) -> None:
+        """Record a problem once (a looped file repeats them) and at most ``limit`` of them (memory stays bounded)."""
+        if problem not in self.problems and len(self.problems) < limit:
+            self.problems.append(problem)
+
+
+def import_av():
+    try:
+        import av
+    except ImportError:
+        raise DecoderMissing("video, camera and network sources need PyAV: pip install '.[stream]' "
+                             "(or pip install av)") from None
+    return av
+
+
+def open_reader(spec: SourceSpec, options: ReadOptions) -> "PyAVReader | GStreamerReader":
+    if spec.kind is SourceKind.GSTREAMER:
+        return GStreamerReader(spec)
+    import_av()
+    return PyAVReader(spec, options)
+
+
+class PyAVReader:
+    """Files, image sequences, V4L2 devices and network streams through FFmpeg (PyAV)."""
+
+    def __init__(self, spec: SourceSpec, options: ReadOptions) -> None:
+        self.spec = spec
+        self.options = options
+        self.report = ReadReport()
+        self._av = import_av()
+
+    def frames(self, stop: threading.Event) -> Iterator[DecodedFrame]:
+        index, loop, fruitless = 0, 0, 0
+        while not stop.is_set():
+            container = self._open(stop, index)
+            if container is None:
+                return
+            lost, session_start = None, index
+            try:
+                for frame in self._decode(container, stop, index, loop):
+                    index += 1
+                    yield frame
+            except self._av.error.FFmpegError as exc:
+                lost = exc
+            finally:
+                container.close()
+            if self.spec.kind is SourceKind.NETWORK:  # a network stream that ends or fails was lost: reconnect
+                if stop.is_set():
+                    return
+                if self.options.reconnect_attempts == 0:
+                    raise SourceError(f"{self.spec.uri}: stream lost after {index} frame(s) ({lost or 'end of stream'}); "
+                                      "check the camera or server, or allow reconnects with --reconnect N")
+                # a server that accepts and then sends nothing must not be reconnected to forever, nor at full speed
+                fruitless = fruitless + 1 if index == session_start else 0
+                if fruitless > self.options.reconnect_attempts:
+                    raise SourceError(f"{self.spec.uri}: the server accepts the connection but sends no video "
+                                      f"({lost or 'the stream ends at once'}) after {fruitless} tries; check the "
+                                      "stream's address and that its encoder is running")
+                if fruitless and stop.wait(min(self.options.reconnect_delay_s * 2 ** (fruitless - 1), 8.0)):
+                    return
+                self.report.reconnects += 1
+                continue
+            if self.spec.live:
+                raise SourceError(f"{self.spec.uri}: the camera stopped after {index} frame(s) "
+                                  f"({lost or 'end of stream'}); check the cable and power, then run again")
+            if lost is not None:
+                self.report.add(f"corrupt data after frame {index} ({_reason(lost)}); decoded what came before "
+                                "it; re-encode or re-copy the file")
+                return
+            if not self.options.loop or index == 0:
+                return
+            loop += 1
+
+    # opening ----------------------------------------------------------------------------------
+
+    def _open(self, stop: threading.Event, frames_so_far: int):
+        if self.spec.kind is not SourceKind.NETWORK:  # a missing file or camera does not come back by waiting
+            if frames_so_far and self.spec.live:
+                raise SourceError(f"{self.spec.uri}: the camera stopped after {frames_so_far} frame(s); check "
+                                  "the cable and power, then run again")
+            return self._open_once()
+        attempts = max(self.options.reconnect_attempts, 0)
+        delay, last = self.options.reconnect_delay_s, None
+        for attempt in range(attempts + 1):
+            if stop.is_set():
+                return None
+            try:
+                return self._open_once()
+            except SourceError as exc:
+                last = exc
+            if attempt < attempts and stop.wait(delay):
+                return None
+            delay = min(delay * 2, 8.0)
+        what = "unreachable" if frames_so_far == 0 else f"lost after {frames_so_far} frame(s)"
+        raise SourceError(f"{self.spec.uri}: stream {what}; {attempts} reconnect attempt(s) with back-off failed "
+                          f"(last: {last.reason}); check that the camera or server is up and the address is "
+                          "right, or raise --reconnect")
+
+    def _open_once(self):
+        av = self._av
+        spec = self.spec
+        if spec.kind is SourceKind.IMAGE_SEQUENCE and not _sequence_files(spec.target):
+            raise SourceError(f"{spec.uri}: no image file matches this sequence; check the folder and pattern (quote "
+                              "a glob so the shell does not expand it: 'frames/*.png')", reason="no files")
+        options = dict(spec.av_options)
+        kwargs = {}
+        if spec.kind is SourceKind.NETWORK:
+            kwargs["timeout"] = (self.options.timeout_s, self.options.timeout_s)
+            if spec.target.startswith("rtsp"):
+                options.setdefault("rtsp_transport", "tcp")  # UDP loses packets behind NAT and on Wi-Fi
+        try:
+            container = av.open(spec.target, format=spec.av_format, options=options, **kwargs)
+        except av.error.FFmpegError as exc:
+            raise SourceError(self._open_message(exc), reason=_reason(exc)) from None
+        if not container.streams.video:
+            container.close()
+            raise SourceError(f"{spec.uri}: has no video stream; give a video file, camera or stream",
+                              reason="no video stream")
+        stream = container.streams.video[0]
+        if stream.codec_context is None or stream.codec_context.codec is None:
+            container.close()
+            raise SourceError(f"{spec.uri}: its video codec cannot be decoded by this FFmpeg build (PyAV); "
+                              "re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4", reason="unsupported codec")
+        # FFmpeg's own decoder threads share the cores with the other sources' decoders: one stream gets them
+        # all, several split them (more threads than cores only adds switching)
+        stream.thread_type = "AUTO"
+        stream.thread_count = self.options.decoder_threads
+        return container
+
+    def _open_message(self, exc: Exception) -> str:
+        av, uri, kind = self._av, self.spec.uri, self.spec.kind
+        if kind is SourceKind.V4L2:
+            if isinstance(exc, av.error.FileNotFoundError):
+                return (f"{uri}: no such camera; list cameras with `v4l2-ctl --list-devices` (or ls /dev/video*), "
+                        "check the cable, and pass the container's --device when running in Docker")
+            if isinstance(exc, av.error.PermissionError):
+                return f"{uri}: permission denied; add the user to the video group (sudo usermod -aG video $USER)"
+            return (f"{uri}: the camera refused to open ({_reason(exc)}); it may be in use by another program or "
+                    "not support the asked width/height/fps/format (list modes: v4l2-ctl --list-formats-ext)")
+        if kind is SourceKind.NETWORK:
+            return f"{uri}: cannot connect ({_reason(exc)})"
+        if isinstance(exc, av.error.FileNotFoundError):
+            return f"{uri}: no such file; check the path"
+        if isinstance(exc, av.error.InvalidDataError):
+            return (f"{uri}: not a video FFmpeg can read, or truncated before its index ({_reason(exc)}); "
+                    "re-encode or re-copy the file")
+        return f"{uri}: cannot be opened ({_reason(exc)})"
+
+    # decoding ---------------------------------------------------------------------------------
+
+    def _decode(self, container, stop: threading.Event, first_index: int, loop: int) -> Iterator[DecodedFrame]:
+        av = self._av
+        stream = container.streams.video[0]
+        index, last_pts, packets = first_index, None, 0
+        started = time.perf_counter()
+        for packet in container.demux(stream):
+            if stop.is_set():
+                return
+            packets += 1
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError as exc:
+                if not isinstance(exc, av.error.InvalidDataError):
+                    raise
+                self.report.undecodable += 1
+                when = f" at {float(packet.pts * packet.time_base):.3f} s" if packet.pts is not None else ""
+                self.report.add(f"packet {packets - 1}{when} is undecodable ({_reason(exc)})")
+                continue
+            for frame in decoded:
+                # the same pixels as frame.to_image(), several times faster in PyAV 18 (one swscale pass)
+                image = Image.fromarray(frame.to_ndarray(format="rgb24"))
+                now = time.perf_counter()
+                last_pts = frame.time
+                yield DecodedFrame(index, frame.time, image, now - started, now, loop)
+                index += 1
+                started = time.perf_counter()
+        if self.spec.kind is SourceKind.FILE:
+            self._check_complete(container, stream, index - first_index, last_pts)
+
+    def _check_complete(self, container, stream, decoded: int, last_pts: float | None) -> None:
+        """A file that ends before its header says it should was truncated: name what is missing."""
+        declared = stream.frames
+        if declared and decoded < declared:
+            self.report.add(f"truncated or corrupt: decoded {decoded} of the {declared} frames its header "
+                            "declares; re-encode or re-copy the file")
+            return
+        rate = float(stream.average_rate or 0) or 25.0
+        if container.duration and last_pts is not None:
+            start = (container.start_time or 0) / 1e6
+            end = start + container.duration / 1e6
+            if last_pts + 2.5 / rate < end:
+                self.report.add(f"truncated or corrupt: frames stop at {last_pts:.2f} s of the {end:.2f} s its "
+                                "header declares; re-encode or re-copy the file")
+
+
+class GStreamerReader:
+    """A GStreamer pipeline (ending in ``appsink``) through OpenCV's GStreamer backend, BGR → RGB."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self.spec = spec
+        self.report = ReadReport()
+
+    def frames(self, stop: threading.Event) -> Iterator[DecodedFrame]:
+        cv2 = self._cv2()
+        capture = cv2.VideoCapture(self.spec.target, cv2.CAP_GSTREAMER)
+        if not capture.isOpened():
+            raise SourceError(f"{self.spec.uri}: GStreamer could not start this pipeline; test it with "
+                              "gst-launch-1.0 (ending in fakesink) and check that the camera is connected")
+        index = 0
+        try:
+            started = time.perf_counter()
+            while not stop.is_set():
+                ok, bgr = capture.read()
+                if not ok:
+                    if index == 0:
+                        raise SourceError(f"{self.spec.uri}: the pipeline started but gave no frame; check the "
+                                          "camera (on a Jetson: sudo systemctl restart nvargus-daemon)")
+                    return
+                image = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+                now = time.perf_counter()
+                pts = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                yield DecodedFrame(index, pts, image, now - started, now)
+                index += 1
+                started = time.perf_counter()
+        finally:
+            capture.release()
+
+    def _cv2(self):
+        return check_gstreamer(self.spec.uri)
+
+
+def check_gstreamer(uri: str):
+    """OpenCV with its GStreamer backend, or DecoderMissing naming the source and what to install."""
+    try:
+        import cv2
+    except ImportError:
+        raise DecoderMissing(f"{uri}: GStreamer pipelines need OpenCV built with GStreamer "
+                             "(on a Jetson: JetPack's python3-opencv); `import cv2` failed") from None
+    if not _has_gstreamer(cv2.getBuildInformation()):
+        raise DecoderMissing(f"{uri}: this OpenCV ({cv2.__version__}) was built without GStreamer; "
+                             "use JetPack's python3-opencv or build OpenCV with -D WITH_GSTREAMER=ON")
+    return cv2
+
+
+def _sequence_files(target: str) -> list[str]:
+    """The files an image2 pattern (``%05d``) or glob would read, found with the same rules as a glob."""
+    return glob.glob(re.sub(r"%0?\d*d", "[0-9]*", target) if "%" in target else target)
+
+
+def _has_gstreamer(build_info: str) -> bool:
+    for line in build_info.splitlines():
+        if line.strip().startswith("GStreamer:"):
+            return "YES" in line.split(":", 1)[1]
+    return False
+
+
+def _reason(exc: BaseException) -> str:
+    """FFmpeg's own words, without the errno prefix and file name PyAV adds."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return str(text).strip()
