@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import importlib.util
+import itertools
 import json
 import os
 import shutil
@@ -59,6 +60,9 @@ _sys.path[:] = [p for p in _sys.path if p not in _before] + _before
 del _os, _site, _sys, _before
 # --- end edge-toolkit ---
 """
+
+
+_SERVER_IDS = itertools.count()
 
 
 class ServeError(RuntimeToolkitError):
@@ -250,6 +254,9 @@ class TritonServer:
         ports = [p or free_port(options.host) for p in (options.http_port, options.grpc_port, options.metrics_port)]
         self.endpoints = Endpoints(options.host, *ports)
         self.log_path = options.log_file
+        # The Python backend's shared-memory regions carry our own prefix, so what a killed server leaves in
+        # /dev/shm can be found and removed (stop()).
+        self.shm_prefix = f"edge_triton_{os.getpid()}_{next(_SERVER_IDS)}_"
         self._process: subprocess.Popen | None = None
         self._log_handle = None
 
@@ -264,7 +271,8 @@ class TritonServer:
                 f"--metrics-address={o.host}", f"--metrics-port={e.metrics_port}",
                 f"--exit-on-error={str(o.exit_on_error).lower()}", "--strict-readiness=false",
                 f"--log-verbose={o.log_verbose}", f"--exit-timeout-secs={o.exit_timeout_s}",
-                "--allow-gpu-metrics=false", *o.extra_args]
+                "--allow-gpu-metrics=false", f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+                *o.extra_args]
 
     def start(self) -> "TritonServer":
         site = stub_site()
@@ -300,7 +308,8 @@ class TritonServer:
         return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
 
     def wait_ready(self, cancel: threading.Event | None = None) -> list[dict]:
-        """Wait until the server is live and no model is still loading; the repository index.
+        """Wait until the server is live and no model is still loading; the repository index (name,
+        version, state, reason per model).
 
         ServeError when the server exits first or the time runs out, with the tail of its log.
         """
@@ -312,8 +321,9 @@ class TritonServer:
             try:
                 if self._http("GET", "/v2/health/live", timeout=1.0) is not None:
                     models = self.repository_index()
-                    if all(m.get("state") in ("READY", "UNAVAILABLE") for m in models):
-                        return models
+                    # A model whose config does not parse is listed without a state: it is not loading either.
+                    if not any(m.get("state") in ("LOADING", "UNLOADING") for m in models):
+                        return [m if m.get("state") else self._unread(m) for m in models]
             except (OSError, ValueError):
                 pass  # not listening yet
             time.sleep(0.1)
@@ -321,6 +331,16 @@ class TritonServer:
             return []
         raise ServeError(f"tritonserver was not ready after {self.options.startup_timeout_s:.0f} s; "
                          f"its log ends with: {self.log_tail()}")
+
+    def _unread(self, model: dict) -> dict:
+        """A model Triton could not even read: UNAVAILABLE, with the server's own words from its log."""
+        lines = Path(self.log_path).read_text(errors="replace").splitlines() if self.log_path else []
+        said = []
+        for before, line in zip([""] + lines, lines):
+            if f"'{model['name']}'" in line and line.startswith("E"):
+                said += [before.split("] ", 1)[-1]] if before.startswith("[libprotobuf ERROR") else []
+                said.append(line.split("] ", 1)[-1].strip('"'))
+        return {**model, "state": "UNAVAILABLE", "reason": " ".join(said) or "its config could not be read"}
 
     def repository_index(self) -> list[dict]:
         return json.loads(self._http("POST", "/v2/repository/index", b"{}", timeout=5.0) or b"[]")
@@ -339,6 +359,8 @@ class TritonServer:
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None
+        for leftover in Path("/dev/shm").glob(f"{self.shm_prefix}*"):  # only after a kill: Triton cleans up itself
+            leftover.unlink(missing_ok=True)
         return self._process.returncode
 
     def __enter__(self) -> "TritonServer":
