@@ -1,5 +1,6 @@
 """``python -m benchmarks <command>``: ``latency`` (one engine, batch sweep), ``compare`` (backends and
-precisions side by side) or ``demo`` (the main job)."""
+precisions side by side), ``triton`` (load test through the real Triton server vs the in-process batcher)
+or ``demo`` (the main job)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from benchmarks import compare, latency
+from benchmarks import compare, latency, serving
 from runtime.cli import describe
 
 
@@ -16,6 +17,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     latency.add_arguments(commands.add_parser("latency", help="latency statistics and a batch sweep for one engine"))
     compare.add_arguments(commands.add_parser("compare", help="PyTorch eager vs every precision of one model"))
+    serving.add_arguments(commands.add_parser("triton", help="requests/s and p50/p95/p99 vs concurrency: Triton "
+                                              "vs the in-process DynamicBatcher"))
     commands.add_parser("demo", help="the main job (train → export → calibrate → parity → benchmark)",
                         add_help=False)
     args, rest = parser.parse_known_args(argv)
@@ -25,7 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo.main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    return latency.run(args) if args.command == "latency" else compare.run(args)
+    runners = {"latency": latency.run, "compare": compare.run, "triton": serving.run}
+    return runners[args.command](args)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ class TritonOptions:
     instances: int = 1
     top_k: int = 5  # Python backend: labels returned per image
     gpu: bool | None = None  # instance kind; None: GPU for a plan, CPU for ONNX
+    threads: int | None = None  # Python backend: ONNX Runtime intra-op threads (None: its choice)
 
 
 def _spec_for(model: Path) -> ModelSpec:
@@ -123,6 +124,8 @@ def python_config_pbtxt(name: str, spec: ModelSpec, model_file: str, options: Tr
     params = {"model_file": model_file, "top_k": str(k), "providers": "auto"}
     if max_model_batch:
         params["max_model_batch"] = str(max_model_batch)
+    if options.threads:
+        params["threads"] = str(options.threads)
     inputs = (_tensor(IMAGE_INPUT, "TYPE_STRING", [1], optional=True)
               + _tensor(spec.input_name, _DTYPES[spec.input_dtype.value], spec.input_shape, optional=True))
     outputs = (_tensor(PROBABILITIES, "TYPE_FP32", [spec.num_classes]) + _tensor(TOP_K_LABELS, "TYPE_STRING", [k])
@@ -216,11 +219,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--top-k", type=int, default=5, help="Python backend: labels returned per image (default 5)")
     p.add_argument("--kind", choices=("cpu", "gpu"), default=None,
                    help="instance kind (default: gpu for a plan, cpu for ONNX)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="Python backend: ONNX Runtime intra-op threads per instance (default: its choice)")
     args = p.parse_args(argv)
     try:
         preferred = tuple(int(b) for b in args.preferred_batch.split(",") if b.strip())
         options = TritonOptions(args.max_batch, preferred, args.max_queue_delay_us, args.instances, args.top_k,
-                                None if args.kind is None else args.kind == "gpu")
+                                None if args.kind is None else args.kind == "gpu", args.threads)
         target = write_repository(args.model, args.repo, args.name, options, ServingBackend(args.backend))
     except ValueError:
         print(f"error: --preferred-batch {args.preferred_batch!r}: expected integers like 8,32", file=sys.stderr)
