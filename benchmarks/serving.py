@@ -10,8 +10,11 @@ and machine, one right after the other:
   ``tritonserver`` (``runtime.serve``) running the Python-backend model (``export.triton --backend
   python``), which decodes, preprocesses, batches (Triton's dynamic batcher) and answers.
 
-Both batchers get the same ``--max-batch`` and queue delay. Reports requests/s, p50/p95/p99 latency
-and the mean batch each batcher formed, and the ratio triton / in_process of throughput; JSON, CSV
+Both batchers get the same ``--max-batch`` and queue delay. Reports requests/s, p50/p95/p99 latency,
+the mean batch each batcher formed, the CPU time spent per request by every process involved
+(clients, ``tritonserver``, its Python stub: the server's overhead in a unit that other load on the
+machine does not distort), the ratio triton / in_process of throughput, and the throughput ratio
+the CPU times predict once the clients run elsewhere (in-process CPU per request / the server's); JSON, CSV
 and a PNG (when matplotlib is there), with the machine. Images: ``--images DIR`` (real ones), else
 the calibration set beside the model, else noise.
 """
@@ -22,6 +25,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -62,6 +66,8 @@ class LoadResult:
     p99_ms: float
     mean_ms: float
     mean_batch: float
+    cpu_ms_per_request: float | None = None  # all processes involved (client, server, stub); None off Linux
+    server_cpu_ms_per_request: float | None = None  # triton: tritonserver and its stub only (clients excluded)
 
     @property
     def throughput(self) -> float:
@@ -72,8 +78,9 @@ class LoadResult:
 
 
 def closed_loop(clients: int, make_request: Callable[[int], Callable[[int], object]], warmup_s: float,
-                duration_s: float) -> tuple[list[float], float]:
-    """``clients`` threads calling their request function back to back; latencies (ms) of the timed window.
+                duration_s: float) -> tuple[list[float], float, int]:
+    """``clients`` threads calling their request function back to back: latencies (ms) of the timed window,
+    its length (s) and the number of requests sent in all (warm-up included).
 
     ``make_request(i)`` builds client ``i``'s function (its own connection); it is called with a
     running sequence number. A failed request stops the run with its error.
@@ -81,6 +88,7 @@ def closed_loop(clients: int, make_request: Callable[[int], Callable[[int], obje
     start = time.perf_counter() + warmup_s
     end = start + duration_s
     samples: list[list[float]] = [[] for _ in range(clients)]
+    sent = [0] * clients
     errors: list[BaseException] = []
 
     def run(i: int) -> None:
@@ -92,6 +100,7 @@ def closed_loop(clients: int, make_request: Callable[[int], Callable[[int], obje
                 request(seq)
                 t1 = time.perf_counter()
                 seq += 1
+                sent[i] = seq
                 if t0 >= start and t1 <= end:
                     samples[i].append((t1 - t0) * 1e3)
         except BaseException as exc:  # noqa: BLE001 — handed to the caller below
@@ -104,15 +113,47 @@ def closed_loop(clients: int, make_request: Callable[[int], Callable[[int], obje
         t.join(warmup_s + duration_s + 60)
     if errors:
         raise errors[0]
-    return [s for per in samples for s in per], duration_s
+    return [s for per in samples for s in per], duration_s, sum(sent)
 
 
-def _result(mode: str, concurrency: int, latencies: list[float], seconds: float, mean_batch: float) -> LoadResult:
+def cpu_seconds(pids: Sequence[int]) -> float | None:
+    """User + system CPU time of these processes so far (Linux /proc); None where it cannot be read."""
+    import os
+
+    total = 0.0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of ``pid`` (the server's Python-backend stubs)."""
+    import os
+
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                if entry.isdigit() and int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _result(mode: str, concurrency: int, latencies: list[float], seconds: float, mean_batch: float,
+            cpu_s: float | None, sent: int, server_cpu_s: float | None = None) -> LoadResult:
     if not latencies:
         raise RuntimeError(f"{mode} at concurrency {concurrency}: no request finished in {seconds} s; run longer")
     s = stats_from_samples(mode, latencies)
     return LoadResult(mode, concurrency, len(latencies), seconds, s.median_ms, s.p95_ms, s.p99_ms, s.mean_ms,
-                      mean_batch)
+                      mean_batch, 1e3 * cpu_s / sent if cpu_s is not None and sent else None,
+                      1e3 * server_cpu_s / sent if server_cpu_s is not None and sent else None)
 
 
 def in_process_point(classifier, encoded: list[bytes], settings: LoadSettings, concurrency: int) -> LoadResult:
@@ -129,9 +170,12 @@ def in_process_point(classifier, encoded: list[bytes], settings: LoadSettings, c
                 return top_k(to_probabilities(row[None], spec), spec, settings.top_k)
             return request
 
-        latencies, seconds = closed_loop(concurrency, make, settings.warmup_s, settings.duration_s)
+        cpu0 = cpu_seconds([os.getpid()])
+        latencies, seconds, sent = closed_loop(concurrency, make, settings.warmup_s, settings.duration_s)
+        cpu1 = cpu_seconds([os.getpid()])
         mean_batch = batcher.stats.mean_batch
-    return _result("in_process", concurrency, latencies, seconds, mean_batch)
+    cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
+    return _result("in_process", concurrency, latencies, seconds, mean_batch, cpu, sent)
 
 
 def triton_point(server, name: str, encoded: list[bytes], settings: LoadSettings, concurrency: int) -> LoadResult:
@@ -147,13 +191,19 @@ def triton_point(server, name: str, encoded: list[bytes], settings: LoadSettings
         clients.append(client)
         return lambda seq: client.classify([encoded[(i * 7919 + seq) % len(encoded)]], f"c{i}-{seq}")
 
+    server_pids = [server.pid, *child_pids(server.pid)]  # tritonserver and its Python-backend stubs
+    cpu0, server0 = cpu_seconds([os.getpid()]), cpu_seconds(server_pids)
     try:
-        latencies, seconds = closed_loop(concurrency, make, settings.warmup_s, settings.duration_s)
+        latencies, seconds, sent = closed_loop(concurrency, make, settings.warmup_s, settings.duration_s)
     finally:
         for client in clients:
             client.close()
+    cpu1, server1 = cpu_seconds([os.getpid()]), cpu_seconds(server_pids)
     after = _batch_counts(server, name)
-    return _result("triton", concurrency, latencies, seconds, (after[0] - before[0]) / max(1, after[1] - before[1]))
+    server_cpu = server1 - server0 if server0 is not None and server1 is not None else None
+    cpu = cpu1 - cpu0 + server_cpu if cpu0 is not None and cpu1 is not None and server_cpu is not None else None
+    return _result("triton", concurrency, latencies, seconds, (after[0] - before[0]) / max(1, after[1] - before[1]),
+                   cpu, sent, server_cpu)
 
 
 def run_both(model: Path, encoded: list[bytes], settings: LoadSettings, log) -> list[LoadResult]:
@@ -176,7 +226,8 @@ def run_both(model: Path, encoded: list[bytes], settings: LoadSettings, log) -> 
                         triton_point(server, name, encoded, settings, concurrency))
                 results += pair
                 log(f"  c={concurrency:>2}: " + " | ".join(f"{r.mode} {r.throughput:.0f} req/s, p99 {r.p99_ms:.2f} ms, "
-                                                       f"mean batch {r.mean_batch:.1f}" for r in pair))
+                                                       f"mean batch {r.mean_batch:.1f}, CPU {_ms(r.cpu_ms_per_request)}"
+                                                       f" ms/request" for r in pair))
     return results
 
 
@@ -191,22 +242,31 @@ def report(model: Path, settings: LoadSettings, results: Sequence[LoadResult]) -
     rows = []
     for c in settings.concurrency:
         a, b = by.get(("in_process", c)), by.get(("triton", c))
+        server_cpu = b.server_cpu_ms_per_request if b else None
         rows.append({"concurrency": c, "in_process": a.to_dict() if a else None, "triton": b.to_dict() if b else None,
-                     "throughput_ratio": b.throughput / a.throughput if a and b and a.throughput else None})
-    at8 = next((r["throughput_ratio"] for r in rows if r["concurrency"] == 8), None)
+                     "throughput_ratio": b.throughput / a.throughput if a and b and a.throughput else None,
+                     # CPU-bound throughput ratio with the load generator on other machines, as in production
+                     "server_cpu_ratio": a.cpu_ms_per_request / server_cpu
+                     if a and server_cpu and a.cpu_ms_per_request is not None else None})
+    at8 = next((r for r in rows if r["concurrency"] == 8), {})
     return {"model": str(model), "environment": environment(), "settings": asdict(settings), "results": rows,
-            "throughput_ratio_at_8": at8}
+            "throughput_ratio_at_8": at8.get("throughput_ratio"), "server_cpu_ratio_at_8": at8.get("server_cpu_ratio")}
 
 
 def write_csv(path: Path, results: Sequence[LoadResult]) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["mode", "concurrency", "requests", "throughput", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
-                     "mean_batch"])
+                     "mean_batch", "cpu_ms_per_request", "server_cpu_ms_per_request"])
     for r in results:
         writer.writerow([r.mode, r.concurrency, r.requests, f"{r.throughput:.1f}", f"{r.p50_ms:.3f}",
-                         f"{r.p95_ms:.3f}", f"{r.p99_ms:.3f}", f"{r.mean_ms:.3f}", f"{r.mean_batch:.2f}"])
+                         f"{r.p95_ms:.3f}", f"{r.p99_ms:.3f}", f"{r.mean_ms:.3f}", f"{r.mean_batch:.2f}",
+                         _ms(r.cpu_ms_per_request), _ms(r.server_cpu_ms_per_request)])
     return write_text_atomic(path, buffer.getvalue())
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
 
 
 def plot(path: Path, model: Path, results: Sequence[LoadResult]) -> Path | None:
@@ -289,7 +349,8 @@ def run(args: argparse.Namespace) -> int:
         for row in doc["results"]:
             a, b = row["in_process"], row["triton"]
             print(f"c={row['concurrency']:>2}: in_process {a['throughput']:.0f} req/s (p99 {a['p99_ms']:.2f} ms) | "
-                  f"triton {b['throughput']:.0f} req/s (p99 {b['p99_ms']:.2f} ms) | ratio {row['throughput_ratio']:.2f}")
+                  f"triton {b['throughput']:.0f} req/s (p99 {b['p99_ms']:.2f} ms) | ratio {row['throughput_ratio']:.2f}"
+                  + (f" | server CPU ratio {row['server_cpu_ratio']:.2f}" if row["server_cpu_ratio"] else ""))
         print(f"written: {stem}.{{json,csv,png}}")
     return 0
 

@@ -154,9 +154,10 @@ class TritonPythonModel:
         pb = self.pb
         inputs, names = [], []
         for request in requests:
-            tensors = {name: pb.get_input_tensor_by_name(request, name) for name in self.input_names}
-            inputs.append({name: t.as_numpy() if t is not None else None for name, t in tensors.items()})
-            names.append(f"request {request.request_id()!r}" if request.request_id() else "request")
+            # One pass over the request's tensors (get_input_tensor_by_name would scan them once per name).
+            inputs.append({t.name(): t.as_numpy() for t in request.inputs() if t.name() in self.input_names})
+            request_id = request.request_id()
+            names.append(f"request {request_id!r}" if request_id else "request")
         responses = []
         for outcome in self.runner.run(inputs, names):
             if isinstance(outcome, InputError):

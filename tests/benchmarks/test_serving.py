@@ -35,9 +35,10 @@ def test_load_benchmark_reports_both_setups_per_concurrency(trained_mnist, tmp_p
         for mode in ("in_process", "triton"):
             r = row[mode]
             assert r["requests"] > 0 and r["throughput"] > 0 and r["mode"] == mode
-            assert 0 < r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] and r["mean_batch"] >= 1.0
+            assert 0 < r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] and r["mean_batch"] >= 1.0 and r["cpu_ms_per_request"] > 0
         assert row["throughput_ratio"] == pytest.approx(row["triton"]["throughput"] / row["in_process"]["throughput"])
-    assert report["throughput_ratio_at_8"] is None  # 8 was not measured
+    assert report["throughput_ratio_at_8"] is None and report["server_cpu_ratio_at_8"] is None  # 8 not measured
+    assert all(row["server_cpu_ratio"] > 0 for row in report["results"])
     assert report["environment"]["cores"] >= 1 and report["settings"]["threads"] == 1
     csv_lines = (tmp_path / f"{onnx_path.name}.triton.csv").read_text().splitlines()
     assert csv_lines[0].startswith("mode,concurrency,requests,throughput,p50_ms") and len(csv_lines) == 5
