@@ -356,6 +356,10 @@ class TritonServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self._process.pid, signal.SIGKILL)  # its own session: the stubs go too
                 self._process.wait(10)
+        try:  # a killed server can leave its Python-backend stubs running: they are in its process group
+            os.killpg(self._process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass  # none left: the usual case after a clean stop
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None

@@ -305,6 +305,19 @@ def test_kill_during_load_and_restart_loses_and_duplicates_nothing(trained_mnist
         _assert_same(answer.labels[0], answer.probabilities[0], expected[name])
     assert any(answer.attempts > 1 for _, answer in answers.values())  # some requests did meet the dead server
     assert not list(Path("/dev/shm").glob(f"edge_triton_{first.info['serve_pid']}_*"))  # the killed one's shm
+    assert _group_members(first.info["pid"]) == []  # and its stubs are gone
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
 
 
 def test_serve_cli_user_errors(tmp_path):
