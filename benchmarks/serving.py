@@ -2,7 +2,7 @@
 
 For each concurrency (default 1, 2, 4, 8, 16), that many closed-loop clients send one encoded
 image per request for ``--duration-s`` (after ``--warmup-s``), in two set-ups on the same model
-and machine, one right after the other:
+and machine, one right after the other (``--rounds N`` alternates them N times and combines):
 
 - ``in_process``: each client thread decodes and preprocesses its image, submits it to one
   ``runtime.batcher.DynamicBatcher`` around the model, and takes the top-k from its row;
@@ -53,6 +53,7 @@ class LoadSettings:
     protocol: str = "grpc"
     top_k: int = 5
     threads: int | None = None  # ONNX Runtime intra-op threads, the same on both sides
+    rounds: int = 1  # alternating in-process / Triton rounds per concurrency, combined (see combine())
 
 
 @dataclass(frozen=True)
@@ -222,8 +223,10 @@ def run_both(model: Path, encoded: list[bytes], settings: LoadSettings, log) -> 
                                        log_file=Path(tmp) / "tritonserver.log")
         with Classifier.from_path(model, threads=settings.threads) as classifier, TritonServer(server_options) as server:
             for concurrency in settings.concurrency:
-                pair = (in_process_point(classifier, encoded, settings, concurrency),
-                        triton_point(server, name, encoded, settings, concurrency))
+                rounds = [(in_process_point(classifier, encoded, settings, concurrency),
+                           triton_point(server, name, encoded, settings, concurrency))
+                          for _ in range(max(1, settings.rounds))]
+                pair = tuple(combine([r[i] for r in rounds]) for i in range(2))
                 results += pair
                 log(f"  c={concurrency:>2}: " + " | ".join(f"{r.mode} {r.throughput:.0f} req/s, p99 {r.p99_ms:.2f} ms, "
                                                        f"mean batch {r.mean_batch:.1f}, CPU {_ms(r.cpu_ms_per_request)}"
@@ -235,6 +238,25 @@ def _batch_counts(server, name: str) -> tuple[int, int]:
     """(inferences, executions) so far: their ratio is the mean batch Triton's dynamic batcher formed."""
     stats = json.loads(server._http("GET", f"/v2/models/{name}/stats") or b"{}").get("model_stats", [{}])[0]
     return stats.get("inference_count", 0), stats.get("execution_count", 0)
+
+
+def combine(rounds: Sequence[LoadResult]) -> LoadResult:
+    """Rounds of one mode and concurrency as one result: requests and seconds add up (throughput over all
+    of them), latency percentiles are the median over rounds, batch and CPU the request-weighted mean."""
+    import statistics
+
+    if len(rounds) == 1:
+        return rounds[0]
+    total = sum(r.requests for r in rounds)
+
+    def weighted(field: str) -> float | None:
+        values = [getattr(r, field) for r in rounds]
+        return None if any(v is None for v in values) else sum(v * r.requests for v, r in zip(values, rounds)) / total
+
+    median = lambda field: statistics.median(getattr(r, field) for r in rounds)  # noqa: E731
+    return LoadResult(rounds[0].mode, rounds[0].concurrency, total, sum(r.seconds for r in rounds), median("p50_ms"),
+                      median("p95_ms"), median("p99_ms"), weighted("mean_ms"), weighted("mean_batch"),
+                      weighted("cpu_ms_per_request"), weighted("server_cpu_ms_per_request"))
 
 
 def report(model: Path, settings: LoadSettings, results: Sequence[LoadResult]) -> dict:
@@ -303,6 +325,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-batch", type=int, default=16, help="both batchers' largest batch (default 16)")
     p.add_argument("--max-delay-us", type=int, default=500, help="both batchers' queue delay (default 500 µs)")
     p.add_argument("--protocol", choices=("grpc", "http"), default="grpc", help="Triton client protocol (default grpc)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="alternate the two set-ups this many times per concurrency, then combine (default 1)")
     p.add_argument("--threads", type=int, default=None,
                    help="ONNX Runtime intra-op threads on both sides (default: its choice)")
     p.add_argument("--images", type=Path, default=None, help="a folder of real images to send (default: see above)")
@@ -326,7 +350,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = LoadSettings(tuple(parse_batches(args.concurrency)), args.duration_s, args.warmup_s,
-                                args.max_batch, args.max_delay_us, args.protocol, threads=args.threads)
+                                args.max_batch, args.max_delay_us, args.protocol, threads=args.threads,
+                                rounds=args.rounds)
         encoded = _images(args)
     except ValueError as exc:
         print(f"error: {str(exc).replace('--batch', '--concurrency')}", file=sys.stderr)

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Sequence
 
 from runtime.cli import describe
-from runtime.triton_server import ModelControl, ServeError, ServerOptions, TritonServer, find_triton
+from runtime.triton_server import (ModelControl, ServeError, ServerOptions, TritonServer, check_stub_site, find_triton,
+                                   stub_site)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "python --model MODEL.onnx --repo DIR`", args.json, 2)
     try:
         install = find_triton()
+        check_stub_site(stub_site())
     except ServeError as exc:
         return _fail(str(exc), args.json, 2)
     options = ServerOptions(repo=args.repo, host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,

@@ -317,7 +317,7 @@ class TritonServer:
         while time.monotonic() < deadline and not (cancel and cancel.is_set()):
             if not self.running:
                 raise ServeError(f"tritonserver exited before it was ready ({self.exit_description()}); "
-                                 f"its log ends with: {self.log_tail()}")
+                                 f"it said: {self.log_tail()}")
             try:
                 if self._http("GET", "/v2/health/live", timeout=1.0) is not None:
                     models = self.repository_index()
@@ -330,7 +330,7 @@ class TritonServer:
         if cancel and cancel.is_set():
             return []
         raise ServeError(f"tritonserver was not ready after {self.options.startup_timeout_s:.0f} s; "
-                         f"its log ends with: {self.log_tail()}")
+                         f"it said: {self.log_tail()}")
 
     def _unread(self, model: dict) -> dict:
         """A model Triton could not even read: UNAVAILABLE, with the server's own words from its log."""
@@ -381,12 +381,15 @@ class TritonServer:
 
     # helpers -----------------------------------------------------------------------------
 
-    def log_tail(self, lines: int = 8) -> str:
+    def log_tail(self, lines: int = 6) -> str:
+        """The server's error lines (Triton starts them with ``E``), else its last lines, on one line."""
         try:
             text = Path(self.log_path).read_text(errors="replace") if self.log_path else ""
         except OSError:
             return "(no log)"
-        return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:]) or "(empty log)"
+        all_lines = [line.strip() for line in text.strip().splitlines()]
+        errors = [line.split("] ", 1)[-1].strip('"') for line in all_lines if line[:1] == "E" and "] " in line]
+        return " | ".join(errors[-lines:] or all_lines[-lines:]) or "(empty log)"
 
     def _http(self, method: str, path: str, body: bytes | None = None, timeout: float = 5.0) -> bytes | None:
         """The body of a 2xx answer, None for another status (OSError when nothing listens)."""

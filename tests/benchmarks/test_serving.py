@@ -26,7 +26,7 @@ def _bench(*args: str) -> subprocess.CompletedProcess:
 def test_load_benchmark_reports_both_setups_per_concurrency(trained_mnist, tmp_path):
     _, onnx_path = trained_mnist["mnist_cnn"]
     done = _bench("--model", str(onnx_path), "--concurrency", "1,2", "--duration-s", "0.3", "--warmup-s", "0.1",
-                  "--threads", "1", "--out", str(tmp_path), "--json")
+                  "--threads", "1", "--rounds", "2", "--out", str(tmp_path), "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report == json.loads((tmp_path / f"{onnx_path.name}.triton.json").read_text())
@@ -39,12 +39,14 @@ def test_load_benchmark_reports_both_setups_per_concurrency(trained_mnist, tmp_p
         assert row["throughput_ratio"] == pytest.approx(row["triton"]["throughput"] / row["in_process"]["throughput"])
     assert report["throughput_ratio_at_8"] is None and report["server_cpu_ratio_at_8"] is None  # 8 not measured
     assert all(row["server_cpu_ratio"] > 0 for row in report["results"])
-    assert report["environment"]["cores"] >= 1 and report["settings"]["threads"] == 1
+    assert report["environment"]["cores"] >= 1 and report["settings"]["threads"] == 1 and report["settings"]["rounds"] == 2
     csv_lines = (tmp_path / f"{onnx_path.name}.triton.csv").read_text().splitlines()
     assert csv_lines[0].startswith("mode,concurrency,requests,throughput,p50_ms") and len(csv_lines) == 5
     assert (tmp_path / f"{onnx_path.name}.triton.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_bad_concurrency_is_a_usage_error(trained_mnist):
+def test_bad_arguments_are_usage_errors(trained_mnist, tmp_path):
     done = _bench("--model", str(trained_mnist["mnist_cnn"][1]), "--concurrency", "0,x")
     assert done.returncode == 2 and "--concurrency '0,x': expected positive integers" in done.stderr
+    done = _bench("--model", str(trained_mnist["mnist_cnn"][1]), "--images", str(tmp_path))
+    assert done.returncode == 2 and f"--images {tmp_path}: expected a folder of image files" in done.stderr

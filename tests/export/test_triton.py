@@ -75,3 +75,13 @@ def test_fixed_batch_native_config_has_no_dynamic_batching():
     spec = replace(get_model("mnist_cnn").spec(), dynamic_batch=False)
     text = config_pbtxt("m", spec, "onnxruntime_onnx", TritonOptions(max_batch=0))
     assert "max_batch_size: 0" in text and "dynamic_batching" not in text  # Triton refuses the pair
+
+
+def test_python_backend_refuses_an_input_named_like_its_image_input():
+    from dataclasses import replace
+
+    from export.triton import python_config_pbtxt
+
+    spec = replace(get_model("mnist_cnn").spec(), input_name="IMAGE")
+    with pytest.raises(TritonExportError, match="the name the Python backend uses for image bytes"):
+        python_config_pbtxt("m", spec, "model.onnx", TritonOptions(), None, False)

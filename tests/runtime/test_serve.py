@@ -331,9 +331,27 @@ def test_serve_cli_user_errors(tmp_path):
     done = serve("--repo", str(tmp_path), "--json", python_flags=("-S",))
     assert done.returncode == 2 and "pip install '.[serve]'" in done.stderr and "nvidia-pytriton" in done.stderr
     assert "Traceback" not in done.stderr and "error" in json.loads(done.stdout)
+    # The stub's numpy 1.x missing: the command that installs it.
+    done = subprocess.run([sys.executable, "-m", "runtime.serve", "--repo", str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "EDGE_TRITON_STUB_SITE": str(tmp_path / "empty")})
+    assert done.returncode == 2 and "has no numpy; the wheel's Python backend needs numpy 1.x" in done.stderr
+    assert f"--target {tmp_path / 'empty'} 'numpy>=1.24,<2'" in done.stderr
     with __import__("socket").socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         done = serve("--repo", str(tmp_path), "--http-port", str(port), "--grpc-port", "0", "--metrics-port", "0")
     assert done.returncode == 1 and f"port {port} on 127.0.0.1 is in use" in done.stderr
+
+
+def test_a_model_that_fails_to_load_stops_the_server_with_its_reason(repo, tmp_path):
+    """Without --keep-going, Triton exits when a model fails to load; runtime.serve says why (exit 1)."""
+    import shutil
+
+    shutil.copytree(repo / "cnn_onnxruntime", tmp_path / "repo" / "cnn_onnxruntime")
+    done = subprocess.run([sys.executable, "-m", "runtime.serve", "--repo", str(tmp_path / "repo"), "--http-port", "0",
+                           "--grpc-port", "0", "--metrics-port", "0", "--json"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1 and "tritonserver exited before it was ready (exit status 1)" in done.stderr
+    assert "unable to find backend library for backend 'onnxruntime'" in json.loads(done.stdout)["error"]
