@@ -346,7 +346,7 @@ def _images(args: argparse.Namespace) -> list[bytes]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime.triton_server import ServeError
+    from runtime.triton_install import ServeError
 
     try:
         settings = LoadSettings(tuple(parse_batches(args.concurrency)), args.duration_s, args.warmup_s,

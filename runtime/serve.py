@@ -9,9 +9,10 @@ Ctrl-C or SIGTERM. Ports default to Triton's 8000/8001/8002; ``0`` picks a free 
 The wheel's server has only the Python backend (no ONNX Runtime or TensorRT backend): repositories
 written by ``python -m export.triton --backend python`` run here; ``onnxruntime_onnx`` and
 ``tensorrt_plan`` models need NVIDIA's Triton containers or JetPack's Triton. The Python-backend stub
-must match this interpreter and see its packages: a copy of the wheel's backend folder with the
-stub for this Python version is made under ``~/.cache/edge-toolkit`` (the wheel is never modified),
-and the stub's ``PYTHONPATH`` names this environment's ``site-packages`` and our ``runtime``.
+must match this interpreter and see its packages (``runtime.triton_install``): a copy of the wheel's
+backend folder with the stub for this Python version is made under ``~/.cache/edge-toolkit`` (the
+wheel is never modified), and the stub gets its own numpy 1.x, this environment's ``site-packages``
+and our ``runtime`` first on its ``sys.path``.
 Exit status: 0 stopped by the user, 1 the server failed or died, 2 bad arguments or no server installed.
 """
 
@@ -27,8 +28,8 @@ from pathlib import Path
 from typing import Sequence
 
 from runtime.cli import describe
-from runtime.triton_server import (ModelControl, ServeError, ServerOptions, TritonServer, check_stub_site, find_triton,
-                                   stub_site)
+from runtime.triton_install import ServeError, check_stub_site, find_triton, stub_site
+from runtime.triton_server import ModelControl, ServerOptions, TritonServer
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ def test_runtime_imports_no_heavy_or_sibling_packages():
         "import sys, json, runtime, runtime.infer, runtime.model, runtime.preprocess, runtime.spec,"
         " runtime.backends.onnxruntime, runtime.backends.tensorrt, runtime.cuda, runtime.engine_manifest,"
         " runtime.batcher, runtime.self_test, runtime.doctor, runtime.trt_import,"
-        " runtime.serve, runtime.triton_server, runtime.triton_model;"
+        " runtime.serve, runtime.triton_install, runtime.triton_server, runtime.triton_model;"
         "print(json.dumps(sorted(m for m in sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)

@@ -6,6 +6,7 @@ One server per module (``served``) runs the Python-backend MNIST CNN beside our 
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -27,7 +28,8 @@ from PIL import Image
 from tests.conftest import REPO
 
 tritonclient = pytest.importorskip("tritonclient.grpc", reason="tritonclient not installed: pip install '.[serve]'")
-from runtime.triton_server import ServeError, check_stub_site, find_triton, free_port, stub_site  # noqa: E402
+from runtime.triton_install import ServeError, check_stub_site, find_triton, stub_site  # noqa: E402
+from runtime.triton_server import free_port  # noqa: E402
 
 try:
     find_triton()
@@ -120,9 +122,7 @@ def repo(trained_mnist, tmp_path_factory) -> Path:
     write_repository(onnx_path, root, name="cnn_onnxruntime")
     broken = write_repository(onnx_path, root, name="cnn_broken_config")
     (broken / "config.pbtxt").write_text((broken / "config.pbtxt").read_text().replace("dims:", "dimz:", 1))
-    try:
-        import tensorrt_rtx  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("tensorrt_rtx") is None:
         return root
     from export.engine import BuildOptions, build_engine
 
