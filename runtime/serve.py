@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep serving when a model fails to load (it is reported UNAVAILABLE with the reason)")
     p.add_argument("--log-verbose", type=int, default=0, help="Triton's verbose log level (default 0)")
     p.add_argument("--log-file", type=Path, default=None,
-                   help="where the server's own log goes (default: a temporary file, shown on failure)")
+                   help="where the server's own log goes (default: a temporary file, kept only if the server fails)")
     p.add_argument("--startup-timeout-s", type=float, default=120.0, help="give up on loading after this long")
     p.add_argument("--json", action="store_true",
                    help="print one JSON document (endpoints and model states, or the error) on one line")

@@ -104,6 +104,7 @@ class TritonServer:
         ports = [p or free_port(options.host) for p in (options.http_port, options.grpc_port, options.metrics_port)]
         self.endpoints = Endpoints(options.host, *ports)
         self.log_path = options.log_file
+        self._own_log = options.log_file is None  # a temporary log, removed after a clean stop
         # The Python backend's shared-memory regions carry our own prefix, so what a killed server leaves in
         # /dev/shm can be found and removed (stop()).
         self.shm_prefix = f"edge_triton_{os.getpid()}_{next(_SERVER_IDS)}_"
@@ -167,7 +168,7 @@ class TritonServer:
         while time.monotonic() < deadline and not (cancel and cancel.is_set()):
             if not self.running:
                 raise ServeError(f"tritonserver exited before it was ready ({self.exit_description()}); "
-                                 f"it said: {self.log_tail()}")
+                                 f"it said: {self.log_tail()}; full log: {self.log_path}")
             try:
                 if self._http("GET", "/v2/health/live", timeout=1.0) is not None:
                     models = self.repository_index()
@@ -180,7 +181,7 @@ class TritonServer:
         if cancel and cancel.is_set():
             return []
         raise ServeError(f"tritonserver was not ready after {self.options.startup_timeout_s:.0f} s; "
-                         f"it said: {self.log_tail()}")
+                         f"it said: {self.log_tail()}; full log: {self.log_path}")
 
     def _unread(self, model: dict) -> dict:
         """A model Triton could not even read: UNAVAILABLE, with the server's own words from its log."""
@@ -213,6 +214,8 @@ class TritonServer:
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None
+        if self._own_log and self._process.returncode == 0 and self.log_path is not None:
+            Path(self.log_path).unlink(missing_ok=True)  # kept when the server failed: its tail was reported
         for leftover in Path("/dev/shm").glob(f"{self.shm_prefix}*"):  # only after a kill: Triton cleans up itself
             leftover.unlink(missing_ok=True)
         return self._process.returncode

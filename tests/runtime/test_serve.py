@@ -76,6 +76,8 @@ class ServeProcess:
         pid = self.info.get("pid")
         if pid and _alive(pid):  # never leave a server behind, whatever happened above
             os.kill(pid, signal.SIGKILL)
+        if self.info.get("log"):  # runtime.serve keeps the log of a server that failed (the killed one)
+            Path(self.info["log"]).unlink(missing_ok=True)
         return self.process.returncode
 
     def models(self) -> dict[str, dict]:
@@ -354,4 +356,8 @@ def test_a_model_that_fails_to_load_stops_the_server_with_its_reason(repo, tmp_p
                            "--grpc-port", "0", "--metrics-port", "0", "--json"], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 1 and "tritonserver exited before it was ready (exit status 1)" in done.stderr
-    assert "unable to find backend library for backend 'onnxruntime'" in json.loads(done.stdout)["error"]
+    error = json.loads(done.stdout)["error"]
+    assert "unable to find backend library for backend 'onnxruntime'" in error
+    log = Path(error.rsplit("; full log: ", 1)[1])
+    assert "failed to load all models" in log.read_text()  # the failed server's log is kept for the user
+    log.unlink()
