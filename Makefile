@@ -16,13 +16,14 @@ PYTEST_ARGS ?=
 DEVICE_VENV ?= .venv-device
 DEVICE_VENV_PY := $(DEVICE_VENV)/bin/python
 
-.PHONY: install device-venv data demo test test-slow device-check clean
+.PHONY: install serve-install device-venv data demo test test-slow device-check clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_PINS)
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(MAKE) --no-print-directory serve-install
 	@touch $@
 
 install: $(VENV)/.installed
@@ -34,6 +35,16 @@ $(DEVICE_VENV)/.installed: pyproject.toml
 	@touch $@
 
 device-venv: $(DEVICE_VENV)/.installed
+
+# The real Triton Inference Server for `python -m runtime.serve` and its tests: the nvidia-pytriton wheel without
+# its declared deps (they pin numpy < 2; we never import pytriton), and numpy 1.x for the wheel's Python-backend
+# stub only (its pybind11 predates numpy 2), in a folder apart from the venv's numpy (runtime.triton_server).
+TRITON_WHEEL ?= nvidia-pytriton==0.7.0
+serve-install:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[serve]'
+	$(PY) -m pip install --quiet --no-deps $(TRITON_WHEEL)
+	$(PY) -m pip install --quiet --upgrade --no-deps --target $(VENV)/triton-stub-site 'numpy>=1.24,<2'
 
 data: install
 	$(PY) -m train.data fetch-mnist --data-dir $(DATA_DIR)

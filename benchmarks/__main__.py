@@ -1,6 +1,7 @@
 """``python -m benchmarks <command>``: ``latency`` (one engine, batch sweep), ``compare`` (backends and
 precisions side by side), ``ortgpu`` (ONNX Runtime on the GPU: IOBinding and CUDA graphs against the
-floor), ``stream`` (1 to 8 concurrent video streams) or ``demo`` (the main job)."""
+floor), ``stream`` (1 to 8 concurrent video streams), ``triton`` (load test through the real Triton server vs
+the in-process batcher) or ``demo`` (the main job)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from benchmarks import compare, latency, ortgpu, stream
+from benchmarks import compare, latency, ortgpu, serving, stream
 from runtime.cli import describe
 
 
@@ -19,6 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     compare.add_arguments(commands.add_parser("compare", help="PyTorch eager vs every precision of one model"))
     ortgpu.add_arguments(commands.add_parser("ortgpu", help="ONNX Runtime CUDA EP: run vs IOBinding vs CUDA graph"))
     stream.add_arguments(commands.add_parser("stream", help="frames/s and stage times for 1, 2, 4, 8 video streams"))
+    serving.add_arguments(commands.add_parser("triton", help="requests/s and p50/p95/p99 vs concurrency: Triton "
+                                              "vs the in-process DynamicBatcher"))
     commands.add_parser("demo", help="the main job (train → export → calibrate → parity → benchmark)",
                         add_help=False)
     args, rest = parser.parse_known_args(argv)
@@ -28,7 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo.main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    runners = {"latency": latency.run, "compare": compare.run, "ortgpu": ortgpu.run, "stream": stream.run}
+    runners = {"latency": latency.run, "compare": compare.run, "ortgpu": ortgpu.run, "stream": stream.run,
+               "triton": serving.run}
     return runners[args.command](args)
 
 

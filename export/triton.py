@@ -1,11 +1,14 @@
 """A Triton Inference Server model repository for users who outgrow one device.
 
 ``python -m export.triton --model artifacts/asl_cnn/asl_cnn.int8.plan [--repo triton_repo] [--name asl_cnn]
-[--max-batch 64] [--preferred-batch 8,32] [--max-queue-delay-us 100] [--instances 1]``
+[--backend native|python] [--max-batch 64] [--preferred-batch 8,32] [--max-queue-delay-us 100] [--instances 1]``
 
 Writes ``<repo>/<name>/config.pbtxt`` and ``<repo>/<name>/1/model.plan`` (TensorRT, platform
 ``tensorrt_plan``) or ``model.onnx`` (ONNX Runtime, ``onnxruntime_onnx``), with dynamic batching
-and the input/output names, types and shapes from the ModelSpec. A plan's ``max_batch_size`` is
+and the input/output names, types and shapes from the ModelSpec. ``--backend python`` instead
+writes a Python-backend model (``1/model.py``) that serves the file with our runtime and takes
+encoded image bytes (``IMAGE``) or preprocessed tensors, returning probabilities and top-k labels
+(see ``runtime.triton_model``); it runs on any Triton, including ``python -m runtime.serve``. A plan's ``max_batch_size`` is
 capped by its optimization profile (read from the manifest). The ModelSpec goes beside the config
 (``spec.json``) so clients preprocess exactly as the runtime does. The folder is assembled in a
 temporary directory and renamed into place: an interrupted export leaves no half repository.
@@ -14,6 +17,8 @@ temporary directory and renamed into place: an interrupted export leaves no half
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import enum
 import os
 import shutil
 import sys
@@ -23,7 +28,7 @@ from pathlib import Path
 from typing import Sequence
 
 from runtime.cli import describe
-from runtime.engine_manifest import load_manifest
+from runtime.engine_manifest import load_manifest, manifest_path
 from runtime.errors import RuntimeToolkitError
 from runtime.spec import ModelSpec, spec_from_sidecar
 
@@ -34,12 +39,35 @@ class TritonExportError(Exception):
     pass
 
 
+class ServingBackend(str, enum.Enum):
+    NATIVE = "native"  # Triton's own onnxruntime / tensorrt backend, by the model file's suffix
+    PYTHON = "python"  # Triton's Python backend running our runtime (runtime.triton_model)
+
+
+# model.py of a Python-backend model: the serving code lives in the runtime it calls. It imports
+# triton_python_backend_utils first because the stub also imports model.py on its own (to auto-complete
+# the config): under `python -m runtime.serve` that import is what puts the environment on sys.path.
+PYTHON_MODEL = '''"""Triton Python-backend entry point written by `python -m export.triton --backend python`.
+
+It serves this folder's model with the edge-toolkit runtime, which the backend stub must be able to
+import (`python -m runtime.serve` sees to it; in another Triton, `pip install edge-toolkit[runtime]`).
+"""
+
+import triton_python_backend_utils  # noqa: F401  (first: under runtime.serve it sets sys.path up)
+
+from runtime.triton_model import TritonPythonModel  # noqa: F401
+'''
+
+
 @dataclass(frozen=True)
 class TritonOptions:
     max_batch: int = 64
     preferred_batches: tuple[int, ...] = (8, 32)
     max_queue_delay_us: int = 100
     instances: int = 1
+    top_k: int = 5  # Python backend: labels returned per image
+    gpu: bool | None = None  # instance kind; None: GPU for a plan, CPU for ONNX
+    threads: int | None = None  # Python backend: ONNX Runtime intra-op threads (None: its choice)
 
 
 def _spec_for(model: Path) -> ModelSpec:
@@ -58,38 +86,70 @@ def _spec_for(model: Path) -> ModelSpec:
 
 
 def config_pbtxt(name: str, spec: ModelSpec, platform: str, options: TritonOptions) -> str:
-    dims = ", ".join(str(d) for d in spec.input_shape)
+    """A config for Triton's own backend (``onnxruntime_onnx`` or ``tensorrt_plan``)."""
+    gpu = options.gpu if options.gpu is not None else platform == "tensorrt_plan"
+    lines = [f'name: "{name}"', f'platform: "{platform}"', f"max_batch_size: {options.max_batch}",
+             "input [", *_tensor(spec.input_name, _DTYPES[spec.input_dtype.value], spec.input_shape), "]",
+             "output [", *_tensor(spec.output_name, "TYPE_FP32", [spec.num_classes]), "]"]
+    if options.max_batch:
+        lines += _dynamic_batching(options)
+    return "\n".join(lines + _instance_group(options, gpu)) + "\n"
+
+
+def _instance_group(options: TritonOptions, gpu: bool) -> list[str]:
+    return ["instance_group [", "  {", f"    count: {options.instances}",
+            "    kind: KIND_GPU" if gpu else "    kind: KIND_CPU", "  }", "]"]
+
+
+def _dynamic_batching(options: TritonOptions) -> list[str]:
     preferred = ", ".join(str(b) for b in options.preferred_batches if b <= options.max_batch)
-    lines = [
-        f'name: "{name}"',
-        f'platform: "{platform}"',
-        f"max_batch_size: {options.max_batch}",
-        "input [",
-        "  {",
-        f'    name: "{spec.input_name}"',
-        f"    data_type: {_DTYPES[spec.input_dtype.value]}",
-        f"    dims: [ {dims} ]",
-        "  }",
-        "]",
-        "output [",
-        "  {",
-        f'    name: "{spec.output_name}"',
-        "    data_type: TYPE_FP32",
-        f"    dims: [ {spec.num_classes} ]",
-        "  }",
-        "]",
-        "dynamic_batching {",
-    ]
-    if preferred:
-        lines.append(f"  preferred_batch_size: [ {preferred} ]")
-    lines += [f"  max_queue_delay_microseconds: {options.max_queue_delay_us}", "}",
-              "instance_group [", "  {", f"    count: {options.instances}",
-              "    kind: KIND_GPU" if platform == "tensorrt_plan" else "    kind: KIND_CPU", "  }", "]"]
+    return (["dynamic_batching {"] + ([f"  preferred_batch_size: [ {preferred} ]"] if preferred else [])
+            + [f"  max_queue_delay_microseconds: {options.max_queue_delay_us}", "}"])
+
+
+def _tensor(name: str, data_type: str, dims: Sequence[int], optional: bool = False) -> list[str]:
+    return ["  {", f'    name: "{name}"', f"    data_type: {data_type}",
+            f"    dims: [ {', '.join(str(d) for d in dims)} ]"] + (["    optional: true"] if optional else []) + ["  }"]
+
+
+def python_config_pbtxt(name: str, spec: ModelSpec, model_file: str, options: TritonOptions,
+                        max_model_batch: int | None, gpu: bool) -> str:
+    """A Python-backend config: image bytes or preprocessed tensors in, probabilities and top-k out."""
+    from runtime.triton_model import IMAGE_INPUT, PROBABILITIES, TOP_K_INDICES, TOP_K_LABELS
+
+    if spec.input_name == IMAGE_INPUT:
+        raise TritonExportError(f"the model's input is named {IMAGE_INPUT!r}, the name the Python backend uses for "
+                                "image bytes; re-export it with another input name")
+    k = max(1, min(options.top_k, spec.num_classes))
+    params = {"model_file": model_file, "top_k": str(k), "providers": "auto"}
+    if max_model_batch:
+        params["max_model_batch"] = str(max_model_batch)
+    if options.threads:
+        params["threads"] = str(options.threads)
+    inputs = (_tensor(IMAGE_INPUT, "TYPE_STRING", [1], optional=True)
+              + _tensor(spec.input_name, _DTYPES[spec.input_dtype.value], spec.input_shape, optional=True))
+    outputs = (_tensor(PROBABILITIES, "TYPE_FP32", [spec.num_classes]) + _tensor(TOP_K_LABELS, "TYPE_STRING", [k])
+               + _tensor(TOP_K_INDICES, "TYPE_INT32", [k]))
+    lines = [f'name: "{name}"', 'backend: "python"', f"max_batch_size: {options.max_batch}",
+             "input [", *_join(inputs), "]", "output [", *_join(outputs), "]", *_dynamic_batching(options),
+             *_instance_group(options, gpu), "parameters ["]
+    entries = [f'  {{ key: "{key}" value: {{ string_value: "{value}" }} }}' for key, value in params.items()]
+    lines += [e + ("," if i < len(entries) - 1 else "") for i, e in enumerate(entries)] + ["]"]
     return "\n".join(lines) + "\n"
 
 
+def _join(blocks: list[str]) -> list[str]:
+    """Tensor blocks ("  {" … "  }") separated by commas, as the protobuf text format allows."""
+    out: list[str] = []
+    for line in blocks:
+        if line == "  {" and out:
+            out[-1] += ","
+        out.append(line)
+    return out
+
+
 def write_repository(model: Path, repo: Path, name: str | None = None,
-                     options: TritonOptions = TritonOptions()) -> Path:
+                     options: TritonOptions = TritonOptions(), backend: ServingBackend = ServingBackend.NATIVE) -> Path:
     model = Path(model)
     if not model.is_file():
         raise TritonExportError(f"{model}: model file not found")
@@ -103,14 +163,21 @@ def write_repository(model: Path, repo: Path, name: str | None = None,
         profile_max = min(p["max"][0] for p in manifest.profiles) if manifest.profiles else options.max_batch
         if options.max_batch > profile_max:
             print(f"note: max_batch_size lowered to {profile_max}, the plan's optimization profile maximum")
-            options = TritonOptions(profile_max, options.preferred_batches, options.max_queue_delay_us,
-                                    options.instances)
+            options = dataclasses.replace(options, max_batch=profile_max)
     elif model.suffix == ".onnx":
         platform, filename = "onnxruntime_onnx", "model.onnx"
     else:
         raise TritonExportError(f"{model}: expected a .plan or .onnx file")
+    max_model_batch = options.max_batch if platform == "tensorrt_plan" else None
     if not spec.dynamic_batch:
-        options = TritonOptions(0, (), options.max_queue_delay_us, options.instances)
+        max_model_batch = 1
+        if backend is ServingBackend.NATIVE:
+            options = dataclasses.replace(options, max_batch=0, preferred_batches=())
+    gpu = options.gpu if options.gpu is not None else platform == "tensorrt_plan"
+    if backend is ServingBackend.PYTHON:
+        config = python_config_pbtxt(name, spec, filename, options, max_model_batch, gpu)
+    else:
+        config = config_pbtxt(name, spec, platform, options)
     repo = Path(repo)
     repo.mkdir(parents=True, exist_ok=True)
     target = repo / name
@@ -118,7 +185,11 @@ def write_repository(model: Path, repo: Path, name: str | None = None,
     try:
         (staging / "1").mkdir()
         shutil.copy2(model, staging / "1" / filename)
-        (staging / "config.pbtxt").write_text(config_pbtxt(name, spec, platform, options))
+        (staging / "config.pbtxt").write_text(config)
+        if backend is ServingBackend.PYTHON:
+            (staging / "1" / "model.py").write_text(PYTHON_MODEL)
+            if platform == "tensorrt_plan":  # the runtime's preflight reads the manifest beside the plan
+                shutil.copy2(manifest_path(model), staging / "1" / manifest_path(Path(filename)).name)
         (staging / "spec.json").write_text(spec.to_json() + "\n")
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=repo))
@@ -142,11 +213,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--preferred-batch", default="8,32", help="comma-separated preferred batch sizes")
     p.add_argument("--max-queue-delay-us", type=int, default=100)
     p.add_argument("--instances", type=int, default=1)
+    p.add_argument("--backend", choices=[b.value for b in ServingBackend], default=ServingBackend.NATIVE.value,
+                   help="native: Triton's onnxruntime/tensorrt backend (default); python: our runtime inside "
+                        "Triton's Python backend (image bytes in, probabilities and top-k labels out)")
+    p.add_argument("--top-k", type=int, default=5, help="Python backend: labels returned per image (default 5)")
+    p.add_argument("--kind", choices=("cpu", "gpu"), default=None,
+                   help="instance kind (default: gpu for a plan, cpu for ONNX)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="Python backend: ONNX Runtime intra-op threads per instance (default: its choice)")
     args = p.parse_args(argv)
     try:
         preferred = tuple(int(b) for b in args.preferred_batch.split(",") if b.strip())
-        options = TritonOptions(args.max_batch, preferred, args.max_queue_delay_us, args.instances)
-        target = write_repository(args.model, args.repo, args.name, options)
+        options = TritonOptions(args.max_batch, preferred, args.max_queue_delay_us, args.instances, args.top_k,
+                                None if args.kind is None else args.kind == "gpu", args.threads)
+        target = write_repository(args.model, args.repo, args.name, options, ServingBackend(args.backend))
     except ValueError:
         print(f"error: --preferred-batch {args.preferred_batch!r}: expected integers like 8,32", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ arrays shaped (H, W) or (H, W, C) with C in {1, 3, 4}, uint8 (0–255), uint16 (
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -49,21 +50,37 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise InputError(f"{path}: no such file; check the path")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected an image file")
+    return _decode(path, str(path))
+
+
+def decode_image(data: bytes, source: str = "image bytes") -> Image.Image:
+    """Decode an encoded image held in memory (PNG, JPEG, … as a camera or an HTTP client sends it).
+
+    The same checks as ``load_image``; ``source`` names the input in the error message.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InputError(f"{source}: expected encoded image bytes, got {type(data).__name__}")
+    if len(data) == 0:
+        raise InputError(f"{source}: empty (0 bytes); expected an encoded PNG, JPEG, BMP, TIFF, GIF or WebP image")
+    return _decode(io.BytesIO(data), source)
+
+
+def _decode(fp: Path | io.BytesIO, source: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(fp) as img:
                 img.seek(0)
                 img.load()
                 image = ImageOps.exif_transpose(img) if img.getexif() else img.copy()
     except UnidentifiedImageError:
         raise InputError(
-            f"{path}: not a readable image; expected PNG, JPEG, BMP, TIFF, GIF or WebP"
+            f"{source}: not a readable image; expected PNG, JPEG, BMP, TIFF, GIF or WebP"
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{path}: image too large to decode safely ({exc})") from None
+        raise InputError(f"{source}: image too large to decode safely ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{path}: image is truncated or corrupt ({exc})") from None
+        raise InputError(f"{source}: image is truncated or corrupt ({exc})") from None
     return image
 
 

@@ -44,3 +44,44 @@ def test_bad_inputs(tmp_path, capsys):
     (tmp_path / "x.txt").write_text("hi")
     assert main(["--model", str(tmp_path / "x.txt"), "--repo", str(tmp_path / "repo")]) == 2
     assert "no ModelSpec" in capsys.readouterr().err
+
+
+def test_python_backend_repository_from_the_cli(trained_mnist, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    _, onnx_path = trained_mnist["mnist_cnn"]
+    done = subprocess.run([sys.executable, "-m", "export.triton", "--model", str(onnx_path), "--repo",
+                           str(tmp_path / "repo"), "--backend", "python", "--max-batch", "16", "--top-k", "3",
+                           "--threads", "1"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    target = tmp_path / "repo" / "mnist_cnn"
+    assert (target / "1" / "model.onnx").read_bytes() == onnx_path.read_bytes()
+    assert "from runtime.triton_model import TritonPythonModel" in (target / "1" / "model.py").read_text()
+    config = (target / "config.pbtxt").read_text()
+    assert 'backend: "python"' in config and "platform" not in config and "max_batch_size: 16" in config
+    assert 'name: "IMAGE"\n    data_type: TYPE_STRING\n    dims: [ 1 ]\n    optional: true' in config
+    assert 'name: "input"\n    data_type: TYPE_FP32\n    dims: [ 1, 28, 28 ]\n    optional: true' in config
+    assert 'name: "TOP_K_LABELS"\n    data_type: TYPE_STRING\n    dims: [ 3 ]' in config
+    assert '{ key: "top_k" value: { string_value: "3" } }' in config
+    assert '{ key: "threads" value: { string_value: "1" } }' in config and "KIND_CPU" in config
+
+
+def test_fixed_batch_native_config_has_no_dynamic_batching():
+    from dataclasses import replace
+
+    spec = replace(get_model("mnist_cnn").spec(), dynamic_batch=False)
+    text = config_pbtxt("m", spec, "onnxruntime_onnx", TritonOptions(max_batch=0))
+    assert "max_batch_size: 0" in text and "dynamic_batching" not in text  # Triton refuses the pair
+
+
+def test_python_backend_refuses_an_input_named_like_its_image_input():
+    from dataclasses import replace
+
+    from export.triton import python_config_pbtxt
+
+    spec = replace(get_model("mnist_cnn").spec(), input_name="IMAGE")
+    with pytest.raises(TritonExportError, match="the name the Python backend uses for image bytes"):
+        python_config_pbtxt("m", spec, "model.onnx", TritonOptions(), None, False)

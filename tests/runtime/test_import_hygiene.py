@@ -6,7 +6,7 @@ import sys
 
 from tests.conftest import REPO
 
-FORBIDDEN = ("torch", "torchvision", "onnx", "train", "export", "calibration", "benchmarks")
+FORBIDDEN = ("torch", "torchvision", "onnx", "train", "export", "calibration", "benchmarks", "pytriton", "tritonclient")
 
 
 def test_runtime_imports_no_heavy_or_sibling_packages():
@@ -15,7 +15,8 @@ def test_runtime_imports_no_heavy_or_sibling_packages():
         " runtime.backends.onnxruntime, runtime.backends.tensorrt, runtime.cuda, runtime.engine_manifest,"
         " runtime.batcher, runtime.self_test, runtime.doctor, runtime.trt_import, runtime.providers,"
         " runtime.backends.ort_binding, runtime.stream.cli, runtime.stream.uri, runtime.stream.sources,"
-        " runtime.stream.pipeline, runtime.stream.sinks, runtime.stream.report;"
+        " runtime.stream.pipeline, runtime.stream.sinks, runtime.stream.report,"
+        " runtime.serve, runtime.triton_install, runtime.triton_server, runtime.triton_model;"
         "print(json.dumps(sorted(m for m in sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
