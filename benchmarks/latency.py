@@ -31,7 +31,7 @@ from PIL import Image
 
 from benchmarks.timing import LatencyStats, environment, measure, parse_batches, stats_from_samples
 from runtime.atomic import write_figure_atomic, write_text_atomic
-from runtime.cli import describe
+from runtime.cli import describe, error_boundary, non_negative_float, positive_float, positive_int
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
@@ -132,6 +132,12 @@ def sweep(engine: Path, batches: Sequence[int], warmup_s: float = 0.2, duration_
     if hasattr(classifier.backend, "time_stages"):
         classifier.backend.time_stages = True
     with classifier:
+        fixed = classifier.static_batch
+        if fixed is not None and set(batches) != {fixed}:
+            raise RuntimeToolkitError(
+                f"{engine}: the model has a static batch of {fixed} (input {classifier.spec.input_name!r}); "
+                f"--batch {','.join(map(str, batches))} cannot be measured; use --batch {fixed} or export it "
+                "with a dynamic batch axis")
         for batch in batches:
             result = run_batch(classifier, encoded, batch, warmup_s, duration_s, iterations)
             results.append(result)
@@ -219,16 +225,17 @@ def regressions(report: dict, baseline: dict, threshold: float) -> list[str]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", type=Path, required=True, help="model file (.onnx or .plan)")
     p.add_argument("--batch", default="1,8,64", help="comma-separated batch sizes (default 1,8,64)")
-    p.add_argument("--warmup-ms", type=float, default=200.0, help="untimed warm-up per batch size (default 200)")
-    p.add_argument("--duration-s", type=float, default=1.0, help="timed seconds per measurement (default 1)")
-    p.add_argument("--iterations", type=int, default=None, help="cap on timed iterations per measurement")
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: its choice)")
+    p.add_argument("--warmup-ms", type=non_negative_float(600_000), default=200.0, help="untimed warm-up per batch size (default 200)")
+    p.add_argument("--duration-s", type=positive_float(3600), default=1.0, help="timed seconds per measurement (default 1)")
+    p.add_argument("--iterations", type=positive_int(10_000_000), default=None, help="cap on timed iterations per measurement")
+    p.add_argument("--threads", type=positive_int(1024), default=None, help="ONNX Runtime intra-op threads (default: its choice)")
     p.add_argument("--out", type=Path, default=None, help="report folder (default: beside the engine)")
     p.add_argument("--baseline", type=Path, default=None, help="an earlier JSON report: exit 1 on regressions")
-    p.add_argument("--threshold", type=float, default=0.10, help="regression threshold (default 0.10 = 10 %%)")
+    p.add_argument("--threshold", type=non_negative_float(100), default=0.10, help="regression threshold (default 0.10 = 10 %%)")
     p.add_argument("--json", action="store_true", help="print the JSON report")
 
 
+@error_boundary
 def run(args: argparse.Namespace) -> int:
     try:
         batches = parse_batches(args.batch)
@@ -239,8 +246,12 @@ def run(args: argparse.Namespace) -> int:
     if args.baseline is not None:
         try:
             baseline = json.loads(args.baseline.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             print(f"error: --baseline {args.baseline}: cannot read it as a JSON report ({exc})", file=sys.stderr)
+            return 2
+        if not isinstance(baseline, dict) or not isinstance(baseline.get("results"), list) or not baseline["results"]:
+            print(f"error: --baseline {args.baseline}: not a latency report (no \"results\" list); give a JSON "
+                  "file written by `python -m benchmarks latency`", file=sys.stderr)
             return 2
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     try:

@@ -21,7 +21,7 @@ from calibration.gate import markdown
 from calibration.pipeline import CalibrationOptions
 from calibration.ranges import Method
 from calibration.workflow import calibrate_and_gate
-from runtime.cli import describe
+from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from train.data.paths import resolve_data_dir
 from train.errors import DataError, TrainError
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     artifacts = args.artifacts or Path("artifacts") / args.model

@@ -25,7 +25,7 @@ import numpy as np
 from calibration.data import TEST, LabelledSplit, check_model_name, dataset_of, load_split
 from calibration.variants import Precision
 from runtime.atomic import write_figure_atomic, write_text_atomic
-from runtime.cli import describe
+from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.spec import ModelSpec
@@ -225,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     artifacts = args.artifacts or Path("artifacts") / args.model

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from export.onnx_export import DEFAULT_OPSET, ExportError, export_fp32
+from runtime.cli import error_boundary
 from runtime.errors import RuntimeToolkitError
 from train.checkpoint import load_checkpoint
 from train.errors import TrainError
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:

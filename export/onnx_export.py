@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from runtime.atomic import atomic_path
+from runtime.errors import RuntimeToolkitError
 from runtime.spec import METADATA_KEY, ModelSpec
 from runtime import __version__ as toolkit_version
 
@@ -23,7 +24,7 @@ from runtime import __version__ as toolkit_version
 DEFAULT_OPSET = 17
 
 
-class ExportError(Exception):
+class ExportError(RuntimeToolkitError):
     """The model could not be exported or the result failed the ONNX checker."""
 
 
