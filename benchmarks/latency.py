@@ -225,18 +225,37 @@ def regressions(report: dict, baseline: dict, threshold: float) -> list[str]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", type=Path, required=True, help="model file (.onnx or .plan)")
     p.add_argument("--batch", default="1,8,64", help="comma-separated batch sizes (default 1,8,64)")
-    p.add_argument("--warmup-ms", type=non_negative_float(600_000), default=200.0, help="untimed warm-up per batch size (default 200)")
-    p.add_argument("--duration-s", type=positive_float(3600), default=1.0, help="timed seconds per measurement (default 1)")
-    p.add_argument("--iterations", type=positive_int(10_000_000), default=None, help="cap on timed iterations per measurement")
-    p.add_argument("--threads", type=positive_int(1024), default=None, help="ONNX Runtime intra-op threads (default: its choice)")
+    p.add_argument("--warmup-ms", type=float, default=200.0, help="untimed warm-up per batch size (default 200)")
+    p.add_argument("--duration-s", type=float, default=1.0, help="timed seconds per measurement (default 1)")
+    p.add_argument("--iterations", type=int, default=None, help="cap on timed iterations per measurement")
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: its choice)")
     p.add_argument("--out", type=Path, default=None, help="report folder (default: beside the engine)")
     p.add_argument("--baseline", type=Path, default=None, help="an earlier JSON report: exit 1 on regressions")
-    p.add_argument("--threshold", type=non_negative_float(100), default=0.10, help="regression threshold (default 0.10 = 10 %%)")
+    p.add_argument("--threshold", type=float, default=0.10, help="regression threshold (default 0.10 = 10 %%)")
     p.add_argument("--json", action="store_true", help="print the JSON report")
+
+
+# Checked in run(), not as argparse types: `python -m benchmarks latency` parses in benchmarks/__main__, whose
+# usage errors would bypass this command's error boundary (and its JSON document).
+_BOUNDS = {"warmup_ms": non_negative_float(600_000), "duration_s": positive_float(3600),
+           "iterations": positive_int(10_000_000), "threads": positive_int(1024), "threshold": non_negative_float(100)}
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse a zero/negative/NaN count or duration with one line naming the option (``--iterations 0`` used to
+    end in a StatisticsError, a negative threshold flagged every run)."""
+    for name, parse in _BOUNDS.items():
+        value = getattr(args, name, None)
+        if value is not None:
+            try:
+                parse(str(value))
+            except argparse.ArgumentTypeError as exc:
+                raise RuntimeToolkitError(f"--{name.replace('_', '-')}: {exc}") from None
 
 
 @error_boundary
 def run(args: argparse.Namespace) -> int:
+    check_arguments(args)
     try:
         batches = parse_batches(args.batch)
     except ValueError as exc:

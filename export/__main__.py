@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = export_fp32(model, spec, out, args.opset, uint8_input=args.uint8_input)
     except (TrainError, ExportError, RuntimeToolkitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2  # a user error, like every CLI's (1 means "some inputs bad")
     print(f"wrote {path} and {path.with_name(path.name.split('.')[0] + '.json')}")
     return 0
 

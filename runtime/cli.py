@@ -113,13 +113,13 @@ def error_boundary(main: Callable[[Sequence[str] | None], int]) -> Callable[[Seq
         out, err = _Watched(old_out), _Watched(old_err)
         sys.stdout, sys.stderr = out, err
         crash: dict[str, Any] | None = None
+        exiting: SystemExit | None = None
         try:
             try:
                 code = main(args)
-            except SystemExit as exc:  # argparse's usage errors (2) and --help (0)
+            except SystemExit as exc:  # argparse's usage errors (2) and --help (0): re-raised as they are
+                exiting = exc
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-                if exc.code is not None and not isinstance(exc.code, int):
-                    print(f"error: {exc.code}", file=sys.stderr)
             except KeyboardInterrupt:
                 print("error: interrupted", file=sys.stderr)
                 code = 130
@@ -140,6 +140,8 @@ def error_boundary(main: Callable[[Sequence[str] | None], int]) -> Callable[[Seq
             if want_json and code not in (0, None) and not out.written:
                 doc = {"ok": False, "exit_code": code, "error": err.last_error or f"exit status {code}"}
                 print(dumps({**doc, **(crash or {})}), file=sys.stdout)
+            if exiting is not None:
+                raise exiting
             return int(code or 0)
         finally:
             sys.stdout.flush()
@@ -179,6 +181,11 @@ def _number(kind: type, low: float, high: float | None, what: str) -> Callable[[
 def positive_int(high: int | None = None) -> Callable[[str], int]:
     """An argparse type: an integer ≥ 1 (and ≤ ``high``)."""
     return _number(int, 1, high, f"an integer from 1 to {high}" if high else "a positive integer")
+
+
+def non_negative_int(high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer ≥ 0 (and ≤ ``high``)."""
+    return _number(int, 0, high, f"an integer from 0 to {high}" if high else "a non-negative integer")
 
 
 def non_negative_float(high: float | None = None) -> Callable[[str], float]:

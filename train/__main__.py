@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         {"mnist": mnist.run, "asl": asl.run, "transfer": transfer.run}[args.task](args)
     except (TrainError, RuntimeToolkitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2  # a user error, like every CLI's (1 means "some inputs bad")
     finally:
         shutdown_distributed()
     return 0

@@ -351,6 +351,18 @@ def table() -> str:
              "every row is a test that writes the input and checks the behaviour.", "",
              "| input kind | case | behaviour |", "|---|---|---|"]
     lines += [f"| {c.kind} | {c.name} | {c.behaviour} |" for c in CASES]
+    from tests.hardening.cli_cases import CASES as CLI_CASES
+
+    lines += ["", "## Every command-line entry point", "",
+              "From `tests/hardening/cli_cases.py`: each row runs the real entry point (`python -m ...`) and checks "
+              "the contract of `tests/hardening/test_cli_contract.py`: no traceback, exit status 1 or 2, an "
+              "`error:` line naming the input, a valid JSON document on stdout with `--json`, no file changed "
+              "outside the output folder. An unexpected exception prints one line and the path of its saved "
+              "traceback (`--debug` prints it).", "",
+              "| command | bad input | behaviour | issue-13 finding |", "|---|---|---|---|"]
+    for c in CLI_CASES:
+        command, _, bad = c.id.partition(": ")
+        lines.append(f"| `{command}` | {bad} | {c.behaviour} | {c.finding} |")
     return "\n".join(lines) + "\n"
 
 
