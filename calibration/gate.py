@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from calibration.data import TEST, LabelledSplit, check_model_name, dataset_of, load_split
+from calibration.run_check import check_one_run
 from calibration.variants import Precision
 from runtime.atomic import write_figure_atomic, write_text_atomic
 from runtime.cli import describe, error_boundary
@@ -189,6 +190,7 @@ def run_gate(model: str, artifacts: Path, data_dir: Path, folder: Path | None = 
     if not checkpoint.is_file():
         raise DataError(f"{checkpoint}: checkpoint not found; the gate compares against FP32 PyTorch. "
                         f"Train first (`python -m train ...`) or pass --artifacts")
+    check_one_run(artifacts, model)  # variants from two calibration runs are refused, naming the stale file
     spec = ModelSpec.load(artifacts / f"{model}.json")
     split = load_split(spec, data_dir, TEST, folder)
     spec, reference = reference_logits(checkpoint, split)
