@@ -13,7 +13,7 @@ def test_runtime_imports_no_heavy_or_sibling_packages():
     code = (
         "import sys, json, runtime, runtime.infer, runtime.model, runtime.preprocess, runtime.spec,"
         " runtime.backends.onnxruntime, runtime.backends.tensorrt, runtime.cuda, runtime.engine_manifest,"
-        " runtime.batcher, runtime.self_test, runtime.doctor, runtime.trt_import;"
+        " runtime.batcher, runtime.self_test, runtime.doctor, runtime.trt_import, runtime.cli, runtime.files;"
         "print(json.dumps(sorted(m for m in sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
