@@ -52,6 +52,7 @@ def _checkpoints(folder: Path) -> dict[str, Path]:
     state = entry.build().state_dict()
     cnn_state = get_model("mnist_cnn").build().state_dict()
     variants = {
+        "good": {},
         "traversal": {"spec": json.dumps({**spec, "name": "../../escaped"})},
         "absolute": {"spec": json.dumps({**spec, "name": str(folder / "abs" / "escaped")})},
         "no_spec": {"spec": None},

@@ -60,8 +60,9 @@ class Zygote:
                                         env={**os.environ, "PYTHONPATH": str(REPO)})
         assert self.process.stdout.readline().strip() == "ready"
 
-    def run(self, argv: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-        request = {"argv": argv, "cwd": str(cwd), "env": _env(cwd), "timeout": timeout}
+    def run(self, argv: list[str], cwd: Path, timeout: float = 120, fsize: int | None = None
+            ) -> subprocess.CompletedProcess:
+        request = {"argv": argv, "cwd": str(cwd), "env": _env(cwd), "timeout": timeout, "fsize": fsize}
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         reply = json.loads(self.process.stdout.readline())
@@ -111,6 +112,18 @@ def test_export_refuses_a_traversal_name_as_a_real_process(world, tmp_path):  # 
                      cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr and "plain file name" in result.stderr
     assert snapshot(world.root, tmp_path) == before
+
+
+def test_full_disk_during_export_is_one_line_and_leaves_no_partial_file(world, zygote, tmp_path):  # finding 15
+    out = tmp_path / "exp"
+    result = zygote.run(["export", "--checkpoint", str(world.checkpoints["good"]), "--out", str(out)], cwd=tmp_path,
+                        fsize=64 * 1024)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "File too large" in errors[0] and str(out) in errors[0], result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [] if out.exists() else True  # no .tmp, no truncated .onnx
+    ok = zygote.run(["export", "--checkpoint", str(world.checkpoints["good"]), "--out", str(out)], cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr  # the same command works once there is room
 
 
 # --- the boundary itself: an unexpected exception -------------------------------------------------------------

@@ -7,7 +7,8 @@ alter_sys=True)`` — the function ``python -m`` itself uses — so our modules 
 ``__main__`` included. An exception escaping the module is printed as the interpreter prints it (a traceback on
 stderr, exit status 1), so the contract test sees what a user would see. Linux only (fork).
 
-Protocol: one JSON request per line on stdin ``{"argv": [...], "cwd": ..., "env": {...}, "timeout": s}``; one JSON
+Protocol: one JSON request per line on stdin ``{"argv": [...], "cwd": ..., "env": {...}, "timeout": s, "fsize": n}``
+(``fsize``: optional RLIMIT_FSIZE in bytes); one JSON
 reply per line on stdout ``{"returncode": n, "stdout": ..., "stderr": ...}``.
 """
 
@@ -38,6 +39,10 @@ def _child(request: dict, out_path: str, err_path: str) -> None:
             os.close(target)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
+        if request.get("fsize"):  # a "full disk": writes past this size fail with EFBIG (Python ignores SIGXFSZ)
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_FSIZE, (request["fsize"], request["fsize"]))
         module, *args = request["argv"]
         sys.argv = [module, *args]
         sys.path[0] = request["cwd"]  # python -m puts the current folder first
