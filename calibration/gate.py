@@ -191,9 +191,12 @@ def run_gate(model: str, artifacts: Path, data_dir: Path, folder: Path | None = 
         raise DataError(f"{checkpoint}: checkpoint not found; the gate compares against FP32 PyTorch. "
                         f"Train first (`python -m train ...`) or pass --artifacts")
     check_one_run(artifacts, model)  # variants from two calibration runs are refused, naming the stale file
-    spec = ModelSpec.load(artifacts / f"{model}.json")
-    split = load_split(spec, data_dir, TEST, folder)
+    deployed = ModelSpec.load(artifacts / f"{model}.json")
+    split = load_split(deployed, data_dir, TEST, folder)
     spec, reference = reference_logits(checkpoint, split)
+    if deployed.labels != spec.labels:  # the deployed spec would print these labels: they must be the trained ones
+        raise DataError(f"{artifacts / f'{model}.json'}: its labels differ from the checkpoint's ({checkpoint}); "
+                        "results would be mislabelled: re-export the model (`python -m export`)")
     rows, matrices = [], {"fp32 pytorch": confusion(split.labels, reference.argmax(1), spec.num_classes)}
     for precision in precisions:
         path = precision.path(artifacts, model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Sequence
@@ -49,6 +50,27 @@ def find_spec(path: Path, backend: Backend) -> ModelSpec:
     raise SpecError(
         f"{path}: no ModelSpec found (looked for {looked} and the ONNX metadata key {METADATA_KEY!r}); "
         "copy the model's .json spec next to it or re-export with `python -m export`"
+    )
+
+
+def check_embedded_agrees(spec: ModelSpec, backend: Backend, source: str) -> None:
+    """Refuse a sidecar spec that contradicts the spec embedded in the model: with reversed labels it would
+    print a wrong label for every input. (A model without an embedded spec — a plan — has nothing to compare.)"""
+    metadata = backend.metadata() if hasattr(backend, "metadata") else {}
+    if METADATA_KEY not in metadata:
+        return
+    try:
+        embedded = ModelSpec.from_json(metadata[METADATA_KEY], source=f"{source} (metadata {METADATA_KEY})")
+    except SpecError:
+        return  # an unreadable embedded spec: the sidecar is the only one there is
+    if embedded == spec:
+        return
+    differ = [f.name for f in dataclasses.fields(ModelSpec) if getattr(embedded, f.name) != getattr(spec, f.name)]
+    sidecars = " or ".join(str(p) for p in sidecar_candidates(source))
+    raise SpecError(
+        f"{source}: the spec beside it ({sidecars}) differs from the spec embedded in the model in "
+        f"{', '.join(differ)}; a stale or edited sidecar mislabels results: delete it (the embedded spec is "
+        "then used) or re-export the model"
     )
 
 
@@ -131,6 +153,7 @@ class Classifier:
             if self._spec is None:
                 self._spec = find_spec(Path(self.source), self.backend)
             check_spec_matches(self._spec, self.backend, self.source)
+            check_embedded_agrees(self._spec, self.backend, self.source)
         except BaseException:
             self.backend.deactivate()
             raise

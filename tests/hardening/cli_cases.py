@@ -13,9 +13,10 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from tests.conftest import _data_dir
 from tests.hardening.tiny_models import write_model
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = _data_dir()
 
 
 @dataclass

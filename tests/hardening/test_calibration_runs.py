@@ -60,3 +60,16 @@ def test_prepared_model_and_ranges_are_written_atomically_with_usual_modes(calib
     for name in ("mnist_cnn.ranges.json", "mnist_cnn.prep.onnx", "mnist_cnn.int8.onnx"):
         assert stat.S_IMODE((folder / name).stat().st_mode) == 0o666 & ~mask, name
     assert not list(folder.glob(".*.tmp"))
+
+
+def test_gate_refuses_deployed_labels_that_differ_from_the_checkpoint(calibrated_cnn, data_dir, tmp_path):  # finding 7
+    import json
+
+    folder, _ = calibrated_cnn
+    copy = tmp_path / "art"
+    shutil.copytree(folder, copy)
+    spec = json.loads((copy / "mnist_cnn.json").read_text())
+    (copy / "mnist_cnn.json").write_text(json.dumps({**spec, "labels": spec["labels"][::-1]}))
+    result = _cli("calibration.gate", "--model", "mnist_cnn", "--artifacts", str(copy), "--data-dir",
+                  str(data_dir), cwd=tmp_path)
+    assert result.returncode == 2 and "labels differ from the checkpoint" in result.stderr, result.stderr

@@ -192,3 +192,12 @@ def test_big_jpeg_is_decoded_at_reduced_size(tmp_path):  # finding 28 (memory me
     full = preprocess(np.asarray(load_image(path)), spec)  # an array: decoded at full size
     drafted = preprocess(path, spec)  # a path: decoded with draft
     assert np.abs(full - drafted).mean() < 2 / 255, np.abs(full - drafted).mean()
+
+
+def test_a_sidecar_contradicting_the_embedded_spec_is_refused(tmp_path, digit):  # finding 7
+    labels = [str(i) for i in range(10)]
+    model = write_model(tmp_path, labels=labels[::-1], embed_labels=labels)
+    result = run_infer("--engine", model, digit)
+    assert result.returncode == 2 and b"differs from the spec embedded in the model in labels" in result.stderr
+    (tmp_path / "tiny.json").unlink()  # without the stale sidecar the embedded spec is used
+    assert run_infer("--engine", model, digit).returncode == 0
