@@ -161,3 +161,29 @@ def test_json_documents_never_hold_nan():
 
     text = dumps({"p": float("nan"), "q": [float("inf"), 1.5]})
     assert strict_json(text) == {"p": None, "q": [None, 1.5]}
+
+
+WRITE_PLAN_FULL_DISK = """
+import resource, sys
+from pathlib import Path
+import numpy as np
+from engine.build import write_plan
+from runtime.engine_manifest import EngineManifest
+resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
+manifest = EngineManifest(plan_sha256="0" * 64, plan_bytes=1 << 20, source_onnx="m.onnx", source_sha256="0" * 64,
+                          flavour="tensorrt", trt_version="10.3.0", precision="fp32", quantization_path="fp32",
+                          profiles=[], build_flags={}, spec={})
+try:
+    write_plan(Path(sys.argv[1]) / "m.plan", b"p" * (1 << 20), manifest,
+               (np.zeros((2, 1, 28, 28)), np.zeros((2, 10))), None, None)
+except OSError as exc:
+    print(exc)
+"""
+
+
+def test_full_disk_while_writing_a_plan_leaves_no_orphan_golden_file(tmp_path):  # finding 15 (engine side)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-c", WRITE_PLAN_FULL_DISK, str(tmp_path)], capture_output=True,
+                            text=True, env=env, timeout=60)
+    assert "File too large" in result.stdout and "m.plan" in result.stdout, result
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
