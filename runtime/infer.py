@@ -9,7 +9,6 @@ Exit status: 0 all inputs classified, 1 some inputs were bad, 2 the model or arg
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -148,7 +147,7 @@ def self_test_main(args) -> int:
     except (SelfTestError, RuntimeToolkitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
+    print(dumps(report.to_dict()) if args.json else report.summary())
     return 0 if report.passed else 1
 
 
