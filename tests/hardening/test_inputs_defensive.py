@@ -201,3 +201,13 @@ def test_a_sidecar_contradicting_the_embedded_spec_is_refused(tmp_path, digit): 
     assert result.returncode == 2 and b"differs from the spec embedded in the model in labels" in result.stderr
     (tmp_path / "tiny.json").unlink()  # without the stale sidecar the embedded spec is used
     assert run_infer("--engine", model, digit).returncode == 0
+
+
+def test_engine_builder_refuses_a_spec_that_does_not_describe_the_graph(tmp_path):  # finding 29 (second half)
+    from engine.onnx_info import inspect_onnx
+    from engine.options import EngineBuildError
+
+    labels = [str(i) for i in range(10)]
+    assert inspect_onnx(write_model(tmp_path / "ok", embed_labels=labels)).spec.labels == tuple(labels)
+    with pytest.raises(EngineBuildError, match=r"channels-last \(NHWC\)"):
+        inspect_onnx(write_model(tmp_path / "nhwc", nhwc=True, embed_labels=labels))
