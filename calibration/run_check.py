@@ -3,9 +3,9 @@
 Two ``python -m calibration`` runs of one model at once (or one killed half-way) used to leave the manifest of one
 calibration set beside the variants of another, and the gate passed. Now:
 
-- ``calibration_lock``: an ``flock`` on ``<model>.calibration.lock`` for the whole run; a second run is refused at
-  once, naming the lock. The kernel drops the lock when the process dies (``kill -9`` included), so a stale
-  lock file never blocks anyone.
+- ``calibration_lock``: an ``flock`` on the artifact folder itself for the whole run; a second run there is refused
+  at once, naming the folder. The kernel drops the lock when the process dies (``kill -9`` included), and no lock
+  file is left behind to go stale or litter a folder where the run failed early.
 - ``check_one_run``: the run id of a set is its calibration-set sha256 and method; every calibrated variant
   carries both in its ONNX metadata. The gate refuses variants whose id differs from the calibration manifest
   beside them (or from each other), naming the stale file.
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Iterator
 
 from calibration.variants import Precision
-from runtime.atomic import safe_child
 from runtime.calibration_set import calib_paths
 from train.errors import DataError
 
@@ -30,19 +29,21 @@ SHA_KEY, METHOD_KEY = "edge_toolkit.calibration_sha256", "edge_toolkit.calibrati
 
 @contextmanager
 def calibration_lock(artifacts: Path, model: str) -> Iterator[Path]:
-    """Hold ``<artifacts>/<model>.calibration.lock`` for the block, or raise DataError if another run holds it."""
-    path = safe_child(artifacts, f"{model}.calibration.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    """Hold an exclusive lock on ``artifacts`` for the block, or raise DataError if another run holds it.
+
+    A folder that does not exist yet has nothing to protect: the block runs unlocked (and fails on the spec)."""
+    folder = Path(artifacts)
+    if not folder.is_dir():
+        yield folder
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise DataError(f"{path}: another calibration of {model} is running in this folder; wait for it to "
-                            "finish (two at once would mix their files)") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield path
+            raise DataError(f"{folder}: another calibration is running in this folder; wait for it to finish "
+                            f"before calibrating {model} (two at once would mix their files)") from None
+        yield folder
     finally:
         os.close(fd)  # releases the lock
 

@@ -25,15 +25,16 @@ def _cli(*argv: str, cwd) -> subprocess.CompletedProcess:
 
 def test_second_calibration_of_a_model_is_refused_while_one_runs(tmp_path):  # finding 9
     with calibration_lock(tmp_path, "mnist_cnn") as lock:
-        fd = os.open(lock, os.O_RDWR)  # another process's view: the lock is held
+        fd = os.open(lock, os.O_RDONLY)  # another process's view: the lock is held
         with pytest.raises(BlockingIOError):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.close(fd)
         result = _cli("calibration", "--model", "mnist_cnn", "--artifacts", str(tmp_path), "--json", cwd=tmp_path)
-        assert result.returncode == 2 and "another calibration of mnist_cnn is running" in result.stderr
+        assert result.returncode == 2 and "another calibration is running in this folder" in result.stderr
         assert "Traceback" not in result.stderr
-    with calibration_lock(tmp_path, "mnist_cnn"):  # released when its holder ends, a stale file blocks nobody
+    with calibration_lock(tmp_path, "mnist_cnn"):  # released when its holder ends
         pass
+    assert list(tmp_path.iterdir()) == []  # no lock file left behind
 
 
 def test_variants_from_another_run_are_refused_by_the_gate(calibrated_cnn, tmp_path):  # finding 9
