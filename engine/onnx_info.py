@@ -78,7 +78,8 @@ def _check_spec(path: Path, proto, spec: ModelSpec) -> None:
 
     def infos(values) -> list:
         return [TensorInfo(v.name, onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type),
-                           tuple(d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim))
+                           tuple(d.dim_value if d.HasField("dim_value") else None
+                                 for d in v.type.tensor_type.shape.dim))
                 for v in values if v.name not in inits]
 
     try:

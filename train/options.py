@@ -30,8 +30,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, dataset: str, default_
     parser.add_argument("--schedule", choices=[s.value for s in LrSchedule], default=LrSchedule.COSINE.value,
                         help="learning-rate schedule over the run (default cosine decay to 0)")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of the training set held out")
-    parser.add_argument("--limit", type=positive_int(), default=None, help="use only the first N training images (quick runs)")
-    parser.add_argument("--kfold", type=non_negative_int(1000), default=0, metavar="K", help="K-fold CV over the grid first (K >= 2)")
+    parser.add_argument("--limit", type=positive_int(), default=None,
+                        help="use only the first N training images (quick runs)")
+    parser.add_argument("--kfold", type=non_negative_int(1000), default=0, metavar="K",
+                        help="K-fold CV over the grid first (K >= 2)")
     parser.add_argument("--grid-lr", default=None, help="learning rates tried by --kfold (default 1e-3,3e-4)")
     parser.add_argument("--grid-batch-size", default=None, help="batch sizes tried by --kfold (default 128)")
     parser.add_argument("--no-progress", action="store_true")

@@ -32,8 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=positive_int(8192), default=224, help="model input side (default 224)")
     parser.add_argument("--epochs", type=positive_int(100_000), default=5, help="phase 1: frozen backbone, new head")
     parser.add_argument("--lr", type=positive_float(10.0), default=1e-3, help="phase 1 learning rate")
-    parser.add_argument("--finetune-epochs", type=non_negative_int(100_000), default=2, help="phase 2: everything unfrozen")
-    parser.add_argument("--finetune-lr", type=positive_float(10.0), default=1e-6, help="phase 2 learning rate (course: 1e-6)")
+    parser.add_argument("--finetune-epochs", type=non_negative_int(100_000), default=2,
+                        help="phase 2: everything unfrozen")
+    parser.add_argument("--finetune-lr", type=positive_float(10.0), default=1e-6,
+                        help="phase 2 learning rate (course: 1e-6)")
     parser.add_argument("--batch-size", type=positive_int(1_000_000), default=32)
     parser.add_argument("--val-fraction", type=float, default=0.2, help="held out when DIR has no val/ folder")
     parser.add_argument("--seed", type=int, default=0)

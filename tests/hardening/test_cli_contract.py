@@ -53,33 +53,6 @@ def run_cli(argv: list[str], cwd: Path, timeout: float = 120) -> subprocess.Comp
                           cwd=cwd, env=_env(cwd))
 
 
-class Zygote:
-    def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, str(REPO / "tests" / "hardening" / "zygote.py")],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                        env={**os.environ, "PYTHONPATH": str(REPO)})
-        assert self.process.stdout.readline().strip() == "ready"
-
-    def run(self, argv: list[str], cwd: Path, timeout: float = 120, fsize: int | None = None
-            ) -> subprocess.CompletedProcess:
-        request = {"argv": argv, "cwd": str(cwd), "env": _env(cwd), "timeout": timeout, "fsize": fsize}
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        reply = json.loads(self.process.stdout.readline())
-        return subprocess.CompletedProcess(argv, reply["returncode"], reply["stdout"], reply["stderr"])
-
-    def close(self) -> None:
-        self.process.stdin.close()
-        self.process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def zygote():
-    helper = Zygote()
-    yield helper
-    helper.close()
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
     return make_world(tmp_path_factory.mktemp("world"))
@@ -90,8 +63,10 @@ def test_cli_contract(case, world, tmp_path, zygote):
     out = tmp_path / "out"
     argv = case.argv(world, out)
     before = snapshot(world.root, tmp_path, skip=out)
-    runner = zygote.run if argv[0].split(".")[0] in HEAVY else run_cli
-    result = runner(argv, cwd=tmp_path)
+    if argv[0].split(".")[0] in HEAVY:
+        result = zygote.run(argv, cwd=tmp_path, env=_env(tmp_path))
+    else:
+        result = run_cli(argv, cwd=tmp_path)
     assert "Traceback" not in result.stderr, result.stderr
     assert "unexpected" not in result.stderr, result.stderr  # the boundary's crash line: a bug, not a refusal
     assert result.returncode in (1, 2), (result.returncode, result.stderr)
@@ -108,8 +83,8 @@ def test_cli_contract(case, world, tmp_path, zygote):
 
 def test_export_refuses_a_traversal_name_as_a_real_process(world, tmp_path):  # finding 2, no zygote
     before = snapshot(world.root, tmp_path)
-    result = run_cli(["export", "--checkpoint", str(world.checkpoints["traversal"]), "--out", str(tmp_path / "exp" / "sub")],
-                     cwd=tmp_path)
+    result = run_cli(["export", "--checkpoint", str(world.checkpoints["traversal"]), "--out",
+                      str(tmp_path / "exp" / "sub")], cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr and "plain file name" in result.stderr
     assert snapshot(world.root, tmp_path) == before
 
@@ -117,12 +92,13 @@ def test_export_refuses_a_traversal_name_as_a_real_process(world, tmp_path):  # 
 def test_full_disk_during_export_is_one_line_and_leaves_no_partial_file(world, zygote, tmp_path):  # finding 15
     out = tmp_path / "exp"
     result = zygote.run(["export", "--checkpoint", str(world.checkpoints["good"]), "--out", str(out)], cwd=tmp_path,
-                        fsize=64 * 1024)
+                        env=_env(tmp_path), fsize=64 * 1024)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "File too large" in errors[0] and str(out) in errors[0], result.stderr
     assert sorted(p.name for p in out.iterdir()) == [] if out.exists() else True  # no .tmp, no truncated .onnx
-    ok = zygote.run(["export", "--checkpoint", str(world.checkpoints["good"]), "--out", str(out)], cwd=tmp_path)
+    ok = zygote.run(["export", "--checkpoint", str(world.checkpoints["good"]), "--out", str(out)], cwd=tmp_path,
+                    env=_env(tmp_path))
     assert ok.returncode == 0, ok.stderr  # the same command works once there is room
 
 
