@@ -48,6 +48,7 @@ def inspect_onnx(path: Path) -> OnnxInfo:
     spec = ModelSpec.from_json(meta[METADATA_KEY], source=f"{path} metadata") if METADATA_KEY in meta else None
     if spec is not None:
         _check_spec(path, proto, spec)
+    _check_calibration_run(path, meta.get("edge_toolkit.calibration_sha256"))
     return OnnxInfo(path, sha256_file(path), meta.get("edge_toolkit.precision", "fp32"), spec,
                     meta.get("edge_toolkit.calibration_sha256"), meta)
 
@@ -86,3 +87,25 @@ def _check_spec(path: Path, proto, spec: ModelSpec) -> None:
         check_spec_matches(spec, _GraphIO(infos(proto.graph.input), infos(proto.graph.output)), str(path))
     except SpecError as exc:
         raise EngineBuildError(str(exc)) from None
+
+
+def _check_calibration_run(path: Path, stamped: str | None) -> None:
+    """A calibrated ONNX must come from the calibration set beside it: after an interrupted or concurrent
+    calibration the new set can sit beside old variants, and a cached engine of the old run would be reused."""
+    import json
+
+    from runtime.calibration_set import calib_paths
+
+    if not stamped:
+        return
+    _, manifest = calib_paths(path.parent, path.name.split(".")[0])
+    if not manifest.is_file():
+        return  # a bundle or a folder without the set: nothing to compare with
+    try:
+        current = json.loads(manifest.read_text(encoding="utf-8")).get("sha256")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
+        raise EngineBuildError(f"{manifest}: unreadable calibration manifest ({exc}); calibrate again") from None
+    if current != stamped:
+        raise EngineBuildError(f"{path}: calibrated on set {stamped[:12]}… but {manifest.name} beside it describes "
+                               f"set {str(current)[:12]}…; the folder mixes two calibration runs: run `python -m "
+                               "calibration` again before building")

@@ -211,3 +211,21 @@ def test_engine_builder_refuses_a_spec_that_does_not_describe_the_graph(tmp_path
     assert inspect_onnx(write_model(tmp_path / "ok", embed_labels=labels)).spec.labels == tuple(labels)
     with pytest.raises(EngineBuildError, match=r"channels-last \(NHWC\)"):
         inspect_onnx(write_model(tmp_path / "nhwc", nhwc=True, embed_labels=labels))
+
+
+def test_engine_builder_refuses_an_onnx_from_another_calibration_run(tmp_path):  # finding 9 (engine side)
+    import onnx
+
+    from engine.onnx_info import inspect_onnx
+    from engine.options import EngineBuildError
+
+    path = write_model(tmp_path, name="mnist_cnn")
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(proto, {"edge_toolkit.calibration_sha256": "a" * 64})
+    stamped = tmp_path / "mnist_cnn.int8.onnx"
+    onnx.save(proto, str(stamped))
+    (tmp_path / "mnist_cnn.calib.json").write_text(json.dumps({"sha256": "a" * 64}))
+    assert inspect_onnx(stamped).calibration_sha256 == "a" * 64  # same run: fine
+    (tmp_path / "mnist_cnn.calib.json").write_text(json.dumps({"sha256": "b" * 64}))
+    with pytest.raises(EngineBuildError, match=r"mnist_cnn.int8.onnx: calibrated on set aaaaaaaaaaaa"):
+        inspect_onnx(stamped)
