@@ -10,9 +10,10 @@ import sys
 from typing import Sequence
 
 from benchmarks import compare, latency, ortgpu, serving, stream
-from runtime.cli import describe
+from runtime.cli import describe, error_boundary
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=describe(__doc__))
     commands = parser.add_subparsers(dest="command", required=True)

@@ -26,7 +26,7 @@ import numpy as np
 
 from benchmarks.timing import environment, measure, parse_batches
 from runtime.atomic import write_figure_atomic, write_text_atomic
-from runtime.cli import describe
+from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
@@ -239,6 +239,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the JSON report")
 
 
+@error_boundary
 def run(args: argparse.Namespace) -> int:
     artifacts = args.artifacts or Path("artifacts") / args.model
     try:

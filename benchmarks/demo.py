@@ -32,7 +32,7 @@ from export.parity import check_parity
 from runtime import infer
 from runtime.apps import doggy_door
 from runtime.atomic import write_text_atomic
-from runtime.cli import describe
+from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.spec import ModelSpec
 from train.asl import train_asl
@@ -274,6 +274,7 @@ def print_report(rows: list[dict]) -> None:
               f"| {lat['runtime']['median_ms']:.3f} | {lat['torch_eager']['median_ms']:.3f} | {lat['speedup']:.2f}x |")
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     wanted = [m.strip() for m in args.models.split(",") if m.strip()]

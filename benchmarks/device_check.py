@@ -26,7 +26,7 @@ import numpy as np
 from runtime import doctor
 from benchmarks.timing import parse_batches
 from runtime.atomic import write_text_atomic
-from runtime.cli import describe
+from runtime.cli import describe, error_boundary
 
 
 def _time(fn, repeats: int = 50) -> float:
@@ -160,6 +160,7 @@ def torch_baselines(artifacts: Path) -> list[dict]:
     return rows
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.device_check", description=describe(__doc__))
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="model folders (default artifacts)")

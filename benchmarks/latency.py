@@ -31,7 +31,7 @@ from PIL import Image
 
 from benchmarks.timing import LatencyStats, environment, measure, parse_batches, stats_from_samples
 from runtime.atomic import write_figure_atomic, write_text_atomic
-from runtime.cli import describe
+from runtime.cli import describe, error_boundary, non_negative_float, positive_float, positive_int
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
@@ -135,6 +135,12 @@ def sweep(engine: Path, batches: Sequence[int], warmup_s: float = 0.2, duration_
     if hasattr(classifier.backend, "time_stages"):
         classifier.backend.time_stages = True
     with classifier:
+        fixed = classifier.static_batch
+        if fixed is not None and set(batches) != {fixed}:
+            raise RuntimeToolkitError(
+                f"{engine}: the model has a static batch of {fixed} (input {classifier.spec.input_name!r}); "
+                f"--batch {','.join(map(str, batches))} cannot be measured; use --batch {fixed} or export it "
+                "with a dynamic batch axis")
         for batch in batches:
             result = run_batch(classifier, encoded, batch, warmup_s, duration_s, iterations)
             results.append(result)
@@ -235,7 +241,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the JSON report")
 
 
+# Checked in run(), not as argparse types: `python -m benchmarks latency` parses in benchmarks/__main__, whose
+# usage errors would bypass this command's error boundary (and its JSON document).
+_BOUNDS = {"warmup_ms": non_negative_float(600_000), "duration_s": positive_float(3600),
+           "iterations": positive_int(10_000_000), "threads": positive_int(1024), "threshold": non_negative_float(100)}
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse a zero/negative/NaN count or duration with one line naming the option (``--iterations 0`` used to
+    end in a StatisticsError, a negative threshold flagged every run)."""
+    for name, parse in _BOUNDS.items():
+        value = getattr(args, name, None)
+        if value is not None:
+            try:
+                parse(str(value))
+            except argparse.ArgumentTypeError as exc:
+                raise RuntimeToolkitError(f"--{name.replace('_', '-')}: {exc}") from None
+
+
+@error_boundary
 def run(args: argparse.Namespace) -> int:
+    check_arguments(args)
     try:
         batches = parse_batches(args.batch)
     except ValueError as exc:
@@ -245,8 +271,12 @@ def run(args: argparse.Namespace) -> int:
     if args.baseline is not None:
         try:
             baseline = json.loads(args.baseline.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             print(f"error: --baseline {args.baseline}: cannot read it as a JSON report ({exc})", file=sys.stderr)
+            return 2
+        if not isinstance(baseline, dict) or not isinstance(baseline.get("results"), list) or not baseline["results"]:
+            print(f"error: --baseline {args.baseline}: not a latency report (no \"results\" list); give a JSON "
+                  "file written by `python -m benchmarks latency`", file=sys.stderr)
             return 2
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     execution: dict = {}

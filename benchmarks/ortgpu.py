@@ -33,7 +33,7 @@ import numpy as np
 
 from benchmarks.timing import environment, measure, parse_batches
 from runtime.atomic import write_text_atomic
-from runtime.cli import describe
+from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.providers import CudaOptions, Provider, parse_providers
 
@@ -283,6 +283,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks ortgpu", description=describe(__doc__))
     add_arguments(parser)

@@ -37,7 +37,7 @@ from typing import Callable, Sequence
 from benchmarks.latency import encoded_samples
 from benchmarks.timing import environment, parse_batches, stats_from_samples
 from runtime.atomic import write_figure_atomic, write_text_atomic
-from runtime.cli import describe
+from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 
 MODES = ("in_process", "triton")
@@ -380,6 +380,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks triton", description=describe(__doc__))
     add_arguments(parser)

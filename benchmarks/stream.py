@@ -31,7 +31,7 @@ from PIL import Image
 
 from benchmarks.timing import environment, measure
 from runtime.atomic import write_figure_atomic, write_text_atomic
-from runtime.cli import describe
+from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 
@@ -302,6 +302,7 @@ def _plot(path: Path, engine: Path, report: dict) -> bool:
     return True
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks stream", description=describe(__doc__))
     add_arguments(parser)

@@ -42,14 +42,17 @@ class LatencyStats:
         return {**asdict(self), "cov": self.cov, "throughput": self.throughput}
 
 
+MAX_BATCH = 4096  # far above any profile we build; 10**8 would allocate until the OOM killer stops it
+
+
 def parse_batches(text: str) -> list[int]:
     """``"1,8,64"`` → ``[1, 8, 64]``; ValueError with the fix for anything else."""
     try:
         batches = [int(b) for b in text.split(",") if b.strip()]
     except ValueError:
         batches = []
-    if not batches or min(batches) < 1:
-        raise ValueError(f"--batch {text!r}: expected positive integers like 1,8,64")
+    if not batches or min(batches) < 1 or max(batches) > MAX_BATCH:
+        raise ValueError(f"--batch {text!r}: expected integers from 1 to {MAX_BATCH} like 1,8,64")
     return batches
 
 

@@ -21,7 +21,7 @@ from calibration.gate import markdown
 from calibration.pipeline import CalibrationOptions
 from calibration.ranges import Method
 from calibration.workflow import calibrate_and_gate
-from runtime.cli import describe
+from runtime.cli import describe, error_boundary, positive_int
 from runtime.errors import RuntimeToolkitError
 from train.data.paths import resolve_data_dir
 from train.errors import DataError, TrainError
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="image-folder data set root for transfer models (default <data-dir>/flowers)")
     parser.add_argument("--method", choices=[m.value for m in Method], default=Method.ENTROPY.value,
                         help="calibration method (default entropy)")
-    parser.add_argument("--calib-size", type=int, default=DEFAULT_SIZE,
+    parser.add_argument("--calib-size", type=positive_int(10_000_000), default=None,
                         help=f"calibration samples from the training split (default {DEFAULT_SIZE})")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="selection seed (default 0)")
     parser.add_argument("--no-exclusion", action="store_true",
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     artifacts = args.artifacts or Path("artifacts") / args.model

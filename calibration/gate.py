@@ -23,9 +23,10 @@ from typing import Sequence
 import numpy as np
 
 from calibration.data import TEST, LabelledSplit, check_model_name, dataset_of, load_split
+from calibration.run_check import check_one_run
 from calibration.variants import Precision
 from runtime.atomic import write_figure_atomic, write_text_atomic
-from runtime.cli import describe
+from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.spec import ModelSpec
@@ -189,9 +190,13 @@ def run_gate(model: str, artifacts: Path, data_dir: Path, folder: Path | None = 
     if not checkpoint.is_file():
         raise DataError(f"{checkpoint}: checkpoint not found; the gate compares against FP32 PyTorch. "
                         f"Train first (`python -m train ...`) or pass --artifacts")
-    spec = ModelSpec.load(artifacts / f"{model}.json")
-    split = load_split(spec, data_dir, TEST, folder)
+    check_one_run(artifacts, model)  # variants from two calibration runs are refused, naming the stale file
+    deployed = ModelSpec.load(artifacts / f"{model}.json")
+    split = load_split(deployed, data_dir, TEST, folder)
     spec, reference = reference_logits(checkpoint, split)
+    if deployed.labels != spec.labels:  # the deployed spec would print these labels: they must be the trained ones
+        raise DataError(f"{artifacts / f'{model}.json'}: its labels differ from the checkpoint's ({checkpoint}); "
+                        "results would be mislabelled: re-export the model (`python -m export`)")
     rows, matrices = [], {"fp32 pytorch": confusion(split.labels, reference.argmax(1), spec.num_classes)}
     for precision in precisions:
         path = precision.path(artifacts, model)
@@ -225,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     artifacts = args.artifacts or Path("artifacts") / args.model

@@ -29,7 +29,7 @@ from runtime.spec import ModelSpec
 @dataclass(frozen=True)
 class CalibrationOptions:
     method: Method = Method.ENTROPY
-    size: int = DEFAULT_SIZE
+    size: int | None = None  # None: DEFAULT_SIZE, or the whole split when it is smaller; a size asked for is kept
     seed: int = DEFAULT_SEED
     folder: Path | None = None  # image-folder data set root (transfer models)
 
@@ -60,7 +60,9 @@ def calibrate_model(model: str, artifacts: Path, data_dir: Path,
     check_model_name(model, artifacts)
     spec = ModelSpec.load(artifacts / f"{model}.json")
     split = load_split(spec, data_dir, TRAIN, options.folder)
-    calib = build_calibration_set(model, split, min(options.size, len(split.labels)), options.seed)
+    # An explicit size larger than the split is refused (select_stratified says so), never silently clamped.
+    size = options.size if options.size is not None else min(DEFAULT_SIZE, len(split.labels))
+    calib = build_calibration_set(model, split, size, options.seed)
     npz, manifest = save_calibration_set(calib, artifacts)
     log(f"calibration set: {len(calib.labels)} samples from {calib.dataset}/{calib.split}, "
         f"{len(calib.class_counts())} classes, sha256 {calib.sha256[:12]}… → {manifest.name}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -22,6 +23,7 @@ from onnxruntime.quantization.calibrate import TensorsData, create_calibrator, l
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from calibration.dataset import CalibrationSet
+from runtime.atomic import atomic_path
 from runtime.preprocess import normalize
 from runtime.spec import ModelSpec
 
@@ -69,10 +71,17 @@ class SpecDataReader(CalibrationDataReader):
 
 
 def prepare(fp32: Path, out: Path) -> Path:
-    """``quant_pre_process`` into ``out`` (BatchNorm folded, shapes inferred); returns ``out``."""
+    """``quant_pre_process`` into ``out`` (BatchNorm folded, shapes inferred); returns ``out``.
+
+    Written to a temp file beside ``out``, checked, then renamed: a full disk leaves the previous file (or none),
+    never a truncated one, and the error names ``out``."""
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
-    quant_pre_process(str(fp32), str(out), skip_symbolic_shape=True)
-    onnx.checker.check_model(str(out))
+    try:
+        with atomic_path(out) as tmp:
+            quant_pre_process(str(fp32), str(tmp), skip_symbolic_shape=True)
+            onnx.checker.check_model(str(tmp))
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(out)) from None
     return out
 
 
@@ -95,8 +104,11 @@ def calibrate(prepared: Path, calib: CalibrationSet, spec: ModelSpec, method: Me
 
 
 def save_ranges(ranges: TensorsData, path: Path) -> Path:
-    save_tensors_data(ranges, path)  # ONNX Runtime writes it atomically itself (temp file + replace)
-    load_tensors_data(path)  # verify what landed
+    """Atomic, verified, and with the usual permissions (ONNX Runtime's own writer leaves 0600)."""
+    with atomic_path(path) as tmp:
+        save_tensors_data(ranges, tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp-like 0600 otherwise; every other artifact is 0644
+        load_tensors_data(tmp)  # verify what will land
     return Path(path)
 
 
@@ -111,3 +123,9 @@ def amax(ranges: TensorsData) -> dict[str, float]:
         low, high = data.range_value
         out[name] = float(max(abs(float(np.asarray(low).max())), abs(float(np.asarray(high).max()))))
     return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -12,6 +12,7 @@ from calibration.dataset import load_calibration_set
 from calibration.gate import GateResult, judge, reference_logits, run_gate
 from calibration.pipeline import CalibrationOptions, CalibrationResult, calibrate_model, prepared_path
 from calibration.ranges import load_ranges
+from calibration.run_check import METHOD_KEY, SHA_KEY, calibration_lock, variant_stamps
 from calibration.sensitivity import exclude_until_budget, rank_nodes
 from calibration.variants import WRITERS, Precision
 from runtime.atomic import write_text_atomic
@@ -27,6 +28,7 @@ def fix_int8(model: str, artifacts: Path, data_dir: Path, folder: Path | None, f
     ranges = load_ranges(artifacts / f"{model}.ranges.json")
     split = load_split(spec, data_dir, TEST, folder)
     spec, reference = reference_logits(artifacts / f"{model}.pt", split)
+    stamps = variant_stamps(artifacts, model)  # the rewritten files keep their run id
     results = {}
     for precision in failing:
         log(f"{model} {precision.value} misses its budget: ranking nodes by sensitivity on the calibration set")
@@ -35,7 +37,9 @@ def fix_int8(model: str, artifacts: Path, data_dir: Path, folder: Path | None, f
         out = precision.path(artifacts, model)
 
         def rewrite(excluded: list[str], precision=precision, out=out) -> Path:
-            return WRITERS[precision](prepared, ranges, spec, out, exclude=excluded)
+            sha, method = stamps.get(out, (None, None))
+            stamp = {SHA_KEY: sha, METHOD_KEY: method or ""} if sha else None
+            return WRITERS[precision](prepared, ranges, spec, out, exclude=excluded, calibration=stamp)
 
         def judge_file(path: Path, precision=precision) -> tuple[bool, float]:
             row, _ = judge(model, precision, path, split, spec, reference)
@@ -51,12 +55,13 @@ def calibrate_and_gate(model: str, artifacts: Path, data_dir: Path, options: Cal
                        exclusion: bool = True, log=print) -> tuple[CalibrationResult, GateResult]:
     """Variants → gate → (sensitivity exclusion for a failing INT8 → gate again)."""
     artifacts = Path(artifacts)
-    result = calibrate_model(model, artifacts, data_dir, options, log)
-    gate = run_gate(model, artifacts, data_dir, options.folder)
-    failing = [Precision(r.precision) for r in gate.rows if not r.passed and Precision(r.precision) in WRITERS]
-    if failing and exclusion:
-        exclusions = fix_int8(model, artifacts, data_dir, options.folder, failing, log)
-        result = replace(result, excluded={k: v["excluded"] for k, v in exclusions.items()})
-        write_text_atomic(artifacts / f"{model}.exclusion.json", json.dumps(exclusions, indent=2) + "\n")
+    with calibration_lock(artifacts, model):  # a second run of this model here is refused, not interleaved
+        result = calibrate_model(model, artifacts, data_dir, options, log)
         gate = run_gate(model, artifacts, data_dir, options.folder)
+        failing = [Precision(r.precision) for r in gate.rows if not r.passed and Precision(r.precision) in WRITERS]
+        if failing and exclusion:
+            exclusions = fix_int8(model, artifacts, data_dir, options.folder, failing, log)
+            result = replace(result, excluded={k: v["excluded"] for k, v in exclusions.items()})
+            write_text_atomic(artifacts / f"{model}.exclusion.json", json.dumps(exclusions, indent=2) + "\n")
+            gate = run_gate(model, artifacts, data_dir, options.folder)
     return result, gate

@@ -20,7 +20,7 @@ from typing import Sequence
 
 from engine.options import HARDWARE_LEVELS, BuildOptions
 from runtime.bundle import verify_beside
-from runtime.cli import describe
+from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 
 
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 

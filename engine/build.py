@@ -247,12 +247,19 @@ def build_engine(onnx_path: Path, out: Path | None = None, options: BuildOptions
 def write_plan(out: Path, data: bytes, manifest: EngineManifest, golden, timing_cache, options: BuildOptions) -> None:
     """Stage 4: golden I/O, plan, then manifest last — an interrupted build leaves no manifest, and preflight
     refuses a plan without one. What landed is verified by preflight."""
-    if golden is not None:
-        from engine.golden import write_golden
+    written: list[Path] = []
+    try:
+        if golden is not None:
+            from engine.golden import write_golden
 
-        manifest.golden = write_golden(out, *golden)
-    write_bytes_atomic(out, data)
-    write_text_atomic(manifest_path(out), manifest.to_json())
+            manifest.golden = write_golden(out, *golden)
+            written.append(Path(out).with_name(manifest.golden["file"]))
+        write_bytes_atomic(out, data)
+        write_text_atomic(manifest_path(out), manifest.to_json())
+    except BaseException:  # a full disk: no orphan golden file beside no plan or manifest
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     if timing_cache is not None:
         write_bytes_atomic(Path(options.timing_cache), bytes(timing_cache.serialize()))
     preflight(out)

@@ -27,7 +27,7 @@ import numpy as np
 from runtime import __version__ as toolkit_version
 from runtime.atomic import atomic_path, safe_child, write_bytes_atomic, write_text_atomic
 from runtime.bundle import BUNDLE_FORMAT, INDEX, SUMS, BundleError, unpack, verify
-from runtime.cli import describe
+from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 
 # (suffix after "<model>", required, what it is)
@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 

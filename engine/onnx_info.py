@@ -46,6 +46,9 @@ def inspect_onnx(path: Path) -> OnnxInfo:
                                    "(*.int8.ort.onnx) — build from *.int8.onnx instead")
     meta = {p.key: p.value for p in proto.metadata_props}
     spec = ModelSpec.from_json(meta[METADATA_KEY], source=f"{path} metadata") if METADATA_KEY in meta else None
+    if spec is not None:
+        _check_spec(path, proto, spec)
+    _check_calibration_run(path, meta.get("edge_toolkit.calibration_sha256"))
     return OnnxInfo(path, sha256_file(path), meta.get("edge_toolkit.precision", "fp32"), spec,
                     meta.get("edge_toolkit.calibration_sha256"), meta)
 
@@ -53,3 +56,56 @@ def inspect_onnx(path: Path) -> OnnxInfo:
 def default_plan_path(onnx_path: Path) -> Path:
     name = Path(onnx_path).name
     return Path(onnx_path).with_name((name[:-5] if name.endswith(".onnx") else name) + ".plan")
+
+
+@dataclass
+class _GraphIO:
+    """The graph's inputs and outputs as the runtime's TensorInfo, so the runtime's spec check applies as is."""
+
+    inputs: list
+    outputs: list
+
+
+def _check_spec(path: Path, proto, spec: ModelSpec) -> None:
+    """The spec that will go into the manifest must describe this graph (an NHWC graph with an NCHW spec used to
+    build, and fail only on the device)."""
+    import onnx
+
+    from runtime.backends.base import TensorInfo
+    from runtime.errors import SpecError
+    from runtime.model import check_spec_matches
+
+    inits = {t.name for t in proto.graph.initializer}
+
+    def infos(values) -> list:
+        return [TensorInfo(v.name, onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type),
+                           tuple(d.dim_value if d.HasField("dim_value") else None
+                                 for d in v.type.tensor_type.shape.dim))
+                for v in values if v.name not in inits]
+
+    try:
+        check_spec_matches(spec, _GraphIO(infos(proto.graph.input), infos(proto.graph.output)), str(path))
+    except SpecError as exc:
+        raise EngineBuildError(str(exc)) from None
+
+
+def _check_calibration_run(path: Path, stamped: str | None) -> None:
+    """A calibrated ONNX must come from the calibration set beside it: after an interrupted or concurrent
+    calibration the new set can sit beside old variants, and a cached engine of the old run would be reused."""
+    import json
+
+    from runtime.calibration_set import calib_paths
+
+    if not stamped:
+        return
+    _, manifest = calib_paths(path.parent, path.name.split(".")[0])
+    if not manifest.is_file():
+        return  # a bundle or a folder without the set: nothing to compare with
+    try:
+        current = json.loads(manifest.read_text(encoding="utf-8")).get("sha256")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
+        raise EngineBuildError(f"{manifest}: unreadable calibration manifest ({exc}); calibrate again") from None
+    if current != stamped:
+        raise EngineBuildError(f"{path}: calibrated on set {stamped[:12]}… but {manifest.name} beside it describes "
+                               f"set {str(current)[:12]}…; the folder mixes two calibration runs: run `python -m "
+                               "calibration` again before building")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from export.onnx_export import DEFAULT_OPSET, ExportError, export_fp32
+from runtime.cli import error_boundary
 from runtime.errors import RuntimeToolkitError
 from train.checkpoint import load_checkpoint
 from train.errors import TrainError
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -47,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = export_fp32(model, spec, out, args.opset, uint8_input=args.uint8_input)
     except (TrainError, ExportError, RuntimeToolkitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2  # a user error, like every CLI's (1 means "some inputs bad")
     print(f"wrote {path} and {path.with_name(path.name.split('.')[0] + '.json')}")
     return 0
 

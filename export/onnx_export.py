@@ -15,7 +15,8 @@ import onnx
 import torch
 from torch import nn
 
-from runtime.atomic import atomic_path
+from runtime.atomic import atomic_path, safe_child
+from runtime.errors import RuntimeToolkitError
 from runtime.spec import METADATA_KEY, ModelSpec
 from runtime import __version__ as toolkit_version
 
@@ -23,7 +24,7 @@ from runtime import __version__ as toolkit_version
 DEFAULT_OPSET = 17
 
 
-class ExportError(Exception):
+class ExportError(RuntimeToolkitError):
     """The model could not be exported or the result failed the ONNX checker."""
 
 
@@ -120,8 +121,11 @@ def export_fp32(model: nn.Module, spec: ModelSpec, out_dir: Path, opset: int = D
     if uint8_input:
         model, spec = uint8_form(model, spec)
         stem = f"{spec.name}_u8"
-    path = out_dir / f"{stem}.fp32.onnx"
+    try:  # the spec already refuses path-like names; this is the writer's own containment check
+        path, spec_path = safe_child(out_dir, f"{stem}.fp32.onnx"), safe_child(out_dir, f"{stem}.json")
+    except ValueError as exc:
+        raise ExportError(f"spec name {spec.name!r}: {exc}") from None
     proto = check_and_infer(to_onnx_proto(model, spec, opset), str(path))
     save_onnx(proto, path)
-    spec.save(out_dir / f"{stem}.json")
+    spec.save(spec_path)
     return path

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from runtime.cli import describe
+from runtime.cli import describe, error_boundary
 from runtime.engine_manifest import load_manifest, manifest_path
 from runtime.errors import RuntimeToolkitError
 from runtime.spec import ModelSpec, spec_from_sidecar
@@ -204,6 +204,7 @@ def write_repository(model: Path, repo: Path, name: str | None = None,
     return target
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m export.triton", description=describe(__doc__))
     p.add_argument("--model", type=Path, required=True, help="a .plan (with its manifest) or .onnx file")

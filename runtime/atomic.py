@@ -30,6 +30,13 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, target)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        if exc.filename is None or str(exc.filename) == str(tmp_path):
+            # A library writing the temp file (onnx.save, torch.save) rarely names it: name the target, so a
+            # full disk reads "model.onnx: No space left on device", not an anonymous OSError.
+            raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from None
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

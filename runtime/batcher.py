@@ -8,15 +8,21 @@ thread takes the first waiting request, then gathers more until the batch is ful
 - Backpressure: the queue is bounded; ``submit`` blocks while it is full (or raises ``QueueFull``
   after ``timeout`` seconds).
 - Cancellation: a cancelled future is skipped, never run.
+- Validation: each request is checked when submitted (a numeric array, finite, and of ``sample_shape`` /
+  ``dtype`` when given); a bad one gets an ``InputError`` on its own future and never joins a batch.
+  Requests of different shapes or dtypes are run as separate batches, so one odd request fails alone.
 - Errors: if ``run_batch`` raises, every request of that batch gets the exception.
 - Shutdown: ``shutdown()`` stops intake, then finishes every queued request (or cancels them with
   ``cancel_pending=True``); every future ends resolved — a result, an error or cancelled — exactly once.
+  It may be called from a future's done-callback (which runs on the worker thread): it then returns at once.
 
 Works with any backend: ``Classifier.run`` or a bare ``backend.infer`` wrapped in a function.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import queue
 import threading
 import time
@@ -26,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from runtime.errors import RuntimeToolkitError
+from runtime.errors import InputError, RuntimeToolkitError
 
 
 class QueueFull(RuntimeToolkitError):
@@ -54,9 +60,15 @@ _STOP = object()
 
 class DynamicBatcher:
     def __init__(self, run_batch: Callable[[np.ndarray], np.ndarray], max_batch: int = 32,
-                 max_delay_ms: float = 2.0, queue_size: int = 256) -> None:
-        if max_batch < 1 or queue_size < 1 or max_delay_ms < 0:
-            raise ValueError("max_batch and queue_size must be ≥ 1 and max_delay_ms ≥ 0")
+                 max_delay_ms: float = 2.0, queue_size: int = 256, sample_shape: tuple[int, ...] | None = None,
+                 dtype: np.dtype | str | None = None) -> None:
+        for name, value in (("max_batch", max_batch), ("queue_size", queue_size)):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")
+        if not isinstance(max_delay_ms, numbers.Real) or not math.isfinite(max_delay_ms) or max_delay_ms < 0:
+            raise ValueError(f"max_delay_ms must be a finite number ≥ 0, got {max_delay_ms!r}")
+        self.sample_shape = tuple(sample_shape) if sample_shape is not None else None
+        self.dtype = np.dtype(dtype) if dtype is not None else None
         self._run_batch = run_batch
         self.max_batch = max_batch
         self.max_delay = max_delay_ms / 1000.0
@@ -74,8 +86,16 @@ class DynamicBatcher:
         if self._closed.is_set():
             raise BatcherClosed("the batcher is shut down; create a new one")
         future: Future = Future()
+        array = np.asarray(item)
+        problem = self._problem(array)
+        if problem:  # fails alone, before it can share a batch with good requests
+            future.set_running_or_notify_cancel()
+            future.set_exception(InputError(f"request rejected: {problem}"))
+            with self._lock:
+                self.stats.failed += 1
+            return future
         try:
-            self._queue.put((np.asarray(item), future), timeout=timeout)
+            self._queue.put((array, future), timeout=timeout)
         except queue.Full:
             raise QueueFull(f"the request queue stayed full ({self._queue.maxsize}) for {timeout} s; "
                             "slow down, raise queue_size or max_batch") from None
@@ -84,12 +104,31 @@ class DynamicBatcher:
             self._drain_after_stop()
         return future
 
+    def _problem(self, array: np.ndarray) -> str | None:
+        """Why this request cannot be batched, or None."""
+        if array.dtype.kind not in "biuf":
+            return f"dtype {array.dtype} is not numeric; submit a preprocessed numeric array"
+        if self.dtype is not None and array.dtype != self.dtype:
+            return f"dtype {array.dtype}, expected {self.dtype}"
+        if self.sample_shape is not None and array.shape != self.sample_shape:
+            return f"shape {array.shape}, expected {self.sample_shape}"
+        if array.size == 0:
+            return f"empty array (shape {array.shape})"
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            return "contains NaN or Inf"
+        return None
+
     def shutdown(self, wait: bool = True, cancel_pending: bool = False) -> None:
         with self._lock:
             if self._closed.is_set():
                 return
             self._cancel_pending = cancel_pending
             self._closed.set()
+        if threading.current_thread() is self._worker:
+            # Called from a done-callback: the worker cannot join itself, and a blocking put on a full queue
+            # would wait for the worker. A helper thread enqueues the stop; the worker drains when we return.
+            threading.Thread(target=self._queue.put, args=((_STOP, None),), daemon=True).start()
+            return
         self._queue.put((_STOP, None))  # blocks while full: the worker keeps draining
         if wait:
             self._worker.join()
@@ -135,11 +174,14 @@ class DynamicBatcher:
         self.stats.cancelled += len(batch) - len(live)
         if not live:
             return
+        groups: dict[tuple, list[tuple[np.ndarray, Future]]] = {}
+        for x, f in live:  # an odd shape or dtype runs (and fails, if it must) without the others
+            groups.setdefault((x.shape, x.dtype.str), []).append((x, f))
+        for group in groups.values():
+            self._execute_group(group)
+
+    def _execute_group(self, live: list[tuple[np.ndarray, Future]]) -> None:
         try:
-            shapes = {x.shape for x, _ in live}
-            if len(shapes) != 1:
-                raise ValueError(f"requests in one batch have different shapes {sorted(shapes)}; "
-                                 "submit preprocessed arrays of the model's input shape")
             outputs = self._run_batch(np.stack([x for x, _ in live]))
             if len(outputs) != len(live):
                 raise RuntimeError(f"run_batch returned {len(outputs)} rows for {len(live)} requests")

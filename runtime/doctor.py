@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from runtime.cli import describe
+from runtime.cli import describe, error_boundary
 
 OK, INFO, PROBLEM = "OK", "INFO", "PROBLEM"
 
@@ -176,6 +176,7 @@ def run_checks() -> list[Check]:
     return checks
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime.doctor", description=describe(__doc__))
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")

@@ -64,9 +64,33 @@ class EngineManifest:
                                        f"expected {MANIFEST_FORMAT!r})")
         known = set(cls.__dataclass_fields__)
         try:
-            return cls(**{k: v for k, v in data.items() if k in known})
+            manifest = cls(**{k: v for k, v in data.items() if k in known})
         except TypeError as exc:
             raise EnginePreflightError(f"{source}: engine manifest is missing fields ({exc})") from None
+        problems = manifest._problems()
+        if problems:
+            raise EnginePreflightError(f"{source}: engine manifest has {'; '.join(problems)}; it was edited or "
+                                       "damaged: rebuild the engine")
+        return manifest
+
+    def _problems(self) -> list[str]:
+        """Field types checked once at load, so later code never meets "1979548" where a number belongs."""
+        problems = []
+        for name in ("plan_sha256", "source_sha256"):
+            value = getattr(self, name)
+            if not (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value)):
+                problems.append(f"{name} {value!r} (expected 64 hex digits)")
+        if not isinstance(self.plan_bytes, int) or isinstance(self.plan_bytes, bool) or self.plan_bytes < 0:
+            problems.append(f"plan_bytes {self.plan_bytes!r} (expected a byte count)")
+        for name, kind in (("profiles", list), ("build_flags", dict), ("spec", dict)):
+            if not isinstance(getattr(self, name), kind):
+                problems.append(f"{name} of type {type(getattr(self, name)).__name__} (expected {kind.__name__})")
+        if self.golden is not None:
+            golden = self.golden
+            if not isinstance(golden, dict) or not isinstance(golden.get("file"), str) \
+                    or not isinstance(golden.get("sha256"), str):
+                problems.append("a golden entry without its file name and sha256")
+        return problems
 
 
 def manifest_path(plan: Path) -> Path:

@@ -10,16 +10,16 @@ Video files, image sequences, cameras and network streams go to ``runtime.stream
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
+from runtime.cli import dumps, error_boundary, safe
 from runtime.errors import InputError, RuntimeToolkitError
 from runtime.model import Classifier
-from runtime.postprocess import Prediction, to_probabilities, top_k
+from runtime.postprocess import Prediction, checked_top_k
 from runtime.preprocess import find_images, preprocess
 from runtime.providers import add_provider_arguments, cuda_options_from_args
 from runtime.stream.cli import add_stream_arguments, run_streams, wants_stream
@@ -58,7 +58,11 @@ def _expand(inputs: Sequence[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     files, errors = [], []
     for item in inputs:
         if item.is_dir():
-            found = find_images(item)
+            try:
+                found = find_images(item)
+            except InputError as exc:
+                errors.append((str(item), str(exc)))
+                continue
             if not found:
                 errors.append((str(item), f"{item}: folder holds no image files"))
             files.extend(found)
@@ -88,11 +92,13 @@ def classify_files(
         predictions = iter(())
         if samples:
             outputs = classifier.run(np.stack(samples))
-            predictions = iter(top_k(to_probabilities(outputs, spec), spec, k))
+            sources = [str(path) for path, error in zip(chunk, results) if error is None]
+            predictions = iter(checked_top_k(outputs, spec, k, sources))
         for path, error in zip(chunk, results):
             yield path, (error if error is not None else next(predictions))
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -123,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             backend = classifier.backend
             execution = backend.execution() if hasattr(backend, "execution") else None
     except RuntimeToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {safe(exc)}", file=sys.stderr)
         return 2
     if args.json:
         doc = {
@@ -133,12 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "results": [{"input": p, **pred.to_dict()} for p, pred in results],
             "errors": [{"input": p, "error": msg} for p, msg in errors],
         }
-        print(json.dumps(doc, indent=2))
+        print(dumps(doc))
     if errors:
         if not args.json:
             print(f"\n{len(errors)} of {total} input(s) could not be used:", file=sys.stderr)
             for _, message in errors:
-                print(f"  {message}", file=sys.stderr)
+                print(f"  {safe(message)}", file=sys.stderr)
         return 1
     return 0
 
@@ -151,13 +157,13 @@ def self_test_main(args) -> int:
     except (SelfTestError, RuntimeToolkitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
+    print(dumps(report.to_dict()) if args.json else report.summary())
     return 0 if report.passed else 1
 
 
 def _format(path: Path, prediction: Prediction) -> str:
-    ranked = "  ".join(f"{lab} ({p:.4f})" for lab, p in zip(prediction.labels, prediction.probabilities))
-    return f"{path}: {ranked}"
+    ranked = "  ".join(f"{safe(lab)} ({p:.4f})" for lab, p in zip(prediction.labels, prediction.probabilities))
+    return f"{safe(path)}: {ranked}"
 
 
 if __name__ == "__main__":

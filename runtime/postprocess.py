@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from runtime.errors import InputError
 from runtime.spec import ModelSpec, OutputKind
 
 
@@ -61,4 +62,22 @@ def top_k(probabilities: np.ndarray, spec: ModelSpec, k: int = 1) -> list[Predic
             probabilities=tuple(float(probabilities[n, i]) for i in row),
         )
         for n, row in enumerate(order)
+    ]
+
+
+def checked_top_k(outputs: np.ndarray, spec: ModelSpec, k: int, sources: list[str]) -> list[Prediction | InputError]:
+    """``top_k`` per row, except that a row with a NaN or Inf output becomes an InputError naming its source.
+
+    A NaN logit would otherwise rank as label 0 with probability NaN (and break JSON output); it means the
+    model (or its export) failed on that input, which the user must hear about.
+    """
+    outputs = np.asarray(outputs, dtype=np.float32)
+    finite = np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1)
+    good = top_k(to_probabilities(outputs[finite], spec), spec, k) if finite.any() else []
+    ranked = iter(good)
+    return [
+        next(ranked) if ok else InputError(
+            f"{source}: the model produced NaN or Inf outputs for this input; the model or its export is "
+            "broken (check it with `python -m calibration.gate` or re-export it)")
+        for ok, source in zip(finite, sources)
     ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import warnings
 from pathlib import Path
 from typing import Iterable, Union
@@ -21,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from runtime.errors import InputError
+from runtime.files import open_regular
 from runtime.spec import ColorMode, InputDType, Interpolation, ModelSpec, ResizePolicy
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
@@ -39,21 +41,22 @@ _PIL_RESAMPLE = {
 # --- decoding ----------------------------------------------------------------------------
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
+def load_image(path: str | os.PathLike, draft_side: int | None = None) -> Image.Image:
     """Decode an image file fully; EXIF orientation applied, first frame of an animation.
 
-    Raises InputError naming the file for a missing path, a folder, a non-image, a truncated
-    file, or a decompression bomb (Pillow's MAX_IMAGE_PIXELS).
+    Only a regular file is opened (a FIFO or device is refused, never read: ``runtime.files``). With
+    ``draft_side``, a JPEG at least twice that size on both sides is decoded at 1/2, 1/4 or 1/8 scale
+    (Pillow's ``draft``: the DCT does the reduction), never below ``draft_side``: an 88-megapixel photo for a
+    224-pixel model then needs a few MB instead of hundreds. Raises InputError naming the file for a missing
+    path, a folder, an unreadable file, a non-image, a truncated file, or a decompression bomb (Pillow's
+    MAX_IMAGE_PIXELS).
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file; check the path")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected an image file")
-    return _decode(path, str(path))
+    with open_regular(path, "an image file", InputError) as fh:
+        return _decode(fh, str(path), draft_side)
 
 
-def decode_image(data: bytes, source: str = "image bytes") -> Image.Image:
+def decode_image(data: bytes, source: str = "image bytes", draft_side: int | None = None) -> Image.Image:
     """Decode an encoded image held in memory (PNG, JPEG, … as a camera or an HTTP client sends it).
 
     The same checks as ``load_image``; ``source`` names the input in the error message.
@@ -62,14 +65,16 @@ def decode_image(data: bytes, source: str = "image bytes") -> Image.Image:
         raise InputError(f"{source}: expected encoded image bytes, got {type(data).__name__}")
     if len(data) == 0:
         raise InputError(f"{source}: empty (0 bytes); expected an encoded PNG, JPEG, BMP, TIFF, GIF or WebP image")
-    return _decode(io.BytesIO(data), source)
+    return _decode(io.BytesIO(data), source, draft_side)
 
 
-def _decode(fp: Path | io.BytesIO, source: str) -> Image.Image:
+def _decode(fp, source: str, draft_side: int | None = None) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(fp) as img:
+                if draft_side and img.format == "JPEG":
+                    img.draft(None, (draft_side, draft_side))
                 img.seek(0)
                 img.load()
                 image = ImageOps.exif_transpose(img) if img.getexif() else img.copy()
@@ -79,7 +84,12 @@ def _decode(fp: Path | io.BytesIO, source: str) -> Image.Image:
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InputError(f"{source}: image too large to decode safely ({exc})") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except MemoryError:
+        raise InputError(f"{source}: not enough memory to decode this image; resize it first") from None
+    except InputError:
+        raise
+    except (OSError, SyntaxError, ValueError, TypeError, IndexError, struct.error, EOFError) as exc:
+        # Pillow's plugins raise all of these for damaged files; each is this one input's problem.
         raise InputError(f"{source}: image is truncated or corrupt ({exc})") from None
     return image
 
@@ -95,7 +105,7 @@ def to_color_mode(image: Image.Image, mode: ColorMode) -> Image.Image:
         wide = np.asarray(image, dtype=np.int64)
         image = Image.fromarray((np.clip(wide, 0, 65535) >> 8).astype(np.uint8), mode="L")
     elif image.mode == "F":
-        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), mode="L")
+        image = Image.fromarray(_float_to_uint8(np.asarray(image, dtype=np.float64)), mode="L")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
@@ -105,6 +115,18 @@ def to_color_mode(image: Image.Image, mode: ColorMode) -> Image.Image:
     if image.mode != mode.value:
         image = image.convert(mode.value)
     return image
+
+
+def _float_to_uint8(values: np.ndarray) -> np.ndarray:
+    """A float image (TIFF mode ``F``) → 8 bit. Values all within 0..1 are taken as 0..1 intensities (how
+    scientific and HDR tools write float images; casting them would give a black image), otherwise as 0..255.
+    NaN or Inf pixels are refused: casting them to 0 would silently change the picture."""
+    if not np.all(np.isfinite(values)):
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        raise InputError(f"{bad} pixel(s) are NaN or Inf; expected finite intensities")
+    if values.size and values.min() >= 0.0 and values.max() <= 1.0:
+        values = values * 255.0
+    return np.rint(np.clip(values, 0, 255)).astype(np.uint8)
 
 
 def resize_image(image: Image.Image, spec: ModelSpec) -> Image.Image:
@@ -199,12 +221,28 @@ def preprocess(item: ImageInput, spec: ModelSpec) -> np.ndarray:
     elif isinstance(item, Image.Image):
         image = item
     elif isinstance(item, (str, os.PathLike)):
-        image = load_image(item)
+        image = load_image(item, draft_side=_draft_side(spec))
     else:
         raise InputError(
             f"unsupported input type {type(item).__name__}; expected a path, PIL image or array"
         )
-    return normalize(image_to_pixels(image, spec), spec)
+    source = str(item) if isinstance(item, (str, os.PathLike)) else f"{type(item).__name__} input"
+    try:
+        return normalize(image_to_pixels(image, spec), spec)
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from None
+    except (ValueError, OSError, TypeError) as exc:  # a mode Pillow cannot convert (LAB, CMYK;16, ...)
+        raise InputError(
+            f"{source}: cannot convert this {image.mode} image to {spec.color_mode.value} ({exc}); "
+            "save it as 8-bit RGB or grayscale"
+        ) from None
+
+
+def _draft_side(spec: ModelSpec) -> int:
+    """The side a JPEG may be reduced to while decoding: twice the model's input (or resize target), so the
+    antialiased resize that follows still has at least 2× the pixels it keeps."""
+    side = max(spec.height, spec.width, spec.resize_size or 0)
+    return 2 * side
 
 
 def _fast_pixels(array: np.ndarray, spec: ModelSpec) -> np.ndarray | None:
@@ -233,5 +271,7 @@ def find_images(path: str | os.PathLike) -> list[Path]:
     """A file, or the image files in a folder (recursive, sorted by path)."""
     path = Path(path)
     if path.is_dir():
+        if not os.access(path, os.R_OK | os.X_OK):  # rglob would quietly find nothing in it
+            raise InputError(f"{path}: permission denied reading this folder; make it readable (chmod +rx)")
         return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     return [path]

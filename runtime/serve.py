@@ -27,7 +27,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from runtime.cli import describe
+from runtime.cli import describe, error_boundary
 from runtime.triton_install import ServeError, check_stub_site, find_triton, stub_site
 from runtime.triton_server import ModelControl, ServerOptions, TritonServer
 
@@ -69,6 +69,7 @@ def _fail(message: str, as_json: bool, code: int) -> int:
     return code
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.repo.is_dir():

@@ -12,6 +12,7 @@ import dataclasses
 import enum
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,12 @@ from runtime.errors import SpecError
 
 SCHEMA_VERSION = 1
 METADATA_KEY = "edge_toolkit.model_spec"
+# Bounds on what a spec may ask for: one side of 8192 pixels is far beyond any classifier input, and a
+# resize target of 10**6 would allocate terabytes before any check of ours ran.
+MAX_SIDE = 8192
+MAX_LABELS = 100_000
+# The name becomes file names (<name>.json, <name>.fp32.onnx): a plain name, never a path.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class ColorMode(str, enum.Enum):
@@ -127,20 +134,25 @@ class ModelSpec:
                 f"schema_version is {self.schema_version}, this runtime reads {SCHEMA_VERSION}; "
                 "re-export the model with this version of the toolkit"
             )
-        if not self.name or not isinstance(self.name, str):
-            problems.append("name must be a non-empty string")
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name) or ".." in self.name:
+            problems.append(f"name must be a plain file name (letters, digits, '.', '_', '-'; no '..', no "
+                            f"path), got {self.name!r}")
         if not self.labels or not all(isinstance(x, str) and x for x in self.labels):
             problems.append("labels must be a non-empty list of non-empty strings")
+        elif len(self.labels) > MAX_LABELS:
+            problems.append(f"labels has {len(self.labels)} entries; at most {MAX_LABELS}")
         elif len(set(self.labels)) != len(self.labels):
             problems.append("labels must be unique")
         for field in ("height", "width"):
             value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                problems.append(f"{field} must be a positive integer, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_SIDE:
+                problems.append(f"{field} must be an integer from 1 to {MAX_SIDE}, got {value!r}")
         if self.resize is ResizePolicy.SHORTER_SIDE_CENTER_CROP:
-            if not isinstance(self.resize_size, int) or self.resize_size < max(self.height, self.width):
+            sides = [v for v in (self.height, self.width) if isinstance(v, int)]
+            if (not isinstance(self.resize_size, int) or isinstance(self.resize_size, bool)
+                    or not max(sides, default=1) <= self.resize_size <= MAX_SIDE):
                 problems.append(
-                    "resize_size must be an integer >= max(height, width) for "
+                    f"resize_size must be an integer from max(height, width) to {MAX_SIDE} for "
                     f"shorter_side_center_crop, got {self.resize_size!r}"
                 )
         for field in ("mean", "std"):

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from runtime.cli import error_boundary
 from runtime.errors import RuntimeToolkitError
 from train import asl, mnist, transfer
 from train.errors import TrainError
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     init_distributed_from_env()  # a no-op unless launched by torchrun
@@ -28,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         {"mnist": mnist.run, "asl": asl.run, "transfer": transfer.run}[args.task](args)
     except (TrainError, RuntimeToolkitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2  # a user error, like every CLI's (1 means "some inputs bad")
     finally:
         shutdown_distributed()
     return 0

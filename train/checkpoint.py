@@ -49,8 +49,36 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise TrainError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise TrainError(f"{path}: not a checkpoint of this toolkit (expected format {FORMAT})")
+    missing = sorted({"model_name", "state_dict", "spec", "metrics"} - set(payload))
+    if missing:
+        raise TrainError(f"{path}: checkpoint lacks {', '.join(missing)}; it was not written by `python -m train` "
+                         "(train again)")
     spec = ModelSpec.from_json(payload["spec"], source=f"{path} (spec)")
+    try:
+        metrics = json.loads(payload["metrics"])
+    except (TypeError, ValueError) as exc:
+        raise TrainError(f"{path}: its metrics are not valid JSON ({exc}); train again") from None
     model = get_model(payload["model_name"]).build(spec)  # random init; the saved weights follow
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()
+        raise TrainError(f"{path}: the saved weights do not fit model {payload['model_name']!r} with its spec "
+                         f"({' '.join(line.strip() for line in first[:3])[:300]}); train again") from None
     model.eval()
-    return Checkpoint(payload["model_name"], model, spec, json.loads(payload["metrics"]))
+    _check_outputs(path, model, spec)
+    return Checkpoint(payload["model_name"], model, spec, metrics)
+
+
+def _check_outputs(path: Path, model: nn.Module, spec: ModelSpec) -> None:
+    """One forward pass on a zero input: the model must output one score per label of its spec (an 11-label
+    spec on a 10-class model would otherwise export and deploy with a label that can never be predicted)."""
+    with torch.no_grad():
+        try:
+            out = model(torch.zeros((1,) + spec.input_shape))
+        except RuntimeError as exc:
+            raise TrainError(f"{path}: the model does not accept the spec's input {spec.input_shape} ({exc})"
+                             ) from None
+    if out.ndim != 2 or out.shape[-1] != spec.num_classes:
+        raise TrainError(f"{path}: the model outputs shape {tuple(out.shape)} but its spec lists "
+                         f"{spec.num_classes} labels; the spec does not belong to these weights")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from runtime.errors import RuntimeToolkitError
 
-class TrainError(Exception):
-    """Base class of user-facing training errors."""
+
+class TrainError(RuntimeToolkitError):
+    """Base class of user-facing training errors (a RuntimeToolkitError, so every CLI's boundary knows it)."""
 
 
 class DataError(TrainError):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from runtime.cli import non_negative_int, positive_float, positive_int
 from train.augment import AugmentConfig, course_augmentation
 from train.data.image_folder import list_image_folder, load_image_folder
 from train.loop import TrainConfig, evaluate, fit, is_main_process, seed_everything, split_train_val
@@ -28,12 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "none (random init, for tests), or a path to a .pth state dict")
     parser.add_argument("--data", type=Path, required=True, help="ImageFolder root, or a folder with train/ and val/")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--image-size", type=int, default=224, help="model input side (default 224)")
-    parser.add_argument("--epochs", type=int, default=5, help="phase 1: frozen backbone, new head")
-    parser.add_argument("--lr", type=float, default=1e-3, help="phase 1 learning rate")
-    parser.add_argument("--finetune-epochs", type=int, default=2, help="phase 2: everything unfrozen")
-    parser.add_argument("--finetune-lr", type=float, default=1e-6, help="phase 2 learning rate (course: 1e-6)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--image-size", type=positive_int(8192), default=224, help="model input side (default 224)")
+    parser.add_argument("--epochs", type=positive_int(100_000), default=5, help="phase 1: frozen backbone, new head")
+    parser.add_argument("--lr", type=positive_float(10.0), default=1e-3, help="phase 1 learning rate")
+    parser.add_argument("--finetune-epochs", type=non_negative_int(100_000), default=2,
+                        help="phase 2: everything unfrozen")
+    parser.add_argument("--finetune-lr", type=positive_float(10.0), default=1e-6,
+                        help="phase 2 learning rate (course: 1e-6)")
+    parser.add_argument("--batch-size", type=positive_int(1_000_000), default=32)
     parser.add_argument("--val-fraction", type=float, default=0.2, help="held out when DIR has no val/ folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--label-smoothing", type=float, default=0.1, help="cross-entropy label smoothing")

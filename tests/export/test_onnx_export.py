@@ -46,5 +46,5 @@ def test_cli_exports_a_checkpoint(trained_mnist, tmp_path, capsys):
 
 
 def test_cli_refuses_a_missing_checkpoint(tmp_path, capsys):
-    assert export_main(["--checkpoint", str(tmp_path / "none.pt")]) == 1
+    assert export_main(["--checkpoint", str(tmp_path / "none.pt")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err

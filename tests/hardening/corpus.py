@@ -218,6 +218,15 @@ def plan_case(name: str, behaviour: str, mutate: Callable[[Path], None], message
     return Case("TensorRT plan", name, behaviour, run)
 
 
+def _edit_manifest(**fields) -> Callable[[Path], None]:
+    def mutate(plan: Path) -> None:
+        path = plan.with_name(plan.name + ".json")
+        data = json.loads(path.read_text())
+        data.update(fields)
+        path.write_text(json.dumps(data))
+    return mutate
+
+
 def spec_case(name: str, behaviour: str, edit: Callable[[dict], dict | list], message: str) -> Case:
     def run(ctx: Ctx) -> None:
         from runtime.infer import main
@@ -326,6 +335,14 @@ CASES: list[Case] = [
               lambda p: p.with_name(p.name + ".json").unlink(), r"manifest .* not found"),
     plan_case("manifest of a different plan", "refused: contents do not match the manifest",
               lambda p: p.write_bytes(b"ftrt" + bytes(2048)), r"do not match its manifest"),
+    plan_case("manifest with plan_bytes as a string", "refused: names the field, says rebuild",
+              lambda p: _edit_manifest(plan_bytes=str(p.stat().st_size))(p), r"plan_bytes '2052' \(expected a byte"),
+    plan_case("manifest golden entry without sha256", "refused: names the golden entry, says rebuild",
+              _edit_manifest(golden={"file": "model.int8.plan.golden.npz", "count": 8}),
+              r"golden entry without its file name and sha256"),
+    plan_case("manifest not UTF-8", "refused: unreadable manifest, rebuild",
+              lambda p: p.with_name(p.name + ".json").write_bytes(b"\xff\xfe{not utf-8"),
+              r"unreadable engine manifest"),
     spec_case("spec missing a field", "exit 2 naming the field", _without("labels"), r"missing field\(s\) labels"),
     spec_case("spec with an unknown field", "exit 2 naming the field", _with(colour="blue"),
               r"unknown field\(s\) colour"),
@@ -351,6 +368,18 @@ def table() -> str:
              "every row is a test that writes the input and checks the behaviour.", "",
              "| input kind | case | behaviour |", "|---|---|---|"]
     lines += [f"| {c.kind} | {c.name} | {c.behaviour} |" for c in CASES]
+    from tests.hardening.cli_cases import CASES as CLI_CASES
+
+    lines += ["", "## Every command-line entry point", "",
+              "From `tests/hardening/cli_cases.py`: each row runs the real entry point (`python -m ...`) and checks "
+              "the contract of `tests/hardening/test_cli_contract.py`: no traceback, exit status 1 or 2, an "
+              "`error:` line naming the input, a valid JSON document on stdout with `--json`, no file changed "
+              "outside the output folder. An unexpected exception prints one line and the path of its saved "
+              "traceback (`--debug` prints it).", "",
+              "| command | bad input | behaviour | issue-13 finding |", "|---|---|---|---|"]
+    for c in CLI_CASES:
+        command, _, bad = c.id.partition(": ")
+        lines.append(f"| `{command}` | {bad} | {c.behaviour} | {c.finding} |")
     return "\n".join(lines) + "\n"
 
 

@@ -101,12 +101,11 @@ def test_backend_errors_reach_every_request_of_the_batch(inputs):
                 f.result(timeout=10)
 
 
-def test_wrong_shapes_fail_their_batch_with_a_clear_message(classifier, inputs):
+def test_a_wrong_shape_fails_alone(classifier, inputs):
     with DynamicBatcher(classifier.run, max_batch=2, max_delay_ms=50) as batcher:
         a, b = batcher.submit(inputs[0]), batcher.submit(np.zeros((3, 5, 5), np.float32))
-        with pytest.raises(ValueError, match="different shapes"):
-            b.result(timeout=10)
-        assert a.exception(timeout=10) is not None
+        assert b.exception(timeout=10) is not None  # the backend refuses it, in a batch of its own
+        assert a.result(timeout=10).shape == (10,)
 
 
 def test_backpressure_times_out_with_queue_full(inputs):

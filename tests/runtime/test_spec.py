@@ -41,7 +41,7 @@ def test_save_and_load(tmp_path):
     [
         ({"labels": ()}, "labels must be a non-empty"),
         ({"labels": ("a", "a")}, "labels must be unique"),
-        ({"height": 0}, "height must be a positive integer"),
+        ({"height": 0}, "height must be an integer from 1 to 8192"),
         ({"mean": (0.1, 0.2)}, "mean has 2 values but color_mode L has 1"),
         ({"std": (0.0,)}, "std must not contain 0"),
         ({"color_mode": "CMYK"}, "field 'color_mode' is 'CMYK'; expected one of"),

@@ -117,5 +117,5 @@ def test_cli_kfold_reports_each_setting_and_trains_the_best(tmp_path, data_dir, 
 
 def test_cli_missing_data_is_a_clear_error(tmp_path, capsys):
     rc = train_main(["mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o"), "--epochs", "1"])
-    assert rc == 1
+    assert rc == 2
     assert "MNIST file not found; run `make data`" in capsys.readouterr().err

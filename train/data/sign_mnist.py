@@ -40,6 +40,26 @@ def remap_label(kaggle: np.ndarray) -> np.ndarray:
     return np.where(kaggle > 9, kaggle - 1, kaggle).astype(np.int64)
 
 
+# The Kaggle CSVs are 83 MB (train) and 21 MB (test); anything far beyond is not Sign-MNIST, and a zip bomb
+# (4 MB holding 4 GiB) must be stopped while streaming, not after decompressing it whole.
+MAX_CSV_BYTES = 512 * 1024 * 1024
+
+
+def _read_capped(stream: io.BufferedIOBase, path: Path) -> bytes:
+    """A decompressing stream read to the end, refusing a wrong header after the first 64 KB and anything
+    over MAX_CSV_BYTES without holding more than that in memory."""
+    head = stream.read(64 * 1024)
+    first = head.split(b"\n", 1)[0].lstrip(b"\xef\xbb\xbf").strip()
+    if head and not first.startswith(b"label,"):
+        raise DataError(f"{path}: line 1 is not the Sign-MNIST header 'label,pixel1,...,pixel784' "
+                        f"(found {first[:60]!r}...)")
+    rest = stream.read(MAX_CSV_BYTES + 1 - len(head))
+    if len(head) + len(rest) > MAX_CSV_BYTES:
+        raise DataError(f"{path}: decompresses to more than {MAX_CSV_BYTES >> 20} MB; Sign-MNIST CSVs are about "
+                        "100 MB (a damaged or hostile archive?)")
+    return head + rest
+
+
 def read_csv_text(path: Path, member: str | None = None) -> str:
     """The CSV text of ``path``: plain, gzip (by magic) or a zip holding ``member``."""
     try:
@@ -50,14 +70,16 @@ def read_csv_text(path: Path, member: str | None = None) -> str:
         raise DataError(f"{path}: is a directory, expected a Sign-MNIST CSV file") from None
     try:
         if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+                raw = _read_capped(stream, path)
         elif raw[:4] == b"PK\x03\x04":
             with zipfile.ZipFile(io.BytesIO(raw)) as archive:
                 names = [n for n in archive.namelist() if n.endswith(".csv")]
                 wanted = [n for n in names if member and Path(n).name == f"{member}.csv"] or names[:1]
                 if not wanted:
                     raise DataError(f"{path}: zip holds no .csv file (found {archive.namelist()[:5]})")
-                raw = archive.read(wanted[0])
+                with archive.open(wanted[0]) as stream:
+                    raw = _read_capped(stream, path)
     except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: compressed file is truncated or corrupt ({exc})") from None
     try:

@@ -1,0 +1,187 @@
+"""The bad-input matrix of the CLI contract test: one row per (entry point, bad input), with the issue-13
+finding it reproduces. ``World`` holds the real files the rows point at (a tiny ONNX model, checkpoints broken
+in the ways users break them, an empty folder, an empty baseline)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from tests.conftest import _data_dir
+from tests.hardening.tiny_models import write_model
+
+DATA = _data_dir()
+
+
+@dataclass
+class World:
+    root: Path
+    model: Path
+    static_model: Path
+    digit: Path
+    checkpoints: dict[str, Path]
+    mnist_spec: Path
+
+    def __truediv__(self, name: str) -> Path:
+        return self.root / name
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    finding: str  # the issue-13 finding(s) this row reproduces ("-" for a row that guards the contract only)
+    behaviour: str
+    argv: Callable[[World, Path], list[str]]
+    names: Callable[[World], str]  # what the error line must name
+    check: Callable[[World, Path], None] | None = None
+
+
+def _checkpoints(folder: Path) -> dict[str, Path]:
+    import torch
+
+    from train.checkpoint import FORMAT
+    from train.models import get_model
+
+    entry = get_model("mnist_mlp")
+    spec = json.loads(entry.spec().to_json())
+    state = entry.build().state_dict()
+    cnn_state = get_model("mnist_cnn").build().state_dict()
+    variants = {
+        "good": {},
+        "traversal": {"spec": json.dumps({**spec, "name": "../../escaped"})},
+        "absolute": {"spec": json.dumps({**spec, "name": str(folder / "abs" / "escaped")})},
+        "no_spec": {"spec": None},
+        "shape_mismatch": {"state_dict": cnn_state},
+        "bad_metrics": {"metrics": "{not json"},
+        "eleven_labels": {"spec": json.dumps({**spec, "labels": [str(i) for i in range(11)]})},
+        "wrong_size": {"spec": json.dumps({**spec, "height": 32, "width": 32})},
+    }
+    paths = {}
+    for name, change in variants.items():
+        payload = {"format": FORMAT, "model_name": "mnist_mlp", "state_dict": state, "spec": json.dumps(spec),
+                   "metrics": "{}", **change}
+        payload = {k: v for k, v in payload.items() if v is not None}
+        path = folder / name / "mnist_mlp.pt"
+        path.parent.mkdir(parents=True)
+        torch.save(payload, path)
+        paths[name] = path
+    return paths
+
+
+def make_world(root: Path) -> World:
+    from train.models import get_model
+
+    digit = root / "digit.png"
+    Image.fromarray(np.tile(np.arange(28, dtype=np.uint8) * 9, (28, 1))).save(digit)
+    (root / "empty").mkdir()
+    (root / "baseline_empty.json").write_text("{}")
+    spec = root / "specs" / "mnist_cnn.json"
+    spec.parent.mkdir()
+    get_model("mnist_cnn").spec().save(spec)
+    return World(root, write_model(root / "tiny"), write_model(root / "static", name="static", batch=1), digit,
+                 _checkpoints(root / "ckpt"), spec)
+
+
+def _sentinel_checkpoint(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "mnist_cnn.pt"
+    path.write_bytes(b"a trained checkpoint the user wants to keep")
+    return path
+
+
+def _checkpoint_kept(world: World, out: Path) -> None:
+    assert (out / "mnist_cnn.pt").read_bytes() == b"a trained checkpoint the user wants to keep"
+
+
+def _calibration_folder(world: World, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(world.mnist_spec, out / "mnist_cnn.json")
+    return out
+
+
+def _export(name: str) -> Callable[[World, Path], list[str]]:
+    return lambda w, out: ["export", "--checkpoint", str(w.checkpoints[name]), "--out", str(out / "sub")]
+
+
+CASES: list[Case] = [
+    Case("infer: model file missing", "21", "exit 2, one line, JSON error document",
+         lambda w, out: ["runtime.infer", "--engine", str(w / "missing.onnx"), str(w.digit), "--json"],
+         lambda w: "missing.onnx"),
+    Case("infer: --batch-size 0", "-", "usage error exit 2, JSON error document",
+         lambda w, out: ["runtime.infer", "--engine", str(w.model), str(w.digit), "--batch-size", "0", "--json"],
+         lambda w: "--batch-size"),
+    Case("doctor: unknown option", "-", "usage error exit 2, JSON error document",
+         lambda w, out: ["runtime.doctor", "--bogus", "--json"], lambda w: "--bogus"),
+    Case("engine: ONNX file missing", "21", "exit 2, one line, JSON error document",
+         lambda w, out: ["engine", "--onnx", str(w / "missing.onnx"), "--out", str(out / "m.plan"), "--json"],
+         lambda w: "missing.onnx"),
+    Case("engine.bundle: archive missing", "-", "exit 2, one line, JSON error document",
+         lambda w, out: ["engine.bundle", "unpack", str(w / "nope.tar.gz"), "--out", str(out / "b"), "--json"],
+         lambda w: "nope.tar.gz"),
+    Case("export: checkpoint missing", "-", "exit 2 naming the file",
+         lambda w, out: ["export", "--checkpoint", str(w / "missing.pt"), "--out", str(out)],
+         lambda w: "missing.pt"),
+    Case("export: spec name '../../escaped'", "2", "refused: the name is not a plain file name; nothing written",
+         _export("traversal"), lambda w: "escaped"),
+    Case("export: spec name is an absolute path", "2", "refused: the name is not a plain file name",
+         _export("absolute"), lambda w: "escaped"),
+    Case("export: checkpoint without a spec", "14", "exit 2 naming the missing entry", _export("no_spec"),
+         lambda w: "lacks spec"),
+    Case("export: weights of another model", "14", "exit 2: the weights do not fit", _export("shape_mismatch"),
+         lambda w: "do not fit"),
+    Case("export: metrics not JSON", "14", "exit 2: metrics are not valid JSON", _export("bad_metrics"),
+         lambda w: "metrics"),
+    Case("export: 11 labels for 10 outputs", "14", "exit 2: the spec does not belong to the weights",
+         _export("eleven_labels"), lambda w: "lists 11 labels"),
+    Case("export: spec size differs from the model", "14", "exit 2: the model does not accept the spec's input",
+         _export("wrong_size"), lambda w: "(1, 32, 32)"),
+    Case("calibration: no spec in --artifacts", "21", "exit 2, JSON error document",
+         lambda w, out: ["calibration", "--model", "mnist_cnn", "--artifacts", str(w / "empty"), "--json"],
+         lambda w: "mnist_cnn.json"),
+    Case("calibration: --calib-size 10000000", "22", "refused (larger than the training split), not clamped",
+         lambda w, out: ["calibration", "--model", "mnist_cnn", "--artifacts", str(_calibration_folder(w, out)),
+                         "--data-dir", str(DATA), "--calib-size", "10000000", "--json"],
+         lambda w: "exceeds the 60000 training samples"),
+    Case("calibration.gate: no checkpoint", "-", "exit 2, JSON error document",
+         lambda w, out: ["calibration.gate", "--model", "mnist_cnn", "--artifacts", str(w / "empty"), "--json"],
+         lambda w: "mnist_cnn.pt"),
+    Case("benchmarks latency: --iterations 0", "24", "usage error exit 2, JSON error document",
+         lambda w, out: ["benchmarks", "latency", "--engine", str(w.model), "--iterations", "0", "--json"],
+         lambda w: "--iterations"),
+    Case("benchmarks latency: --batch 100000000", "24", "refused before allocating, exit 2",
+         lambda w, out: ["benchmarks", "latency", "--engine", str(w.model), "--batch", "100000000", "--json"],
+         lambda w: "100000000"),
+    Case("benchmarks latency: negative --threshold", "24", "usage error exit 2",
+         lambda w, out: ["benchmarks", "latency", "--engine", str(w.model), "--threshold", "-1", "--json"],
+         lambda w: "--threshold"),
+    Case("benchmarks latency: negative --duration-s", "24", "usage error exit 2",
+         lambda w, out: ["benchmarks", "latency", "--engine", str(w.model), "--duration-s", "-1", "--json"],
+         lambda w: "--duration-s"),
+    Case("benchmarks latency: empty {} baseline", "24", "refused: not a latency report",
+         lambda w, out: ["benchmarks", "latency", "--engine", str(w.model), "--baseline",
+                         str(w / "baseline_empty.json"), "--out", str(out), "--json"],
+         lambda w: "baseline_empty.json"),
+    Case("benchmarks latency: static-batch model, --batch 1,8", "12", "refused before measuring: names the batch",
+         lambda w, out: ["benchmarks", "latency", "--engine", str(w.static_model), "--batch", "1,8", "--out",
+                         str(out), "--json"],
+         lambda w: "static batch of 1"),
+    Case("benchmarks compare: no models in --artifacts", "21", "exit 2, one line, JSON error document",
+         lambda w, out: ["benchmarks", "compare", "--model", "mnist_cnn", "--artifacts", str(w / "empty"),
+                         "--no-torch", "--json"],
+         lambda w: "empty"),
+    Case("benchmarks.device_check: unknown option", "-", "usage error exit 2, JSON error document",
+         lambda w, out: ["benchmarks.device_check", "--bogus", "--json"], lambda w: "--bogus"),
+    Case("train: --epochs 0", "25", "usage error; the checkpoint in --out is kept",
+         lambda w, out: _sentinel_checkpoint(out) and ["train", "mnist", "--epochs", "0", "--out", str(out)],
+         lambda w: "--epochs", _checkpoint_kept),
+    Case("train: --batch-size 0", "25", "usage error exit 2",
+         lambda w, out: ["train", "mnist", "--batch-size", "0", "--out", str(out)], lambda w: "--batch-size"),
+    Case("train: --grid-lr without --kfold", "25", "refused instead of ignored",
+         lambda w, out: ["train", "mnist", "--grid-lr", "0.1", "--out", str(out)], lambda w: "--grid-lr"),
+]
