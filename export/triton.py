@@ -35,7 +35,7 @@ from runtime.spec import ModelSpec, spec_from_sidecar
 _DTYPES = {"float32": "TYPE_FP32", "uint8": "TYPE_UINT8"}
 
 
-class TritonExportError(Exception):
+class TritonExportError(RuntimeToolkitError):
     pass
 
 

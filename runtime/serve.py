@@ -64,7 +64,7 @@ def _port(text: str) -> int:
 
 def _fail(message: str, as_json: bool, code: int) -> int:
     if as_json:
-        print(json.dumps({"error": message}), flush=True)
+        print(json.dumps({"ok": False, "error": message}), flush=True)
     print(f"error: {message}", file=sys.stderr)
     return code
 
