@@ -47,6 +47,6 @@ def test_load_benchmark_reports_both_setups_per_concurrency(trained_mnist, tmp_p
 
 def test_bad_arguments_are_usage_errors(trained_mnist, tmp_path):
     done = _bench("--model", str(trained_mnist["mnist_cnn"][1]), "--concurrency", "0,x")
-    assert done.returncode == 2 and "--concurrency '0,x': expected positive integers" in done.stderr
+    assert done.returncode == 2 and "--concurrency '0,x': expected integers from 1 to" in done.stderr
     done = _bench("--model", str(trained_mnist["mnist_cnn"][1]), "--images", str(tmp_path))
     assert done.returncode == 2 and f"--images {tmp_path}: expected a folder of image files" in done.stderr
