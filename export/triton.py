@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import enum
+import json
 import os
 import shutil
 import sys
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from runtime.cli import describe, error_boundary
+from runtime.cli import describe, error_boundary, non_negative_int, positive_int
 from runtime.engine_manifest import load_manifest, manifest_path
 from runtime.errors import RuntimeToolkitError
 from runtime.spec import ModelSpec, spec_from_sidecar
@@ -82,6 +83,25 @@ def _spec_for(model: Path) -> ModelSpec:
             spec = ModelSpec.from_json(meta[METADATA_KEY], source=str(model))
     if spec is None:
         raise TritonExportError(f"{model}: no ModelSpec beside it or inside it; export it with `python -m export`")
+    return spec
+
+
+def check_model(model: Path, spec: ModelSpec) -> ModelSpec:
+    """Refuse a spec that does not describe the model (labels vs classes, NCHW vs NHWC, names, dtype) before a
+    config is written from it: Triton would load the repository and answer with the wrong shapes. An ONNX file
+    is opened with ONNX Runtime and checked like the runtime does; a plan is checked against the spec its
+    manifest recorded at build time (a plan cannot be opened without a GPU)."""
+    if model.suffix == ".onnx":
+        from runtime.backends.onnxruntime import OnnxRuntimeBackend
+        from runtime.model import check_spec_matches
+
+        with OnnxRuntimeBackend(model) as backend:
+            check_spec_matches(spec, backend, str(model))
+        return spec
+    built = load_manifest(model).spec
+    if built and ModelSpec.from_json(json.dumps(built), source=str(manifest_path(model))) != spec:
+        raise TritonExportError(f"{model}: the spec beside the plan differs from the one it was built with "
+                                f"({manifest_path(model).name}); remove the stale spec or rebuild the plan")
     return spec
 
 
@@ -153,7 +173,7 @@ def write_repository(model: Path, repo: Path, name: str | None = None,
     model = Path(model)
     if not model.is_file():
         raise TritonExportError(f"{model}: model file not found")
-    spec = _spec_for(model)
+    spec = check_model(model, _spec_for(model))
     name = name or spec.name
     if not name.replace("_", "").replace("-", "").isalnum():
         raise TritonExportError(f"model name {name!r}: use letters, digits, '_' or '-' (it becomes a folder name)")
@@ -182,6 +202,7 @@ def write_repository(model: Path, repo: Path, name: str | None = None,
     repo.mkdir(parents=True, exist_ok=True)
     target = repo / name
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700: a server running as another user could not read it
     try:
         (staging / "1").mkdir()
         shutil.copy2(model, staging / "1" / filename)
@@ -204,33 +225,47 @@ def write_repository(model: Path, repo: Path, name: str | None = None,
     return target
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _batches(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(b) for b in text.split(",") if b.strip())
+    except ValueError:
+        values = ()
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers like 8,32, got {text!r}")
+    return values
+
+
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m export.triton", description=describe(__doc__))
     p.add_argument("--model", type=Path, required=True, help="a .plan (with its manifest) or .onnx file")
     p.add_argument("--repo", type=Path, default=Path("triton_repo"), help="model repository root (default triton_repo)")
     p.add_argument("--name", default=None, help="model name in the repository (default: the spec's name)")
-    p.add_argument("--max-batch", type=int, default=64)
-    p.add_argument("--preferred-batch", default="8,32", help="comma-separated preferred batch sizes")
-    p.add_argument("--max-queue-delay-us", type=int, default=100)
-    p.add_argument("--instances", type=int, default=1)
+    p.add_argument("--max-batch", type=non_negative_int(1 << 16), default=64,
+                   help="max_batch_size (0: no batching, for a model with a fixed batch of 1)")
+    p.add_argument("--preferred-batch", type=_batches, default=(8, 32), help="comma-separated preferred batch sizes")
+    p.add_argument("--max-queue-delay-us", type=non_negative_int(10_000_000), default=100)
+    p.add_argument("--instances", type=positive_int(1024), default=1)
     p.add_argument("--backend", choices=[b.value for b in ServingBackend], default=ServingBackend.NATIVE.value,
                    help="native: Triton's onnxruntime/tensorrt backend (default); python: our runtime inside "
                         "Triton's Python backend (image bytes in, probabilities and top-k labels out)")
-    p.add_argument("--top-k", type=int, default=5, help="Python backend: labels returned per image (default 5)")
+    p.add_argument("--top-k", type=positive_int(1000), default=5,
+                   help="Python backend: labels returned per image (default 5)")
     p.add_argument("--kind", choices=("cpu", "gpu"), default=None,
                    help="instance kind (default: gpu for a plan, cpu for ONNX)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int(1024), default=None,
                    help="Python backend: ONNX Runtime intra-op threads per instance (default: its choice)")
     args = p.parse_args(argv)
     try:
-        preferred = tuple(int(b) for b in args.preferred_batch.split(",") if b.strip())
-        options = TritonOptions(args.max_batch, preferred, args.max_queue_delay_us, args.instances, args.top_k,
-                                None if args.kind is None else args.kind == "gpu", args.threads)
+        options = TritonOptions(args.max_batch, args.preferred_batch, args.max_queue_delay_us, args.instances,
+                                args.top_k, None if args.kind is None else args.kind == "gpu", args.threads)
         target = write_repository(args.model, args.repo, args.name, options, ServingBackend(args.backend))
-    except ValueError:
-        print(f"error: --preferred-batch {args.preferred_batch!r}: expected integers like 8,32", file=sys.stderr)
-        return 2
     except (TritonExportError, RuntimeToolkitError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

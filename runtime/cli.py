@@ -171,7 +171,7 @@ def _number(kind: type, low: float, high: float | None, what: str) -> Callable[[
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if not math.isfinite(value) or value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text.strip()}")
         return value
 
     parse.__name__ = what  # argparse names the type in its messages

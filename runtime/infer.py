@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from runtime.cli import dumps, error_boundary, safe
+from runtime.cli import dumps, error_boundary, positive_int, safe
 from runtime.errors import InputError, RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.postprocess import Prediction, checked_top_k
@@ -35,23 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "sources (see below)")
     parser.add_argument("--self-test", action="store_true",
                         help="check a .plan against the golden inputs/outputs in its manifest and exit")
-    parser.add_argument("--batch-size", type=_positive_int, default=32, help="inputs per inference call (default 32)")
-    parser.add_argument("--top-k", type=_positive_int, default=1, help="classes to print per input (default 1)")
+    parser.add_argument("--batch-size", type=positive_int(), default=32, help="inputs per inference call (default 32)")
+    parser.add_argument("--top-k", type=positive_int(), default=1, help="classes to print per input (default 1)")
     add_provider_arguments(parser)
-    parser.add_argument("--threads", type=_positive_int, default=None, help="intra-op threads (default: ORT's choice)")
+    parser.add_argument("--threads", type=positive_int(), default=None, help="intra-op threads (default: ORT's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     add_stream_arguments(parser)
     return parser
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _expand(inputs: Sequence[Path]) -> tuple[list[Path], list[tuple[str, str]]]:

@@ -16,6 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
+from runtime.cli import non_negative_int, positive_float, positive_int
 from runtime.providers import CudaOptions
 from runtime.stream.uri import SourceKind, SourceSyntaxError, is_stream_source, parse_source
 
@@ -25,19 +26,19 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         "video, camera and network sources",
         "clip.mp4, 'frames/%05d.png', 'frames/*.png', /dev/video0, v4l2:///dev/video0?width=1280&height=720&fps=30, "
         "rtsp://…, http(s)://…, csi://0, gst://PIPELINE")
-    group.add_argument("--fps", type=_positive_float, default=None, help="classify at most this many frames/s per source")
-    group.add_argument("--every", type=_positive_int, default=1, help="classify every Nth decoded frame (default 1)")
-    group.add_argument("--max-frames", type=_positive_int, default=None, help="stop each source after N frames")
+    group.add_argument("--fps", type=positive_float(), default=None, help="classify at most this many frames/s per source")
+    group.add_argument("--every", type=positive_int(), default=1, help="classify every Nth decoded frame (default 1)")
+    group.add_argument("--max-frames", type=positive_int(), default=None, help="stop each source after N frames")
     group.add_argument("--loop", action="store_true", help="restart files and image sequences at their end")
     group.add_argument("--roi", default=None, help="region of interest: x,y,w,h in pixels, or 'center' (centre square)")
-    group.add_argument("--smoothing", type=_positive_int, default=1,
+    group.add_argument("--smoothing", type=positive_int(), default=1,
                        help="average probabilities over the last N frames of each source (default 1: off)")
     group.add_argument("--jsonl", type=Path, default=None, help="write per-frame JSON Lines to this file")
     group.add_argument("--annotate", type=Path, default=None,
                        help="write the frames with label and confidence drawn on them (.mp4 .mkv .avi .webm)")
-    group.add_argument("--reconnect", type=_non_negative_int, default=5,
+    group.add_argument("--reconnect", type=non_negative_int(), default=5,
                        help="network sources: reconnect attempts (back-off 0.5 s doubling, capped at 8 s; default 5)")
-    group.add_argument("--queue-size", type=_positive_int, default=8, help="frames queued per source (default 8)")
+    group.add_argument("--queue-size", type=positive_int(), default=8, help="frames queued per source (default 8)")
 
 
 def wants_stream(inputs: list[str]) -> bool:
@@ -157,28 +158,7 @@ def _usage(message: str) -> int:
     return 2
 
 
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {value}")
-    return value
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value

@@ -85,3 +85,53 @@ def test_python_backend_refuses_an_input_named_like_its_image_input():
     spec = replace(get_model("mnist_cnn").spec(), input_name="IMAGE")
     with pytest.raises(TritonExportError, match="the name the Python backend uses for image bytes"):
         python_config_pbtxt("m", spec, "model.onnx", TritonOptions(), None, False)
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    return subprocess.run([sys.executable, "-m", "export.triton", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_a_spec_that_does_not_describe_the_model_is_refused(trained_mnist, tmp_path):
+    # issue 13 finding 13: a 9-label spec beside a 10-class model wrote `dims: [9]` and Triton served it
+    import dataclasses
+    import shutil
+
+    from runtime.spec import ModelSpec
+
+    _, onnx_path = trained_mnist["mnist_cnn"]
+    model = tmp_path / "m" / "mnist_cnn.fp32.onnx"
+    model.parent.mkdir()
+    shutil.copy(onnx_path, model)
+    spec = ModelSpec.load(onnx_path.parent / "mnist_cnn.json")
+    dataclasses.replace(spec, labels=spec.labels[:9]).save(model.parent / "mnist_cnn.json")
+    done = _cli("--model", str(model), "--repo", str(tmp_path / "repo"))
+    assert done.returncode == 2 and "outputs 10 classes but the spec lists 9 labels" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "repo" / "mnist_cnn").exists()
+
+
+@pytest.mark.parametrize("flag, value", [("--max-batch", "-1"), ("--instances", "0"), ("--max-queue-delay-us", "-5"),
+                                         ("--preferred-batch", "8,-2"), ("--top-k", "0")])
+def test_negative_counts_are_usage_errors_not_written(trained_mnist, tmp_path, flag, value):
+    _, onnx_path = trained_mnist["mnist_cnn"]
+    done = _cli("--model", str(onnx_path), "--repo", str(tmp_path / "repo"), flag, value)
+    assert done.returncode == 2 and flag in done.stderr and not (tmp_path / "repo").exists()
+
+
+def test_repository_folders_are_readable_by_the_server_user(trained_mnist, tmp_path):
+    import os
+    import stat
+
+    _, onnx_path = trained_mnist["mnist_cnn"]
+    old = os.umask(0o022)
+    try:
+        target = write_repository(onnx_path, tmp_path / "repo")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755  # was 0700 (mkdtemp)
+    assert stat.S_IMODE((target / "config.pbtxt").stat().st_mode) == 0o644
