@@ -29,8 +29,9 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from benchmarks.plots import save_log2_panels
 from benchmarks.timing import LatencyStats, environment, measure, parse_batches, stats_from_samples
-from runtime.atomic import write_figure_atomic, write_text_atomic
+from runtime.atomic import write_text_atomic
 from runtime.cli import describe, error_boundary, non_negative_float, positive_float, positive_int
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
@@ -201,15 +202,8 @@ def plot(path: Path, engine: Path, results: Sequence[BatchResult]) -> Path | Non
         left.fill_between(batches, [getattr(r, key).min_ms for r in results],
                           [getattr(r, key).p99_ms for r in results], alpha=0.15)
         right.plot(batches, [getattr(r, key).throughput for r in results], marker="o", label=key)
-    for ax, label in ((left, "latency (ms), band min–p99"), (right, "throughput (images/s)")):
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("batch size")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(f"{engine.name}: latency and throughput vs batch")
-    fig.tight_layout()
-    return write_figure_atomic(fig, path)
+    return save_log2_panels(fig, ((left, "latency (ms), band min–p99"), (right, "throughput (images/s)")),
+                            "batch size", f"{engine.name}: latency and throughput vs batch", path)
 
 
 def regressions(report: dict, baseline: dict, threshold: float) -> list[str]:

@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from benchmarks.latency import encoded_samples
+from benchmarks.plots import save_log2_panels
 from benchmarks.timing import environment, parse_batches, stats_from_samples
-from runtime.atomic import write_figure_atomic, write_text_atomic
+from runtime.atomic import write_text_atomic
 from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 
@@ -306,15 +307,8 @@ def plot(path: Path, model: Path, results: Sequence[LoadResult]) -> Path | None:
         left.plot(x, [r.throughput for r in rows], marker="o", label=mode)
         right.plot(x, [r.p50_ms for r in rows], marker="o", label=f"{mode} p50")
         right.plot(x, [r.p99_ms for r in rows], marker="x", linestyle="--", label=f"{mode} p99")
-    for ax, label in ((left, "throughput (requests/s)"), (right, "latency (ms)")):
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("concurrent clients")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(f"{model.name}: Triton (Python backend) vs in-process DynamicBatcher")
-    fig.tight_layout()
-    return write_figure_atomic(fig, path)
+    return save_log2_panels(fig, ((left, "throughput (requests/s)"), (right, "latency (ms)")), "concurrent clients",
+                            f"{model.name}: Triton (Python backend) vs in-process DynamicBatcher", path)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -17,7 +17,8 @@ DEVICE_MODULES = (
     "runtime.providers", "runtime.backends.ort_binding",
     "engine", "engine.__main__", "engine.build", "engine.cache", "engine.golden", "engine.bundle",
     "export.triton", "export.engine", "benchmarks.latency", "benchmarks.timing", "benchmarks.__main__",
-    "benchmarks.device_check", "benchmarks.ortgpu", "benchmarks.stream", "benchmarks.serving", "runtime.stream.cli",
+    "benchmarks.device_check", "benchmarks.ortgpu", "benchmarks.stream", "benchmarks.serving", "benchmarks.plots",
+    "runtime.stream.cli",
     "runtime.serve", "runtime.triton_server", "runtime.triton_install", "runtime.triton_model",
     "runtime.stream.pipeline", "runtime.stream.sources", "runtime.stream.sinks",
 )

@@ -238,13 +238,12 @@ def test_bad_requests_fail_alone_beside_concurrent_good_ones(served, digits, exp
         else:  # refused by our model.py, for this request only
             assert error.message().startswith(f"request 'bad-{kind}' image 0: ") and BAD[kind][1] in error.message()
         assert error.status() == "StatusCode.INVALID_ARGUMENT"
-    inferences, executions = after[0] - before[0], after[1] - before[1]
+    inferences = after[0] - before[0]
     reached_model = len(answers) + 2 * len(BAD)  # the wrong shapes never reach it
     # Triton counts a request our model.py failed in inference_count when it shared a batch with good ones and
     # not when it ran alone (seen in CI: 12 one run, 16 another), so only the bounds are certain; every good
     # request was answered correctly above, whatever it was batched with.
     assert len(answers) <= inferences <= reached_model
-    assert 1 <= executions <= inferences
 
 
 def test_native_configs_parse_and_only_lack_their_backend(served, repo):
