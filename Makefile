@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 DEVICE_VENV ?= .venv-device
 DEVICE_VENV_PY := $(DEVICE_VENV)/bin/python
 
-.PHONY: install serve-install device-venv data demo test test-slow device-check clean
+.PHONY: install serve-install device-venv data demo lint test test-slow device-check clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,9 +52,14 @@ data: install
 demo: data
 	$(PY) -m benchmarks.demo --data-dir $(DATA_DIR) --out $(OUT)
 
+# Lint and format check (ruff, configured in pyproject.toml); `ruff format .` fixes the formatting.
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
 # What CI runs: everything but the `slow` tests (the whole demo, full-budget training), ~10 min on 2 cores;
 # tests/engine/test_device_flow.py runs the device flow in the device profile.
-test: data device-venv
+test: lint data device-venv
 	EDGE_DATA_DIR=$(abspath $(DATA_DIR)) EDGE_DEVICE_PYTHON=$(abspath $(DEVICE_VENV_PY)) $(PY) -m pytest $(PYTEST_ARGS)
 
 # Also the slow tests: the whole demo and the flowers accuracy target (~15 more minutes on 2 cores).

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from benchmarks import compare, latency, ortgpu, serving, stream
 from runtime.cli import describe, error_boundary
@@ -21,10 +21,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     compare.add_arguments(commands.add_parser("compare", help="PyTorch eager vs every precision of one model"))
     ortgpu.add_arguments(commands.add_parser("ortgpu", help="ONNX Runtime CUDA EP: run vs IOBinding vs CUDA graph"))
     stream.add_arguments(commands.add_parser("stream", help="frames/s and stage times for 1, 2, 4, 8 video streams"))
-    serving.add_arguments(commands.add_parser("triton", help="requests/s and p50/p95/p99 vs concurrency: Triton "
-                                              "vs the in-process DynamicBatcher"))
-    commands.add_parser("demo", help="the main job (train → export → calibrate → parity → benchmark)",
-                        add_help=False)
+    serving.add_arguments(
+        commands.add_parser(
+            "triton", help="requests/s and p50/p95/p99 vs concurrency: Triton vs the in-process DynamicBatcher"
+        )
+    )
+    commands.add_parser("demo", help="the main job (train → export → calibrate → parity → benchmark)", add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "demo":
         from benchmarks import demo
@@ -32,8 +34,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return demo.main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    runners = {"latency": latency.run, "compare": compare.run, "ortgpu": ortgpu.run, "stream": stream.run,
-               "triton": serving.run}
+    runners = {
+        "latency": latency.run,
+        "compare": compare.run,
+        "ortgpu": ortgpu.run,
+        "stream": stream.run,
+        "triton": serving.run,
+    }
     return runners[args.command](args)
 
 

@@ -18,9 +18,9 @@ import argparse
 import json
 import statistics
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -85,8 +85,16 @@ def gate_accuracy(artifacts: Path, model: str) -> dict[str, float]:
     return out
 
 
-def compare(model: str, artifacts: Path, images: np.ndarray, batches: Sequence[int] = (1, 64),
-            duration_s: float = 1.0, rounds: int = 3, with_torch: bool = True, log=print) -> list[Row]:
+def compare(
+    model: str,
+    artifacts: Path,
+    images: np.ndarray,
+    batches: Sequence[int] = (1, 64),
+    duration_s: float = 1.0,
+    rounds: int = 3,
+    with_torch: bool = True,
+    log=print,
+) -> list[Row]:
     artifacts = Path(artifacts)
     from runtime.atomic import safe_child
 
@@ -114,9 +122,12 @@ def compare(model: str, artifacts: Path, images: np.ndarray, batches: Sequence[i
             medians: dict[str, list[float]] = {k: [] for k in fns}
             for _ in range(rounds):
                 for name, fn in fns.items():
-                    medians[name].append(measure(name, fn, batch_size, warmup_s=0.2, duration_s=duration_s,
-                                                 min_iterations=5).median_ms)
-            here = {k: Row(k, batch_size, statistics.median(v), v, accuracy=accuracy.get(k)) for k, v in medians.items()}
+                    medians[name].append(
+                        measure(name, fn, batch_size, warmup_s=0.2, duration_s=duration_s, min_iterations=5).median_ms
+                    )
+            here = {
+                k: Row(k, batch_size, statistics.median(v), v, accuracy=accuracy.get(k)) for k, v in medians.items()
+            }
             if "ort-fp32" in classifiers:
                 bare, call = paired_overhead(classifiers["ort-fp32"], batch, duration_s * rounds)
                 here[BARE], here[CALL] = Row(BARE, batch_size, bare, [bare]), Row(CALL, batch_size, call, [call])
@@ -153,7 +164,7 @@ def paired_overhead(classifier: Classifier, batch: np.ndarray, seconds: float) -
     end = time.perf_counter() + seconds
     flip = False
     while time.perf_counter() < end or len(times[bare]) < 20:
-        for fn in ((call, bare) if flip else (bare, call)):
+        for fn in (call, bare) if flip else (bare, call):
             start = time.perf_counter()
             fn()
             times[fn].append(time.perf_counter() - start)
@@ -170,11 +181,16 @@ def overhead(rows: Sequence[Row], batch: int = 1) -> float | None:
 
 
 def markdown(model: str, rows: Sequence[Row]) -> str:
-    lines = [f"| {model} | batch | median ms | images/s | × PyTorch eager | × ORT FP32 | accuracy |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| {model} | batch | median ms | images/s | × PyTorch eager | × ORT FP32 | accuracy |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         acc = f"{r.accuracy:.4f}" if r.accuracy is not None else ""
-        lines.append(f"| {r.candidate} | {r.batch} | {r.median_ms:.3f} | {r.throughput:.0f} | {r.vs_torch:.2f} "
-                     f"| {r.vs_ort_fp32:.2f} | {acc} |")
+        lines.append(
+            f"| {r.candidate} | {r.batch} | {r.median_ms:.3f} | {r.throughput:.0f} | {r.vs_torch:.2f} "
+            f"| {r.vs_ort_fp32:.2f} | {acc} |"
+        )
     extra = overhead(rows)
     if extra is not None:
         lines.append(f"\nruntime overhead over the bare ONNX Runtime call at batch 1: {extra:+.1%}")
@@ -193,8 +209,9 @@ def plot(path: Path, model: str, rows: Sequence[Row]) -> Path:
     for ax, batch in zip(axes[0], batches):
         for r in (r for r in rows if r.batch == batch and r.accuracy is not None):
             ax.scatter(r.median_ms, 100 * r.accuracy, s=40)
-            ax.annotate(r.candidate, (r.median_ms, 100 * r.accuracy), fontsize=8, xytext=(4, 4),
-                        textcoords="offset points")
+            ax.annotate(
+                r.candidate, (r.median_ms, 100 * r.accuracy), fontsize=8, xytext=(4, 4), textcoords="offset points"
+            )
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
@@ -208,10 +225,16 @@ def plot(path: Path, model: str, rows: Sequence[Row]) -> Path:
 
 
 def write_reports(model: str, artifacts: Path, rows: Sequence[Row]) -> dict[str, str]:
-    report = {"model": model, "environment": environment(), "overhead_bs1": overhead(rows),
-              "rows": [{**asdict(r), "throughput": r.throughput} for r in rows]}
-    files = {"json": write_text_atomic(artifacts / f"{model}.compare.json", json.dumps(report, indent=2) + "\n"),
-             "markdown": write_text_atomic(artifacts / f"{model}.compare.md", markdown(model, rows))}
+    report = {
+        "model": model,
+        "environment": environment(),
+        "overhead_bs1": overhead(rows),
+        "rows": [{**asdict(r), "throughput": r.throughput} for r in rows],
+    }
+    files = {
+        "json": write_text_atomic(artifacts / f"{model}.compare.json", json.dumps(report, indent=2) + "\n"),
+        "markdown": write_text_atomic(artifacts / f"{model}.compare.md", markdown(model, rows)),
+    }
     if any(r.accuracy is not None for r in rows):
         files["png"] = plot(artifacts / f"{model}.compare.png", model, rows)
     return {k: str(v) for k, v in files.items()}
@@ -248,8 +271,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        rows = compare(args.model, artifacts, sample_images(args.model, artifacts), batches, args.duration_s,
-                       args.rounds, not args.no_torch)
+        rows = compare(
+            args.model,
+            artifacts,
+            sample_images(args.model, artifacts),
+            batches,
+            args.duration_s,
+            args.rounds,
+            not args.no_torch,
+        )
         files = write_reports(args.model, artifacts, rows)
     except (FileNotFoundError, ValueError, RuntimeToolkitError) as exc:
         print(f"error: {exc}", file=sys.stderr)

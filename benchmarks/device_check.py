@@ -18,13 +18,13 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from runtime import doctor
 from benchmarks.timing import parse_batches
+from runtime import doctor
 from runtime.atomic import write_text_atomic
 from runtime.cli import describe, error_boundary
 
@@ -61,8 +61,14 @@ def cuda_layer() -> dict:
                 stream.synchronize()
 
             h2d_ms, d2h_ms = _time(h2d, 20), _time(d2h, 20)
-            out["copies"].append({"mib": mib, "exact": bool(np.array_equal(src.array, dst.array)),
-                                  "h2d_gb_s": src.nbytes / h2d_ms / 1e6, "d2h_gb_s": dst.nbytes / d2h_ms / 1e6})
+            out["copies"].append(
+                {
+                    "mib": mib,
+                    "exact": bool(np.array_equal(src.array, dst.array)),
+                    "h2d_gb_s": src.nbytes / h2d_ms / 1e6,
+                    "d2h_gb_s": dst.nbytes / d2h_ms / 1e6,
+                }
+            )
             for b in (src, dst, dev):
                 b.close()
         src, dst = cuda.PinnedBuffer((4096,), np.float32), cuda.PinnedBuffer((4096,), np.float32)
@@ -113,8 +119,13 @@ def tensorrt_models(artifacts: Path, batches: Sequence[int]) -> list[dict]:
             except Exception as exc:  # report and go on with the next model
                 row["error"] = f"{type(exc).__name__}: {exc}"
             results.append(row)
-            print(f"  {row['model']} {precision}: " + (row.get("error") or
-                  f"self-test {'PASS' if row['self_test']['passed'] else 'FAIL'}, latency {row['latency_ms']}"))
+            print(
+                f"  {row['model']} {precision}: "
+                + (
+                    row.get("error")
+                    or f"self-test {'PASS' if row['self_test']['passed'] else 'FAIL'}, latency {row['latency_ms']}"
+                )
+            )
     return results
 
 
@@ -133,6 +144,7 @@ def torch_baselines(artifacts: Path) -> list[dict]:
         model = model.to(dtype)
         x = torch.randn((1,) + spec.input_shape, device=device, dtype=dtype)
         with torch.inference_mode():
+
             def eager():
                 model(x)
                 torch.cuda.synchronize()
@@ -153,8 +165,16 @@ def torch_baselines(artifacts: Path) -> list[dict]:
                 torch.cuda.synchronize()
 
             graph_ms = _time(replay, 200)
-        rows.append({"model": name, "dtype": str(dtype).replace("torch.", ""), "batch": 1,
-                     "weights": "random init (latency only)", "eager_ms": eager_ms, "cuda_graph_ms": graph_ms})
+        rows.append(
+            {
+                "model": name,
+                "dtype": str(dtype).replace("torch.", ""),
+                "batch": 1,
+                "weights": "random init (latency only)",
+                "eager_ms": eager_ms,
+                "cuda_graph_ms": graph_ms,
+            }
+        )
         print(f"  {name} bs1 {rows[-1]['dtype']}: eager {eager_ms:.3f} ms, CUDA graph {graph_ms:.3f} ms")
         torch.cuda.empty_cache()
     return rows
@@ -191,8 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             report["tensorrt"] = tensorrt_models(args.artifacts, batches) if args.artifacts.is_dir() else []
         except ImportError as exc:
             report["skipped"]["tensorrt"] = f"standard TensorRT does not import ({exc})"
-            print(f"skipped: TensorRT engines — standard TensorRT does not import here ({exc}); TensorRT-RTX "
-                  "engines run only on compute capability 8.0/8.6/8.9/12.x")
+            print(
+                f"skipped: TensorRT engines — standard TensorRT does not import here ({exc}); TensorRT-RTX "
+                "engines run only on compute capability 8.0/8.6/8.9/12.x"
+            )
         try:
             import torch
 

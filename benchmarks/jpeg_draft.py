@@ -15,8 +15,8 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from benchmarks.timing import environment
 from runtime.atomic import write_text_atomic
@@ -59,8 +59,7 @@ def make_jpeg(path: Path) -> None:
 
 
 def measure(mode: str, path: Path) -> dict:
-    result = subprocess.run([sys.executable, "-c", _CHILD, mode, str(path)], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run([sys.executable, "-c", _CHILD, mode, str(path)], capture_output=True, text=True, check=True)
     return json.loads(result.stdout)
 
 
@@ -76,16 +75,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = {mode: [measure(mode, jpeg) for _ in range(args.repeats)] for mode in ("imports", "full", "draft")}
         file_mb = jpeg.stat().st_size / 1e6
     peak = {mode: max(r["peak_rss_mb"] for r in rows) for mode, rows in runs.items()}
-    report = {"image": {"width": SIZE[0], "height": SIZE[1], "megapixels": SIZE[0] * SIZE[1] / 1e6,
-                        "file_mb": round(file_mb, 2)},
-              "model_input": "224x224 RGB, resize_size 256", "peak_rss_mb": peak,
-              "above_imports_mb": {m: peak[m] - peak["imports"] for m in ("full", "draft")},
-              "ratio_full_over_draft": (peak["full"] - peak["imports"]) / max(peak["draft"] - peak["imports"], 1e-9),
-              "median_seconds": {m: sorted(r["seconds"] for r in rows)[len(rows) // 2] for m, rows in runs.items()},
-              "runs": runs, "environment": environment()}
+    report = {
+        "image": {
+            "width": SIZE[0],
+            "height": SIZE[1],
+            "megapixels": SIZE[0] * SIZE[1] / 1e6,
+            "file_mb": round(file_mb, 2),
+        },
+        "model_input": "224x224 RGB, resize_size 256",
+        "peak_rss_mb": peak,
+        "above_imports_mb": {m: peak[m] - peak["imports"] for m in ("full", "draft")},
+        "ratio_full_over_draft": (peak["full"] - peak["imports"]) / max(peak["draft"] - peak["imports"], 1e-9),
+        "median_seconds": {m: sorted(r["seconds"] for r in rows)[len(rows) // 2] for m, rows in runs.items()},
+        "runs": runs,
+        "environment": environment(),
+    }
     path = write_text_atomic(args.out / "jpeg_draft.json", json.dumps(report, indent=2) + "\n")
-    print(f"88 MP JPEG ({file_mb:.1f} MB) → 224² RGB: peak RSS {peak['full']:.0f} MB full decode, "
-          f"{peak['draft']:.0f} MB with draft (imports alone {peak['imports']:.0f} MB); {path}")
+    print(
+        f"88 MP JPEG ({file_mb:.1f} MB) → 224² RGB: peak RSS {peak['full']:.0f} MB full decode, "
+        f"{peak['draft']:.0f} MB with draft (imports alone {peak['imports']:.0f} MB); {path}"
+    )
     return 0
 
 

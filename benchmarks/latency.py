@@ -22,9 +22,9 @@ import io
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -52,12 +52,19 @@ class BatchResult:
     stage_share: dict[str, float]  # median share of end-to-end time per stage
 
     def warnings(self) -> list[str]:
-        return [f"batch {self.batch} {s.name}: coefficient of variation {s.cov:.1%} > {COV_WARNING:.1%}"
-                for s in (self.compute, self.end_to_end) if s.cov > COV_WARNING]
+        return [
+            f"batch {self.batch} {s.name}: coefficient of variation {s.cov:.1%} > {COV_WARNING:.1%}"
+            for s in (self.compute, self.end_to_end)
+            if s.cov > COV_WARNING
+        ]
 
     def to_dict(self) -> dict:
-        return {"batch": self.batch, "compute": self.compute.to_dict(), "end_to_end": self.end_to_end.to_dict(),
-                "stage_share": self.stage_share}
+        return {
+            "batch": self.batch,
+            "compute": self.compute.to_dict(),
+            "end_to_end": self.end_to_end.to_dict(),
+            "stage_share": self.stage_share,
+        }
 
 
 def encoded_samples(engine: Path, count: int = 64) -> list[bytes]:
@@ -82,8 +89,9 @@ def encoded_samples(engine: Path, count: int = 64) -> list[bytes]:
     return out
 
 
-def run_batch(classifier: Classifier, encoded: list[bytes], batch: int, warmup_s: float, duration_s: float,
-              iterations: int | None) -> BatchResult:
+def run_batch(
+    classifier: Classifier, encoded: list[bytes], batch: int, warmup_s: float, duration_s: float, iterations: int | None
+) -> BatchResult:
     spec = classifier.spec
     files = [encoded[i % len(encoded)] for i in range(batch)]
     ready = np.stack([preprocess(Image.open(io.BytesIO(b)), spec) for b in files])
@@ -122,13 +130,26 @@ def recommend_profile(results: Sequence[BatchResult]) -> dict:
         if gain < KNEE_GAIN:
             knee = here.batch
             break
-    return {"min": 1, "opt": knee, "max": ordered[-1].batch,
-            "rule": f"opt = smallest batch after which the next size adds < {KNEE_GAIN:.0%} throughput"}
+    return {
+        "min": 1,
+        "opt": knee,
+        "max": ordered[-1].batch,
+        "rule": f"opt = smallest batch after which the next size adds < {KNEE_GAIN:.0%} throughput",
+    }
 
 
-def sweep(engine: Path, batches: Sequence[int], warmup_s: float = 0.2, duration_s: float = 1.0,
-          iterations: int | None = None, threads: int | None = None, log=print, providers: str | None = None,
-          cuda: CudaOptions | None = None, execution: dict | None = None) -> list[BatchResult]:
+def sweep(
+    engine: Path,
+    batches: Sequence[int],
+    warmup_s: float = 0.2,
+    duration_s: float = 1.0,
+    iterations: int | None = None,
+    threads: int | None = None,
+    log=print,
+    providers: str | None = None,
+    cuda: CudaOptions | None = None,
+    execution: dict | None = None,
+) -> list[BatchResult]:
     """One result per batch size; ``execution`` (when given) receives how the backend ran (providers, TF32…)."""
     encoded = encoded_samples(engine)
     results = []
@@ -141,34 +162,45 @@ def sweep(engine: Path, batches: Sequence[int], warmup_s: float = 0.2, duration_
             raise RuntimeToolkitError(
                 f"{engine}: the model has a static batch of {fixed} (input {classifier.spec.input_name!r}); "
                 f"--batch {','.join(map(str, batches))} cannot be measured; use --batch {fixed} or export it "
-                "with a dynamic batch axis")
+                "with a dynamic batch axis"
+            )
         for batch in batches:
             result = run_batch(classifier, encoded, batch, warmup_s, duration_s, iterations)
             results.append(result)
-            log(f"  batch {batch}: compute median {result.compute.median_ms:.3f} ms, end to end "
+            log(
+                f"  batch {batch}: compute median {result.compute.median_ms:.3f} ms, end to end "
                 f"{result.end_to_end.median_ms:.3f} ms ({result.end_to_end.throughput:.0f} img/s)"
-                + (" [unstable]" if result.warnings() else ""))
+                + (" [unstable]" if result.warnings() else "")
+            )
         if execution is not None and hasattr(classifier.backend, "execution"):
             execution.update(classifier.backend.execution())
     unstable = [w for r in results for w in r.warnings()]
     if unstable:
-        log(f"WARNING: {len(unstable)} of {2 * len(results)} measurements have a coefficient of variation above "
+        log(
+            f"WARNING: {len(unstable)} of {2 * len(results)} measurements have a coefficient of variation above "
             f"{COV_WARNING:.1%} (e.g. {unstable[0]}); the machine is noisy (other load, frequency scaling): "
-            "lock clocks, stop other work or run longer (--duration-s)")
+            "lock clocks, stop other work or run longer (--duration-s)"
+        )
     return results
 
 
 def markdown(engine: Path, results: Sequence[BatchResult], profile: dict) -> str:
-    lines = [f"`{engine.name}` | compute median / p99 ms | CoV | end-to-end median / p99 ms | CoV | img/s | "
-             "decode | preprocess | backend | postprocess",
-             "|".join(["---"] * 11)]
+    lines = [
+        f"`{engine.name}` | compute median / p99 ms | CoV | end-to-end median / p99 ms | CoV | img/s | "
+        "decode | preprocess | backend | postprocess",
+        "|".join(["---"] * 11),
+    ]
     for r in results:
         c, e, s = r.compute, r.end_to_end, r.stage_share
-        lines.append(f"batch {r.batch} | {c.median_ms:.3f} / {c.p99_ms:.3f} | {c.cov:.1%} | {e.median_ms:.3f} / "
-                     f"{e.p99_ms:.3f} | {e.cov:.1%} | {e.throughput:.0f} | {s['decode']:.0%} | {s['preprocess']:.0%} "
-                     f"| {s['backend']:.0%} | {s['postprocess']:.0%}")
-    lines.append(f"\nrecommended optimization profile: min {profile['min']}, opt {profile['opt']}, max {profile['max']} "
-                 f"({profile['rule']})")
+        lines.append(
+            f"batch {r.batch} | {c.median_ms:.3f} / {c.p99_ms:.3f} | {c.cov:.1%} | {e.median_ms:.3f} / "
+            f"{e.p99_ms:.3f} | {e.cov:.1%} | {e.throughput:.0f} | {s['decode']:.0%} | {s['preprocess']:.0%} "
+            f"| {s['backend']:.0%} | {s['postprocess']:.0%}"
+        )
+    lines.append(
+        f"\nrecommended optimization profile: min {profile['min']}, opt {profile['opt']}, max {profile['max']} "
+        f"({profile['rule']})"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -180,8 +212,16 @@ def write_csv(path: Path, results: Sequence[BatchResult]) -> Path:
     for r in results:
         for stats in (r.compute, r.end_to_end):
             shares = [r.stage_share[s] for s in STAGES] if stats is r.end_to_end else [""] * len(STAGES)
-            writer.writerow([r.batch, stats.name, *[f"{getattr(stats, f):.4f}" for f in fields], f"{stats.cov:.4f}",
-                             f"{stats.throughput:.1f}", *shares])
+            writer.writerow(
+                [
+                    r.batch,
+                    stats.name,
+                    *[f"{getattr(stats, f):.4f}" for f in fields],
+                    f"{stats.cov:.4f}",
+                    f"{stats.throughput:.1f}",
+                    *shares,
+                ]
+            )
     return write_text_atomic(path, buffer.getvalue())
 
 
@@ -199,11 +239,17 @@ def plot(path: Path, engine: Path, results: Sequence[BatchResult]) -> Path | Non
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for key in ("compute", "end_to_end"):
         left.plot(batches, [getattr(r, key).median_ms for r in results], marker="o", label=f"{key} median")
-        left.fill_between(batches, [getattr(r, key).min_ms for r in results],
-                          [getattr(r, key).p99_ms for r in results], alpha=0.15)
+        left.fill_between(
+            batches, [getattr(r, key).min_ms for r in results], [getattr(r, key).p99_ms for r in results], alpha=0.15
+        )
         right.plot(batches, [getattr(r, key).throughput for r in results], marker="o", label=key)
-    return save_log2_panels(fig, ((left, "latency (ms), band min–p99"), (right, "throughput (images/s)")),
-                            "batch size", f"{engine.name}: latency and throughput vs batch", path)
+    return save_log2_panels(
+        fig,
+        ((left, "latency (ms), band min–p99"), (right, "throughput (images/s)")),
+        "batch size",
+        f"{engine.name}: latency and throughput vs batch",
+        path,
+    )
 
 
 def regressions(report: dict, baseline: dict, threshold: float) -> list[str]:
@@ -216,8 +262,10 @@ def regressions(report: dict, baseline: dict, threshold: float) -> list[str]:
         for key in ("compute", "end_to_end"):
             a, b = before[key]["median_ms"], r[key]["median_ms"]
             if b > a * (1.0 + threshold):
-                found.append(f"batch {r['batch']} {key}: median {a:.3f} → {b:.3f} ms (+{b / a - 1:.1%}, threshold "
-                             f"{threshold:.0%})")
+                found.append(
+                    f"batch {r['batch']} {key}: median {a:.3f} → {b:.3f} ms (+{b / a - 1:.1%}, threshold "
+                    f"{threshold:.0%})"
+                )
     return found
 
 
@@ -237,8 +285,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 # Checked in run(), not as argparse types: `python -m benchmarks latency` parses in benchmarks/__main__, whose
 # usage errors would bypass this command's error boundary (and its JSON document).
-_BOUNDS = {"warmup_ms": non_negative_float(600_000), "duration_s": positive_float(3600),
-           "iterations": positive_int(10_000_000), "threads": positive_int(1024), "threshold": non_negative_float(100)}
+_BOUNDS = {
+    "warmup_ms": non_negative_float(600_000),
+    "duration_s": positive_float(3600),
+    "iterations": positive_int(10_000_000),
+    "threads": positive_int(1024),
+    "threshold": non_negative_float(100),
+}
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -269,8 +322,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: --baseline {args.baseline}: cannot read it as a JSON report ({exc})", file=sys.stderr)
             return 2
         if not isinstance(baseline, dict) or not isinstance(baseline.get("results"), list) or not baseline["results"]:
-            print(f"error: --baseline {args.baseline}: not a latency report (no \"results\" list); give a JSON "
-                  "file written by `python -m benchmarks latency`", file=sys.stderr)
+            print(
+                f'error: --baseline {args.baseline}: not a latency report (no "results" list); give a JSON '
+                "file written by `python -m benchmarks latency`",
+                file=sys.stderr,
+            )
             return 2
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     execution: dict = {}
@@ -280,17 +336,32 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        results = sweep(args.engine, sorted(set(batches)), args.warmup_ms / 1000, args.duration_s, args.iterations,
-                        args.threads, log, args.providers, cuda, execution)
+        results = sweep(
+            args.engine,
+            sorted(set(batches)),
+            args.warmup_ms / 1000,
+            args.duration_s,
+            args.iterations,
+            args.threads,
+            log,
+            args.providers,
+            cuda,
+            execution,
+        )
     except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     profile = recommend_profile(results)
-    report = {"engine": str(args.engine), "environment": environment(), "threads": args.threads,
-              "execution": execution,
-              "settings": {"warmup_ms": args.warmup_ms, "duration_s": args.duration_s, "iterations": args.iterations},
-              "results": [r.to_dict() for r in results], "recommended_profile": profile,
-              "warnings": [w for r in results for w in r.warnings()]}
+    report = {
+        "engine": str(args.engine),
+        "environment": environment(),
+        "threads": args.threads,
+        "execution": execution,
+        "settings": {"warmup_ms": args.warmup_ms, "duration_s": args.duration_s, "iterations": args.iterations},
+        "results": [r.to_dict() for r in results],
+        "recommended_profile": profile,
+        "warnings": [w for r in results for w in r.warnings()],
+    }
     out = args.out or args.engine.parent
     stem = args.engine.name + ".latency"
     report["regressions"] = regressions(report, baseline, args.threshold) if baseline else []
@@ -302,8 +373,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(markdown(args.engine, results, profile), end="")
-        print(f"written: {out / stem}.{{json,csv,md{',png' if png else ''}}}"
-              + ("" if png else " (no PNG: matplotlib is not installed, `pip install matplotlib` for the plot)"))
+        print(
+            f"written: {out / stem}.{{json,csv,md{',png' if png else ''}}}"
+            + ("" if png else " (no PNG: matplotlib is not installed, `pip install matplotlib` for the plot)")
+        )
     for line in report["regressions"]:
         print(f"REGRESSION {line}", file=sys.stderr)
     return 1 if report["regressions"] else 0

@@ -32,17 +32,24 @@ class LatencyComparison:
         return self.torch_eager.median_ms / self.runtime.median_ms
 
     def summary(self) -> str:
-        return (f"latency {self.model} batch 1 (median, end to end from a decoded image): runtime ORT-CPU "
-                f"{self.runtime.median_ms:.3f} ms vs PyTorch eager {self.torch_eager.median_ms:.3f} ms "
-                f"-> {self.speedup:.2f}x")
+        return (
+            f"latency {self.model} batch 1 (median, end to end from a decoded image): runtime ORT-CPU "
+            f"{self.runtime.median_ms:.3f} ms vs PyTorch eager {self.torch_eager.median_ms:.3f} ms "
+            f"-> {self.speedup:.2f}x"
+        )
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "speedup": self.speedup,
-                "torch_eager": self.torch_eager.to_dict(), "runtime": self.runtime.to_dict()}
+        return {
+            "model": self.model,
+            "speedup": self.speedup,
+            "torch_eager": self.torch_eager.to_dict(),
+            "runtime": self.runtime.to_dict(),
+        }
 
 
-def compare_batch1(model: nn.Module, spec: ModelSpec, engine: Path, image: np.ndarray,
-                   duration_s: float = 1.5) -> LatencyComparison:
+def compare_batch1(
+    model: nn.Module, spec: ModelSpec, engine: Path, image: np.ndarray, duration_s: float = 1.5
+) -> LatencyComparison:
     model = model.eval()
 
     @torch.inference_mode()
@@ -51,6 +58,7 @@ def compare_batch1(model: nn.Module, spec: ModelSpec, engine: Path, image: np.nd
         return torch.softmax(model(x), dim=1).numpy()
 
     with Classifier.from_path(engine) as classifier:
+
         def ours() -> np.ndarray:
             return to_probabilities(classifier.run(preprocess(image, classifier.spec)[None]), classifier.spec)
 

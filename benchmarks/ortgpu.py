@@ -26,8 +26,9 @@ import argparse
 import json
 import statistics
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,12 @@ from runtime.errors import RuntimeToolkitError
 from runtime.providers import CudaOptions, Provider, parse_providers
 
 ORT_RUN, RUNTIME, RUNTIME_GRAPH, FLOOR, TORCH = (
-    "ort-run", "runtime", "runtime-graph", "ort-graph-floor", "torch-eager-cuda")
+    "ort-run",
+    "runtime",
+    "runtime-graph",
+    "ort-graph-floor",
+    "torch-eager-cuda",
+)
 CANDIDATES = (ORT_RUN, RUNTIME, RUNTIME_GRAPH, FLOOR, TORCH)
 FLOOR_RATIO, TORCH_SPEEDUP, NO_REGRESSION = 1.3, 5.0, 1.05
 
@@ -113,8 +119,9 @@ def _torch_fn(engine: Path, x: np.ndarray) -> tuple[Callable[[], np.ndarray] | N
     return run, ""
 
 
-def candidates(engine: Path, x: np.ndarray, providers: Sequence[Provider], tf32: bool | None,
-               state: dict) -> tuple[dict[str, Callable[[], np.ndarray]], dict[str, str]]:
+def candidates(
+    engine: Path, x: np.ndarray, providers: Sequence[Provider], tf32: bool | None, state: dict
+) -> tuple[dict[str, Callable[[], np.ndarray]], dict[str, str]]:
     """The timed callables for one batch and the reason for every candidate left out."""
     from runtime.providers import onnxruntime_module as _onnxruntime
 
@@ -125,11 +132,11 @@ def candidates(engine: Path, x: np.ndarray, providers: Sequence[Provider], tf32:
         from runtime.backends.onnxruntime import OnnxRuntimeBackend
 
         state["ort"] = _session(engine, providers, plain)
-        state[RUNTIME] = OnnxRuntimeBackend(engine, providers=[p.short() for p in providers],
-                                            cuda=plain).activate()
+        state[RUNTIME] = OnnxRuntimeBackend(engine, providers=[p.short() for p in providers], cuda=plain).activate()
         if gpu:
-            state[RUNTIME_GRAPH] = OnnxRuntimeBackend(engine, providers=[p.short() for p in providers],
-                                                      cuda=CudaOptions(cuda_graph=True, tf32=tf32)).activate()
+            state[RUNTIME_GRAPH] = OnnxRuntimeBackend(
+                engine, providers=[p.short() for p in providers], cuda=CudaOptions(cuda_graph=True, tf32=tf32)
+            ).activate()
             state["floor"] = _session(engine, providers, CudaOptions(cuda_graph=True, tf32=tf32))
         state["graph_ids"] = {}
     session, name = state["ort"], state["ort"].get_inputs()[0].name
@@ -164,8 +171,10 @@ def parity(fns: dict[str, Callable[[], np.ndarray]], reference: np.ndarray) -> d
     out = {}
     for name, fn in fns.items():
         got = np.asarray(fn(), dtype=np.float32).reshape(reference.shape)
-        out[name] = {"max_abs_diff": float(np.abs(got - reference).max()),
-                     "top1_agreement": float((got.argmax(1) == reference.argmax(1)).mean())}
+        out[name] = {
+            "max_abs_diff": float(np.abs(got - reference).max()),
+            "top1_agreement": float((got.argmax(1) == reference.argmax(1)).mean()),
+        }
     return out
 
 
@@ -175,24 +184,47 @@ def targets(rows: dict[int, dict[str, float]]) -> list[dict]:
     one = rows.get(1, {})
     if RUNTIME_GRAPH in one and FLOOR in one:
         ratio = one[RUNTIME_GRAPH] / one[FLOOR]
-        found.append({"target": f"bs1 runtime-graph within {FLOOR_RATIO}x of the floor", "ratio": ratio,
-                      "met": ratio <= FLOOR_RATIO})
+        found.append(
+            {
+                "target": f"bs1 runtime-graph within {FLOOR_RATIO}x of the floor",
+                "ratio": ratio,
+                "met": ratio <= FLOOR_RATIO,
+            }
+        )
     if TORCH in one and RUNTIME_GRAPH in one:
         ratio = one[TORCH] / one[RUNTIME_GRAPH]
-        found.append({"target": f"bs1 runtime-graph >= {TORCH_SPEEDUP}x faster than PyTorch eager CUDA",
-                      "ratio": ratio, "met": ratio >= TORCH_SPEEDUP})
+        found.append(
+            {
+                "target": f"bs1 runtime-graph >= {TORCH_SPEEDUP}x faster than PyTorch eager CUDA",
+                "ratio": ratio,
+                "met": ratio >= TORCH_SPEEDUP,
+            }
+        )
     if rows:
         largest = max(rows)
         here = rows[largest]
         best = min(here[k] for k in (RUNTIME, RUNTIME_GRAPH) if k in here)
         ratio = best / here[ORT_RUN]
-        found.append({"target": f"bs{largest} our best runtime mode no slower than ort-run (x{NO_REGRESSION})",
-                      "ratio": ratio, "met": ratio <= NO_REGRESSION})
+        found.append(
+            {
+                "target": f"bs{largest} our best runtime mode no slower than ort-run (x{NO_REGRESSION})",
+                "ratio": ratio,
+                "met": ratio <= NO_REGRESSION,
+            }
+        )
     return found
 
 
-def run_benchmark(engine: Path, batches: Sequence[int], providers: Sequence[Provider], tf32: bool | None,
-                  duration_s: float, warmup_s: float, rounds: int, log=print) -> dict:
+def run_benchmark(
+    engine: Path,
+    batches: Sequence[int],
+    providers: Sequence[Provider],
+    tf32: bool | None,
+    duration_s: float,
+    warmup_s: float,
+    rounds: int,
+    log=print,
+) -> dict:
     cpu = _session(engine, [Provider("CPUExecutionProvider")], CudaOptions())
     state: dict = {}
     rows: dict[int, dict[str, float]] = {}
@@ -207,23 +239,42 @@ def run_benchmark(engine: Path, batches: Sequence[int], providers: Sequence[Prov
             for name, fn in fns.items():
                 medians[name].append(measure(name, fn, batch, warmup_s, duration_s, 5).median_ms)
         rows[batch] = {k: statistics.median(v) for k, v in medians.items()}
-        log(f"  batch {batch}: " + ", ".join(f"{k} {v:.3f} ms" for k, v in rows[batch].items())
-            + "".join(f"; {k} skipped" for k in skipped))
-        report_rows.append({"batch": batch, "median_ms": rows[batch], "rounds_ms": medians,
-                            "parity_vs_cpu": agreement, "skipped": skipped})
+        log(
+            f"  batch {batch}: "
+            + ", ".join(f"{k} {v:.3f} ms" for k, v in rows[batch].items())
+            + "".join(f"; {k} skipped" for k in skipped)
+        )
+        report_rows.append(
+            {
+                "batch": batch,
+                "median_ms": rows[batch],
+                "rounds_ms": medians,
+                "parity_vs_cpu": agreement,
+                "skipped": skipped,
+            }
+        )
     execution = {k: state[k].execution() for k in (RUNTIME, RUNTIME_GRAPH) if k in state}
     for key in (RUNTIME, RUNTIME_GRAPH):
         if key in state:
             state[key].deactivate()
-    return {"engine": str(engine), "providers": [p.short() for p in providers], "tf32_requested": tf32,
-            "execution": execution, "environment": environment(),
-            "settings": {"duration_s": duration_s, "warmup_s": warmup_s, "rounds": rounds},
-            "results": report_rows, "targets": targets(rows)}
+    return {
+        "engine": str(engine),
+        "providers": [p.short() for p in providers],
+        "tf32_requested": tf32,
+        "execution": execution,
+        "environment": environment(),
+        "settings": {"duration_s": duration_s, "warmup_s": warmup_s, "rounds": rounds},
+        "results": report_rows,
+        "targets": targets(rows),
+    }
 
 
 def markdown(report: dict) -> str:
-    lines = [f"`{Path(report['engine']).name}` on {', '.join(report['providers'])}: median ms, host arrays in "
-             "and out | " + " | ".join(CANDIDATES), "|".join(["---"] * (len(CANDIDATES) + 1))]
+    lines = [
+        f"`{Path(report['engine']).name}` on {', '.join(report['providers'])}: median ms, host arrays in "
+        "and out | " + " | ".join(CANDIDATES),
+        "|".join(["---"] * (len(CANDIDATES) + 1)),
+    ]
     for row in report["results"]:
         cells = [f"{row['median_ms'][k]:.3f}" if k in row["median_ms"] else "skipped" for k in CANDIDATES]
         lines.append(f"batch {row['batch']} | " + " | ".join(cells))
@@ -232,9 +283,11 @@ def markdown(report: dict) -> str:
         for name, why in row["skipped"].items():
             lines.append(f"- batch {row['batch']} {name} skipped: {why}")
         worst = max(row["parity_vs_cpu"].items(), key=lambda kv: kv[1]["max_abs_diff"])
-        lines.append(f"- batch {row['batch']} parity vs CPU: worst max |Δ| {worst[1]['max_abs_diff']:.2e} "
-                     f"({worst[0]}), top-1 agreement min "
-                     f"{min(v['top1_agreement'] for v in row['parity_vs_cpu'].values()):.0%}")
+        lines.append(
+            f"- batch {row['batch']} parity vs CPU: worst max |Δ| {worst[1]['max_abs_diff']:.2e} "
+            f"({worst[0]}), top-1 agreement min "
+            f"{min(v['top1_agreement'] for v in row['parity_vs_cpu'].values()):.0%}"
+        )
     tf32 = {k: v.get("tf32") for k, v in report["execution"].items()}
     lines.append(f"- execution: {json.dumps(report['execution'])} (tf32 as ONNX Runtime resolved it: {tf32})")
     for t in report["targets"]:
@@ -245,10 +298,15 @@ def markdown(report: dict) -> str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", type=Path, required=True, help="ONNX model file (spec JSON beside it)")
     p.add_argument("--batch", default="1,64", help="comma-separated batch sizes (default 1,64)")
-    p.add_argument("--providers", default=None,
-                   help="cuda, cuda:N or cpu (default: cuda when this onnxruntime has it, else cpu)")
-    p.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=None,
-                   help="the CUDA EP's use_tf32 for every ONNX Runtime session (default: ONNX Runtime's, on)")
+    p.add_argument(
+        "--providers", default=None, help="cuda, cuda:N or cpu (default: cuda when this onnxruntime has it, else cpu)"
+    )
+    p.add_argument(
+        "--tf32",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the CUDA EP's use_tf32 for every ONNX Runtime session (default: ONNX Runtime's, on)",
+    )
     p.add_argument("--duration-s", type=float, default=1.0, help="timed seconds per candidate and round (default 1)")
     p.add_argument("--warmup-ms", type=float, default=200.0, help="untimed warm-up per measurement (default 200)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
@@ -271,8 +329,9 @@ def run(args: argparse.Namespace) -> int:
             spec = "cuda" if "CUDAExecutionProvider" in available_providers() else "cpu"
         providers = parse_providers(spec)
         log(f"{args.engine.name}: providers {', '.join(p.short() for p in providers)}")
-        report = run_benchmark(args.engine, batches, providers, args.tf32, args.duration_s,
-                               args.warmup_ms / 1000, max(1, args.rounds), log)
+        report = run_benchmark(
+            args.engine, batches, providers, args.tf32, args.duration_s, args.warmup_ms / 1000, max(1, args.rounds), log
+        )
     except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""``python -m benchmarks triton --model FILE``: a load test through the real Triton server beside our in-process batcher.
+"""``python -m benchmarks triton --model FILE``: a load test through the real Triton server beside our in-process
+batcher.
 
 For each concurrency (default 1, 2, 4, 8, 16), that many closed-loop clients send one encoded
 image per request for ``--duration-s`` (after ``--warmup-s``), in two set-ups on the same model
@@ -30,9 +31,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from benchmarks.latency import encoded_samples
 from benchmarks.plots import save_log2_panels
@@ -79,8 +80,9 @@ class LoadResult:
         return {**asdict(self), "throughput": self.throughput}
 
 
-def closed_loop(clients: int, make_request: Callable[[int], Callable[[int], object]], warmup_s: float,
-                duration_s: float) -> tuple[list[float], float, int]:
+def closed_loop(
+    clients: int, make_request: Callable[[int], Callable[[int], object]], warmup_s: float, duration_s: float
+) -> tuple[list[float], float, int]:
     """``clients`` threads calling their request function back to back: latencies (ms) of the timed window,
     its length (s) and the number of requests sent in all (warm-up included).
 
@@ -148,14 +150,32 @@ def child_pids(pid: int) -> list[int]:
     return found
 
 
-def _result(mode: str, concurrency: int, latencies: list[float], seconds: float, mean_batch: float,
-            cpu_s: float | None, sent: int, server_cpu_s: float | None = None) -> LoadResult:
+def _result(
+    mode: str,
+    concurrency: int,
+    latencies: list[float],
+    seconds: float,
+    mean_batch: float,
+    cpu_s: float | None,
+    sent: int,
+    server_cpu_s: float | None = None,
+) -> LoadResult:
     if not latencies:
         raise RuntimeError(f"{mode} at concurrency {concurrency}: no request finished in {seconds} s; run longer")
     s = stats_from_samples(mode, latencies)
-    return LoadResult(mode, concurrency, len(latencies), seconds, s.median_ms, s.p95_ms, s.p99_ms, s.mean_ms,
-                      mean_batch, 1e3 * cpu_s / sent if cpu_s is not None and sent else None,
-                      1e3 * server_cpu_s / sent if server_cpu_s is not None and sent else None)
+    return LoadResult(
+        mode,
+        concurrency,
+        len(latencies),
+        seconds,
+        s.median_ms,
+        s.p95_ms,
+        s.p99_ms,
+        s.mean_ms,
+        mean_batch,
+        1e3 * cpu_s / sent if cpu_s is not None and sent else None,
+        1e3 * server_cpu_s / sent if server_cpu_s is not None and sent else None,
+    )
 
 
 def in_process_point(classifier, encoded: list[bytes], settings: LoadSettings, concurrency: int) -> LoadResult:
@@ -165,11 +185,13 @@ def in_process_point(classifier, encoded: list[bytes], settings: LoadSettings, c
 
     spec = classifier.spec
     with DynamicBatcher(classifier.run, settings.max_batch, settings.max_delay_us / 1000.0) as batcher:
+
         def make(i: int):
             def request(seq: int):
                 data = encoded[(i * 7919 + seq) % len(encoded)]
                 row = batcher.submit(preprocess(decode_image(data), spec)).result(timeout=30)
                 return top_k(to_probabilities(row[None], spec), spec, settings.top_k)
+
             return request
 
         cpu0 = cpu_seconds([os.getpid()])
@@ -204,8 +226,16 @@ def triton_point(server, name: str, encoded: list[bytes], settings: LoadSettings
     after = _batch_counts(server, name)
     server_cpu = server1 - server0 if server0 is not None and server1 is not None else None
     cpu = cpu1 - cpu0 + server_cpu if cpu0 is not None and cpu1 is not None and server_cpu is not None else None
-    return _result("triton", concurrency, latencies, seconds, (after[0] - before[0]) / max(1, after[1] - before[1]),
-                   cpu, sent, server_cpu)
+    return _result(
+        "triton",
+        concurrency,
+        latencies,
+        seconds,
+        (after[0] - before[0]) / max(1, after[1] - before[1]),
+        cpu,
+        sent,
+        server_cpu,
+    )
 
 
 def run_both(model: Path, encoded: list[bytes], settings: LoadSettings, log) -> list[LoadResult]:
@@ -217,21 +247,40 @@ def run_both(model: Path, encoded: list[bytes], settings: LoadSettings, log) -> 
 
     results = []
     with tempfile.TemporaryDirectory(prefix="triton_bench_") as tmp:
-        options = TritonOptions(max_batch=settings.max_batch, preferred_batches=(), top_k=settings.top_k,
-                                max_queue_delay_us=settings.max_delay_us, threads=settings.threads)
+        options = TritonOptions(
+            max_batch=settings.max_batch,
+            preferred_batches=(),
+            top_k=settings.top_k,
+            max_queue_delay_us=settings.max_delay_us,
+            threads=settings.threads,
+        )
         name = write_repository(model, Path(tmp) / "repo", options=options, backend=ServingBackend.PYTHON).name
-        server_options = ServerOptions(repo=Path(tmp) / "repo", http_port=0, grpc_port=0, metrics_port=0,
-                                       log_file=Path(tmp) / "tritonserver.log")
-        with Classifier.from_path(model, threads=settings.threads) as classifier, TritonServer(server_options) as server:
+        server_options = ServerOptions(
+            repo=Path(tmp) / "repo", http_port=0, grpc_port=0, metrics_port=0, log_file=Path(tmp) / "tritonserver.log"
+        )
+        with (
+            Classifier.from_path(model, threads=settings.threads) as classifier,
+            TritonServer(server_options) as server,
+        ):
             for concurrency in settings.concurrency:
-                rounds = [(in_process_point(classifier, encoded, settings, concurrency),
-                           triton_point(server, name, encoded, settings, concurrency))
-                          for _ in range(max(1, settings.rounds))]
+                rounds = [
+                    (
+                        in_process_point(classifier, encoded, settings, concurrency),
+                        triton_point(server, name, encoded, settings, concurrency),
+                    )
+                    for _ in range(max(1, settings.rounds))
+                ]
                 pair = tuple(combine([r[i] for r in rounds]) for i in range(2))
                 results += pair
-                log(f"  c={concurrency:>2}: " + " | ".join(f"{r.mode} {r.throughput:.0f} req/s, p99 {r.p99_ms:.2f} ms, "
-                                                       f"mean batch {r.mean_batch:.1f}, CPU {_ms(r.cpu_ms_per_request)}"
-                                                       f" ms/request" for r in pair))
+                log(
+                    f"  c={concurrency:>2}: "
+                    + " | ".join(
+                        f"{r.mode} {r.throughput:.0f} req/s, p99 {r.p99_ms:.2f} ms, "
+                        f"mean batch {r.mean_batch:.1f}, CPU {_ms(r.cpu_ms_per_request)}"
+                        f" ms/request"
+                        for r in pair
+                    )
+                )
     return results
 
 
@@ -255,9 +304,19 @@ def combine(rounds: Sequence[LoadResult]) -> LoadResult:
         return None if any(v is None for v in values) else sum(v * r.requests for v, r in zip(values, rounds)) / total
 
     median = lambda field: statistics.median(getattr(r, field) for r in rounds)  # noqa: E731
-    return LoadResult(rounds[0].mode, rounds[0].concurrency, total, sum(r.seconds for r in rounds), median("p50_ms"),
-                      median("p95_ms"), median("p99_ms"), weighted("mean_ms"), weighted("mean_batch"),
-                      weighted("cpu_ms_per_request"), weighted("server_cpu_ms_per_request"))
+    return LoadResult(
+        rounds[0].mode,
+        rounds[0].concurrency,
+        total,
+        sum(r.seconds for r in rounds),
+        median("p50_ms"),
+        median("p95_ms"),
+        median("p99_ms"),
+        weighted("mean_ms"),
+        weighted("mean_batch"),
+        weighted("cpu_ms_per_request"),
+        weighted("server_cpu_ms_per_request"),
+    )
 
 
 def report(model: Path, settings: LoadSettings, results: Sequence[LoadResult]) -> dict:
@@ -266,25 +325,63 @@ def report(model: Path, settings: LoadSettings, results: Sequence[LoadResult]) -
     for c in settings.concurrency:
         a, b = by.get(("in_process", c)), by.get(("triton", c))
         server_cpu = b.server_cpu_ms_per_request if b else None
-        rows.append({"concurrency": c, "in_process": a.to_dict() if a else None, "triton": b.to_dict() if b else None,
-                     "throughput_ratio": b.throughput / a.throughput if a and b and a.throughput else None,
-                     # CPU-bound throughput ratio with the load generator on other machines, as in production
-                     "server_cpu_ratio": a.cpu_ms_per_request / server_cpu
-                     if a and server_cpu and a.cpu_ms_per_request is not None else None})
+        rows.append(
+            {
+                "concurrency": c,
+                "in_process": a.to_dict() if a else None,
+                "triton": b.to_dict() if b else None,
+                "throughput_ratio": b.throughput / a.throughput if a and b and a.throughput else None,
+                # CPU-bound throughput ratio with the load generator on other machines, as in production
+                "server_cpu_ratio": a.cpu_ms_per_request / server_cpu
+                if a and server_cpu and a.cpu_ms_per_request is not None
+                else None,
+            }
+        )
     at8 = next((r for r in rows if r["concurrency"] == 8), {})
-    return {"model": str(model), "environment": environment(), "settings": asdict(settings), "results": rows,
-            "throughput_ratio_at_8": at8.get("throughput_ratio"), "server_cpu_ratio_at_8": at8.get("server_cpu_ratio")}
+    return {
+        "model": str(model),
+        "environment": environment(),
+        "settings": asdict(settings),
+        "results": rows,
+        "throughput_ratio_at_8": at8.get("throughput_ratio"),
+        "server_cpu_ratio_at_8": at8.get("server_cpu_ratio"),
+    }
 
 
 def write_csv(path: Path, results: Sequence[LoadResult]) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["mode", "concurrency", "requests", "throughput", "p50_ms", "p95_ms", "p99_ms", "mean_ms",
-                     "mean_batch", "cpu_ms_per_request", "server_cpu_ms_per_request"])
+    writer.writerow(
+        [
+            "mode",
+            "concurrency",
+            "requests",
+            "throughput",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "mean_ms",
+            "mean_batch",
+            "cpu_ms_per_request",
+            "server_cpu_ms_per_request",
+        ]
+    )
     for r in results:
-        writer.writerow([r.mode, r.concurrency, r.requests, f"{r.throughput:.1f}", f"{r.p50_ms:.3f}",
-                         f"{r.p95_ms:.3f}", f"{r.p99_ms:.3f}", f"{r.mean_ms:.3f}", f"{r.mean_batch:.2f}",
-                         _ms(r.cpu_ms_per_request), _ms(r.server_cpu_ms_per_request)])
+        writer.writerow(
+            [
+                r.mode,
+                r.concurrency,
+                r.requests,
+                f"{r.throughput:.1f}",
+                f"{r.p50_ms:.3f}",
+                f"{r.p95_ms:.3f}",
+                f"{r.p99_ms:.3f}",
+                f"{r.mean_ms:.3f}",
+                f"{r.mean_batch:.2f}",
+                _ms(r.cpu_ms_per_request),
+                _ms(r.server_cpu_ms_per_request),
+            ]
+        )
     return write_text_atomic(path, buffer.getvalue())
 
 
@@ -307,8 +404,13 @@ def plot(path: Path, model: Path, results: Sequence[LoadResult]) -> Path | None:
         left.plot(x, [r.throughput for r in rows], marker="o", label=mode)
         right.plot(x, [r.p50_ms for r in rows], marker="o", label=f"{mode} p50")
         right.plot(x, [r.p99_ms for r in rows], marker="x", linestyle="--", label=f"{mode} p99")
-    return save_log2_panels(fig, ((left, "throughput (requests/s)"), (right, "latency (ms)")), "concurrent clients",
-                            f"{model.name}: Triton (Python backend) vs in-process DynamicBatcher", path)
+    return save_log2_panels(
+        fig,
+        ((left, "throughput (requests/s)"), (right, "latency (ms)")),
+        "concurrent clients",
+        f"{model.name}: Triton (Python backend) vs in-process DynamicBatcher",
+        path,
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -319,10 +421,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-batch", type=int, default=16, help="both batchers' largest batch (default 16)")
     p.add_argument("--max-delay-us", type=int, default=500, help="both batchers' queue delay (default 500 µs)")
     p.add_argument("--protocol", choices=("grpc", "http"), default="grpc", help="Triton client protocol (default grpc)")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="alternate the two set-ups this many times per concurrency, then combine (default 1)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="ONNX Runtime intra-op threads on both sides (default: its choice)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="alternate the two set-ups this many times per concurrency, then combine (default 1)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="ONNX Runtime intra-op threads on both sides (default: its choice)"
+    )
     p.add_argument("--images", type=Path, default=None, help="a folder of real images to send (default: see above)")
     p.add_argument("--out", type=Path, default=None, help="report folder (default: beside the model)")
     p.add_argument("--json", action="store_true", help="print the JSON report")
@@ -343,9 +450,16 @@ def run(args: argparse.Namespace) -> int:
     from runtime.triton_install import ServeError
 
     try:
-        settings = LoadSettings(tuple(parse_batches(args.concurrency)), args.duration_s, args.warmup_s,
-                                args.max_batch, args.max_delay_us, args.protocol, threads=args.threads,
-                                rounds=args.rounds)
+        settings = LoadSettings(
+            tuple(parse_batches(args.concurrency)),
+            args.duration_s,
+            args.warmup_s,
+            args.max_batch,
+            args.max_delay_us,
+            args.protocol,
+            threads=args.threads,
+            rounds=args.rounds,
+        )
         encoded = _images(args)
     except ValueError as exc:
         print(f"error: {str(exc).replace('--batch', '--concurrency')}", file=sys.stderr)
@@ -367,9 +481,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         for row in doc["results"]:
             a, b = row["in_process"], row["triton"]
-            print(f"c={row['concurrency']:>2}: in_process {a['throughput']:.0f} req/s (p99 {a['p99_ms']:.2f} ms) | "
-                  f"triton {b['throughput']:.0f} req/s (p99 {b['p99_ms']:.2f} ms) | ratio {row['throughput_ratio']:.2f}"
-                  + (f" | server CPU ratio {row['server_cpu_ratio']:.2f}" if row["server_cpu_ratio"] else ""))
+            print(
+                f"c={row['concurrency']:>2}: in_process {a['throughput']:.0f} req/s (p99 {a['p99_ms']:.2f} ms) | "
+                f"triton {b['throughput']:.0f} req/s (p99 {b['p99_ms']:.2f} ms) | ratio {row['throughput_ratio']:.2f}"
+                + (f" | server CPU ratio {row['server_cpu_ratio']:.2f}" if row["server_cpu_ratio"] else "")
+            )
         print(f"written: {stem}.{{json,csv,png}}")
     return 0
 

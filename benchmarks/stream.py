@@ -23,8 +23,8 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -38,8 +38,14 @@ from runtime.model import Classifier
 STAGES = ("decode", "preprocess", "inference", "sink")
 
 
-def write_video(path: Path, images: Sequence[np.ndarray], codec: str = "libx264", size: tuple[int, int] | None = None,
-                fps: int = 30, repeat: int = 1) -> Path:
+def write_video(
+    path: Path,
+    images: Sequence[np.ndarray],
+    codec: str = "libx264",
+    size: tuple[int, int] | None = None,
+    fps: int = 30,
+    repeat: int = 1,
+) -> Path:
     """Encode ``images`` (uint8, gray or RGB) as a video with PyAV, each shown for ``repeat`` frames.
 
     ``size`` = (width, height) scales every image (nearest neighbour keeps digits crisp); the container
@@ -59,8 +65,9 @@ def write_video(path: Path, images: Sequence[np.ndarray], codec: str = "libx264"
         elif codec == "libx265":
             stream.options = {"x265-params": "log-level=error"}  # x265 prints its statistics otherwise
         for image in images:
-            frame = av.VideoFrame.from_image(Image.fromarray(np.asarray(image)).convert("RGB").resize(
-                (width, height), Image.Resampling.NEAREST))
+            frame = av.VideoFrame.from_image(
+                Image.fromarray(np.asarray(image)).convert("RGB").resize((width, height), Image.Resampling.NEAREST)
+            )
             for _ in range(repeat):
                 for packet in stream.encode(frame):
                     container.mux(packet)
@@ -92,8 +99,7 @@ def make_clips(folder: Path, images: np.ndarray, count: int, frames: int, size: 
     return clips
 
 
-def run_streams(classifier: Classifier, clips: Sequence[Path], loop_seconds: float | None = None,
-                on_tick=None) -> dict:
+def run_streams(classifier: Classifier, clips: Sequence[Path], loop_seconds: float | None = None, on_tick=None) -> dict:
     """One pipeline run over ``clips`` (looping for ``loop_seconds`` when given); its summary document."""
     import threading
 
@@ -133,6 +139,7 @@ def inference_overhead(classifier: Classifier, batch: int, duration_s: float = 1
     feed, samples = {spec.input_name: ready}, list(ready)
     runs: dict[str, list[float]] = {"bare": [], "call": [], "round_trip": []}
     with DynamicBatcher(classifier.run, max_batch=batch, max_delay_ms=5.0, queue_size=2 * batch) as batcher:
+
         def round_trip() -> None:
             for future in [batcher.submit(x) for x in samples]:
                 future.result()
@@ -144,12 +151,19 @@ def inference_overhead(classifier: Classifier, batch: int, duration_s: float = 1
     ms = {name: float(np.median(values)) for name, values in runs.items()}
     # the fastest round of each: what is left when the neighbours' load is least (a shared machine's best case)
     best = {name: float(np.min(values)) for name, values in runs.items()}
-    return {"batch": batch, "bare_session_run_ms": round(ms["bare"], 4), "call_ms": round(ms["call"], 4),
-            "round_trip_ms": round(ms["round_trip"], 4), "call_overhead": round(ms["call"] / ms["bare"] - 1.0, 4),
-            "round_trip_overhead": round(ms["round_trip"] / ms["bare"] - 1.0, 4),
-            "best_round": {"call_overhead": round(best["call"] / best["bare"] - 1.0, 4),
-                           "round_trip_overhead": round(best["round_trip"] / best["bare"] - 1.0, 4)},
-            "rounds_ms": {name: [round(v, 4) for v in values] for name, values in runs.items()}}
+    return {
+        "batch": batch,
+        "bare_session_run_ms": round(ms["bare"], 4),
+        "call_ms": round(ms["call"], 4),
+        "round_trip_ms": round(ms["round_trip"], 4),
+        "call_overhead": round(ms["call"] / ms["bare"] - 1.0, 4),
+        "round_trip_overhead": round(ms["round_trip"] / ms["bare"] - 1.0, 4),
+        "best_round": {
+            "call_overhead": round(best["call"] / best["bare"] - 1.0, 4),
+            "round_trip_overhead": round(best["round_trip"] / best["bare"] - 1.0, 4),
+        },
+        "rounds_ms": {name: [round(v, 4) for v in values] for name, values in runs.items()},
+    }
 
 
 def rss_run(classifier: Classifier, clips: Sequence[Path], seconds: float, log=print) -> dict:
@@ -164,13 +178,21 @@ def rss_run(classifier: Classifier, clips: Sequence[Path], seconds: float, log=p
 
     doc = run_streams(classifier, clips, seconds, tick)
     at_60 = [m for t, m in samples if t <= 60.0]
-    log(f"  rss: {len(samples)} samples, first {samples[0][1]:.0f} MiB, peak {max(m for _, m in samples):.0f} MiB"
-        if samples else "  rss: no samples")
-    return {"seconds": seconds, "frames": doc["classified"], "frames_per_s": doc["frames_per_s"],
-            "rss_mib_first": samples[0][1] if samples else None,
-            "rss_mib_peak_first_60s": max(at_60) if at_60 else None,
-            "rss_mib_peak": max(m for _, m in samples) if samples else None,
-            "rss_mib_last": samples[-1][1] if samples else None, "samples": samples}
+    log(
+        f"  rss: {len(samples)} samples, first {samples[0][1]:.0f} MiB, peak {max(m for _, m in samples):.0f} MiB"
+        if samples
+        else "  rss: no samples"
+    )
+    return {
+        "seconds": seconds,
+        "frames": doc["classified"],
+        "frames_per_s": doc["frames_per_s"],
+        "rss_mib_first": samples[0][1] if samples else None,
+        "rss_mib_peak_first_60s": max(at_60) if at_60 else None,
+        "rss_mib_peak": max(m for _, m in samples) if samples else None,
+        "rss_mib_last": samples[-1][1] if samples else None,
+        "samples": samples,
+    }
 
 
 def _rss_mib() -> float:
@@ -184,12 +206,18 @@ def _rss_mib() -> float:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", type=Path, required=True, help="model file (.onnx or .plan)")
     p.add_argument("--streams", default="1,2,4,8", help="concurrent stream counts (default 1,2,4,8)")
-    p.add_argument("--images", type=Path, default=None,
-                   help="an .npz whose 'images' array (uint8) fills the clips (default: <model>.calib.npz beside it)")
+    p.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        help="an .npz whose 'images' array (uint8) fills the clips (default: <model>.calib.npz beside it)",
+    )
     p.add_argument("--frames", type=int, default=300, help="frames per clip (default 300 = 10 s at 30 fps)")
     p.add_argument("--size", default="640x480", help="clip width x height (default 640x480)")
     p.add_argument("--rounds", type=int, default=1, help="interleaved rounds over the counts; median kept (default 1)")
-    p.add_argument("--rss-seconds", type=float, default=0.0, help="also a looped 4-stream run this long (default 0: no)")
+    p.add_argument(
+        "--rss-seconds", type=float, default=0.0, help="also a looped 4-stream run this long (default 0: no)"
+    )
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: its choice)")
     p.add_argument("--out", type=Path, default=None, help="report folder (default: beside the engine)")
     p.add_argument("--json", action="store_true", help="print the JSON report")
@@ -202,8 +230,11 @@ def run(args: argparse.Namespace) -> int:
         if not counts or min(counts) < 1 or args.frames < 1 or args.rounds < 1:
             raise ValueError
     except ValueError:
-        print(f"error: --streams {args.streams!r} / --size {args.size!r} / --frames {args.frames}: expected e.g. "
-              "--streams 1,2,4,8 --size 640x480 --frames 300", file=sys.stderr)
+        print(
+            f"error: --streams {args.streams!r} / --size {args.size!r} / --frames {args.frames}: expected e.g. "
+            "--streams 1,2,4,8 --size 640x480 --frames 300",
+            file=sys.stderr,
+        )
         return 2
     try:
         import av  # noqa: F401  (the clips are encoded and decoded with PyAV)
@@ -226,50 +257,103 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _measure(args, counts: list[int], size: tuple[int, int], log) -> dict:
-    with tempfile.TemporaryDirectory(prefix="edge-stream-bench-") as tmp, \
-            Classifier.from_path(args.engine, threads=args.threads) as classifier:
+    with (
+        tempfile.TemporaryDirectory(prefix="edge-stream-bench-") as tmp,
+        Classifier.from_path(args.engine, threads=args.threads) as classifier,
+    ):
         log(f"encoding {max(counts)} clip(s) of {args.frames} frames at {size[0]}x{size[1]} (H.264)")
-        clips = make_clips(Path(tmp), sample_images(args.engine, images=args.images), max(max(counts), 4), args.frames, size)
+        clips = make_clips(
+            Path(tmp), sample_images(args.engine, images=args.images), max(max(counts), 4), args.frames, size
+        )
         run_streams(classifier, clips[:1])  # warm-up: first-call costs out of the numbers
         runs: dict[int, list[dict]] = {n: [] for n in counts}
         for round_ in range(args.rounds):  # rounds interleave the counts, so a noisy neighbour hits all alike
             for n in counts:
                 doc = run_streams(classifier, clips[:n])
                 runs[n].append(doc)
-                log(f"  round {round_ + 1}, {n} stream(s): {doc['frames_per_s']:.1f} frames/s, mean batch "
-                    f"{doc['mean_batch']:.1f}, shares " + ", ".join(f"{k} {v:.0%}" for k, v in doc["stage_share"].items()))
+                log(
+                    f"  round {round_ + 1}, {n} stream(s): {doc['frames_per_s']:.1f} frames/s, mean batch "
+                    f"{doc['mean_batch']:.1f}, shares "
+                    + ", ".join(f"{k} {v:.0%}" for k, v in doc["stage_share"].items())
+                )
         results = []
         for n in counts:  # the round with the median frames/s stands for this count
             ordered = sorted(runs[n], key=lambda d: d["frames_per_s"])
             doc = ordered[(len(ordered) - 1) // 2]
-            results.append({"streams": n, **{k: doc[k] for k in ("classified", "elapsed_s", "frames_per_s",
-                            "batches", "mean_batch", "stage_seconds", "stage_share")},
-                            "frames_per_s_rounds": [d["frames_per_s"] for d in runs[n]]})
+            results.append(
+                {
+                    "streams": n,
+                    **{
+                        k: doc[k]
+                        for k in (
+                            "classified",
+                            "elapsed_s",
+                            "frames_per_s",
+                            "batches",
+                            "mean_batch",
+                            "stage_seconds",
+                            "stage_share",
+                        )
+                    },
+                    "frames_per_s_rounds": [d["frames_per_s"] for d in runs[n]],
+                }
+            )
         base = next(r["frames_per_s"] for r in results if r["streams"] == counts[0])
         for r in results:
             r["vs_one_stream" if counts[0] == 1 else f"vs_{counts[0]}_streams"] = round(r["frames_per_s"] / base, 3)
         four = next((r for r in results if r["streams"] == 4), results[-1])
         overhead = inference_overhead(classifier, max(1, round(four["mean_batch"])))
         if "skipped" not in overhead:
-            log(f"  inference stage vs bare session.run at batch {overhead['batch']}: call "
+            log(
+                f"  inference stage vs bare session.run at batch {overhead['batch']}: call "
                 f"{overhead['call_overhead']:+.1%}, batcher round trip {overhead['round_trip_overhead']:+.1%} (best "
                 f"rounds: {overhead['best_round']['call_overhead']:+.1%}, "
-                f"{overhead['best_round']['round_trip_overhead']:+.1%})")
+                f"{overhead['best_round']['round_trip_overhead']:+.1%})"
+            )
         rss = rss_run(classifier, clips[:4], args.rss_seconds, log) if args.rss_seconds > 0 else None
-    return {"engine": str(args.engine), "model": classifier.spec.name, "environment": environment(),
-            "settings": {"frames": args.frames, "size": list(size), "codec": "h264", "threads": args.threads,
-                         "rounds": args.rounds},
-            "results": results, "inference_overhead": overhead, "rss": rss}
+    return {
+        "engine": str(args.engine),
+        "model": classifier.spec.name,
+        "environment": environment(),
+        "settings": {
+            "frames": args.frames,
+            "size": list(size),
+            "codec": "h264",
+            "threads": args.threads,
+            "rounds": args.rounds,
+        },
+        "results": results,
+        "inference_overhead": overhead,
+        "rss": rss,
+    }
 
 
 def _write_csv(path: Path, report: dict) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["streams", "frames", "elapsed_s", "frames_per_s", "mean_batch",
-                     *[f"{s}_s" for s in STAGES], *[f"{s}_share" for s in STAGES]])
+    writer.writerow(
+        [
+            "streams",
+            "frames",
+            "elapsed_s",
+            "frames_per_s",
+            "mean_batch",
+            *[f"{s}_s" for s in STAGES],
+            *[f"{s}_share" for s in STAGES],
+        ]
+    )
     for r in report["results"]:
-        writer.writerow([r["streams"], r["classified"], r["elapsed_s"], r["frames_per_s"], r["mean_batch"],
-                         *[r["stage_seconds"][s] for s in STAGES], *[r["stage_share"][s] for s in STAGES]])
+        writer.writerow(
+            [
+                r["streams"],
+                r["classified"],
+                r["elapsed_s"],
+                r["frames_per_s"],
+                r["mean_batch"],
+                *[r["stage_seconds"][s] for s in STAGES],
+                *[r["stage_share"][s] for s in STAGES],
+            ]
+        )
     return write_text_atomic(path, buffer.getvalue())
 
 

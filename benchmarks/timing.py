@@ -10,9 +10,9 @@ import os
 import platform
 import statistics
 import time
-from pathlib import Path
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -64,15 +64,29 @@ def percentile(ordered: list[float], q: float) -> float:
 def stats_from_samples(name: str, samples_ms: list[float], batch: int = 1) -> LatencyStats:
     ordered = sorted(samples_ms)
     return LatencyStats(
-        name=name, batch=batch, iterations=len(ordered), median_ms=statistics.median(ordered),
-        mean_ms=statistics.fmean(ordered), p90_ms=percentile(ordered, 90), min_ms=ordered[0], max_ms=ordered[-1],
-        p95_ms=percentile(ordered, 95), p99_ms=percentile(ordered, 99),
+        name=name,
+        batch=batch,
+        iterations=len(ordered),
+        median_ms=statistics.median(ordered),
+        mean_ms=statistics.fmean(ordered),
+        p90_ms=percentile(ordered, 90),
+        min_ms=ordered[0],
+        max_ms=ordered[-1],
+        p95_ms=percentile(ordered, 95),
+        p99_ms=percentile(ordered, 99),
         std_ms=statistics.pstdev(ordered) if len(ordered) > 1 else 0.0,
     )
 
 
-def measure(name: str, fn: Callable[[], object], batch: int = 1, warmup_s: float = 0.3,
-            duration_s: float = 1.5, min_iterations: int = 20, max_iterations: int | None = None) -> LatencyStats:
+def measure(
+    name: str,
+    fn: Callable[[], object],
+    batch: int = 1,
+    warmup_s: float = 0.3,
+    duration_s: float = 1.5,
+    min_iterations: int = 20,
+    max_iterations: int | None = None,
+) -> LatencyStats:
     """Call ``fn`` repeatedly: ``warmup_s`` untimed, then at least ``duration_s`` of timed calls
     (and at least ``min_iterations``; at most ``max_iterations`` when given)."""
     end = time.perf_counter() + warmup_s
@@ -80,8 +94,9 @@ def measure(name: str, fn: Callable[[], object], batch: int = 1, warmup_s: float
         fn()
     samples: list[float] = []
     end = time.perf_counter() + duration_s
-    while (time.perf_counter() < end or len(samples) < min_iterations) and \
-            (max_iterations is None or len(samples) < max_iterations):
+    while (time.perf_counter() < end or len(samples) < min_iterations) and (
+        max_iterations is None or len(samples) < max_iterations
+    ):
         start = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - start) * 1e3)
@@ -89,8 +104,21 @@ def measure(name: str, fn: Callable[[], object], batch: int = 1, warmup_s: float
 
 
 # CPU features that decide int8/fp16 kernel speed (x86 VNNI/AMX, Arm dot-product / fp16)
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16",
-             "asimd", "asimddp", "fphp", "i8mm")
+CPU_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+    "asimd",
+    "asimddp",
+    "fphp",
+    "i8mm",
+)
 
 
 def _run(argv: list[str]) -> str | None:
@@ -108,22 +136,35 @@ def _run(argv: list[str]) -> str | None:
 
 
 def gpu_environment() -> dict | None:
-    query = _run(["nvidia-smi", "--query-gpu=name,driver_version,clocks.sm,clocks.mem,clocks.max.sm,persistence_mode",
-                  "--format=csv,noheader"])
+    query = _run(
+        [
+            "nvidia-smi",
+            "--query-gpu=name,driver_version,clocks.sm,clocks.mem,clocks.max.sm,persistence_mode",
+            "--format=csv,noheader",
+        ]
+    )
     if not query:
         return None
     name, driver, sm, mem, max_sm, persistence = [x.strip() for x in query.splitlines()[0].split(",")]
-    return {"name": name, "driver": driver, "sm_clock": sm, "mem_clock": mem, "max_sm_clock": max_sm,
-            "persistence_mode": persistence}
+    return {
+        "name": name,
+        "driver": driver,
+        "sm_clock": sm,
+        "mem_clock": mem,
+        "max_sm_clock": max_sm,
+        "persistence_mode": persistence,
+    }
 
 
 def jetson_environment() -> dict | None:
     release = Path("/etc/nv_tegra_release")
     if not release.is_file():
         return None
-    return {"l4t": release.read_text(errors="replace").splitlines()[0][:120],
-            "power_mode": _run(["nvpmodel", "-q"]),
-            "clocks": _run(["jetson_clocks", "--show"])}
+    return {
+        "l4t": release.read_text(errors="replace").splitlines()[0][:120],
+        "power_mode": _run(["nvpmodel", "-q"]),
+        "clocks": _run(["jetson_clocks", "--show"]),
+    }
 
 
 def environment() -> dict:
@@ -151,6 +192,13 @@ def environment() -> dict:
             versions[module] = __import__(module).__version__
         except ImportError:
             continue
-    return {"cpu": cpu, "cpu_flags": flags, "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "versions": versions, "gpu": gpu_environment(),
-            "jetson": jetson_environment()}
+    return {
+        "cpu": cpu,
+        "cpu_flags": flags,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "gpu": gpu_environment(),
+        "jetson": jetson_environment(),
+    }

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -64,15 +65,23 @@ def is_transient(exc: BaseException) -> bool:
     if status in ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED"):
         return True
     # The HTTP client reports refused or reset connections as messages rather than OSErrors.
-    return any(s in message for s in ("Connection refused", "connection reset", "Connection reset",
-                                      "failed to connect", "Broken pipe"))
+    return any(
+        s in message
+        for s in ("Connection refused", "connection reset", "Connection reset", "failed to connect", "Broken pipe")
+    )
 
 
 class TritonClassifier:
     """One connection (HTTP or gRPC) to one model; reopened after a transient failure."""
 
-    def __init__(self, url: str, model: str, protocol: Protocol = Protocol.GRPC, timeout_s: float = 30.0,
-                 retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        protocol: Protocol = Protocol.GRPC,
+        timeout_s: float = 30.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self.url, self.model, self.protocol, self.timeout_s = url, model, Protocol(protocol), timeout_s
         self.retry = retry or RetryPolicy()
         self._module = _module(self.protocol)
@@ -84,7 +93,8 @@ class TritonClassifier:
                 self._client = self._module.InferenceServerClient(self.url)
             else:
                 self._client = self._module.InferenceServerClient(
-                    self.url, connection_timeout=self.timeout_s, network_timeout=self.timeout_s)
+                    self.url, connection_timeout=self.timeout_s, network_timeout=self.timeout_s
+                )
         return self._client
 
     def close(self) -> None:
@@ -94,7 +104,7 @@ class TritonClassifier:
             finally:
                 self._client = None
 
-    def __enter__(self) -> "TritonClassifier":
+    def __enter__(self) -> TritonClassifier:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -118,13 +128,18 @@ class TritonClassifier:
             outputs = [m.InferRequestedOutput(o) for o in OUTPUTS]
             kwargs = {"client_timeout": self.timeout_s} if self.protocol is Protocol.GRPC else {}
             result = self._connect().infer(self.model, [tensor], outputs=outputs, request_id=request_id, **kwargs)
-            answered = result.get_response().id if self.protocol is Protocol.GRPC else \
-                result.get_response().get("id", "")
+            answered = (
+                result.get_response().id if self.protocol is Protocol.GRPC else result.get_response().get("id", "")
+            )
             if answered != request_id:  # an answer to another request would be a duplicate here
                 raise RuntimeError(f"asked with request id {request_id!r}, answered for {answered!r}")
             labels = result.as_numpy(TOP_K_LABELS)
-            return Classified(request_id, result.as_numpy(PROBABILITIES),
-                              [[x.decode() for x in row] for row in labels], result.as_numpy(TOP_K_INDICES))
+            return Classified(
+                request_id,
+                result.as_numpy(PROBABILITIES),
+                [[x.decode() for x in row] for row in labels],
+                result.as_numpy(TOP_K_INDICES),
+            )
 
         return with_retries(once, self.retry, on_transient=self.close)
 

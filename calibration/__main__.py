@@ -13,8 +13,8 @@ import argparse
 import contextlib
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from calibration.dataset import DEFAULT_SEED, DEFAULT_SIZE, CalibrationSetError
 from calibration.gate import markdown
@@ -32,15 +32,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="model name, e.g. mnist_cnn, asl_cnn")
     parser.add_argument("--artifacts", type=Path, default=None, help="the model's folder (default artifacts/<model>)")
     parser.add_argument("--data-dir", default=None, help="data root (default $EDGE_DATA_DIR or ./data)")
-    parser.add_argument("--folder", type=Path, default=None,
-                        help="image-folder data set root for transfer models (default <data-dir>/flowers)")
-    parser.add_argument("--method", choices=[m.value for m in Method], default=Method.ENTROPY.value,
-                        help="calibration method (default entropy)")
-    parser.add_argument("--calib-size", type=positive_int(10_000_000), default=None,
-                        help=f"calibration samples from the training split (default {DEFAULT_SIZE})")
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        default=None,
+        help="image-folder data set root for transfer models (default <data-dir>/flowers)",
+    )
+    parser.add_argument(
+        "--method",
+        choices=[m.value for m in Method],
+        default=Method.ENTROPY.value,
+        help="calibration method (default entropy)",
+    )
+    parser.add_argument(
+        "--calib-size",
+        type=positive_int(10_000_000),
+        default=None,
+        help=f"calibration samples from the training split (default {DEFAULT_SIZE})",
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="selection seed (default 0)")
-    parser.add_argument("--no-exclusion", action="store_true",
-                        help="report an INT8 budget miss instead of leaving sensitive nodes in FP32")
+    parser.add_argument(
+        "--no-exclusion",
+        action="store_true",
+        help="report an INT8 budget miss instead of leaving sensitive nodes in FP32",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     return parser
 
@@ -60,8 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({"calibration": result.to_dict(), "gate": [r.to_dict() for r in gate.rows],
-                          "passed": gate.passed}, indent=2))
+        print(
+            json.dumps(
+                {"calibration": result.to_dict(), "gate": [r.to_dict() for r in gate.rows], "passed": gate.passed},
+                indent=2,
+            )
+        )
     else:
         print(markdown(gate.rows), end="")
     for row in gate.rows:

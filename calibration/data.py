@@ -34,8 +34,10 @@ class LabelledSplit:
 
     def __post_init__(self) -> None:
         if not (len(self.images) == len(self.labels) == len(self.ids)):
-            raise DataError(f"{self.dataset}/{self.split}: {len(self.images)} images, {len(self.labels)} labels, "
-                            f"{len(self.ids)} ids; they must match")
+            raise DataError(
+                f"{self.dataset}/{self.split}: {len(self.images)} images, {len(self.labels)} labels, "
+                f"{len(self.ids)} ids; they must match"
+            )
 
 
 def check_model_name(model: str, artifacts: Path) -> None:
@@ -62,17 +64,27 @@ def load_split(spec: ModelSpec, data_dir: Path, split: str, folder: Path | None 
     if kind == "mnist":
         data = load_mnist(data_dir, split)
         stem = "train-images-idx3-ubyte" if split == TRAIN else "t10k-images-idx3-ubyte"
-        return LabelledSplit("mnist", split, data.images, data.labels, tuple(f"{stem}#{i}" for i in range(len(data.labels))))
+        return LabelledSplit(
+            "mnist", split, data.images, data.labels, tuple(f"{stem}#{i}" for i in range(len(data.labels)))
+        )
     if kind == "sign_mnist":
         data = load_sign_mnist(data_dir, split)
         name = find_split_file(data_dir / "sign_mnist", split)[0].name
-        return LabelledSplit("sign_mnist", split, data.images, data.labels,
-                             tuple(f"{name}#row{i + 2}" for i in range(len(data.labels))))  # row 1 is the header
+        return LabelledSplit(
+            "sign_mnist", split, data.images, data.labels, tuple(f"{name}#row{i + 2}" for i in range(len(data.labels)))
+        )  # row 1 is the header
     if kind == "image_folder":
         root = Path(folder) if folder is not None else data_dir / "flowers"
         sub = root / (TRAIN if split == TRAIN else "val")
         data = load_image_folder(sub, spec, classes=spec.labels)
-        return LabelledSplit(f"image_folder:{root.name}", split if split == TRAIN else "val", data.images, data.labels,
-                             tuple(str(p.relative_to(root)) for p in data.files))
-    raise DataError(f"model {spec.name!r} (data set {kind!r}) has no labelled data to calibrate or judge on; "
-                    "calibrate a model trained on mnist, sign_mnist or an image folder")
+        return LabelledSplit(
+            f"image_folder:{root.name}",
+            split if split == TRAIN else "val",
+            data.images,
+            data.labels,
+            tuple(str(p.relative_to(root)) for p in data.files),
+        )
+    raise DataError(
+        f"model {spec.name!r} (data set {kind!r}) has no labelled data to calibrate or judge on; "
+        "calibrate a model trained on mnist, sign_mnist or an image folder"
+    )

@@ -13,8 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 from calibration.data import LabelledSplit
-from runtime.calibration_set import (MANIFEST_FORMAT, TRAIN, CalibrationSet, CalibrationSetError,  # noqa: F401
-                                     calib_paths, content_sha256, load_calibration_set, save_calibration_set)
+from runtime.calibration_set import (
+    TRAIN,
+    CalibrationSet,
+    CalibrationSetError,  # noqa: F401
+)
 
 DEFAULT_SIZE = 512
 DEFAULT_SEED = 0
@@ -29,8 +32,9 @@ def select_stratified(labels: np.ndarray, size: int, seed: int = DEFAULT_SEED) -
     if size < 1:
         raise CalibrationSetError(f"calibration set size must be at least 1, got {size}")
     if size > len(labels):
-        raise CalibrationSetError(f"calibration set size {size} exceeds the {len(labels)} training samples; "
-                                  "pass a smaller --calib-size")
+        raise CalibrationSetError(
+            f"calibration set size {size} exceeds the {len(labels)} training samples; pass a smaller --calib-size"
+        )
     rng = np.random.default_rng(seed)
     queues = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
     chosen: list[int] = []
@@ -43,11 +47,21 @@ def select_stratified(labels: np.ndarray, size: int, seed: int = DEFAULT_SEED) -
     return np.sort(np.array(chosen, dtype=np.int64))
 
 
-def build_calibration_set(model: str, split: LabelledSplit, size: int = DEFAULT_SIZE,
-                          seed: int = DEFAULT_SEED) -> CalibrationSet:
+def build_calibration_set(
+    model: str, split: LabelledSplit, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED
+) -> CalibrationSet:
     if split.split != TRAIN:
-        raise CalibrationSetError(f"{split.dataset}/{split.split}: calibration samples must come from the training "
-                                  "split, never from the split the model is judged on")
+        raise CalibrationSetError(
+            f"{split.dataset}/{split.split}: calibration samples must come from the training "
+            "split, never from the split the model is judged on"
+        )
     index = select_stratified(split.labels, size, seed)
-    return CalibrationSet(model, split.dataset, split.split, seed, split.images[index], split.labels[index],
-                          tuple(split.ids[i] for i in index))
+    return CalibrationSet(
+        model,
+        split.dataset,
+        split.split,
+        seed,
+        split.images[index],
+        split.labels[index],
+        tuple(split.ids[i] for i in index),
+    )

@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -78,8 +78,11 @@ class GateRow:
         return self.agreement >= self.budget.min_agreement
 
     def failure(self) -> str:
-        got = f"accuracy drop {self.drop_pp:.2f} pp" if self.budget.max_drop_pp is not None else \
-            f"agreement {self.agreement:.3%}"
+        got = (
+            f"accuracy drop {self.drop_pp:.2f} pp"
+            if self.budget.max_drop_pp is not None
+            else f"agreement {self.agreement:.3%}"
+        )
         return f"{self.model} {self.precision}: {got}, budget {self.budget.describe()}"
 
     def to_dict(self) -> dict:
@@ -88,16 +91,24 @@ class GateRow:
         return out
 
 
-def per_class_change(labels: np.ndarray, reference: np.ndarray, predicted: np.ndarray,
-                     names: Sequence[str]) -> list[dict]:
+def per_class_change(
+    labels: np.ndarray, reference: np.ndarray, predicted: np.ndarray, names: Sequence[str]
+) -> list[dict]:
     rows = []
     for index, name in enumerate(names):
         mask = labels == index
         if not mask.any():
             continue
         ref, got = float((reference[mask] == index).mean()), float((predicted[mask] == index).mean())
-        rows.append({"label": name, "images": int(mask.sum()), "reference": ref, "accuracy": got,
-                     "change_pp": 100.0 * (got - ref)})
+        rows.append(
+            {
+                "label": name,
+                "images": int(mask.sum()),
+                "reference": ref,
+                "accuracy": got,
+                "change_pp": 100.0 * (got - ref),
+            }
+        )
     return rows
 
 
@@ -123,14 +134,26 @@ def reference_logits(checkpoint: Path, split: LabelledSplit) -> tuple[ModelSpec,
     return ckpt.spec, torch_logits(ckpt.model, split.images, ckpt.spec)
 
 
-def judge(model: str, precision: Precision, path: Path, split: LabelledSplit, spec: ModelSpec,
-          reference: np.ndarray, logits: np.ndarray | None = None) -> tuple[GateRow, np.ndarray]:
+def judge(
+    model: str,
+    precision: Precision,
+    path: Path,
+    split: LabelledSplit,
+    spec: ModelSpec,
+    reference: np.ndarray,
+    logits: np.ndarray | None = None,
+) -> tuple[GateRow, np.ndarray]:
     logits = variant_logits(path, split, spec) if logits is None else logits
     ref_top, top = reference.argmax(1), logits.argmax(1)
     row = GateRow(
-        model=model, precision=precision.value, file=str(path), images=len(split.labels),
-        accuracy=float((top == split.labels).mean()), reference_accuracy=float((ref_top == split.labels).mean()),
-        agreement=float((top == ref_top).mean()), max_abs_diff=float(np.abs(logits - reference).max()),
+        model=model,
+        precision=precision.value,
+        file=str(path),
+        images=len(split.labels),
+        accuracy=float((top == split.labels).mean()),
+        reference_accuracy=float((ref_top == split.labels).mean()),
+        agreement=float((top == ref_top).mean()),
+        max_abs_diff=float(np.abs(logits - reference).max()),
         budget=budget_for(precision, dataset_of(spec).split(":")[0]),
         per_class=per_class_change(split.labels, ref_top, top, spec.labels),
     )
@@ -138,14 +161,19 @@ def judge(model: str, precision: Precision, path: Path, split: LabelledSplit, sp
 
 
 def markdown(rows: Sequence[GateRow]) -> str:
-    lines = ["| model | precision | images | accuracy | Δ vs FP32 PyTorch | agreement | max abs Δlogit | worst class change | budget | verdict |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | precision | images | accuracy | Δ vs FP32 PyTorch | agreement | max abs Δlogit | worst class change"
+        " | budget | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         worst = min(r.per_class, key=lambda c: c["change_pp"], default=None)
         worst_text = f"{worst['label']} {worst['change_pp']:+.2f} pp" if worst else ""
-        lines.append(f"| {r.model} | {r.precision} | {r.images} | {r.accuracy:.4f} | {0.0 - r.drop_pp + 0.0:+.2f} pp "
-                     f"| {r.agreement:.4%} | {r.max_abs_diff:.2e} | {worst_text} | {r.budget.describe()} "
-                     f"| {'PASS' if r.passed else 'FAIL'} |")
+        lines.append(
+            f"| {r.model} | {r.precision} | {r.images} | {r.accuracy:.4f} | {0.0 - r.drop_pp + 0.0:+.2f} pp "
+            f"| {r.agreement:.4%} | {r.max_abs_diff:.2e} | {worst_text} | {r.budget.describe()} "
+            f"| {'PASS' if r.passed else 'FAIL'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -182,21 +210,31 @@ class GateResult:
         return all(r.passed for r in self.rows)
 
 
-def run_gate(model: str, artifacts: Path, data_dir: Path, folder: Path | None = None,
-             precisions: Sequence[Precision] = tuple(Precision), write: bool = True) -> GateResult:
+def run_gate(
+    model: str,
+    artifacts: Path,
+    data_dir: Path,
+    folder: Path | None = None,
+    precisions: Sequence[Precision] = tuple(Precision),
+    write: bool = True,
+) -> GateResult:
     artifacts = Path(artifacts)
     check_model_name(model, artifacts)
     checkpoint = artifacts / f"{model}.pt"
     if not checkpoint.is_file():
-        raise DataError(f"{checkpoint}: checkpoint not found; the gate compares against FP32 PyTorch. "
-                        f"Train first (`python -m train ...`) or pass --artifacts")
+        raise DataError(
+            f"{checkpoint}: checkpoint not found; the gate compares against FP32 PyTorch. "
+            f"Train first (`python -m train ...`) or pass --artifacts"
+        )
     check_one_run(artifacts, model)  # variants from two calibration runs are refused, naming the stale file
     deployed = ModelSpec.load(artifacts / f"{model}.json")
     split = load_split(deployed, data_dir, TEST, folder)
     spec, reference = reference_logits(checkpoint, split)
     if deployed.labels != spec.labels:  # the deployed spec would print these labels: they must be the trained ones
-        raise DataError(f"{artifacts / f'{model}.json'}: its labels differ from the checkpoint's ({checkpoint}); "
-                        "results would be mislabelled: re-export the model (`python -m export`)")
+        raise DataError(
+            f"{artifacts / f'{model}.json'}: its labels differ from the checkpoint's ({checkpoint}); "
+            "results would be mislabelled: re-export the model (`python -m export`)"
+        )
     rows, matrices = [], {"fp32 pytorch": confusion(split.labels, reference.argmax(1), spec.num_classes)}
     for precision in precisions:
         path = precision.path(artifacts, model)
@@ -206,12 +244,19 @@ def run_gate(model: str, artifacts: Path, data_dir: Path, folder: Path | None = 
         rows.append(row)
         matrices[precision.value] = confusion(split.labels, top, spec.num_classes)
     if not rows:
-        raise DataError(f"{artifacts}: no {model}.<precision>.onnx files to judge; run `python -m export` "
-                        f"and `python -m calibration --model {model}` first")
+        raise DataError(
+            f"{artifacts}: no {model}.<precision>.onnx files to judge; run `python -m export` "
+            f"and `python -m calibration --model {model}` first"
+        )
     files = {}
     if write:
-        report = {"model": model, "test_split": f"{split.dataset}/{split.split}", "images": len(split.labels),
-                  "rows": [r.to_dict() for r in rows], "passed": all(r.passed for r in rows)}
+        report = {
+            "model": model,
+            "test_split": f"{split.dataset}/{split.split}",
+            "images": len(split.labels),
+            "rows": [r.to_dict() for r in rows],
+            "passed": all(r.passed for r in rows),
+        }
         files["json"] = str(write_text_atomic(artifacts / f"{model}.gate.json", json.dumps(report, indent=2) + "\n"))
         files["markdown"] = str(write_text_atomic(artifacts / f"{model}.gate.md", markdown(rows)))
         files["png"] = str(plot_confusions(artifacts / f"{model}.confusion.png", model, matrices, spec.labels))
@@ -221,11 +266,16 @@ def run_gate(model: str, artifacts: Path, data_dir: Path, folder: Path | None = 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m calibration.gate", description=describe(__doc__))
     parser.add_argument("--model", required=True, help="model name, e.g. mnist_cnn, asl_cnn")
-    parser.add_argument("--artifacts", type=Path, default=None, help="folder with the model's files "
-                        "(default artifacts/<model>)")
+    parser.add_argument(
+        "--artifacts", type=Path, default=None, help="folder with the model's files (default artifacts/<model>)"
+    )
     parser.add_argument("--data-dir", default=None, help="data root (default $EDGE_DATA_DIR or ./data)")
-    parser.add_argument("--folder", type=Path, default=None, help="image-folder data set root for transfer "
-                        "models (default <data-dir>/flowers)")
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        default=None,
+        help="image-folder data set root for transfer models (default <data-dir>/flowers)",
+    )
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     return parser
 

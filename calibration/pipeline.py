@@ -21,8 +21,8 @@ from pathlib import Path
 from calibration.data import TRAIN, check_model_name, load_split
 from calibration.dataset import DEFAULT_SEED, DEFAULT_SIZE, build_calibration_set, save_calibration_set
 from calibration.ranges import Method, amax, calibrate, prepare, save_ranges
-from runtime.calib_cache import write_cache
 from calibration.variants import Precision, write_fp16, write_int8, write_int8_ort
+from runtime.calib_cache import write_cache
 from runtime.spec import ModelSpec
 
 
@@ -53,8 +53,9 @@ def prepared_path(artifacts: Path, model: str) -> Path:
     return Path(artifacts) / f"{model}.prep.onnx"
 
 
-def calibrate_model(model: str, artifacts: Path, data_dir: Path,
-                    options: CalibrationOptions = CalibrationOptions(), log=print) -> CalibrationResult:
+def calibrate_model(
+    model: str, artifacts: Path, data_dir: Path, options: CalibrationOptions = CalibrationOptions(), log=print
+) -> CalibrationResult:
     start = time.perf_counter()
     artifacts = Path(artifacts)
     check_model_name(model, artifacts)
@@ -64,8 +65,10 @@ def calibrate_model(model: str, artifacts: Path, data_dir: Path,
     size = options.size if options.size is not None else min(DEFAULT_SIZE, len(split.labels))
     calib = build_calibration_set(model, split, size, options.seed)
     npz, manifest = save_calibration_set(calib, artifacts)
-    log(f"calibration set: {len(calib.labels)} samples from {calib.dataset}/{calib.split}, "
-        f"{len(calib.class_counts())} classes, sha256 {calib.sha256[:12]}… → {manifest.name}")
+    log(
+        f"calibration set: {len(calib.labels)} samples from {calib.dataset}/{calib.split}, "
+        f"{len(calib.class_counts())} classes, sha256 {calib.sha256[:12]}… → {manifest.name}"
+    )
     prepared = prepare(Precision.FP32.path(artifacts, model), prepared_path(artifacts, model))
     ranges = calibrate(prepared, calib, spec, options.method)
     ranges_file = save_ranges(ranges, artifacts / f"{model}.ranges.json")
@@ -75,9 +78,17 @@ def calibrate_model(model: str, artifacts: Path, data_dir: Path,
     int8 = write_int8(prepared, ranges, spec, Precision.INT8.path(artifacts, model), calibration=stamp)
     int8_ort = write_int8_ort(prepared, ranges, spec, Precision.INT8_ORT.path(artifacts, model), calibration=stamp)
     cache = write_cache(artifacts / f"{model}.calib.cache", amax(ranges))
-    files = {"calibration_set": str(npz), "calibration_manifest": str(manifest), "prepared": str(prepared),
-             "ranges": str(ranges_file), "fp16": str(fp16), "int8": str(int8), "int8.ort": str(int8_ort),
-             "calib.cache": str(cache)}
+    files = {
+        "calibration_set": str(npz),
+        "calibration_manifest": str(manifest),
+        "prepared": str(prepared),
+        "ranges": str(ranges_file),
+        "fp16": str(fp16),
+        "int8": str(int8),
+        "int8.ort": str(int8_ort),
+        "calib.cache": str(cache),
+    }
     log(f"wrote {fp16.name} ({len(kept)} node(s) kept FP32), {int8.name}, {int8_ort.name}, {cache.name}")
-    return CalibrationResult(model, files, calib.sha256, len(calib.labels), options.method.value, kept,
-                             time.perf_counter() - start)
+    return CalibrationResult(
+        model, files, calib.sha256, len(calib.labels), options.method.value, kept, time.perf_counter() - start
+    )

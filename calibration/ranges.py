@@ -13,8 +13,8 @@ import enum
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import onnx
@@ -35,8 +35,11 @@ class Method(str, enum.Enum):
 
     @property
     def ort(self) -> CalibrationMethod:
-        return {Method.MINMAX: CalibrationMethod.MinMax, Method.ENTROPY: CalibrationMethod.Entropy,
-                Method.PERCENTILE: CalibrationMethod.Percentile}[self]
+        return {
+            Method.MINMAX: CalibrationMethod.MinMax,
+            Method.ENTROPY: CalibrationMethod.Entropy,
+            Method.PERCENTILE: CalibrationMethod.Percentile,
+        }[self]
 
 
 PERCENTILE = 99.999
@@ -61,7 +64,7 @@ class SpecDataReader(CalibrationDataReader):
 
     def _generate(self) -> Iterator[dict[str, np.ndarray]]:
         for start in range(0, len(self.calib.labels), self.batch_size):
-            yield {self.spec.input_name: normalize(self.calib.images[start:start + self.batch_size], self.spec)}
+            yield {self.spec.input_name: normalize(self.calib.images[start : start + self.batch_size], self.spec)}
 
     def rewind(self) -> None:
         self._batches = self._generate()
@@ -91,9 +94,14 @@ def calibrate(prepared: Path, calib: CalibrationSet, spec: ModelSpec, method: Me
     if method is Method.MINMAX:
         extra["max_intermediate_outputs"] = 4  # reduce every few batches: bounded memory on big inputs
     with tempfile.TemporaryDirectory(prefix="edge-calib-") as tmp:
-        calibrator = create_calibrator(prepared, None, augmented_model_path=str(Path(tmp) / "augmented.onnx"),
-                                       calibrate_method=method.ort, extra_options=extra,
-                                       providers=["CPUExecutionProvider"])
+        calibrator = create_calibrator(
+            prepared,
+            None,
+            augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+            calibrate_method=method.ort,
+            extra_options=extra,
+            providers=["CPUExecutionProvider"],
+        )
         # One chunk per collect_data call: ONNX Runtime keeps every intermediate output of a call in
         # memory (hundreds of MB per batch at 224²), and its collectors accumulate across calls.
         for chunk in calib.chunks(CALIBRATION_CHUNK):

@@ -16,9 +16,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from calibration.variants import Precision
 from runtime.calibration_set import calib_paths
@@ -41,8 +41,10 @@ def calibration_lock(artifacts: Path, model: str) -> Iterator[Path]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise DataError(f"{folder}: another calibration is running in this folder; wait for it to finish "
-                            f"before calibrating {model} (two at once would mix their files)") from None
+            raise DataError(
+                f"{folder}: another calibration is running in this folder; wait for it to finish "
+                f"before calibrating {model} (two at once would mix their files)"
+            ) from None
         yield folder
     finally:
         os.close(fd)  # releases the lock
@@ -76,8 +78,10 @@ def check_one_run(artifacts: Path, model: str) -> None:
             raise DataError(f"{manifest_path}: unreadable calibration manifest ({exc}); {rerun}") from None
         for path, (sha, _) in stamps.items():
             if sha != current:
-                raise DataError(f"{path}: calibrated on set {str(sha)[:12]}… but {manifest_path.name} describes set "
-                                f"{str(current)[:12]}…; the folder mixes two calibration runs; {rerun}")
+                raise DataError(
+                    f"{path}: calibrated on set {str(sha)[:12]}… but {manifest_path.name} describes set "
+                    f"{str(current)[:12]}…; the folder mixes two calibration runs; {rerun}"
+                )
     ids = {s for s in stamps.values()}
     if len(ids) > 1:
         listing = ", ".join(f"{p.name}: {s[:12]}…/{m}" for p, (s, m) in sorted(stamps.items()))

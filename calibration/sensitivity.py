@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -34,8 +34,9 @@ def _session(path: Path) -> ort.InferenceSession:
 
 def run_onnx(path: Path, batch: np.ndarray, input_name: str, batch_size: int = 256) -> np.ndarray:
     session = _session(path)
-    return np.concatenate([session.run(None, {input_name: batch[i:i + batch_size]})[0]
-                           for i in range(0, len(batch), batch_size)])
+    return np.concatenate(
+        [session.run(None, {input_name: batch[i : i + batch_size]})[0] for i in range(0, len(batch), batch_size)]
+    )
 
 
 def median_latency_ms(path: Path, batch: np.ndarray, input_name: str, repeats: int = 30) -> float:
@@ -50,8 +51,14 @@ def median_latency_ms(path: Path, batch: np.ndarray, input_name: str, repeats: i
     return 1000.0 * float(np.median(times))
 
 
-def rank_nodes(prepared: Path, ranges: TensorsData, spec: ModelSpec, calib: CalibrationSet,
-               precision: Precision = Precision.INT8, limit: int = 256) -> list[tuple[str, float]]:
+def rank_nodes(
+    prepared: Path,
+    ranges: TensorsData,
+    spec: ModelSpec,
+    calib: CalibrationSet,
+    precision: Precision = Precision.INT8,
+    limit: int = 256,
+) -> list[tuple[str, float]]:
     """(node, score) for every quantizable node, worst first."""
     batch = normalize(calib.images[:limit], spec)
     reference = run_onnx(prepared, batch, spec.input_name)
@@ -75,14 +82,22 @@ class Exclusion:
     def summary(self) -> str:
         lat = self.latency_ms
         verdict = "meets" if self.passed else "still misses"
-        return (f"{self.precision}: left {len(self.excluded)} node(s) in FP32 ({', '.join(self.excluded) or 'none'}); "
-                f"{verdict} the budget; latency bs1 {lat['bs1_before']:.3f} → {lat['bs1_after']:.3f} ms, "
-                f"bs64 {lat['bs64_before']:.3f} → {lat['bs64_after']:.3f} ms")
+        return (
+            f"{self.precision}: left {len(self.excluded)} node(s) in FP32 ({', '.join(self.excluded) or 'none'}); "
+            f"{verdict} the budget; latency bs1 {lat['bs1_before']:.3f} → {lat['bs1_after']:.3f} ms, "
+            f"bs64 {lat['bs64_before']:.3f} → {lat['bs64_after']:.3f} ms"
+        )
 
 
-def exclude_until_budget(ranking: Sequence[tuple[str, float]], rewrite: Callable[[list[str]], Path],
-                         judge: Callable[[Path], tuple[bool, float]], precision: Precision, spec: ModelSpec,
-                         sample: np.ndarray, log=print) -> Exclusion:
+def exclude_until_budget(
+    ranking: Sequence[tuple[str, float]],
+    rewrite: Callable[[list[str]], Path],
+    judge: Callable[[Path], tuple[bool, float]],
+    precision: Precision,
+    spec: ModelSpec,
+    sample: np.ndarray,
+    log=print,
+) -> Exclusion:
     """``rewrite(excluded) → file``; ``judge(file) → (passed, drop_pp)``. Tries 1, 2, 4, … worst nodes."""
     nodes = [name for name, _ in ranking]
     batch1, batch64 = normalize(sample[:1], spec), normalize(np.resize(sample, (64,) + sample.shape[1:]), spec)
@@ -95,11 +110,18 @@ def exclude_until_budget(ranking: Sequence[tuple[str, float]], rewrite: Callable
         path = rewrite(excluded)
         passed, drop = judge(path)
         steps.append({"excluded": count, "drop_pp": drop, "passed": passed})
-        log(f"  {precision.value}: {count} node(s) in FP32 → accuracy drop {drop:.2f} pp "
-            f"({'within' if passed else 'over'} budget)")
+        log(
+            f"  {precision.value}: {count} node(s) in FP32 → accuracy drop {drop:.2f} pp "
+            f"({'within' if passed else 'over'} budget)"
+        )
         if passed or count == len(nodes):
             break
         count = min(count * 2, len(nodes))
     after = (median_latency_ms(path, batch1, spec.input_name), median_latency_ms(path, batch64, spec.input_name))
-    return Exclusion(precision.value, excluded, passed, steps,
-                     {"bs1_before": before[0], "bs1_after": after[0], "bs64_before": before[1], "bs64_after": after[1]})
+    return Exclusion(
+        precision.value,
+        excluded,
+        passed,
+        steps,
+        {"bs1_before": before[0], "bs1_after": after[0], "bs64_before": before[1], "bs64_after": after[1]},
+    )

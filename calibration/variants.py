@@ -20,8 +20,8 @@ import enum
 import logging
 import math
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import onnx
 from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -73,8 +73,13 @@ def fp16_blocked_nodes(proto: onnx.ModelProto, ranges: TensorsData | None) -> li
     return [n.name for n in proto.graph.node if big.intersection(list(n.input) + list(n.output))]
 
 
-def write_fp16(prepared: Path, spec: ModelSpec, out: Path, ranges: TensorsData | None = None,
-               calibration: dict[str, str] | None = None) -> tuple[Path, list[str]]:
+def write_fp16(
+    prepared: Path,
+    spec: ModelSpec,
+    out: Path,
+    ranges: TensorsData | None = None,
+    calibration: dict[str, str] | None = None,
+) -> tuple[Path, list[str]]:
     proto = onnx.load(str(prepared))
     blocked = fp16_blocked_nodes(proto, ranges)
     half = convert_float_to_float16(proto, keep_io_types=True, node_block_list=blocked or None)
@@ -113,46 +118,105 @@ def shallow_convolutions(prepared: Path) -> list[str]:
     return names
 
 
-def _quantize(prepared: Path, ranges: TensorsData, out: Path, *, quant_format: QuantFormat, activation: QuantType,
-              op_types: Sequence[str] | None, exclude: Sequence[str], extra: dict, only: Sequence[str] = ()) -> None:
+def _quantize(
+    prepared: Path,
+    ranges: TensorsData,
+    out: Path,
+    *,
+    quant_format: QuantFormat,
+    activation: QuantType,
+    op_types: Sequence[str] | None,
+    exclude: Sequence[str],
+    extra: dict,
+    only: Sequence[str] = (),
+) -> None:
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # "consider pre-processing": done
     with tempfile.TemporaryDirectory(prefix="edge-int8-") as tmp:
         cache = Path(tmp) / "ranges.json"
         save_tensors_data(ranges, cache)  # quantize_static reads the ranges back instead of recalibrating
-        quantize_static(str(prepared), str(out), None, quant_format=quant_format,
-                        op_types_to_quantize=list(op_types or []), per_channel=True, activation_type=activation,
-                        weight_type=QuantType.QInt8, nodes_to_quantize=list(only), nodes_to_exclude=list(exclude),
-                        calibrate_method=ranges.calibration_method, calibration_cache_path=cache,
-                        extra_options=extra)
+        quantize_static(
+            str(prepared),
+            str(out),
+            None,
+            quant_format=quant_format,
+            op_types_to_quantize=list(op_types or []),
+            per_channel=True,
+            activation_type=activation,
+            weight_type=QuantType.QInt8,
+            nodes_to_quantize=list(only),
+            nodes_to_exclude=list(exclude),
+            calibrate_method=ranges.calibration_method,
+            calibration_cache_path=cache,
+            extra_options=extra,
+        )
 
 
-def write_int8(prepared: Path, ranges: TensorsData, spec: ModelSpec, out: Path, exclude: Sequence[str] = (),
-               calibration: dict[str, str] | None = None, only: Sequence[str] = ()) -> Path:
+def write_int8(
+    prepared: Path,
+    ranges: TensorsData,
+    spec: ModelSpec,
+    out: Path,
+    exclude: Sequence[str] = (),
+    calibration: dict[str, str] | None = None,
+    only: Sequence[str] = (),
+) -> Path:
     """The TensorRT-friendly explicit-quantization file (``only``: quantize just these nodes)."""
     with tempfile.TemporaryDirectory(prefix="edge-int8-") as tmp:
         raw = Path(tmp) / "int8.onnx"
-        _quantize(prepared, ranges, raw, quant_format=QuantFormat.QDQ, activation=QuantType.QInt8,
-                  op_types=TENSORRT_INT8_OPS, exclude=exclude, only=only,
-                  extra={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False})
+        _quantize(
+            prepared,
+            ranges,
+            raw,
+            quant_format=QuantFormat.QDQ,
+            activation=QuantType.QInt8,
+            op_types=TENSORRT_INT8_OPS,
+            exclude=exclude,
+            only=only,
+            extra={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+        )
         proto = onnx.load(str(raw))
     _stamp(proto, spec, Precision.INT8, {"edge_toolkit.int8_excluded": ",".join(exclude), **(calibration or {})})
     onnx.checker.check_model(proto, full_check=True)
     return save_onnx(proto, out)
 
 
-def write_int8_ort(prepared: Path, ranges: TensorsData, spec: ModelSpec, out: Path, exclude: Sequence[str] = (),
-                   calibration: dict[str, str] | None = None, only: Sequence[str] = ()) -> Path:
+def write_int8_ort(
+    prepared: Path,
+    ranges: TensorsData,
+    spec: ModelSpec,
+    out: Path,
+    exclude: Sequence[str] = (),
+    calibration: dict[str, str] | None = None,
+    only: Sequence[str] = (),
+) -> Path:
     """The ONNX Runtime CPU file: uint8 activations, operator form, from the same ranges."""
     exclude = list(dict.fromkeys([*exclude, *shallow_convolutions(prepared)]))
     with tempfile.TemporaryDirectory(prefix="edge-int8-") as tmp:
         raw = Path(tmp) / "int8.ort.onnx"
-        _quantize(prepared, ranges, raw, quant_format=QuantFormat.QOperator, activation=QuantType.QUInt8,
-                  op_types=None, exclude=exclude, only=only, extra={"WeightSymmetric": True})
+        _quantize(
+            prepared,
+            ranges,
+            raw,
+            quant_format=QuantFormat.QOperator,
+            activation=QuantType.QUInt8,
+            op_types=None,
+            exclude=exclude,
+            only=only,
+            extra={"WeightSymmetric": True},
+        )
         proto = onnx.load(str(raw))
     # ONNX Runtime's QDQ propagation would move the first QuantizeLinear above the FP32 MaxPool that
     # follows a shallow convolution, onto a uint8 NCHW pooling kernel 3× slower than the float one.
-    _stamp(proto, spec, Precision.INT8_ORT, {"edge_toolkit.int8_excluded": ",".join(exclude), **(calibration or {}),
-                                             DISABLED_OPTIMIZERS_KEY: "QDQPropagationTransformer"})
+    _stamp(
+        proto,
+        spec,
+        Precision.INT8_ORT,
+        {
+            "edge_toolkit.int8_excluded": ",".join(exclude),
+            **(calibration or {}),
+            DISABLED_OPTIMIZERS_KEY: "QDQPropagationTransformer",
+        },
+    )
     onnx.checker.check_model(proto)  # com.microsoft ops: no full_check (the checker has no schemas for them)
     return save_onnx(proto, out)
 

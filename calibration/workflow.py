@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
 from calibration.data import TEST, load_split
 from calibration.dataset import load_calibration_set
@@ -19,8 +19,9 @@ from runtime.atomic import write_text_atomic
 from runtime.spec import ModelSpec
 
 
-def fix_int8(model: str, artifacts: Path, data_dir: Path, folder: Path | None, failing: Sequence[Precision],
-             log=print) -> dict[str, dict]:
+def fix_int8(
+    model: str, artifacts: Path, data_dir: Path, folder: Path | None, failing: Sequence[Precision], log=print
+) -> dict[str, dict]:
     """Leave the most sensitive nodes of each failing INT8 file in FP32 until its budget holds."""
     spec = ModelSpec.load(artifacts / f"{model}.json")
     calib = load_calibration_set(artifacts, model)
@@ -51,8 +52,14 @@ def fix_int8(model: str, artifacts: Path, data_dir: Path, folder: Path | None, f
     return results
 
 
-def calibrate_and_gate(model: str, artifacts: Path, data_dir: Path, options: CalibrationOptions = CalibrationOptions(),
-                       exclusion: bool = True, log=print) -> tuple[CalibrationResult, GateResult]:
+def calibrate_and_gate(
+    model: str,
+    artifacts: Path,
+    data_dir: Path,
+    options: CalibrationOptions = CalibrationOptions(),
+    exclusion: bool = True,
+    log=print,
+) -> tuple[CalibrationResult, GateResult]:
     """Variants → gate → (sensitivity exclusion for a failing INT8 → gate again)."""
     artifacts = Path(artifacts)
     with calibration_lock(artifacts, model):  # a second run of this model here is refused, not interleaved

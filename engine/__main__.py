@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from engine.options import HARDWARE_LEVELS, BuildOptions
 from runtime.bundle import verify_beside
@@ -36,14 +36,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dla-core", type=int, default=None, help="build for this DLA core (Jetson AGX/NX; fp16/int8)")
     p.add_argument("--gpu-fallback", action="store_true", help="with --dla-core: layers DLA cannot run go to the GPU")
     p.add_argument("--version-compatible", action="store_true", help="engine loadable by later TensorRT versions")
-    p.add_argument("--hardware-compatibility", choices=HARDWARE_LEVELS, default="none",
-                   help="ampere+: one engine for every Ampere-or-newer GPU (not on Jetson)")
-    p.add_argument("--calib-cache", type=Path, default=None,
-                   help="implicit INT8 from the FP32 file and this cache (TensorRT ≤ 10 only)")
-    p.add_argument("--tf32", action="store_true",
-                   help="allow TF32 in an FP32 plan (faster on Ampere+, logits move by ~1e-2; off by default)")
-    p.add_argument("--flavour", choices=("tensorrt", "tensorrt_rtx"), default=None,
-                   help="which TensorRT to use (default: tensorrt if it imports, else tensorrt_rtx)")
+    p.add_argument(
+        "--hardware-compatibility",
+        choices=HARDWARE_LEVELS,
+        default="none",
+        help="ampere+: one engine for every Ampere-or-newer GPU (not on Jetson)",
+    )
+    p.add_argument(
+        "--calib-cache",
+        type=Path,
+        default=None,
+        help="implicit INT8 from the FP32 file and this cache (TensorRT ≤ 10 only)",
+    )
+    p.add_argument(
+        "--tf32",
+        action="store_true",
+        help="allow TF32 in an FP32 plan (faster on Ampere+, logits move by ~1e-2; off by default)",
+    )
+    p.add_argument(
+        "--flavour",
+        choices=("tensorrt", "tensorrt_rtx"),
+        default=None,
+        help="which TensorRT to use (default: tensorrt if it imports, else tensorrt_rtx)",
+    )
     p.add_argument("--force", action="store_true", help="rebuild even when the existing plan is current")
     p.add_argument("--json", action="store_true", help="print the manifest (or the error) as JSON on stdout")
     return p
@@ -57,9 +72,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message, file=sys.stderr if args.json else sys.stdout, flush=True)
 
     try:
-        options = BuildOptions(args.min_batch, args.opt_batch, args.max_batch, args.workspace, args.timing_cache,
-                               args.dla_core, args.gpu_fallback, args.version_compatible,
-                               args.hardware_compatibility, args.calib_cache, args.flavour, args.tf32)
+        options = BuildOptions(
+            args.min_batch,
+            args.opt_batch,
+            args.max_batch,
+            args.workspace,
+            args.timing_cache,
+            args.dla_core,
+            args.gpu_fallback,
+            args.version_compatible,
+            args.hardware_compatibility,
+            args.calib_cache,
+            args.flavour,
+            args.tf32,
+        )
         verify_beside(args.onnx)  # a deploy bundle's files against SHA256SUMS (no-op outside a bundle)
         if args.force:
             from engine.build import build_engine

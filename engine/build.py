@@ -20,9 +20,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +31,15 @@ from engine.onnx_info import OnnxInfo, default_plan_path, inspect_onnx
 from engine.options import BuildOptions, EngineBuildError
 from engine.trt_hooks import build_device, cache_calibrator, jetson_info, make_logger, progress_monitor
 from runtime.atomic import write_bytes_atomic, write_text_atomic
-from runtime.engine_manifest import (EngineManifest, describe_foreign, identify_bytes, manifest_path, preflight,
-                                     rebuild_command, sha256_file)
+from runtime.engine_manifest import (
+    EngineManifest,
+    describe_foreign,
+    identify_bytes,
+    manifest_path,
+    preflight,
+    rebuild_command,
+    sha256_file,
+)
 from runtime.errors import ModelLoadError
 from runtime.trt_import import import_tensorrt
 
@@ -61,12 +69,16 @@ def parse_network(info: OnnxInfo, options: BuildOptions) -> Network:
     builder = trt.Builder(logger)
     implicit = options.calib_cache is not None
     if implicit and not hasattr(trt, "IInt8EntropyCalibrator2"):
-        raise EngineBuildError(f"--calib-cache needs the implicit INT8 path, which {flavour} {trt.__version__} does "
-                               "not have (no calibrator classes: TensorRT 11 and TensorRT-RTX are strongly typed); "
-                               "build the explicit file *.int8.onnx instead")
+        raise EngineBuildError(
+            f"--calib-cache needs the implicit INT8 path, which {flavour} {trt.__version__} does "
+            "not have (no calibrator classes: TensorRT 11 and TensorRT-RTX are strongly typed); "
+            "build the explicit file *.int8.onnx instead"
+        )
     if implicit and info.precision != "fp32":
-        raise EngineBuildError(f"--calib-cache goes with the FP32 file (the cache holds its ranges), not a "
-                               f"{info.precision} file; pass *.prep.onnx or *.fp32.onnx")
+        raise EngineBuildError(
+            f"--calib-cache goes with the FP32 file (the cache holds its ranges), not a "
+            f"{info.precision} file; pass *.prep.onnx or *.fp32.onnx"
+        )
     creation = trt.NetworkDefinitionCreationFlag
     flags = 0
     strongly_typed = hasattr(creation, "STRONGLY_TYPED") and not implicit
@@ -78,9 +90,11 @@ def parse_network(info: OnnxInfo, options: BuildOptions) -> Network:
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(info.path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise EngineBuildError(f"{info.path}: the {flavour} ONNX parser rejected the file: "
-                               f"{errors[0].splitlines()[0] if errors else 'no error reported'}"
-                               + (f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""))
+        raise EngineBuildError(
+            f"{info.path}: the {flavour} ONNX parser rejected the file: "
+            f"{errors[0].splitlines()[0] if errors else 'no error reported'}"
+            + (f" (+{len(errors) - 1} more)" if len(errors) > 1 else "")
+        )
     path = "strongly-typed" if strongly_typed else ("implicit-calibrator" if implicit else "weakly-typed+flags")
     return Network(trt, flavour, logger, builder, network, path, implicit)
 
@@ -95,8 +109,9 @@ def _profile(net: Network, info: OnnxInfo, options: BuildOptions):
             raise EngineBuildError(f"{info.path}: input {tensor.name} has dynamic non-batch dimensions {tensor.shape}")
         shapes = [(b,) + rest for b in (options.min_batch, options.opt_batch, options.max_batch)]
         profile.set_shape(tensor.name, *shapes)
-        shapes_used.append({"input": tensor.name, "min": list(shapes[0]), "opt": list(shapes[1]),
-                            "max": list(shapes[2])})
+        shapes_used.append(
+            {"input": tensor.name, "min": list(shapes[0]), "opt": list(shapes[1]), "max": list(shapes[2])}
+        )
     return profile, shapes_used
 
 
@@ -127,15 +142,20 @@ def _dla(net: Network, config, info: OnnxInfo, options: BuildOptions) -> None:
         return
     cores = int(getattr(net.builder, "num_DLA_cores", 0) or 0)
     if not hasattr(trt, "DeviceType") or not hasattr(config, "DLA_core") or cores == 0:
-        raise EngineBuildError(f"--dla-core {options.dla_core}: {net.flavour} {trt.__version__} on this machine has "
-                               "no DLA cores (only Jetson AGX Orin, Orin NX and Xavier have them); build without "
-                               "--dla-core")
+        raise EngineBuildError(
+            f"--dla-core {options.dla_core}: {net.flavour} {trt.__version__} on this machine has "
+            "no DLA cores (only Jetson AGX Orin, Orin NX and Xavier have them); build without "
+            "--dla-core"
+        )
     if options.dla_core >= cores:
-        raise EngineBuildError(f"--dla-core {options.dla_core}: this Jetson has {cores} DLA core(s), numbered "
-                               f"0…{cores - 1}")
+        raise EngineBuildError(
+            f"--dla-core {options.dla_core}: this Jetson has {cores} DLA core(s), numbered 0…{cores - 1}"
+        )
     if info.precision == "fp32" and not net.implicit:
-        raise EngineBuildError(f"{info.path}: the DLA runs FP16 and INT8 only; build *.fp16.onnx or *.int8.onnx "
-                               "for it, or leave out --dla-core for this FP32 file")
+        raise EngineBuildError(
+            f"{info.path}: the DLA runs FP16 and INT8 only; build *.fp16.onnx or *.int8.onnx "
+            "for it, or leave out --dla-core for this FP32 file"
+        )
     config.default_device_type = trt.DeviceType.DLA
     config.DLA_core = options.dla_core
     if options.gpu_fallback:
@@ -161,12 +181,16 @@ def _timing_cache(net: Network, config, options: BuildOptions):
             what = "a TensorRT plan"
         else:
             what = describe_foreign(previous[:16])
-        raise EngineBuildError(f"--timing-cache {path}: that file is {what}, not a timing cache; it would be "
-                               "overwritten — give a new path such as timing.cache")
+        raise EngineBuildError(
+            f"--timing-cache {path}: that file is {what}, not a timing cache; it would be "
+            "overwritten — give a new path such as timing.cache"
+        )
     cache = config.create_timing_cache(previous)
     if not config.set_timing_cache(cache, ignore_mismatch=False):
-        raise EngineBuildError(f"--timing-cache {path}: {net.flavour} {net.trt.__version__} refused it (written by "
-                               "another TensorRT version or GPU, or not a timing cache); give a new path or delete it")
+        raise EngineBuildError(
+            f"--timing-cache {path}: {net.flavour} {net.trt.__version__} refused it (written by "
+            "another TensorRT version or GPU, or not a timing cache); give a new path or delete it"
+        )
     return cache
 
 
@@ -190,8 +214,10 @@ def configure(net: Network, info: OnnxInfo, options: BuildOptions) -> tuple[Any,
         if not hasattr(trt, "HardwareCompatibilityLevel"):
             raise EngineBuildError(f"{net.flavour} {trt.__version__} has no hardware compatibility levels")
         if jetson_info() is not None:
-            raise EngineBuildError("--hardware-compatibility: JetPack does not support hardware-compatible engines; "
-                                   "build without it on the Jetson that runs the plan")
+            raise EngineBuildError(
+                "--hardware-compatibility: JetPack does not support hardware-compatible engines; "
+                "build without it on the Jetson that runs the plan"
+            )
         config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
     _dla(net, config, info, options)
     timing_cache = _timing_cache(net, config, options)
@@ -212,32 +238,49 @@ def build_serialized(net: Network, config, info: OnnxInfo) -> tuple[bytes, float
     serialized = net.builder.build_serialized_network(net.network, config)
     seconds = time.perf_counter() - start
     if serialized is None:
-        raise EngineBuildError(f"{info.path}: {net.flavour} could not build an engine: "
-                               f"{net.logger.errors[-1] if net.logger.errors else 'no error reported'}")
+        raise EngineBuildError(
+            f"{info.path}: {net.flavour} could not build an engine: "
+            f"{net.logger.errors[-1] if net.logger.errors else 'no error reported'}"
+        )
     return bytes(serialized), seconds
 
 
-def build_engine(onnx_path: Path, out: Path | None = None, options: BuildOptions = BuildOptions(),
-                 golden: tuple[np.ndarray, np.ndarray] | None = None,
-                 log: Callable[[str], None] = _logger.info) -> tuple[Path, EngineManifest]:
+def build_engine(
+    onnx_path: Path,
+    out: Path | None = None,
+    options: BuildOptions = BuildOptions(),
+    golden: tuple[np.ndarray, np.ndarray] | None = None,
+    log: Callable[[str], None] = _logger.info,
+) -> tuple[Path, EngineManifest]:
     """Parse, configure, build, write ``out`` + manifest (+ golden I/O). Raises EngineBuildError."""
     info = inspect_onnx(onnx_path)
     out = Path(out) if out else default_plan_path(info.path)
     net = parse_network(info, options)
     config, flags, profiles, timing_cache = configure(net, info, options)
     device = build_device()
-    log(f"building {out.name} with {net.flavour} {net.trt.__version__}: {info.precision}, path {net.path}, batch "
+    log(
+        f"building {out.name} with {net.flavour} {net.trt.__version__}: {info.precision}, path {net.path}, batch "
         f"{options.min_batch}/{options.opt_batch}/{options.max_batch}, "
-        f"{'GPU ' + device['name'] if device else 'no GPU (ahead-of-time build)'}")
+        f"{'GPU ' + device['name'] if device else 'no GPU (ahead-of-time build)'}"
+    )
     data, seconds = build_serialized(net, config, info)
     manifest = EngineManifest(
-        plan_sha256=hashlib.sha256(data).hexdigest(), plan_bytes=len(data), source_onnx=str(info.path),
-        source_sha256=info.sha256, flavour=net.flavour, trt_version=net.trt.__version__,
-        precision="int8-implicit" if net.implicit else info.precision, quantization_path=net.path,
-        profiles=profiles, build_flags=flags, spec=info.spec.to_dict() if info.spec else {}, device=device,
-        jetson=jetson_info(), calibration_sha256=(sha256_file(Path(options.calib_cache)) if net.implicit
-                                                  else info.calibration_sha256),
-        build_seconds=round(seconds, 3), rebuild_command=rebuild_command(info.path, out, options.cli_args()),
+        plan_sha256=hashlib.sha256(data).hexdigest(),
+        plan_bytes=len(data),
+        source_onnx=str(info.path),
+        source_sha256=info.sha256,
+        flavour=net.flavour,
+        trt_version=net.trt.__version__,
+        precision="int8-implicit" if net.implicit else info.precision,
+        quantization_path=net.path,
+        profiles=profiles,
+        build_flags=flags,
+        spec=info.spec.to_dict() if info.spec else {},
+        device=device,
+        jetson=jetson_info(),
+        calibration_sha256=(sha256_file(Path(options.calib_cache)) if net.implicit else info.calibration_sha256),
+        build_seconds=round(seconds, 3),
+        rebuild_command=rebuild_command(info.path, out, options.cli_args()),
     )
     write_plan(out, data, manifest, golden, timing_cache, options)
     log(f"built {out} ({len(data) / 1e6:.2f} MB) in {seconds:.1f} s")

@@ -19,8 +19,8 @@ import shutil
 import sys
 import tarfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -84,12 +84,18 @@ def create(artifacts: Path, out: Path, model: str | None = None, log=print) -> t
     model = model or artifacts.name
     folder, archive = safe_child(out, model), safe_child(out, f"{model}.bundle.tar.gz")
     if folder.exists() or archive.exists():
-        raise BundleError(f"{folder if folder.exists() else archive}: already exists; choose another --out or remove "
-                          "it (a bundle is never overwritten in place)")
-    missing = [model + suffix for suffix, required, _ in CONTENTS if required and not (artifacts / (model + suffix)).is_file()]
+        raise BundleError(
+            f"{folder if folder.exists() else archive}: already exists; choose another --out or remove "
+            "it (a bundle is never overwritten in place)"
+        )
+    missing = [
+        model + suffix for suffix, required, _ in CONTENTS if required and not (artifacts / (model + suffix)).is_file()
+    ]
     if missing:
-        raise BundleError(f"{artifacts}: {', '.join(missing)} not found; export the model first "
-                          f"(`python -m export --checkpoint … --out {artifacts}`)")
+        raise BundleError(
+            f"{artifacts}: {', '.join(missing)} not found; export the model first "
+            f"(`python -m export --checkpoint … --out {artifacts}`)"
+        )
     staging = Path(out) / f".{model}.bundle-staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -110,8 +116,13 @@ def create(artifacts: Path, out: Path, model: str | None = None, log=print) -> t
         files["README.md"] = {"what": "device commands"}
         for name, entry in files.items():
             entry["bytes"] = (staging / name).stat().st_size
-        index = {"format": BUNDLE_FORMAT, "model": model, "toolkit_version": toolkit_version,
-                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files": files}
+        index = {
+            "format": BUNDLE_FORMAT,
+            "model": model,
+            "toolkit_version": toolkit_version,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "files": files,
+        }
         write_text_atomic(staging / INDEX, json.dumps(index, indent=1) + "\n")
         names = sorted(list(files) + [INDEX])
         sums = "".join(f"{hashlib.sha256((staging / n).read_bytes()).hexdigest()}  {n}\n" for n in names)
@@ -134,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("create", help="training machine: pack a model's artifacts for a device")
     c.add_argument("--artifacts", type=Path, required=True, help="the model's artifact folder (artifacts/<model>)")
     c.add_argument("--model", default=None, help="model name (default: the folder's name)")
-    c.add_argument("--out", type=Path, default=Path("bundles"), help="where the folder and .tar.gz go (default bundles)")
+    c.add_argument(
+        "--out", type=Path, default=Path("bundles"), help="where the folder and .tar.gz go (default bundles)"
+    )
     u = sub.add_parser("unpack", help="device: extract a .tar.gz safely and verify every file")
     u.add_argument("archive", type=Path)
     u.add_argument("--out", type=Path, required=True, help="the new folder (must not exist)")
@@ -165,8 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = {"folder": str(bundle.folder), "model": bundle.model, "files": len(bundle.sums)}
             say(f"{bundle.folder}: {len(bundle.sums)} files match {SUMS}")
     except (RuntimeToolkitError, OSError, ValueError) as exc:
-        message = str(exc) if not isinstance(exc, OSError) or not exc.strerror else \
-            f"{exc.filename}: {exc.strerror}"
+        message = str(exc) if not isinstance(exc, OSError) or not exc.strerror else f"{exc.filename}: {exc.strerror}"
         print(f"error: {message}", file=sys.stderr)
         if args.json:
             print(json.dumps({"ok": False, "error": message}))

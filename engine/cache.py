@@ -9,8 +9,8 @@ fails preflight (truncated, foreign, missing manifest) is rebuilt, never reused 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from engine.build import build_engine
 from engine.golden import golden_from_calibration
@@ -26,24 +26,38 @@ _logger = logging.getLogger(__name__)
 
 def _cache_key(info: OnnxInfo, options: BuildOptions, flavour: str, version: str, device: dict | None) -> dict:
     precision = "int8-implicit" if options.calib_cache else info.precision
-    return {"source_sha256": info.sha256, "flavour": flavour, "trt_version": version,
-            "compute_capability": device and device.get("compute_capability"), "precision": precision,
-            "profile": [options.min_batch, options.opt_batch, options.max_batch],
-            "calibration": sha256_file(Path(options.calib_cache)) if options.calib_cache else info.calibration_sha256,
-            **options.engine_flags(precision)}
+    return {
+        "source_sha256": info.sha256,
+        "flavour": flavour,
+        "trt_version": version,
+        "compute_capability": device and device.get("compute_capability"),
+        "precision": precision,
+        "profile": [options.min_batch, options.opt_batch, options.max_batch],
+        "calibration": sha256_file(Path(options.calib_cache)) if options.calib_cache else info.calibration_sha256,
+        **options.engine_flags(precision),
+    }
 
 
 def _manifest_key(manifest: EngineManifest, flag_names) -> dict:
     profile = manifest.profiles[0] if manifest.profiles else {"min": [0], "opt": [0], "max": [0]}
-    return {"source_sha256": manifest.source_sha256, "flavour": manifest.flavour, "trt_version": manifest.trt_version,
-            "compute_capability": manifest.device and manifest.device.get("compute_capability"),
-            "precision": manifest.precision, "profile": [profile["min"][0], profile["opt"][0], profile["max"][0]],
-            "calibration": manifest.calibration_sha256,
-            **{name: manifest.build_flags.get(name) for name in flag_names}}
+    return {
+        "source_sha256": manifest.source_sha256,
+        "flavour": manifest.flavour,
+        "trt_version": manifest.trt_version,
+        "compute_capability": manifest.device and manifest.device.get("compute_capability"),
+        "precision": manifest.precision,
+        "profile": [profile["min"][0], profile["opt"][0], profile["max"][0]],
+        "calibration": manifest.calibration_sha256,
+        **{name: manifest.build_flags.get(name) for name in flag_names},
+    }
 
 
-def ensure_engine(onnx_path: Path, out: Path | None = None, options: BuildOptions = BuildOptions(),
-                  log: Callable[[str], None] = _logger.info) -> tuple[Path, EngineManifest, str]:
+def ensure_engine(
+    onnx_path: Path,
+    out: Path | None = None,
+    options: BuildOptions = BuildOptions(),
+    log: Callable[[str], None] = _logger.info,
+) -> tuple[Path, EngineManifest, str]:
     """Reuse ``out`` when its manifest matches this source, TensorRT, GPU, precision, profile, calibration and
     build flags; otherwise rebuild, saying why. Returns (plan, manifest, "reused" | reason for building)."""
     info = inspect_onnx(onnx_path)

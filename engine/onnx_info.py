@@ -31,26 +31,36 @@ def inspect_onnx(path: Path) -> OnnxInfo:
         proto = onnx.load(str(path))
         onnx.checker.check_model(proto)
     except Exception as exc:  # DecodeError, ValidationError, …
-        raise EngineBuildError(f"{path}: not a valid ONNX model ({str(exc).splitlines()[0][:200]}); re-export it "
-                               "with `python -m export`") from None
+        raise EngineBuildError(
+            f"{path}: not a valid ONNX model ({str(exc).splitlines()[0][:200]}); re-export it with `python -m export`"
+        ) from None
     inits = {t.name: t.data_type for t in proto.graph.initializer}
     for node in proto.graph.node:
         if node.op_type == "DequantizeLinear" and inits.get(node.input[0]) == onnx.TensorProto.INT32:
             raise EngineBuildError(
                 f"{path}: node {node.name!r} dequantizes an int32 bias ({node.input[0]}); the TensorRT ONNX parser "
                 "rejects int32-bias Q/DQ (ONNX Runtime's default quantize_static output). Write the TensorRT "
-                "int8 file with `python -m calibration --model NAME` (bias left in float)")
+                "int8 file with `python -m calibration --model NAME` (bias left in float)"
+            )
         if node.domain == "com.microsoft":
-            raise EngineBuildError(f"{path}: node {node.name!r} is ONNX Runtime's {node.op_type} (com.microsoft), "
-                                   "which TensorRT cannot parse; this is the ONNX Runtime CPU form "
-                                   "(*.int8.ort.onnx) — build from *.int8.onnx instead")
+            raise EngineBuildError(
+                f"{path}: node {node.name!r} is ONNX Runtime's {node.op_type} (com.microsoft), "
+                "which TensorRT cannot parse; this is the ONNX Runtime CPU form "
+                "(*.int8.ort.onnx) — build from *.int8.onnx instead"
+            )
     meta = {p.key: p.value for p in proto.metadata_props}
     spec = ModelSpec.from_json(meta[METADATA_KEY], source=f"{path} metadata") if METADATA_KEY in meta else None
     if spec is not None:
         _check_spec(path, proto, spec)
     _check_calibration_run(path, meta.get("edge_toolkit.calibration_sha256"))
-    return OnnxInfo(path, sha256_file(path), meta.get("edge_toolkit.precision", "fp32"), spec,
-                    meta.get("edge_toolkit.calibration_sha256"), meta)
+    return OnnxInfo(
+        path,
+        sha256_file(path),
+        meta.get("edge_toolkit.precision", "fp32"),
+        spec,
+        meta.get("edge_toolkit.calibration_sha256"),
+        meta,
+    )
 
 
 def default_plan_path(onnx_path: Path) -> Path:
@@ -78,10 +88,15 @@ def _check_spec(path: Path, proto, spec: ModelSpec) -> None:
     inits = {t.name for t in proto.graph.initializer}
 
     def infos(values) -> list:
-        return [TensorInfo(v.name, onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type),
-                           tuple(d.dim_value if d.HasField("dim_value") else None
-                                 for d in v.type.tensor_type.shape.dim))
-                for v in values if v.name not in inits]
+        return [
+            TensorInfo(
+                v.name,
+                onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type),
+                tuple(d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim),
+            )
+            for v in values
+            if v.name not in inits
+        ]
 
     try:
         check_spec_matches(spec, _GraphIO(infos(proto.graph.input), infos(proto.graph.output)), str(path))
@@ -106,6 +121,8 @@ def _check_calibration_run(path: Path, stamped: str | None) -> None:
     except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
         raise EngineBuildError(f"{manifest}: unreadable calibration manifest ({exc}); calibrate again") from None
     if current != stamped:
-        raise EngineBuildError(f"{path}: calibrated on set {stamped[:12]}… but {manifest.name} beside it describes "
-                               f"set {str(current)[:12]}…; the folder mixes two calibration runs: run `python -m "
-                               "calibration` again before building")
+        raise EngineBuildError(
+            f"{path}: calibrated on set {stamped[:12]}… but {manifest.name} beside it describes "
+            f"set {str(current)[:12]}…; the folder mixes two calibration runs: run `python -m "
+            "calibration` again before building"
+        )

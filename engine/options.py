@@ -31,11 +31,14 @@ class BuildOptions:
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
-            raise EngineBuildError(f"batch profile must satisfy 1 ≤ min ≤ opt ≤ max, got "
-                                   f"{self.min_batch}/{self.opt_batch}/{self.max_batch}")
+            raise EngineBuildError(
+                f"batch profile must satisfy 1 ≤ min ≤ opt ≤ max, got "
+                f"{self.min_batch}/{self.opt_batch}/{self.max_batch}"
+            )
         if self.hardware_compatibility not in HARDWARE_LEVELS:
-            raise EngineBuildError(f"--hardware-compatibility {self.hardware_compatibility!r}: choose from "
-                                   f"{list(HARDWARE_LEVELS)}")
+            raise EngineBuildError(
+                f"--hardware-compatibility {self.hardware_compatibility!r}: choose from {list(HARDWARE_LEVELS)}"
+            )
         if self.workspace_mib is not None and self.workspace_mib < 1:
             raise EngineBuildError(f"--workspace {self.workspace_mib}: give the builder's workspace in MiB (≥ 1)")
         if self.dla_core is not None and self.dla_core < 0:
@@ -44,7 +47,14 @@ class BuildOptions:
             raise EngineBuildError("--gpu-fallback goes with --dla-core N (layers the DLA cannot run go to the GPU)")
 
     def cli_args(self) -> list[str]:
-        args = ["--min-batch", str(self.min_batch), "--opt-batch", str(self.opt_batch), "--max-batch", str(self.max_batch)]
+        args = [
+            "--min-batch",
+            str(self.min_batch),
+            "--opt-batch",
+            str(self.opt_batch),
+            "--max-batch",
+            str(self.max_batch),
+        ]
         if self.workspace_mib is not None:
             args += ["--workspace", str(self.workspace_mib)]
         if self.calib_cache:
@@ -66,6 +76,11 @@ class BuildOptions:
 
     def engine_flags(self, precision: str) -> dict:
         """The options that change the plan's contents: recorded in the manifest and compared by the cache."""
-        return {"workspace_mib": self.workspace_mib, "dla_core": self.dla_core, "gpu_fallback": self.gpu_fallback,
-                "version_compatible": self.version_compatible, "hardware_compatibility": self.hardware_compatibility,
-                "tf32": self.tf32_for(precision)}
+        return {
+            "workspace_mib": self.workspace_mib,
+            "dla_core": self.dla_core,
+            "gpu_fallback": self.gpu_fallback,
+            "version_compatible": self.version_compatible,
+            "hardware_compatibility": self.hardware_compatibility,
+            "tf32": self.tf32_for(precision),
+        }

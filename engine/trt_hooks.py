@@ -10,7 +10,6 @@ from typing import Any
 from runtime.calib_cache import retag, version_tag
 
 
-
 def build_device() -> dict | None:
     """The GPU the build targets, or None on a machine without one (TensorRT-RTX ahead-of-time builds).
 
@@ -36,8 +35,10 @@ def jetson_info() -> dict | None:
     model = Path("/proc/device-tree/model")
     if not release.is_file():
         return None
-    return {"l4t": release.read_text(errors="replace").splitlines()[0][:120],
-            "model": model.read_text(errors="replace").strip("\x00\n") if model.is_file() else None}
+    return {
+        "l4t": release.read_text(errors="replace").splitlines()[0][:120],
+        "model": model.read_text(errors="replace").strip("\x00\n") if model.is_file() else None,
+    }
 
 
 def make_logger(trt, verbose: bool = False):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from export.onnx_export import DEFAULT_OPSET, ExportError, export_fp32
 from runtime.cli import error_boundary
@@ -23,15 +23,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m export", description="Export a trained checkpoint to ONNX.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path, help="a .pt file written by `python -m train`")
-    source.add_argument("--pretrained", choices=sorted(n for n, e in MODELS.items() if e.dataset == "imagenet"),
-                        help="export a pretrained ImageNet classifier as is (e.g. for the doggy door)")
+    source.add_argument(
+        "--pretrained",
+        choices=sorted(n for n, e in MODELS.items() if e.dataset == "imagenet"),
+        help="export a pretrained ImageNet classifier as is (e.g. for the doggy door)",
+    )
     parser.add_argument("--weights", default="imagenet", help="with --pretrained: imagenet or a .pth path")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (default: the checkpoint's folder, or ./artifacts/<model>)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: the checkpoint's folder, or ./artifacts/<model>)",
+    )
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
-    parser.add_argument("--uint8-input", action="store_true",
-                        help="fold scale/mean/std into the graph: <name>_u8.fp32.onnx takes uint8 pixels "
-                             "(4x fewer bytes to the GPU)")
+    parser.add_argument(
+        "--uint8-input",
+        action="store_true",
+        help="fold scale/mean/std into the graph: <name>_u8.fp32.onnx takes uint8 pixels (4x fewer bytes to the GPU)",
+    )
     return parser
 
 

@@ -15,10 +15,10 @@ import onnx
 import torch
 from torch import nn
 
+from runtime import __version__ as toolkit_version
 from runtime.atomic import atomic_path, safe_child
 from runtime.errors import RuntimeToolkitError
 from runtime.spec import METADATA_KEY, ModelSpec
-from runtime import __version__ as toolkit_version
 
 # Opset 17 is the newest that every TensorRT we target parses (8.6 on JetPack 6.0 included).
 DEFAULT_OPSET = 17
@@ -68,9 +68,15 @@ def to_onnx_proto(model: nn.Module, spec: ModelSpec, opset: int = DEFAULT_OPSET)
         # The exporter narrates its steps on stdout; keep it for the error message instead.
         with contextlib.redirect_stdout(log), _quiet_loggers("torch.onnx", "onnxscript"):
             program = torch.onnx.export(
-                model, (example,), None, dynamo=True, opset_version=opset,
-                input_names=[spec.input_name], output_names=[spec.output_name],
-                dynamic_shapes=dynamic, verbose=False,
+                model,
+                (example,),
+                None,
+                dynamo=True,
+                opset_version=opset,
+                input_names=[spec.input_name],
+                output_names=[spec.output_name],
+                dynamic_shapes=dynamic,
+                verbose=False,
             )
     except Exception as exc:
         raise ExportError(f"torch.onnx.export failed for {spec.name}: {exc}\n{log.getvalue()[-2000:]}") from exc
@@ -110,8 +116,9 @@ def save_onnx(proto: onnx.ModelProto, path: Path) -> Path:
     return Path(path)
 
 
-def export_fp32(model: nn.Module, spec: ModelSpec, out_dir: Path, opset: int = DEFAULT_OPSET,
-                uint8_input: bool = False) -> Path:
+def export_fp32(
+    model: nn.Module, spec: ModelSpec, out_dir: Path, opset: int = DEFAULT_OPSET, uint8_input: bool = False
+) -> Path:
     """Write ``<out_dir>/<name>.fp32.onnx`` and ``<out_dir>/<name>.json``; returns the ONNX path.
 
     ``uint8_input``: fold the normalisation into the graph and write ``<name>_u8.fp32.onnx`` and

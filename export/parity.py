@@ -7,9 +7,9 @@ Both sides start from the same uint8 images. PyTorch gets them through the train
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -46,9 +46,11 @@ class ParityReport:
         acc = ""
         if self.torch_accuracy is not None:
             acc = f", accuracy torch {self.torch_accuracy:.4f} / runtime {self.runtime_accuracy:.4f}"
-        return (f"parity {verdict} {self.model} vs {Path(self.engine).name}: top-1 agreement "
-                f"{self.agreement:.2%} on {self.images} images, max |Δlogit| {self.max_abs_diff:.2e} "
-                f"(budget {self.tolerance:g}){acc}")
+        return (
+            f"parity {verdict} {self.model} vs {Path(self.engine).name}: top-1 agreement "
+            f"{self.agreement:.2%} on {self.images} images, max |Δlogit| {self.max_abs_diff:.2e} "
+            f"(budget {self.tolerance:g}){acc}"
+        )
 
 
 def torch_logits(model: nn.Module, images: np.ndarray, spec: ModelSpec) -> np.ndarray:

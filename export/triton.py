@@ -8,7 +8,8 @@ Writes ``<repo>/<name>/config.pbtxt`` and ``<repo>/<name>/1/model.plan`` (Tensor
 and the input/output names, types and shapes from the ModelSpec. ``--backend python`` instead
 writes a Python-backend model (``1/model.py``) that serves the file with our runtime and takes
 encoded image bytes (``IMAGE``) or preprocessed tensors, returning probabilities and top-k labels
-(see ``runtime.triton_model``); it runs on any Triton, including ``python -m runtime.serve``. A plan's ``max_batch_size`` is
+(see ``runtime.triton_model``); it runs on any Triton, including ``python -m runtime.serve``. A plan's
+``max_batch_size`` is
 capped by its optimization profile (read from the manifest). The ModelSpec goes beside the config
 (``spec.json``) so clients preprocess exactly as the runtime does. The folder is assembled in a
 temporary directory and renamed into place: an interrupted export leaves no half repository.
@@ -24,9 +25,9 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from runtime.cli import describe, error_boundary, non_negative_int, positive_int
 from runtime.engine_manifest import load_manifest, manifest_path
@@ -100,59 +101,104 @@ def check_model(model: Path, spec: ModelSpec) -> ModelSpec:
         return spec
     built = load_manifest(model).spec
     if built and ModelSpec.from_json(json.dumps(built), source=str(manifest_path(model))) != spec:
-        raise TritonExportError(f"{model}: the spec beside the plan differs from the one it was built with "
-                                f"({manifest_path(model).name}); remove the stale spec or rebuild the plan")
+        raise TritonExportError(
+            f"{model}: the spec beside the plan differs from the one it was built with "
+            f"({manifest_path(model).name}); remove the stale spec or rebuild the plan"
+        )
     return spec
 
 
 def config_pbtxt(name: str, spec: ModelSpec, platform: str, options: TritonOptions) -> str:
     """A config for Triton's own backend (``onnxruntime_onnx`` or ``tensorrt_plan``)."""
     gpu = options.gpu if options.gpu is not None else platform == "tensorrt_plan"
-    lines = [f'name: "{name}"', f'platform: "{platform}"', f"max_batch_size: {options.max_batch}",
-             "input [", *_tensor(spec.input_name, _DTYPES[spec.input_dtype.value], spec.input_shape), "]",
-             "output [", *_tensor(spec.output_name, "TYPE_FP32", [spec.num_classes]), "]"]
+    lines = [
+        f'name: "{name}"',
+        f'platform: "{platform}"',
+        f"max_batch_size: {options.max_batch}",
+        "input [",
+        *_tensor(spec.input_name, _DTYPES[spec.input_dtype.value], spec.input_shape),
+        "]",
+        "output [",
+        *_tensor(spec.output_name, "TYPE_FP32", [spec.num_classes]),
+        "]",
+    ]
     if options.max_batch:
         lines += _dynamic_batching(options)
     return "\n".join(lines + _instance_group(options, gpu)) + "\n"
 
 
 def _instance_group(options: TritonOptions, gpu: bool) -> list[str]:
-    return ["instance_group [", "  {", f"    count: {options.instances}",
-            "    kind: KIND_GPU" if gpu else "    kind: KIND_CPU", "  }", "]"]
+    return [
+        "instance_group [",
+        "  {",
+        f"    count: {options.instances}",
+        "    kind: KIND_GPU" if gpu else "    kind: KIND_CPU",
+        "  }",
+        "]",
+    ]
 
 
 def _dynamic_batching(options: TritonOptions) -> list[str]:
     preferred = ", ".join(str(b) for b in options.preferred_batches if b <= options.max_batch)
-    return (["dynamic_batching {"] + ([f"  preferred_batch_size: [ {preferred} ]"] if preferred else [])
-            + [f"  max_queue_delay_microseconds: {options.max_queue_delay_us}", "}"])
+    return (
+        ["dynamic_batching {"]
+        + ([f"  preferred_batch_size: [ {preferred} ]"] if preferred else [])
+        + [f"  max_queue_delay_microseconds: {options.max_queue_delay_us}", "}"]
+    )
 
 
 def _tensor(name: str, data_type: str, dims: Sequence[int], optional: bool = False) -> list[str]:
-    return ["  {", f'    name: "{name}"', f"    data_type: {data_type}",
-            f"    dims: [ {', '.join(str(d) for d in dims)} ]"] + (["    optional: true"] if optional else []) + ["  }"]
+    return (
+        [
+            "  {",
+            f'    name: "{name}"',
+            f"    data_type: {data_type}",
+            f"    dims: [ {', '.join(str(d) for d in dims)} ]",
+        ]
+        + (["    optional: true"] if optional else [])
+        + ["  }"]
+    )
 
 
-def python_config_pbtxt(name: str, spec: ModelSpec, model_file: str, options: TritonOptions,
-                        max_model_batch: int | None, gpu: bool) -> str:
+def python_config_pbtxt(
+    name: str, spec: ModelSpec, model_file: str, options: TritonOptions, max_model_batch: int | None, gpu: bool
+) -> str:
     """A Python-backend config: image bytes or preprocessed tensors in, probabilities and top-k out."""
     from runtime.triton_model import IMAGE_INPUT, PROBABILITIES, TOP_K_INDICES, TOP_K_LABELS
 
     if spec.input_name == IMAGE_INPUT:
-        raise TritonExportError(f"the model's input is named {IMAGE_INPUT!r}, the name the Python backend uses for "
-                                "image bytes; re-export it with another input name")
+        raise TritonExportError(
+            f"the model's input is named {IMAGE_INPUT!r}, the name the Python backend uses for "
+            "image bytes; re-export it with another input name"
+        )
     k = max(1, min(options.top_k, spec.num_classes))
     params = {"model_file": model_file, "top_k": str(k), "providers": "auto"}
     if max_model_batch:
         params["max_model_batch"] = str(max_model_batch)
     if options.threads:
         params["threads"] = str(options.threads)
-    inputs = (_tensor(IMAGE_INPUT, "TYPE_STRING", [1], optional=True)
-              + _tensor(spec.input_name, _DTYPES[spec.input_dtype.value], spec.input_shape, optional=True))
-    outputs = (_tensor(PROBABILITIES, "TYPE_FP32", [spec.num_classes]) + _tensor(TOP_K_LABELS, "TYPE_STRING", [k])
-               + _tensor(TOP_K_INDICES, "TYPE_INT32", [k]))
-    lines = [f'name: "{name}"', 'backend: "python"', f"max_batch_size: {options.max_batch}",
-             "input [", *_join(inputs), "]", "output [", *_join(outputs), "]", *_dynamic_batching(options),
-             *_instance_group(options, gpu), "parameters ["]
+    inputs = _tensor(IMAGE_INPUT, "TYPE_STRING", [1], optional=True) + _tensor(
+        spec.input_name, _DTYPES[spec.input_dtype.value], spec.input_shape, optional=True
+    )
+    outputs = (
+        _tensor(PROBABILITIES, "TYPE_FP32", [spec.num_classes])
+        + _tensor(TOP_K_LABELS, "TYPE_STRING", [k])
+        + _tensor(TOP_K_INDICES, "TYPE_INT32", [k])
+    )
+    lines = [
+        f'name: "{name}"',
+        'backend: "python"',
+        f"max_batch_size: {options.max_batch}",
+        "input [",
+        *_join(inputs),
+        "]",
+        "output [",
+        *_join(outputs),
+        "]",
+        *_dynamic_batching(options),
+        *_instance_group(options, gpu),
+        "parameters [",
+    ]
     entries = [f'  {{ key: "{key}" value: {{ string_value: "{value}" }} }}' for key, value in params.items()]
     lines += [e + ("," if i < len(entries) - 1 else "") for i, e in enumerate(entries)] + ["]"]
     return "\n".join(lines) + "\n"
@@ -168,8 +214,13 @@ def _join(blocks: list[str]) -> list[str]:
     return out
 
 
-def write_repository(model: Path, repo: Path, name: str | None = None,
-                     options: TritonOptions = TritonOptions(), backend: ServingBackend = ServingBackend.NATIVE) -> Path:
+def write_repository(
+    model: Path,
+    repo: Path,
+    name: str | None = None,
+    options: TritonOptions = TritonOptions(),
+    backend: ServingBackend = ServingBackend.NATIVE,
+) -> Path:
     model = Path(model)
     if not model.is_file():
         raise TritonExportError(f"{model}: model file not found")
@@ -247,24 +298,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--model", type=Path, required=True, help="a .plan (with its manifest) or .onnx file")
     p.add_argument("--repo", type=Path, default=Path("triton_repo"), help="model repository root (default triton_repo)")
     p.add_argument("--name", default=None, help="model name in the repository (default: the spec's name)")
-    p.add_argument("--max-batch", type=non_negative_int(1 << 16), default=64,
-                   help="max_batch_size (0: no batching, for a model with a fixed batch of 1)")
+    p.add_argument(
+        "--max-batch",
+        type=non_negative_int(1 << 16),
+        default=64,
+        help="max_batch_size (0: no batching, for a model with a fixed batch of 1)",
+    )
     p.add_argument("--preferred-batch", type=_batches, default=(8, 32), help="comma-separated preferred batch sizes")
     p.add_argument("--max-queue-delay-us", type=non_negative_int(10_000_000), default=100)
     p.add_argument("--instances", type=positive_int(1024), default=1)
-    p.add_argument("--backend", choices=[b.value for b in ServingBackend], default=ServingBackend.NATIVE.value,
-                   help="native: Triton's onnxruntime/tensorrt backend (default); python: our runtime inside "
-                        "Triton's Python backend (image bytes in, probabilities and top-k labels out)")
-    p.add_argument("--top-k", type=positive_int(1000), default=5,
-                   help="Python backend: labels returned per image (default 5)")
-    p.add_argument("--kind", choices=("cpu", "gpu"), default=None,
-                   help="instance kind (default: gpu for a plan, cpu for ONNX)")
-    p.add_argument("--threads", type=positive_int(1024), default=None,
-                   help="Python backend: ONNX Runtime intra-op threads per instance (default: its choice)")
+    p.add_argument(
+        "--backend",
+        choices=[b.value for b in ServingBackend],
+        default=ServingBackend.NATIVE.value,
+        help="native: Triton's onnxruntime/tensorrt backend (default); python: our runtime inside "
+        "Triton's Python backend (image bytes in, probabilities and top-k labels out)",
+    )
+    p.add_argument(
+        "--top-k", type=positive_int(1000), default=5, help="Python backend: labels returned per image (default 5)"
+    )
+    p.add_argument(
+        "--kind", choices=("cpu", "gpu"), default=None, help="instance kind (default: gpu for a plan, cpu for ONNX)"
+    )
+    p.add_argument(
+        "--threads",
+        type=positive_int(1024),
+        default=None,
+        help="Python backend: ONNX Runtime intra-op threads per instance (default: its choice)",
+    )
     args = p.parse_args(argv)
     try:
-        options = TritonOptions(args.max_batch, args.preferred_batch, args.max_queue_delay_us, args.instances,
-                                args.top_k, None if args.kind is None else args.kind == "gpu", args.threads)
+        options = TritonOptions(
+            args.max_batch,
+            args.preferred_batch,
+            args.max_queue_delay_us,
+            args.instances,
+            args.top_k,
+            None if args.kind is None else args.kind == "gpu",
+            args.threads,
+        )
         target = write_repository(args.model, args.repo, args.name, options, ServingBackend(args.backend))
     except (TritonExportError, RuntimeToolkitError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -26,9 +26,9 @@ import numbers
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -59,9 +59,15 @@ _STOP = object()
 
 
 class DynamicBatcher:
-    def __init__(self, run_batch: Callable[[np.ndarray], np.ndarray], max_batch: int = 32,
-                 max_delay_ms: float = 2.0, queue_size: int = 256, sample_shape: tuple[int, ...] | None = None,
-                 dtype: np.dtype | str | None = None) -> None:
+    def __init__(
+        self,
+        run_batch: Callable[[np.ndarray], np.ndarray],
+        max_batch: int = 32,
+        max_delay_ms: float = 2.0,
+        queue_size: int = 256,
+        sample_shape: tuple[int, ...] | None = None,
+        dtype: np.dtype | str | None = None,
+    ) -> None:
         for name, value in (("max_batch", max_batch), ("queue_size", queue_size)):
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")
@@ -97,8 +103,10 @@ class DynamicBatcher:
         try:
             self._queue.put((array, future), timeout=timeout)
         except queue.Full:
-            raise QueueFull(f"the request queue stayed full ({self._queue.maxsize}) for {timeout} s; "
-                            "slow down, raise queue_size or max_batch") from None
+            raise QueueFull(
+                f"the request queue stayed full ({self._queue.maxsize}) for {timeout} s; "
+                "slow down, raise queue_size or max_batch"
+            ) from None
         if self._closed.is_set():  # raced with shutdown: make sure the worker's final drain saw it
             self._worker.join()
             self._drain_after_stop()
@@ -134,7 +142,7 @@ class DynamicBatcher:
             self._worker.join()
             self._drain_after_stop()
 
-    def __enter__(self) -> "DynamicBatcher":
+    def __enter__(self) -> DynamicBatcher:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -153,8 +161,9 @@ class DynamicBatcher:
             while len(batch) < self.max_batch:
                 remaining = deadline - time.perf_counter()
                 try:
-                    item, future = self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else \
-                        self._queue.get_nowait()
+                    item, future = (
+                        self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait()
+                    )
                 except queue.Empty:
                     break
                 if item is _STOP:

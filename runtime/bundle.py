@@ -37,8 +37,10 @@ class Bundle:
 
     @property
     def fix(self) -> str:
-        return (f"unpack the bundle again into a new folder (`python -m engine.bundle unpack "
-                f"{self.model}.bundle.tar.gz --out NEW_FOLDER`) and do not mix files of different bundles")
+        return (
+            f"unpack the bundle again into a new folder (`python -m engine.bundle unpack "
+            f"{self.model}.bundle.tar.gz --out NEW_FOLDER`) and do not mix files of different bundles"
+        )
 
 
 def parse_sums(text: str, source: str) -> dict[str, str]:
@@ -60,8 +62,9 @@ def open_bundle(folder: str | os.PathLike) -> Bundle:
         raw = (folder / SUMS).read_bytes()
         index = json.loads((folder / INDEX).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise BundleError(f"{folder}: {Path(exc.filename).name} missing; not a complete bundle — "
-                          "unpack the bundle's .tar.gz again") from None
+        raise BundleError(
+            f"{folder}: {Path(exc.filename).name} missing; not a complete bundle — unpack the bundle's .tar.gz again"
+        ) from None
     except (OSError, ValueError) as exc:
         raise BundleError(f"{folder}: unreadable bundle index ({exc}); unpack the bundle's .tar.gz again") from None
     if not isinstance(index, dict) or index.get("format") != BUNDLE_FORMAT:
@@ -75,14 +78,15 @@ def verify_file(bundle: Bundle, name: str) -> None:
     if not path.is_file():
         raise BundleError(f"{path}: missing from the bundle (listed in {SUMS}); {bundle.fix}")
     if sha256_file(path) != bundle.sums[name]:
-        raise BundleError(f"{path}: checksum does not match {SUMS} (altered, truncated or from another bundle); "
-                          f"{bundle.fix}")
+        raise BundleError(
+            f"{path}: checksum does not match {SUMS} (altered, truncated or from another bundle); {bundle.fix}"
+        )
 
 
 def verify(folder: str | os.PathLike, names: list[str] | None = None) -> Bundle:
     """Check the listed files (all of them by default); raises BundleError on the first bad one."""
     bundle = open_bundle(folder)
-    for name in (bundle.sums if names is None else names):
+    for name in bundle.sums if names is None else names:
         verify_file(bundle, name)
     return bundle
 
@@ -110,9 +114,11 @@ def verify_beside(path: str | os.PathLike) -> Bundle | None:
             source = None  # preflight reports an unreadable manifest with its own message
         if source and source not in bundle.sums.values():
             onnx = next((n for n in bundle.sums if _is_onnx(n) and path.name.startswith(n[:-5])), None)
-            raise BundleError(f"{path}: built from an ONNX file that is not in this bundle (another bundle or an "
-                              f"older export); rebuild it here: python -m engine --onnx {path.parent / (onnx or 'MODEL.onnx')} "
-                              f"--out {path} --force")
+            raise BundleError(
+                f"{path}: built from an ONNX file that is not in this bundle (another bundle or an "
+                f"older export); rebuild it here: python -m engine --onnx {path.parent / (onnx or 'MODEL.onnx')} "
+                f"--out {path} --force"
+            )
     return bundle
 
 
@@ -138,8 +144,10 @@ def unpack(archive: str | os.PathLike, out: str | os.PathLike) -> Bundle:
             for member in members:
                 parts = Path(member.name).parts
                 if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir()):
-                    raise BundleError(f"{archive}: member {member.name!r} is not a plain file inside the bundle "
-                                      "folder; refusing the archive")
+                    raise BundleError(
+                        f"{archive}: member {member.name!r} is not a plain file inside the bundle "
+                        "folder; refusing the archive"
+                    )
             if len(tops) != 1:
                 raise BundleError(f"{archive}: expected one bundle folder, found {sorted(tops)[:5]}")
             staging.mkdir(parents=True)

@@ -67,8 +67,10 @@ def parse(text: str, source: str = "calibration cache") -> tuple[str, dict[str, 
     """(header, {tensor: scale}); raises CacheFormatError naming the first bad line."""
     lines = text.splitlines()
     if not lines or not _HEADER.match(lines[0].strip()):
-        raise CacheFormatError(f"{source}: first line {lines[0][:60] if lines else ''!r} is not a TensorRT cache "
-                               "header like 'TRT-8601-EntropyCalibration2'")
+        raise CacheFormatError(
+            f"{source}: first line {lines[0][:60] if lines else ''!r} is not a TensorRT cache "
+            "header like 'TRT-8601-EntropyCalibration2'"
+        )
     scales = {}
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():

@@ -41,10 +41,20 @@ class CalibrationSet:
     def sha256(self) -> str:
         return content_sha256(self.images, self.labels)
 
-    def chunks(self, size: int) -> list["CalibrationSet"]:
+    def chunks(self, size: int) -> list[CalibrationSet]:
         """Consecutive pieces of at most ``size`` samples (for bounded-memory calibration)."""
-        return [CalibrationSet(self.model, self.dataset, self.split, self.seed, self.images[i:i + size],
-                               self.labels[i:i + size], self.ids[i:i + size]) for i in range(0, len(self.labels), size)]
+        return [
+            CalibrationSet(
+                self.model,
+                self.dataset,
+                self.split,
+                self.seed,
+                self.images[i : i + size],
+                self.labels[i : i + size],
+                self.ids[i : i + size],
+            )
+            for i in range(0, len(self.labels), size)
+        ]
 
     def class_counts(self) -> dict[int, int]:
         values, counts = np.unique(self.labels, return_counts=True)
@@ -52,10 +62,18 @@ class CalibrationSet:
 
     def manifest(self) -> dict:
         return {
-            "format": MANIFEST_FORMAT, "model": self.model, "dataset": self.dataset, "split": self.split,
-            "seed": self.seed, "size": int(len(self.labels)), "selection": "class-stratified round robin",
-            "image_shape": list(self.images.shape[1:]), "class_counts": {str(k): v for k, v in self.class_counts().items()},
-            "sha256": self.sha256, "ids": list(self.ids), "labels": [int(x) for x in self.labels],
+            "format": MANIFEST_FORMAT,
+            "model": self.model,
+            "dataset": self.dataset,
+            "split": self.split,
+            "seed": self.seed,
+            "size": int(len(self.labels)),
+            "selection": "class-stratified round robin",
+            "image_shape": list(self.images.shape[1:]),
+            "class_counts": {str(k): v for k, v in self.class_counts().items()},
+            "sha256": self.sha256,
+            "ids": list(self.ids),
+            "labels": [int(x) for x in self.labels],
         }
 
 
@@ -87,21 +105,34 @@ def load_calibration_set(folder: Path, model: str) -> CalibrationSet:
         with np.load(npz, allow_pickle=False) as data:
             images, labels = data["images"], data["labels"]
     except FileNotFoundError as exc:
-        raise CalibrationSetError(f"{exc.filename}: calibration set not found; run "
-                                  f"`python -m calibration --model {model}` to create it") from exc
+        raise CalibrationSetError(
+            f"{exc.filename}: calibration set not found; run `python -m calibration --model {model}` to create it"
+        ) from exc
     except (OSError, ValueError, KeyError) as exc:
-        raise CalibrationSetError(f"{npz} / {manifest_path}: unreadable calibration set ({exc}); "
-                                  f"delete both and run `python -m calibration --model {model}` again") from exc
+        raise CalibrationSetError(
+            f"{npz} / {manifest_path}: unreadable calibration set ({exc}); "
+            f"delete both and run `python -m calibration --model {model}` again"
+        ) from exc
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
         raise CalibrationSetError(f"{manifest_path}: format {found!r}, expected {MANIFEST_FORMAT!r}")
     if manifest.get("split") != TRAIN:
-        raise CalibrationSetError(f"{manifest_path}: split {manifest.get('split')!r}; calibration must use the "
-                                  "training split")
+        raise CalibrationSetError(
+            f"{manifest_path}: split {manifest.get('split')!r}; calibration must use the training split"
+        )
     actual = content_sha256(images, labels)
     if actual != manifest.get("sha256"):
-        raise CalibrationSetError(f"{npz}: sha256 {actual[:12]}… does not match its manifest "
-                                  f"({str(manifest.get('sha256'))[:12]}…); the file changed after it was written. "
-                                  f"Run `python -m calibration --model {model}` again")
-    return CalibrationSet(manifest["model"], manifest["dataset"], manifest["split"], int(manifest["seed"]),
-                          images, labels, tuple(manifest["ids"]))
+        raise CalibrationSetError(
+            f"{npz}: sha256 {actual[:12]}… does not match its manifest "
+            f"({str(manifest.get('sha256'))[:12]}…); the file changed after it was written. "
+            f"Run `python -m calibration --model {model}` again"
+        )
+    return CalibrationSet(
+        manifest["model"],
+        manifest["dataset"],
+        manifest["split"],
+        int(manifest["seed"]),
+        images,
+        labels,
+        tuple(manifest["ids"]),
+    )

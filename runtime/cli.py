@@ -25,7 +25,8 @@ import os
 import sys
 import tempfile
 import traceback
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from runtime.errors import RuntimeToolkitError
 
@@ -133,8 +134,11 @@ def error_boundary(main: Callable[[Sequence[str] | None], int]) -> Callable[[Seq
                     traceback.print_exc()
                 saved = _save_traceback(exc)
                 where = f"traceback saved to {saved}" if saved else "traceback could not be saved"
-                print(f"error: unexpected {type(exc).__name__}: {safe(exc)} ({where}; rerun with --debug to "
-                      "see it, and please report it)", file=sys.stderr)
+                print(
+                    f"error: unexpected {type(exc).__name__}: {safe(exc)} ({where}; rerun with --debug to "
+                    "see it, and please report it)",
+                    file=sys.stderr,
+                )
                 crash = {"traceback_file": saved, "error_type": type(exc).__name__}
                 code = EXIT_USER_ERROR
             if want_json and code not in (0, None) and not out.written:
@@ -155,8 +159,12 @@ def _message(exc: BaseException) -> str:
     if isinstance(exc, OSError) and not isinstance(exc, RuntimeToolkitError):
         name = exc.filename if exc.filename is not None else "a file"
         reason = exc.strerror or str(exc)
-        hint = {28: "; free some space and run again", 13: "; check its permissions",
-                122: "; free some space and run again", 27: "; the file size limit was reached"}
+        hint = {
+            28: "; free some space and run again",
+            13: "; check its permissions",
+            122: "; free some space and run again",
+            27: "; the file size limit was reached",
+        }
         return f"{name}: {reason}{hint.get(exc.errno or 0, '')}"
     return str(exc)
 
@@ -195,6 +203,7 @@ def non_negative_float(high: float | None = None) -> Callable[[str], float]:
 
 def positive_float(high: float | None = None) -> Callable[[str], float]:
     """An argparse type: a finite number > 0 (and ≤ ``high``)."""
+
     def parse(text: str) -> float:
         value = _number(float, 0.0, high, "a positive number")(text)
         if value == 0:

@@ -13,7 +13,8 @@ Verified only where a GPU is lent (tests marked ``gpu``); see the README for wha
 from __future__ import annotations
 
 import ctypes
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -31,8 +32,10 @@ def _cudart():
         try:
             from cuda import cudart  # cuda-python < 12.6 layout
         except ImportError:
-            raise CudaError("cuda-python is not installed; `pip install cuda-python` (or cuda-bindings) — the "
-                            "TensorRT backend uses it for device memory and streams") from None
+            raise CudaError(
+                "cuda-python is not installed; `pip install cuda-python` (or cuda-bindings) — the "
+                "TensorRT backend uses it for device memory and streams"
+            ) from None
     return cudart
 
 
@@ -75,9 +78,11 @@ def driver_mismatch(driver: int, runtime: int) -> str | None:
     if not driver or not runtime or runtime // 1000 <= driver // 1000:
         return None
     major = driver // 1000
-    return (f"cuda-python is built for CUDA {version_text(runtime)} but the driver supports CUDA "
-            f"{version_text(driver)}; install the cuda-python of the driver's major: "
-            f"`pip install \"cuda-python>={major},<{major + 1}\"` (or update the driver)")
+    return (
+        f"cuda-python is built for CUDA {version_text(runtime)} but the driver supports CUDA "
+        f"{version_text(driver)}; install the cuda-python of the driver's major: "
+        f'`pip install "cuda-python>={major},<{major + 1}"` (or update the driver)'
+    )
 
 
 def device_count() -> int:
@@ -98,9 +103,15 @@ def device_count() -> int:
     mismatch = driver_mismatch(driver, runtime)
     _, name = cudart.cudaGetErrorName(err)
     name = name.decode() if isinstance(name, bytes) else str(name)
-    raise CudaError(f"cudaGetDeviceCount failed: {name} ({int(err)})"
-                    + (f": {mismatch}" if mismatch else f"; driver CUDA {version_text(driver)}, cuda-python "
-                       f"{version_text(runtime)} — run `python -m runtime.doctor`"))
+    raise CudaError(
+        f"cudaGetDeviceCount failed: {name} ({int(err)})"
+        + (
+            f": {mismatch}"
+            if mismatch
+            else f"; driver CUDA {version_text(driver)}, cuda-python "
+            f"{version_text(runtime)} — run `python -m runtime.doctor`"
+        )
+    )
 
 
 def device_info(index: int = 0) -> dict:
@@ -108,10 +119,14 @@ def device_info(index: int = 0) -> dict:
     props = check(cudart.cudaGetDeviceProperties(index), "cudaGetDeviceProperties")
     name = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
     free, total = check(cudart.cudaMemGetInfo(), "cudaMemGetInfo")
-    return {"name": name, "compute_capability": f"{props.major}.{props.minor}", "total_bytes": int(total),
-            "free_bytes": int(free),
-            "driver": check(cudart.cudaDriverGetVersion(), "cudaDriverGetVersion"),
-            "runtime": check(cudart.cudaRuntimeGetVersion(), "cudaRuntimeGetVersion")}
+    return {
+        "name": name,
+        "compute_capability": f"{props.major}.{props.minor}",
+        "total_bytes": int(total),
+        "free_bytes": int(free),
+        "driver": check(cudart.cudaDriverGetVersion(), "cudaDriverGetVersion"),
+        "runtime": check(cudart.cudaRuntimeGetVersion(), "cudaRuntimeGetVersion"),
+    }
 
 
 class Stream:
@@ -140,7 +155,7 @@ class Event:
     def record(self, stream: Stream) -> None:
         check(_cudart().cudaEventRecord(self.handle, stream.handle), "cudaEventRecord")
 
-    def elapsed_ms(self, later: "Event") -> float:
+    def elapsed_ms(self, later: Event) -> float:
         return float(check(_cudart().cudaEventElapsedTime(self.handle, later.handle), "cudaEventElapsedTime"))
 
     def close(self) -> None:
@@ -184,14 +199,18 @@ class PinnedBuffer:
 
 def copy_htod_async(dst: DeviceBuffer, src: PinnedBuffer, nbytes: int, stream: Stream) -> None:
     cudart = _cudart()
-    check(cudart.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, stream.handle),
-          "cudaMemcpyAsync (host to device)")
+    check(
+        cudart.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, stream.handle),
+        "cudaMemcpyAsync (host to device)",
+    )
 
 
 def copy_dtoh_async(dst: PinnedBuffer, src: DeviceBuffer, nbytes: int, stream: Stream) -> None:
     cudart = _cudart()
-    check(cudart.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.handle),
-          "cudaMemcpyAsync (device to host)")
+    check(
+        cudart.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.handle),
+        "cudaMemcpyAsync (device to host)",
+    )
 
 
 class CudaGraph:
@@ -206,8 +225,10 @@ class CudaGraph:
         cudart = _cudart()
         self.stream = stream
         self.graph = self.exec = None
-        check(cudart.cudaStreamBeginCapture(stream.handle, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal),
-              "cudaStreamBeginCapture")
+        check(
+            cudart.cudaStreamBeginCapture(stream.handle, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal),
+            "cudaStreamBeginCapture",
+        )
         try:
             work()
         except BaseException:

@@ -14,13 +14,19 @@ import importlib
 import json
 import platform
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 from runtime.cli import describe, error_boundary
 
 OK, INFO, PROBLEM = "OK", "INFO", "PROBLEM"
+
+
+def _site_packages() -> Path:
+    """This venv's site-packages folder (where a link to JetPack's system TensorRT bindings goes)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return Path(sys.prefix) / "lib" / version / "site-packages"
 
 
 @dataclass(frozen=True)
@@ -39,14 +45,22 @@ class JetPackLine:
 JETPACK = {
     "32": JetPackLine("4.x", "3.6", "7.1–8.2", "10.2", "", "JetPack 4 (Python 3.6, CUDA 10.2) is not supported"),
     "34": JetPackLine("5.0 (developer preview)", "3.8", "8.4", "11.4", "", "JetPack 5.0 is not supported"),
-    "35": JetPackLine("5.1.x", "3.8", "8.5", "11.4", "",
-                      "JetPack 5 is not supported: its TensorRT 8.5 bindings are for Python 3.8 (this toolkit needs "
-                      "≥ 3.10) and its CUDA 11.4 needs cuda-python 11, whose API differs"),
+    "35": JetPackLine(
+        "5.1.x",
+        "3.8",
+        "8.5",
+        "11.4",
+        "",
+        "JetPack 5 is not supported: its TensorRT 8.5 bindings are for Python 3.8 (this toolkit needs "
+        "≥ 3.10) and its CUDA 11.4 needs cuda-python 11, whose API differs",
+    ),
     "36": JetPackLine("6.x", "3.10", "8.6 (6.0) / 10.3 (6.1, 6.2)", "12.2 / 12.6", "cuda-python>=12.6,<13"),
     "38": JetPackLine("7.x", "3.12", "10.13+ (11.4 on 7.2.2+ for AGX Orin/Thor)", "13.0", "cuda-python>=13,<14"),
 }
-UNSUPPORTED_FIX = ("flash JetPack 6 or 7 to use TensorRT engines; on this device the ONNX Runtime CPU path "
-                   "(`pip install .[runtime]`) is all that works, with a Python ≥ 3.10")
+UNSUPPORTED_FIX = (
+    "flash JetPack 6 or 7 to use TensorRT engines; on this device the ONNX Runtime CPU path "
+    "(`pip install .[runtime]`) is all that works, with a Python ≥ 3.10"
+)
 
 
 @dataclass
@@ -72,10 +86,16 @@ def jetson_release(root: Path = Path("/")) -> Check:
     model = model_file.read_text(errors="replace").strip("\x00\n ") if model_file.is_file() else "unknown model"
     line = JETPACK.get(major)
     if line is None:
-        return Check("jetson", PROBLEM, f"{model}, L4T R{major}.{revision}: a JetPack this toolkit does not know",
-                     "supported: JetPack 6 (L4T R36) and 7 (L4T R38); see the README's JetPack matrix")
-    detail = (f"{model}, L4T R{major}.{revision} (JetPack {line.jetpack}: Python {line.python}, TensorRT "
-              f"{line.tensorrt}, CUDA {line.cuda})")
+        return Check(
+            "jetson",
+            PROBLEM,
+            f"{model}, L4T R{major}.{revision}: a JetPack this toolkit does not know",
+            "supported: JetPack 6 (L4T R36) and 7 (L4T R38); see the README's JetPack matrix",
+        )
+    detail = (
+        f"{model}, L4T R{major}.{revision} (JetPack {line.jetpack}: Python {line.python}, TensorRT "
+        f"{line.tensorrt}, CUDA {line.cuda})"
+    )
     if line.unsupported:
         return Check("jetson", PROBLEM, f"{detail}. {line.unsupported}", UNSUPPORTED_FIX)
     return Check("jetson", OK, f"{detail}; install with `pip install .[gpu]` (pulls {line.cuda_python})")
@@ -84,8 +104,11 @@ def jetson_release(root: Path = Path("/")) -> Check:
 def system_tensorrt_paths() -> list[str]:
     """Where JetPack puts the TensorRT Python bindings for the system Python."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    candidates = [Path("/usr/lib/python3/dist-packages/tensorrt"), Path(f"/usr/lib/{version}/dist-packages/tensorrt"),
-                  Path(f"/usr/local/lib/{version}/dist-packages/tensorrt")]
+    candidates = [
+        Path("/usr/lib/python3/dist-packages/tensorrt"),
+        Path(f"/usr/lib/{version}/dist-packages/tensorrt"),
+        Path(f"/usr/local/lib/{version}/dist-packages/tensorrt"),
+    ]
     return [str(p) for p in candidates if p.exists()]
 
 
@@ -103,14 +126,21 @@ def tensorrt_check() -> Check:
     except ImportError as exc:
         system = system_tensorrt_paths()
         if system and in_virtualenv():
-            return Check("tensorrt", PROBLEM, f"does not import in this virtualenv ({exc}), but the system has it at "
-                         f"{system[0]}",
-                         f"recreate the venv with `python3 -m venv --system-site-packages {sys.prefix}` (then "
-                         "`pip install .[runtime]`), or link it: "
-                         f"`ln -s {system[0]} {Path(sys.prefix) / 'lib' / f'python{sys.version_info.major}.{sys.version_info.minor}' / 'site-packages'}/`")
-        return Check("tensorrt", INFO, f"not installed ({exc})",
-                     "on a Jetson it comes with JetPack (`sudo apt install nvidia-tensorrt`); on x86 from NVIDIA's "
-                     "index (`pip install tensorrt`); ONNX Runtime on the CPU works without it")
+            return Check(
+                "tensorrt",
+                PROBLEM,
+                f"does not import in this virtualenv ({exc}), but the system has it at {system[0]}",
+                f"recreate the venv with `python3 -m venv --system-site-packages {sys.prefix}` (then "
+                "`pip install .[runtime]`), or link it: "
+                f"`ln -s {system[0]} {_site_packages()}/`",
+            )
+        return Check(
+            "tensorrt",
+            INFO,
+            f"not installed ({exc})",
+            "on a Jetson it comes with JetPack (`sudo apt install nvidia-tensorrt`); on x86 from NVIDIA's "
+            "index (`pip install tensorrt`); ONNX Runtime on the CPU works without it",
+        )
 
 
 def module_check(name: str, label: str, fix: str, required: bool = False) -> Check:
@@ -127,18 +157,25 @@ def cuda_checks() -> list[Check]:
     except ImportError as exc:  # pragma: no cover - runtime.cuda imports nothing heavy at module level
         return [Check("cuda", INFO, str(exc))]
     try:
-        cudart = cuda._cudart()
+        cuda._cudart()  # imports cuda-python's runtime bindings, or says why not
     except Exception as exc:  # CudaError: cuda-python missing
         return [Check("cuda-python", INFO, str(exc), "`pip install cuda-python` to run TensorRT engines")]
     checks = [Check("cuda-python", OK, "cuda.bindings imports")]
     driver, runtime = cuda.versions()
     if not driver:
-        checks.append(Check("cuda driver", INFO, f"no NVIDIA driver loaded (cuda-python runtime "
-                            f"{cuda.version_text(runtime)})", "install the NVIDIA driver (JetPack includes it) to use a GPU"))
+        checks.append(
+            Check(
+                "cuda driver",
+                INFO,
+                f"no NVIDIA driver loaded (cuda-python runtime {cuda.version_text(runtime)})",
+                "install the NVIDIA driver (JetPack includes it) to use a GPU",
+            )
+        )
         return checks
     mismatch = cuda.driver_mismatch(driver, runtime)
-    detail = (f"driver supports CUDA {cuda.version_text(driver)}, cuda-python runtime {cuda.version_text(runtime)}"
-              + ("" if mismatch else " (same major: minor-version compatible)"))
+    detail = f"driver supports CUDA {cuda.version_text(driver)}, cuda-python runtime {cuda.version_text(runtime)}" + (
+        "" if mismatch else " (same major: minor-version compatible)"
+    )
     checks.append(Check("cuda driver", PROBLEM if mismatch else OK, detail, mismatch or ""))
     try:
         count = cuda.device_count()
@@ -146,12 +183,24 @@ def cuda_checks() -> list[Check]:
         checks.append(Check("gpu", PROBLEM, str(exc), "fix the cuda driver line above first"))
         return checks
     if count == 0:
-        checks.append(Check("gpu", PROBLEM, "driver present but no GPU visible",
-                            "check `nvidia-smi` (or `tegrastats`), CUDA_VISIBLE_DEVICES and container GPU flags"))
+        checks.append(
+            Check(
+                "gpu",
+                PROBLEM,
+                "driver present but no GPU visible",
+                "check `nvidia-smi` (or `tegrastats`), CUDA_VISIBLE_DEVICES and container GPU flags",
+            )
+        )
         return checks
     info = cuda.device_info(0)
-    checks.append(Check("gpu", OK, f"{info['name']}, compute capability {info['compute_capability']}, "
-                        f"{info['free_bytes'] / 2**30:.1f} of {info['total_bytes'] / 2**30:.1f} GiB free"))
+    checks.append(
+        Check(
+            "gpu",
+            OK,
+            f"{info['name']}, compute capability {info['compute_capability']}, "
+            f"{info['free_bytes'] / 2**30:.1f} of {info['total_bytes'] / 2**30:.1f} GiB free",
+        )
+    )
     return checks
 
 
@@ -164,11 +213,22 @@ def onnxruntime_check() -> Check:
 
 
 def run_checks() -> list[Check]:
-    checks = [Check("python", OK, f"{platform.python_version()} at {sys.executable}"
-                    + (" (virtualenv)" if in_virtualenv() else "")), jetson_release()]
+    checks = [
+        Check(
+            "python",
+            OK,
+            f"{platform.python_version()} at {sys.executable}" + (" (virtualenv)" if in_virtualenv() else ""),
+        ),
+        jetson_release(),
+    ]
     checks.append(tensorrt_check())
-    checks.append(module_check("tensorrt_rtx", "tensorrt-rtx", "`pip install tensorrt-rtx-cu13` builds engines "
-                               "ahead of time on any machine (RTX GPUs run them)"))
+    checks.append(
+        module_check(
+            "tensorrt_rtx",
+            "tensorrt-rtx",
+            "`pip install tensorrt-rtx-cu13` builds engines ahead of time on any machine (RTX GPUs run them)",
+        )
+    )
     checks += cuda_checks()
     checks.append(onnxruntime_check())
     checks.append(module_check("numpy", "numpy", "`pip install .[runtime]`", required=True))

@@ -23,8 +23,14 @@ from runtime.errors import ModelLoadError
 MANIFEST_FORMAT = "edge-toolkit-engine/1"
 # Serialized-engine magics: standard TensorRT writes "ftrt", TensorRT-RTX "vtrt" (first 4 bytes).
 PLAN_MAGICS = {b"ftrt": "tensorrt", b"vtrt": "tensorrt_rtx"}
-_FOREIGN = {b"PK\x03\x04": "a zip archive", b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image",
-            b"{": "a JSON/text file", b"PK": "a zip archive", b"\x1f\x8b": "a gzip file"}
+_FOREIGN = {
+    b"PK\x03\x04": "a zip archive",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"{": "a JSON/text file",
+    b"PK": "a zip archive",
+    b"\x1f\x8b": "a gzip file",
+}
 
 
 class EnginePreflightError(ModelLoadError):
@@ -57,11 +63,13 @@ class EngineManifest:
         return json.dumps(asdict(self), indent=2) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict, source: str) -> "EngineManifest":
+    def from_dict(cls, data: dict, source: str) -> EngineManifest:
         if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
-            raise EnginePreflightError(f"{source}: not an engine manifest (format "
-                                       f"{data.get('format') if isinstance(data, dict) else None!r}, "
-                                       f"expected {MANIFEST_FORMAT!r})")
+            raise EnginePreflightError(
+                f"{source}: not an engine manifest (format "
+                f"{data.get('format') if isinstance(data, dict) else None!r}, "
+                f"expected {MANIFEST_FORMAT!r})"
+            )
         known = set(cls.__dataclass_fields__)
         try:
             manifest = cls(**{k: v for k, v in data.items() if k in known})
@@ -69,8 +77,9 @@ class EngineManifest:
             raise EnginePreflightError(f"{source}: engine manifest is missing fields ({exc})") from None
         problems = manifest._problems()
         if problems:
-            raise EnginePreflightError(f"{source}: engine manifest has {'; '.join(problems)}; it was edited or "
-                                       "damaged: rebuild the engine")
+            raise EnginePreflightError(
+                f"{source}: engine manifest has {'; '.join(problems)}; it was edited or damaged: rebuild the engine"
+            )
         return manifest
 
     def _problems(self) -> list[str]:
@@ -87,8 +96,11 @@ class EngineManifest:
                 problems.append(f"{name} of type {type(getattr(self, name)).__name__} (expected {kind.__name__})")
         if self.golden is not None:
             golden = self.golden
-            if not isinstance(golden, dict) or not isinstance(golden.get("file"), str) \
-                    or not isinstance(golden.get("sha256"), str):
+            if (
+                not isinstance(golden, dict)
+                or not isinstance(golden.get("file"), str)
+                or not isinstance(golden.get("sha256"), str)
+            ):
                 problems.append("a golden entry without its file name and sha256")
         return problems
 
@@ -132,9 +144,11 @@ def load_manifest(plan: Path) -> EngineManifest:
     try:
         return EngineManifest.from_dict(json.loads(path.read_text()), str(path))
     except FileNotFoundError:
-        raise EnginePreflightError(f"{plan}: manifest {path.name} not found beside the plan; an engine without "
-                                   "its manifest cannot be checked — rebuild it with `python -m engine "
-                                   "--onnx MODEL.onnx`") from None
+        raise EnginePreflightError(
+            f"{plan}: manifest {path.name} not found beside the plan; an engine without "
+            "its manifest cannot be checked — rebuild it with `python -m engine "
+            "--onnx MODEL.onnx`"
+        ) from None
     except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError
         raise EnginePreflightError(f"{path}: unreadable engine manifest ({exc}); rebuild the engine") from None
 
@@ -178,53 +192,79 @@ def check_file(plan: str | Path) -> EngineManifest:
     manifest = load_manifest(plan)
     fix = manifest.rebuild_command or rebuild_command(manifest.source_onnx, plan)
     if size != manifest.plan_bytes:
-        raise EnginePreflightError(f"{plan}: {size} bytes but its manifest says {manifest.plan_bytes} "
-                                   f"(truncated or replaced); rebuild: {fix}")
+        raise EnginePreflightError(
+            f"{plan}: {size} bytes but its manifest says {manifest.plan_bytes} (truncated or replaced); rebuild: {fix}"
+        )
     if sha256_file(plan) != manifest.plan_sha256:
-        raise EnginePreflightError(f"{plan}: contents do not match its manifest (sha256), the manifest belongs to "
-                                   f"another build; rebuild: {fix}")
+        raise EnginePreflightError(
+            f"{plan}: contents do not match its manifest (sha256), the manifest belongs to "
+            f"another build; rebuild: {fix}"
+        )
     if kind != manifest.flavour:
         raise EnginePreflightError(f"{plan}: a {kind} plan but its manifest says {manifest.flavour}; rebuild: {fix}")
     return manifest
 
 
-def check_machine(plan: str | Path, manifest: EngineManifest, flavour: str | None = None,
-                  trt_version: str | None = None, device: dict | None = None, jetson: bool | None = None) -> None:
+def check_machine(
+    plan: str | Path,
+    manifest: EngineManifest,
+    flavour: str | None = None,
+    trt_version: str | None = None,
+    device: dict | None = None,
+    jetson: bool | None = None,
+) -> None:
     """The manifest against this machine: TensorRT flavour and version (with the version-compatibility rules),
     GPU compute capability (with the hardware-compatibility rules). None: not checked. Reads no file."""
     fix = manifest.rebuild_command or rebuild_command(manifest.source_onnx, plan)
     if flavour is not None and flavour != manifest.flavour:
-        raise EnginePreflightError(f"{plan}: built by {manifest.flavour} {manifest.trt_version}, this machine runs "
-                                   f"{flavour} {trt_version}; rebuild here: {fix}")
+        raise EnginePreflightError(
+            f"{plan}: built by {manifest.flavour} {manifest.trt_version}, this machine runs "
+            f"{flavour} {trt_version}; rebuild here: {fix}"
+        )
     if trt_version is not None and trt_version != manifest.trt_version:
         if not manifest.build_flags.get("version_compatible"):
-            raise EnginePreflightError(f"{plan}: built by {manifest.flavour} {manifest.trt_version}, this machine has "
-                                       f"{trt_version} (engines are tied to the TensorRT that built them); rebuild "
-                                       f"here: {fix}")
+            raise EnginePreflightError(
+                f"{plan}: built by {manifest.flavour} {manifest.trt_version}, this machine has "
+                f"{trt_version} (engines are tied to the TensorRT that built them); rebuild "
+                f"here: {fix}"
+            )
         if manifest.flavour == "tensorrt_rtx" or not version_compatible_with(manifest.trt_version, trt_version):
-            raise EnginePreflightError(f"{plan}: a version-compatible plan from {manifest.flavour} "
-                                       f"{manifest.trt_version} cannot load in {trt_version} (TensorRT runs them only "
-                                       "in the same or a later release of the same major, or 8→10 and 10→11); "
-                                       f"rebuild here: {fix}")
+            raise EnginePreflightError(
+                f"{plan}: a version-compatible plan from {manifest.flavour} "
+                f"{manifest.trt_version} cannot load in {trt_version} (TensorRT runs them only "
+                "in the same or a later release of the same major, or 8→10 and 10→11); "
+                f"rebuild here: {fix}"
+            )
     portable = manifest.build_flags.get("hardware_compatibility", "none") != "none"
     if portable and jetson:
-        raise EnginePreflightError(f"{plan}: built with hardware compatibility "
-                                   f"({manifest.build_flags.get('hardware_compatibility')}), which JetPack does not "
-                                   f"support; rebuild on this Jetson without it: {fix}")
+        raise EnginePreflightError(
+            f"{plan}: built with hardware compatibility "
+            f"({manifest.build_flags.get('hardware_compatibility')}), which JetPack does not "
+            f"support; rebuild on this Jetson without it: {fix}"
+        )
     if device is None:
         return
     here = device.get("compute_capability")
     if portable and here and _version_tuple(here) < (8, 0):
-        raise EnginePreflightError(f"{plan}: built for Ampere or newer (hardware compatibility ampere+), this GPU "
-                                   f"is {device.get('name')} (compute capability {here}); rebuild here: {fix}")
+        raise EnginePreflightError(
+            f"{plan}: built for Ampere or newer (hardware compatibility ampere+), this GPU "
+            f"is {device.get('name')} (compute capability {here}); rebuild here: {fix}"
+        )
     built = manifest.device.get("compute_capability") if manifest.device else None
     if built and here and built != here and not portable:
-        raise EnginePreflightError(f"{plan}: built for {manifest.device.get('name')} (compute capability "
-                                   f"{built}), this GPU is {device.get('name')} ({here}); rebuild here: {fix}")
+        raise EnginePreflightError(
+            f"{plan}: built for {manifest.device.get('name')} (compute capability "
+            f"{built}), this GPU is {device.get('name')} ({here}); rebuild here: {fix}"
+        )
 
 
-def preflight(plan: str | Path, flavour: str | None = None, trt_version: str | None = None,
-              device: dict | None = None, jetson: bool | None = None) -> EngineManifest:
+def preflight(
+    plan: str | Path,
+    flavour: str | None = None,
+    trt_version: str | None = None,
+    device: dict | None = None,
+    jetson: bool | None = None,
+) -> EngineManifest:
     """Check ``plan`` before deserializing it: the file (``check_file``), then this machine (``check_machine``);
     ``flavour``/``trt_version``/``device``/``jetson`` describe this machine (None: not checked). Returns the
     manifest. The plan is hashed once."""

@@ -18,8 +18,13 @@ from runtime.errors import RuntimeToolkitError
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -37,8 +42,9 @@ def open_regular(path: str | os.PathLike, what: str, error: type[RuntimeToolkitE
     except FileNotFoundError:
         raise error(f"{path}: no such file; check the path") from None
     except PermissionError:
-        raise error(f"{path}: permission denied; make it readable (chmod +r) or run as a user who can read it"
-                    ) from None
+        raise error(
+            f"{path}: permission denied; make it readable (chmod +r) or run as a user who can read it"
+        ) from None
     except IsADirectoryError:
         raise error(f"{path}: is a directory, expected {what}") from None
     except OSError as exc:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -31,10 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Classify images with an exported model (.onnx; spec JSON beside it or embedded).",
     )
     parser.add_argument("--engine", required=True, type=Path, help="model file (.onnx, or a TensorRT .plan)")
-    parser.add_argument("inputs", nargs="*", help="image files or folders of images, or video/camera/network "
-                        "sources (see below)")
-    parser.add_argument("--self-test", action="store_true",
-                        help="check a .plan against the golden inputs/outputs in its manifest and exit")
+    parser.add_argument(
+        "inputs", nargs="*", help="image files or folders of images, or video/camera/network sources (see below)"
+    )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check a .plan against the golden inputs/outputs in its manifest and exit",
+    )
     parser.add_argument("--batch-size", type=positive_int(), default=32, help="inputs per inference call (default 32)")
     parser.add_argument("--top-k", type=positive_int(), default=1, help="classes to print per input (default 1)")
     add_provider_arguments(parser)
@@ -42,8 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     add_stream_arguments(parser)
     return parser
-
-
 
 
 def _expand(inputs: Sequence[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -108,8 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = len(files) + len(errors)
     results = []
     try:
-        with Classifier.from_path(args.engine, providers=args.providers, threads=args.threads,
-                                  cuda=cuda) as classifier:
+        with Classifier.from_path(args.engine, providers=args.providers, threads=args.threads, cuda=cuda) as classifier:
             for path, outcome in classify_files(classifier, files, args.batch_size, args.top_k):
                 if isinstance(outcome, InputError):
                     errors.append((str(path), str(outcome)))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -22,7 +22,9 @@ PLAN_SUFFIXES = (".plan", ".engine", ".trt")
 
 
 def open_backend(
-    path: str | os.PathLike, providers: str | Sequence[str] | None = None, threads: int | None = None,
+    path: str | os.PathLike,
+    providers: str | Sequence[str] | None = None,
+    threads: int | None = None,
     cuda: CudaOptions | None = None,
 ) -> Backend:
     """The backend for a model file, chosen by its suffix (not yet activated). In a deploy bundle the file and
@@ -93,8 +95,11 @@ def check_spec_matches(spec: ModelSpec, backend: Backend, source: str) -> None:
     tensor = inputs[spec.input_name]
     shape = tensor.shape
     want = (None,) + spec.input_shape
-    if len(shape) == 4 and _fits(shape[1:], (spec.height, spec.width, spec.channels)) \
-            and not _fits(shape[1:], spec.input_shape):
+    if (
+        len(shape) == 4
+        and _fits(shape[1:], (spec.height, spec.width, spec.channels))
+        and not _fits(shape[1:], spec.input_shape)
+    ):
         raise SpecError(
             f"{source}: the model takes channels-last (NHWC) input {shape} but the runtime feeds NCHW "
             f"(N, {spec.channels}, {spec.height}, {spec.width}); export the model with NCHW input"
@@ -118,9 +123,7 @@ def check_spec_matches(spec: ModelSpec, backend: Backend, source: str) -> None:
         )
     classes = out_shape[-1]
     if classes is not None and classes != spec.num_classes:
-        raise SpecError(
-            f"{source}: model outputs {classes} classes but the spec lists {spec.num_classes} labels"
-        )
+        raise SpecError(f"{source}: model outputs {classes} classes but the spec lists {spec.num_classes} labels")
 
 
 def _fits(shape: Sequence[int | None], want: Sequence[int | None]) -> bool:
@@ -143,9 +146,12 @@ class Classifier:
 
     @classmethod
     def from_path(
-        cls, path: str | os.PathLike, providers: str | Sequence[str] | None = None, threads: int | None = None,
+        cls,
+        path: str | os.PathLike,
+        providers: str | Sequence[str] | None = None,
+        threads: int | None = None,
         cuda: CudaOptions | None = None,
-    ) -> "Classifier":
+    ) -> Classifier:
         return cls(open_backend(path, providers, threads, cuda), source=str(path))
 
     @property
@@ -154,7 +160,7 @@ class Classifier:
             raise RuntimeError("Classifier.spec is known once the classifier is active")
         return self._spec
 
-    def __enter__(self) -> "Classifier":
+    def __enter__(self) -> Classifier:
         self.backend.activate()
         try:
             if self._spec is None:

@@ -76,8 +76,11 @@ def checked_top_k(outputs: np.ndarray, spec: ModelSpec, k: int, sources: list[st
     good = top_k(to_probabilities(outputs[finite], spec), spec, k) if finite.any() else []
     ranked = iter(good)
     return [
-        next(ranked) if ok else InputError(
+        next(ranked)
+        if ok
+        else InputError(
             f"{source}: the model produced NaN or Inf outputs for this input; the model or its export is "
-            "broken (check it with `python -m calibration.gate` or re-export it)")
+            "broken (check it with `python -m calibration.gate` or re-export it)"
+        )
         for ok, source in zip(finite, sources)
     ]

@@ -15,8 +15,8 @@ import io
 import os
 import struct
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -25,7 +25,7 @@ from runtime.errors import InputError
 from runtime.files import open_regular
 from runtime.spec import ColorMode, InputDType, Interpolation, ModelSpec, ResizePolicy
 
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageInput = str | os.PathLike | Image.Image | np.ndarray
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
 
@@ -79,9 +79,7 @@ def _decode(fp, source: str, draft_side: int | None = None) -> Image.Image:
                 img.load()
                 image = ImageOps.exif_transpose(img) if img.getexif() else img.copy()
     except UnidentifiedImageError:
-        raise InputError(
-            f"{source}: not a readable image; expected PNG, JPEG, BMP, TIFF, GIF or WebP"
-        ) from None
+        raise InputError(f"{source}: not a readable image; expected PNG, JPEG, BMP, TIFF, GIF or WebP") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InputError(f"{source}: image too large to decode safely ({exc})") from None
     except MemoryError:
@@ -188,8 +186,7 @@ def array_to_image(array: np.ndarray, source: str = "array") -> Image.Image:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
         raise InputError(
-            f"{source}: array shape {array.shape} is not an image; expected (H, W) or (H, W, C) "
-            "with C in 1, 3, 4"
+            f"{source}: array shape {array.shape} is not an image; expected (H, W) or (H, W, C) with C in 1, 3, 4"
         )
     if array.size == 0:
         raise InputError(f"{source}: array is empty (shape {array.shape})")
@@ -223,9 +220,7 @@ def preprocess(item: ImageInput, spec: ModelSpec) -> np.ndarray:
     elif isinstance(item, (str, os.PathLike)):
         image = load_image(item, draft_side=_draft_side(spec))
     else:
-        raise InputError(
-            f"unsupported input type {type(item).__name__}; expected a path, PIL image or array"
-        )
+        raise InputError(f"unsupported input type {type(item).__name__}; expected a path, PIL image or array")
     source = str(item) if isinstance(item, (str, os.PathLike)) else f"{type(item).__name__} input"
     try:
         return normalize(image_to_pixels(image, spec), spec)

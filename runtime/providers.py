@@ -12,8 +12,9 @@ the provider options ONNX Runtime reads (``enable_cuda_graph``, ``use_tf32``, ``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from runtime.errors import ModelLoadError
 
@@ -23,8 +24,10 @@ SHORTHANDS = {
     "tensorrt": "TensorrtExecutionProvider",
 }
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
-GPU_INSTALL_FIX = ("install the GPU build in place of the CPU one: `pip uninstall -y onnxruntime && "
-                   "pip install onnxruntime-gpu` (or `pip install .[gpu-ort]` in a venv without `onnxruntime`)")
+GPU_INSTALL_FIX = (
+    "install the GPU build in place of the CPU one: `pip uninstall -y onnxruntime && "
+    "pip install onnxruntime-gpu` (or `pip install .[gpu-ort]` in a venv without `onnxruntime`)"
+)
 # Each captured graph keeps its own device buffers; a stream of odd batch sizes must not capture without end.
 MAX_GRAPHS = 8
 
@@ -92,14 +95,13 @@ def onnxruntime_module():
     try:
         import onnxruntime
     except ImportError:
-        raise ModelLoadError(
-            "onnxruntime is not installed; install it with `pip install .[runtime]`"
-        ) from None
+        raise ModelLoadError("onnxruntime is not installed; install it with `pip install .[runtime]`") from None
     return onnxruntime
 
 
-def parse_providers(spec: str | Sequence[str] | None, available: Sequence[str] | None = None,
-                    known: Sequence[str] | None = None) -> tuple[Provider, ...]:
+def parse_providers(
+    spec: str | Sequence[str] | None, available: Sequence[str] | None = None, known: Sequence[str] | None = None
+) -> tuple[Provider, ...]:
     """``"cuda:1,cpu"`` → ``(Provider("CUDAExecutionProvider", 1), Provider("CPUExecutionProvider"))``.
 
     Empty or None means CPU only. ``available`` and ``known`` default to this onnxruntime's
@@ -122,14 +124,17 @@ def parse_providers(spec: str | Sequence[str] | None, available: Sequence[str] |
             raise ProviderError(
                 f"--providers {item!r}: unknown execution provider; shorthands are {', '.join(SHORTHANDS)} "
                 f"(GPU ones take :N for the device), and this onnxruntime has {_describe_install(available)}; "
-                f"for GPU inference {GPU_INSTALL_FIX}")
+                f"for GPU inference {GPU_INSTALL_FIX}"
+            )
         chosen.append(Provider(name, _device_id(item, name, device)))
     missing = [p for p in chosen if p.name not in available]
     if missing:
         first = missing[0]
         fix = GPU_INSTALL_FIX if first.on_gpu else "install the onnxruntime package that ships it"
-        raise ProviderError(f"--providers {first.short()}: {first.name} is not available in this onnxruntime "
-                            f"build (it has {_describe_install(available)}); {fix}")
+        raise ProviderError(
+            f"--providers {first.short()}: {first.name} is not available in this onnxruntime "
+            f"build (it has {_describe_install(available)}); {fix}"
+        )
     if len({p.name for p in chosen}) != len(chosen):
         raise ProviderError(f"--providers {','.join(items)!r}: a provider is named twice; name each once")
     return tuple(chosen)
@@ -139,8 +144,10 @@ def _device_id(item: str, name: str, device: str) -> int | None:
     if not device and ":" not in item:
         return None
     if name not in GPU_PROVIDERS:
-        raise ProviderError(f"--providers {item!r}: only GPU providers ({', '.join(GPU_PROVIDERS)}) take a "
-                            f"device id; write {item.partition(':')[0]!r}")
+        raise ProviderError(
+            f"--providers {item!r}: only GPU providers ({', '.join(GPU_PROVIDERS)}) take a "
+            f"device id; write {item.partition(':')[0]!r}"
+        )
     if not device.isdigit():
         raise ProviderError(f"--providers {item!r}: the device id must be a GPU index like cuda:0 or cuda:1")
     return int(device)
@@ -174,8 +181,9 @@ def parse_graph_batches(text: str) -> tuple[int, ...]:
     if not batches or batches[0] < 1:
         raise ValueError(f"--cuda-graph-batches {text!r}: expected positive batch sizes like 1,8,64")
     if len(batches) > MAX_GRAPHS:
-        raise ValueError(f"--cuda-graph-batches {text!r}: at most {MAX_GRAPHS} batch sizes "
-                         "(each graph keeps its own buffers)")
+        raise ValueError(
+            f"--cuda-graph-batches {text!r}: at most {MAX_GRAPHS} batch sizes (each graph keeps its own buffers)"
+        )
     return batches
 
 
@@ -183,24 +191,44 @@ def add_provider_arguments(parser: Any) -> None:
     """``--providers``, ``--io-binding``, ``--cuda-graph`` and ``--tf32`` for an argparse parser."""
     import argparse
 
-    parser.add_argument("--providers", default=None,
-                        help="ONNX Runtime execution providers in priority order: cpu, cuda, cuda:1, tensorrt, "
-                             "or full names like CUDAExecutionProvider (default: cpu)")
-    parser.add_argument("--io-binding", action=argparse.BooleanOptionalAction, default=None,
-                        help="IOBinding with device-resident inputs/outputs (default: on for cuda/tensorrt)")
-    parser.add_argument("--cuda-graph", action="store_true",
-                        help="ONNX Runtime CUDA graphs (enable_cuda_graph), one per batch size: the first "
-                             f"{MAX_GRAPHS} sizes seen, or those of --cuda-graph-batches; others run plain IOBinding")
-    parser.add_argument("--cuda-graph-batches", default=None, metavar="1,8,64",
-                        help="with --cuda-graph: only these batch sizes get a graph")
-    parser.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=None,
-                        help="TF32 for FP32 on the CUDA EP (use_tf32; default: ONNX Runtime's, which is on)")
+    parser.add_argument(
+        "--providers",
+        default=None,
+        help="ONNX Runtime execution providers in priority order: cpu, cuda, cuda:1, tensorrt, "
+        "or full names like CUDAExecutionProvider (default: cpu)",
+    )
+    parser.add_argument(
+        "--io-binding",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="IOBinding with device-resident inputs/outputs (default: on for cuda/tensorrt)",
+    )
+    parser.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="ONNX Runtime CUDA graphs (enable_cuda_graph), one per batch size: the first "
+        f"{MAX_GRAPHS} sizes seen, or those of --cuda-graph-batches; others run plain IOBinding",
+    )
+    parser.add_argument(
+        "--cuda-graph-batches",
+        default=None,
+        metavar="1,8,64",
+        help="with --cuda-graph: only these batch sizes get a graph",
+    )
+    parser.add_argument(
+        "--tf32",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="TF32 for FP32 on the CUDA EP (use_tf32; default: ONNX Runtime's, which is on)",
+    )
 
 
 def cuda_options_from_args(args: Any) -> CudaOptions:
     """The ``CudaOptions`` of parsed ``add_provider_arguments`` flags; ValueError for a bad --cuda-graph."""
     batches = getattr(args, "cuda_graph_batches", None)
-    return CudaOptions(io_binding=getattr(args, "io_binding", None),
-                       cuda_graph=bool(getattr(args, "cuda_graph", False)) or batches is not None,
-                       graph_batches=parse_graph_batches(batches) if batches is not None else None,
-                       tf32=getattr(args, "tf32", None))
+    return CudaOptions(
+        io_binding=getattr(args, "io_binding", None),
+        cuda_graph=bool(getattr(args, "cuda_graph", False)) or batches is not None,
+        graph_batches=parse_graph_batches(batches) if batches is not None else None,
+        tf32=getattr(args, "tf32", None),
+    )

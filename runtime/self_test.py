@@ -22,8 +22,13 @@ from runtime.errors import RuntimeToolkitError
 # reference to 1e-3; with --tf32 its matmuls/convs round inputs to 10 mantissa bits, which on a real H100
 # moved logits by up to 8e-3 (ONNX Runtime's CUDA EP, which uses TF32 too), so it gets 2e-2; fp16 5e-2;
 # int8 is judged by agreement only (its logits move by design; the accuracy gate judges the task metric).
-BUDGETS = {"fp32": (1e-3, 1.0), "fp32+tf32": (2e-2, 1.0), "fp16": (5e-2, 1.0), "int8": (None, 0.85),
-           "int8-implicit": (None, 0.85)}
+BUDGETS = {
+    "fp32": (1e-3, 1.0),
+    "fp32+tf32": (2e-2, 1.0),
+    "fp16": (5e-2, 1.0),
+    "int8": (None, 0.85),
+    "int8-implicit": (None, 0.85),
+}
 
 
 def budget_for(precision: str, build_flags: dict) -> tuple[float | None, float]:
@@ -53,9 +58,11 @@ class SelfTestReport:
 
     def summary(self) -> str:
         budget = f"≤ {self.tolerance:g}, " if self.tolerance is not None else ""
-        return (f"self-test {'PASS' if self.passed else 'FAIL'} {self.engine} ({self.precision}): {self.samples} golden "
-                f"samples, max |Δ| {self.max_abs_diff:.2e}, top-1 agreement {self.agreement:.1%} "
-                f"(budget {budget}agreement ≥ {self.min_agreement:.0%})")
+        return (
+            f"self-test {'PASS' if self.passed else 'FAIL'} {self.engine} ({self.precision}): {self.samples} golden "
+            f"samples, max |Δ| {self.max_abs_diff:.2e}, top-1 agreement {self.agreement:.1%} "
+            f"(budget {budget}agreement ≥ {self.min_agreement:.0%})"
+        )
 
     def to_dict(self) -> dict:
         return {**asdict(self), "passed": self.passed}
@@ -64,12 +71,16 @@ class SelfTestReport:
 def load_golden(plan: Path) -> tuple[np.ndarray, np.ndarray, EngineManifest]:
     manifest = check_file(plan)
     if not manifest.golden:
-        raise SelfTestError(f"{plan}: its manifest has no golden I/O (built without a calibration set); rebuild "
-                            f"with the calibration set beside the ONNX file: {manifest.rebuild_command}")
+        raise SelfTestError(
+            f"{plan}: its manifest has no golden I/O (built without a calibration set); rebuild "
+            f"with the calibration set beside the ONNX file: {manifest.rebuild_command}"
+        )
     path = golden_path(plan)
     if not path.is_file() or sha256_file(path) != manifest.golden["sha256"]:
-        raise SelfTestError(f"{path}: golden I/O missing or changed since the build; copy it with the plan or "
-                            f"rebuild: {manifest.rebuild_command}")
+        raise SelfTestError(
+            f"{path}: golden I/O missing or changed since the build; copy it with the plan or "
+            f"rebuild: {manifest.rebuild_command}"
+        )
     with np.load(path, allow_pickle=False) as data:
         return data["inputs"], data["outputs"], manifest
 
@@ -79,12 +90,21 @@ def self_test(plan: str | Path) -> SelfTestReport:
 
     plan = Path(plan)
     if plan.suffix.lower() not in (".plan", ".engine", ".trt"):
-        raise SelfTestError(f"{plan}: --self-test checks TensorRT plans against the golden I/O in their manifest; "
-                            "for ONNX files use `python -m calibration.gate`")
+        raise SelfTestError(
+            f"{plan}: --self-test checks TensorRT plans against the golden I/O in their manifest; "
+            "for ONNX files use `python -m calibration.gate`"
+        )
     verify_beside(plan)  # in a deploy bundle: a plan from this bundle's ONNX, its files unaltered
     inputs, expected, manifest = load_golden(plan)
     with open_backend(plan) as backend:
         got = backend.infer({backend.inputs[0].name: inputs.astype(backend.inputs[0].dtype)})[backend.outputs[0].name]
     tolerance, min_agreement = budget_for(manifest.precision, manifest.build_flags)
-    return SelfTestReport(str(plan), manifest.precision, len(inputs), float(np.abs(got.astype(np.float32) - expected).max()),
-                          float((got.argmax(1) == expected.argmax(1)).mean()), tolerance, min_agreement)
+    return SelfTestReport(
+        str(plan),
+        manifest.precision,
+        len(inputs),
+        float(np.abs(got.astype(np.float32) - expected).max()),
+        float((got.argmax(1) == expected.argmax(1)).mean()),
+        tolerance,
+        min_agreement,
+    )

@@ -24,8 +24,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from runtime.cli import describe, error_boundary
 from runtime.triton_install import ServeError, check_stub_site, find_triton, stub_site
@@ -39,16 +39,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", type=_port, default=8000, help="HTTP port (default 8000; 0 = a free port)")
     p.add_argument("--grpc-port", type=_port, default=8001, help="gRPC port (default 8001; 0 = a free port)")
     p.add_argument("--metrics-port", type=_port, default=8002, help="metrics port (default 8002; 0 = a free port)")
-    p.add_argument("--model-control", choices=[m.value for m in ModelControl], default=ModelControl.NONE.value,
-                   help="Triton's model control mode (default none: load everything at start)")
-    p.add_argument("--keep-going", action="store_true",
-                   help="keep serving when a model fails to load (it is reported UNAVAILABLE with the reason)")
+    p.add_argument(
+        "--model-control",
+        choices=[m.value for m in ModelControl],
+        default=ModelControl.NONE.value,
+        help="Triton's model control mode (default none: load everything at start)",
+    )
+    p.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="keep serving when a model fails to load (it is reported UNAVAILABLE with the reason)",
+    )
     p.add_argument("--log-verbose", type=int, default=0, help="Triton's verbose log level (default 0)")
-    p.add_argument("--log-file", type=Path, default=None,
-                   help="where the server's own log goes (default: a temporary file, kept only if the server fails)")
+    p.add_argument(
+        "--log-file",
+        type=Path,
+        default=None,
+        help="where the server's own log goes (default: a temporary file, kept only if the server fails)",
+    )
     p.add_argument("--startup-timeout-s", type=float, default=120.0, help="give up on loading after this long")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON document (endpoints and model states, or the error) on one line")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (endpoints and model states, or the error) on one line",
+    )
     return p
 
 
@@ -73,17 +87,29 @@ def _fail(message: str, as_json: bool, code: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.repo.is_dir():
-        return _fail(f"--repo {args.repo}: no such folder; write one with `python -m export.triton --backend "
-                     "python --model MODEL.onnx --repo DIR`", args.json, 2)
+        return _fail(
+            f"--repo {args.repo}: no such folder; write one with `python -m export.triton --backend "
+            "python --model MODEL.onnx --repo DIR`",
+            args.json,
+            2,
+        )
     try:
         install = find_triton()
         check_stub_site(stub_site())
     except ServeError as exc:
         return _fail(str(exc), args.json, 2)
-    options = ServerOptions(repo=args.repo, host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
-                            metrics_port=args.metrics_port, model_control=ModelControl(args.model_control),
-                            exit_on_error=not args.keep_going, log_verbose=args.log_verbose,
-                            log_file=args.log_file, startup_timeout_s=args.startup_timeout_s)
+    options = ServerOptions(
+        repo=args.repo,
+        host=args.host,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        model_control=ModelControl(args.model_control),
+        exit_on_error=not args.keep_going,
+        log_verbose=args.log_verbose,
+        log_file=args.log_file,
+        startup_timeout_s=args.startup_timeout_s,
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -101,8 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = 0
     while not stop.wait(0.5):
         if not server.running:
-            code = _fail(f"tritonserver exited unexpectedly ({server.exit_description()}); log: {server.log_path}",
-                         False, 1)
+            code = _fail(
+                f"tritonserver exited unexpectedly ({server.exit_description()}); log: {server.log_path}", False, 1
+            )
             break
     server.stop()
     if code == 0 and not args.json:
@@ -113,8 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _announce(server: TritonServer, models: list[dict], as_json: bool) -> None:
     endpoints = server.endpoints
     if as_json:
-        doc = {"pid": server.pid, "serve_pid": os.getpid(), **endpoints.to_dict(), "models": models,
-               "log": str(server.log_path), "tritonserver": str(server.install.server)}
+        doc = {
+            "pid": server.pid,
+            "serve_pid": os.getpid(),
+            **endpoints.to_dict(),
+            "models": models,
+            "log": str(server.log_path),
+            "tritonserver": str(server.install.server),
+        }
         print(json.dumps(doc), flush=True)
         return
     print(f"Triton Inference Server ready (pid {server.pid}, log {server.log_path})")

@@ -105,9 +105,7 @@ class ModelSpec:
                     object.__setattr__(self, name, enum_type(value))
                 except ValueError:
                     allowed = ", ".join(repr(m.value) for m in enum_type)
-                    raise SpecError(
-                        f"ModelSpec field {name!r} is {value!r}; expected one of {allowed}"
-                    ) from None
+                    raise SpecError(f"ModelSpec field {name!r} is {value!r}; expected one of {allowed}") from None
         for name in ("labels", "mean", "std"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
@@ -135,8 +133,9 @@ class ModelSpec:
                 "re-export the model with this version of the toolkit"
             )
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name) or ".." in self.name:
-            problems.append(f"name must be a plain file name (letters, digits, '.', '_', '-'; no '..', no "
-                            f"path), got {self.name!r}")
+            problems.append(
+                f"name must be a plain file name (letters, digits, '.', '_', '-'; no '..', no path), got {self.name!r}"
+            )
         if not self.labels or not all(isinstance(x, str) and x for x in self.labels):
             problems.append("labels must be a non-empty list of non-empty strings")
         elif len(self.labels) > MAX_LABELS:
@@ -149,8 +148,11 @@ class ModelSpec:
                 problems.append(f"{field} must be an integer from 1 to {MAX_SIDE}, got {value!r}")
         if self.resize is ResizePolicy.SHORTER_SIDE_CENTER_CROP:
             sides = [v for v in (self.height, self.width) if isinstance(v, int)]
-            if (not isinstance(self.resize_size, int) or isinstance(self.resize_size, bool)
-                    or not max(sides, default=1) <= self.resize_size <= MAX_SIDE):
+            if (
+                not isinstance(self.resize_size, int)
+                or isinstance(self.resize_size, bool)
+                or not max(sides, default=1) <= self.resize_size <= MAX_SIDE
+            ):
                 problems.append(
                     f"resize_size must be an integer from max(height, width) to {MAX_SIDE} for "
                     f"shorter_side_center_crop, got {self.resize_size!r}"
@@ -190,7 +192,7 @@ class ModelSpec:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "ModelSpec") -> "ModelSpec":
+    def from_dict(cls, data: Any, source: str = "ModelSpec") -> ModelSpec:
         if not isinstance(data, dict):
             raise SpecError(f"{source}: expected a JSON object, found {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
@@ -216,7 +218,7 @@ class ModelSpec:
             raise SpecError(f"{source}: {exc}") from None
 
     @classmethod
-    def from_json(cls, text: str, source: str = "ModelSpec") -> "ModelSpec":
+    def from_json(cls, text: str, source: str = "ModelSpec") -> ModelSpec:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -227,7 +229,7 @@ class ModelSpec:
         return write_text_atomic(path, self.to_json() + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> "ModelSpec":
+    def load(cls, path: str | Path) -> ModelSpec:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")

@@ -36,8 +36,7 @@ from pathlib import Path
 
 from runtime.errors import RuntimeToolkitError
 
-INSTALL_HINT = ("pip install '.[serve]' && pip install --no-deps nvidia-pytriton==0.7.0 "
-                "(or `make serve-install`)")
+INSTALL_HINT = "pip install '.[serve]' && pip install --no-deps nvidia-pytriton==0.7.0 (or `make serve-install`)"
 STUB_NUMPY = "numpy>=1.24,<2"
 
 
@@ -85,8 +84,10 @@ def find_triton() -> TritonInstall:
     package = Path(list(spec.submodule_search_locations)[0])
     install = TritonInstall(package / "tritonserver", package.parent / "nvidia_pytriton.libs")
     if not install.server.is_file() or not (install.python_backend / "libtriton_python.so").is_file():
-        raise ServeError(f"{install.root}: the nvidia-pytriton wheel has no tritonserver binary or Python backend; "
-                         f"reinstall it: {INSTALL_HINT}")
+        raise ServeError(
+            f"{install.root}: the nvidia-pytriton wheel has no tritonserver binary or Python backend; "
+            f"reinstall it: {INSTALL_HINT}"
+        )
     return install
 
 
@@ -103,12 +104,18 @@ def prepare_backends(install: TritonInstall, cache: Path | None = None) -> Path:
     stub = install.stub(version)
     if not stub.is_file():
         have = sorted(p.name for p in (install.root / "python_backend_stubs").glob("*"))
-        raise ServeError(f"{install.root}: the wheel has no Python-backend stub for Python {version[0]}.{version[1]} "
-                         f"(it has {', '.join(have) or 'none'}); use one of those Python versions")
-    sources = [install.python_backend / "libtriton_python.so",
-               install.python_backend / "triton_python_backend_utils.py", stub]
-    key = hashlib.sha256(json.dumps([[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in sources]
-                                    + [SYS_PATH_PREAMBLE]).encode()).hexdigest()[:16]
+        raise ServeError(
+            f"{install.root}: the wheel has no Python-backend stub for Python {version[0]}.{version[1]} "
+            f"(it has {', '.join(have) or 'none'}); use one of those Python versions"
+        )
+    sources = [
+        install.python_backend / "libtriton_python.so",
+        install.python_backend / "triton_python_backend_utils.py",
+        stub,
+    ]
+    key = hashlib.sha256(
+        json.dumps([[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in sources] + [SYS_PATH_PREAMBLE]).encode()
+    ).hexdigest()[:16]
     target = (cache or cache_root()) / "triton-backends" / f"py{version[0]}{version[1]}-{key}"
     if (target / "python" / "triton_python_backend_stub").is_file():
         return target
@@ -143,26 +150,34 @@ def check_stub_site(site: Path) -> None:
     found = [d.version for d in importlib.metadata.distributions(path=[str(site)]) if d.metadata["Name"] == "numpy"]
     if not found or not found[0].split(".")[0] == "1":
         what = f"numpy {found[0]}" if found else "no numpy"
-        raise ServeError(f"{site}: has {what}; the wheel's Python backend needs numpy 1.x apart from this "
-                         f"environment's: {sys.executable} -m pip install --upgrade --target {site} '{STUB_NUMPY}' "
-                         "(or `make serve-install`)")
+        raise ServeError(
+            f"{site}: has {what}; the wheel's Python backend needs numpy 1.x apart from this "
+            f"environment's: {sys.executable} -m pip install --upgrade --target {site} '{STUB_NUMPY}' "
+            "(or `make serve-install`)"
+        )
 
 
-def stub_environment(install: TritonInstall, base: dict[str, str] | None = None,
-                     site: Path | None = None) -> dict[str, str]:
+def stub_environment(
+    install: TritonInstall, base: dict[str, str] | None = None, site: Path | None = None
+) -> dict[str, str]:
     """The server's environment, which the Python-backend stub inherits (see the module docstring)."""
     env = dict(os.environ if base is None else base)
     libdir = sysconfig.get_config_var("LIBDIR")
     libpython = sysconfig.get_config_var("LDLIBRARY")
-    own_libpython = bool(sysconfig.get_config_var("Py_ENABLE_SHARED")) and libdir and libpython and \
-        Path(libdir, libpython).exists()
+    own_libpython = (
+        bool(sysconfig.get_config_var("Py_ENABLE_SHARED")) and libdir and libpython and Path(libdir, libpython).exists()
+    )
     libs = ([libdir] if own_libpython else []) + [str(install.libs)]
     env["LD_LIBRARY_PATH"] = os.pathsep.join(libs + [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p])
     if own_libpython:
         env["PYTHONHOME"] = sys.base_prefix
     runtime_parent = str(Path(__file__).resolve().parents[1])
     site_dirs = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
-    paths = [str(site or stub_site()), runtime_parent] + site_dirs + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    paths = (
+        [str(site or stub_site()), runtime_parent]
+        + site_dirs
+        + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))  # ordered, without repeats
     env.pop("PYTHONSAFEPATH", None)
     return env

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence, Union
 
 import numpy as np
 
@@ -40,7 +40,7 @@ TOP_K_LABELS = "TOP_K_LABELS"
 TOP_K_INDICES = "TOP_K_INDICES"
 SPEC_FILE = "spec.json"
 
-Outcome = Union[dict[str, np.ndarray], InputError]
+Outcome = dict[str, np.ndarray] | InputError
 
 
 @dataclass(frozen=True)
@@ -54,12 +54,16 @@ class ServedModelSettings:
     max_model_batch: int | None = None  # the model file's own batch limit (a fixed-batch ONNX, a plan's profile)
 
     @classmethod
-    def from_config(cls, config: Mapping) -> "ServedModelSettings":
+    def from_config(cls, config: Mapping) -> ServedModelSettings:
         params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
         as_int = lambda key: int(params[key]) if params.get(key) else None  # noqa: E731
-        return cls(model_file=params.get("model_file") or cls.model_file,
-                   top_k=as_int("top_k") or cls.top_k, providers=params.get("providers") or cls.providers,
-                   threads=as_int("threads"), max_model_batch=as_int("max_model_batch"))
+        return cls(
+            model_file=params.get("model_file") or cls.model_file,
+            top_k=as_int("top_k") or cls.top_k,
+            providers=params.get("providers") or cls.providers,
+            threads=as_int("threads"),
+            max_model_batch=as_int("max_model_batch"),
+        )
 
 
 def choose_providers(setting: str, instance_kind: str) -> list[str] | None:
@@ -70,8 +74,9 @@ def choose_providers(setting: str, instance_kind: str) -> list[str] | None:
         return None
     from runtime.backends.onnxruntime import available_providers
 
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if "CUDAExecutionProvider" in available_providers() \
-        else None
+    return (
+        ["CUDAExecutionProvider", "CPUExecutionProvider"] if "CUDAExecutionProvider" in available_providers() else None
+    )
 
 
 def request_samples(inputs: Mapping[str, np.ndarray | None], spec: ModelSpec, name: str) -> np.ndarray:
@@ -79,16 +84,19 @@ def request_samples(inputs: Mapping[str, np.ndarray | None], spec: ModelSpec, na
     images, tensor = inputs.get(IMAGE_INPUT), inputs.get(spec.input_name)
     if (images is None) == (tensor is None):
         got = "both" if images is not None else "neither"
-        raise InputError(f"{name}: send exactly one of {IMAGE_INPUT!r} (encoded image bytes, shape (n, 1)) or "
-                         f"{spec.input_name!r} (preprocessed {spec.input_dtype.value} (n, {spec.channels}, "
-                         f"{spec.height}, {spec.width})); got {got}")
+        raise InputError(
+            f"{name}: send exactly one of {IMAGE_INPUT!r} (encoded image bytes, shape (n, 1)) or "
+            f"{spec.input_name!r} (preprocessed {spec.input_dtype.value} (n, {spec.channels}, "
+            f"{spec.height}, {spec.width})); got {got}"
+        )
     if tensor is not None:  # Triton has already checked its dtype and dims against the config
         return np.ascontiguousarray(tensor)
     items = images.reshape(len(images), -1)
     if items.shape[1] != 1:
         raise InputError(f"{name}: {IMAGE_INPUT!r} has shape {images.shape}; expected one encoded image per row (n, 1)")
-    return np.stack([preprocess(decode_image(_as_bytes(item), f"{name} image {i}"), spec)
-                     for i, item in enumerate(items[:, 0])])
+    return np.stack(
+        [preprocess(decode_image(_as_bytes(item), f"{name} image {i}"), spec) for i, item in enumerate(items[:, 0])]
+    )
 
 
 def _as_bytes(item: object) -> object:
@@ -118,8 +126,7 @@ class BatchRunner:
             outcomes.append(len(batch))
         if not samples:
             return outcomes  # type: ignore[return-value]
-        probabilities = to_probabilities(self.classifier.run(np.concatenate(samples), self.max_model_batch),
-                                         self.spec)
+        probabilities = to_probabilities(self.classifier.run(np.concatenate(samples), self.max_model_batch), self.spec)
         # argsort of the negated values is stable: ties keep the lower class index first, as top_k does.
         order = np.argsort(-probabilities, axis=-1, kind="stable")[:, : self.top_k].astype(np.int32)
         results, start = [], 0
@@ -129,8 +136,13 @@ class BatchRunner:
                 continue
             rows = slice(start, start + outcome)
             start += outcome
-            results.append({PROBABILITIES: probabilities[rows], TOP_K_INDICES: order[rows],
-                            TOP_K_LABELS: self._labels[order[rows]]})
+            results.append(
+                {
+                    PROBABILITIES: probabilities[rows],
+                    TOP_K_INDICES: order[rows],
+                    TOP_K_LABELS: self._labels[order[rows]],
+                }
+            )
         return results
 
 
@@ -163,8 +175,9 @@ class TritonPythonModel:
             if isinstance(outcome, InputError):
                 responses.append(pb.InferenceResponse(output_tensors=[], error=self._error(str(outcome))))
             else:
-                responses.append(pb.InferenceResponse(
-                    output_tensors=[pb.Tensor(name, array) for name, array in outcome.items()]))
+                responses.append(
+                    pb.InferenceResponse(output_tensors=[pb.Tensor(name, array) for name, array in outcome.items()])
+                )
         return responses
 
     def _error(self, message: str):

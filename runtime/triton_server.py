@@ -23,8 +23,15 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime.triton_install import (ServeError, TritonInstall, check_stub_site, find_triton, prepare_backends,
-                                    stub_environment, stub_site)
+from runtime.triton_install import (
+    ServeError,
+    TritonInstall,
+    check_stub_site,
+    find_triton,
+    prepare_backends,
+    stub_environment,
+    stub_site,
+)
 
 _SERVER_IDS = itertools.count()
 
@@ -115,23 +122,35 @@ class TritonServer:
 
     def command(self, backends: Path) -> list[str]:
         o, e = self.options, self.endpoints
-        return [str(self.install.server), f"--model-repository={Path(o.repo).resolve()}",
-                f"--backend-directory={backends}", f"--model-control-mode={o.model_control.value}",
-                f"--http-address={o.host}", f"--http-port={e.http_port}",
-                f"--grpc-address={o.host}", f"--grpc-port={e.grpc_port}",
-                f"--metrics-address={o.host}", f"--metrics-port={e.metrics_port}",
-                f"--exit-on-error={str(o.exit_on_error).lower()}", "--strict-readiness=false",
-                f"--log-verbose={o.log_verbose}", f"--exit-timeout-secs={o.exit_timeout_s}",
-                "--allow-gpu-metrics=false", f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
-                *o.extra_args]
+        return [
+            str(self.install.server),
+            f"--model-repository={Path(o.repo).resolve()}",
+            f"--backend-directory={backends}",
+            f"--model-control-mode={o.model_control.value}",
+            f"--http-address={o.host}",
+            f"--http-port={e.http_port}",
+            f"--grpc-address={o.host}",
+            f"--grpc-port={e.grpc_port}",
+            f"--metrics-address={o.host}",
+            f"--metrics-port={e.metrics_port}",
+            f"--exit-on-error={str(o.exit_on_error).lower()}",
+            "--strict-readiness=false",
+            f"--log-verbose={o.log_verbose}",
+            f"--exit-timeout-secs={o.exit_timeout_s}",
+            "--allow-gpu-metrics=false",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+            *o.extra_args,
+        ]
 
-    def start(self) -> "TritonServer":
+    def start(self) -> TritonServer:
         site = stub_site()
         check_stub_site(site)
         for port in (self.endpoints.http_port, self.endpoints.grpc_port, self.endpoints.metrics_port):
             if not port_is_free(self.options.host, port):  # else a server already there would answer for us
-                raise ServeError(f"port {port} on {self.options.host} is in use (another server?); stop it or pick "
-                                 "other ports (0 = a free one)")
+                raise ServeError(
+                    f"port {port} on {self.options.host} is in use (another server?); stop it or pick "
+                    "other ports (0 = a free one)"
+                )
         backends = prepare_backends(self.install)
         if self.log_path is None:
             fd, name = tempfile.mkstemp(prefix="tritonserver.", suffix=".log")
@@ -139,9 +158,14 @@ class TritonServer:
             self.log_path = Path(name)
         self._log_handle = open(self.log_path, "ab")
         self._process = subprocess.Popen(
-            self.command(backends), stdin=subprocess.DEVNULL, stdout=self._log_handle, stderr=subprocess.STDOUT,
-            env=stub_environment(self.install, site=site), start_new_session=True,  # Ctrl-C reaches us; we stop it in order
-            preexec_fn=_die_with_parent)
+            self.command(backends),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
+            env=stub_environment(self.install, site=site),
+            start_new_session=True,  # Ctrl-C reaches us; we stop it in order
+            preexec_fn=_die_with_parent,
+        )
         return self
 
     @property
@@ -167,8 +191,10 @@ class TritonServer:
         deadline = time.monotonic() + self.options.startup_timeout_s
         while time.monotonic() < deadline and not (cancel and cancel.is_set()):
             if not self.running:
-                raise ServeError(f"tritonserver exited before it was ready ({self.exit_description()}); "
-                                 f"it said: {self.log_tail()}; full log: {self.log_path}")
+                raise ServeError(
+                    f"tritonserver exited before it was ready ({self.exit_description()}); "
+                    f"it said: {self.log_tail()}; full log: {self.log_path}"
+                )
             try:
                 if self._http("GET", "/v2/health/live", timeout=1.0) is not None:
                     models = self.repository_index()
@@ -180,8 +206,10 @@ class TritonServer:
             time.sleep(0.1)
         if cancel and cancel.is_set():
             return []
-        raise ServeError(f"tritonserver was not ready after {self.options.startup_timeout_s:.0f} s; "
-                         f"it said: {self.log_tail()}; full log: {self.log_path}")
+        raise ServeError(
+            f"tritonserver was not ready after {self.options.startup_timeout_s:.0f} s; "
+            f"it said: {self.log_tail()}; full log: {self.log_path}"
+        )
 
     def _unread(self, model: dict) -> dict:
         """A model Triton could not even read: UNAVAILABLE, with the server's own words from its log."""
@@ -220,7 +248,7 @@ class TritonServer:
             leftover.unlink(missing_ok=True)
         return self._process.returncode
 
-    def __enter__(self) -> "TritonServer":
+    def __enter__(self) -> TritonServer:
         self.start()
         try:
             self.wait_ready()

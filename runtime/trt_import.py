@@ -12,8 +12,10 @@ from types import ModuleType
 from runtime.errors import ModelLoadError
 
 FLAVOURS = ("tensorrt", "tensorrt_rtx")
-INSTALL_HINT = ("on a Jetson, JetPack ships `tensorrt` for the system Python (create the venv with "
-                "--system-site-packages to see it); on a PC, `pip install tensorrt-rtx-cu13` gives TensorRT-RTX")
+INSTALL_HINT = (
+    "on a Jetson, JetPack ships `tensorrt` for the system Python (create the venv with "
+    "--system-site-packages to see it); on a PC, `pip install tensorrt-rtx-cu13` gives TensorRT-RTX"
+)
 
 
 def import_tensorrt(flavour: str | None = None) -> tuple[ModuleType, str]:

@@ -18,8 +18,12 @@ def _data_dir() -> Path:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--run-slow", action="store_true", default=os.environ.get("EDGE_RUN_SLOW") == "1",
-                     help="also run tests marked slow (full training runs, the whole demo)")
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=os.environ.get("EDGE_RUN_SLOW") == "1",
+        help="also run tests marked slow (full training runs, the whole demo)",
+    )
 
 
 def _gpu_reason() -> str | None:
@@ -32,8 +36,10 @@ def _gpu_reason() -> str | None:
 
 def _tensorrt_reason() -> str | None:
     if importlib.util.find_spec("tensorrt") is None:
-        return ("standard TensorRT (`import tensorrt`) is not installed: it comes with JetPack or NVIDIA's "
-                "index, which this machine cannot reach; run these tests on a Jetson or GPU box")
+        return (
+            "standard TensorRT (`import tensorrt`) is not installed: it comes with JetPack or NVIDIA's "
+            "index, which this machine cannot reach; run these tests on a Jetson or GPU box"
+        )
     return None
 
 

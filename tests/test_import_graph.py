@@ -49,8 +49,12 @@ def _graph() -> dict[str, set[str]]:
 
 def test_no_package_imports_a_later_one():
     rank = {package: i for i, package in enumerate(ORDER)}
-    back = sorted(f"{a} → {b}" for a, targets in _graph().items() for b in targets
-                  if rank[b.split(".")[0]] > rank[a.split(".")[0]] and (a, b) not in ALLOWED)
+    back = sorted(
+        f"{a} → {b}"
+        for a, targets in _graph().items()
+        for b in targets
+        if rank[b.split(".")[0]] > rank[a.split(".")[0]] and (a, b) not in ALLOWED
+    )
     assert back == [], "imports against the pipeline order:\n" + "\n".join(back)
 
 

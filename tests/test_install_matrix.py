@@ -1,9 +1,8 @@
 """The `gpu` extra resolves to the cuda-python each supported JetPack line needs (and that the doctor names):
 its markers are evaluated here for each line's platform and system Python, as pip would on the device."""
 
-import tomllib
-
 import pytest
+import tomllib
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -14,8 +13,12 @@ from tests.conftest import REPO
 
 def _cuda_python(extra: str, machine: str, python: str) -> list[str]:
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    env = {**default_environment(), "platform_machine": machine, "python_version": python,
-           "python_full_version": python + ".0"}
+    env = {
+        **default_environment(),
+        "platform_machine": machine,
+        "python_version": python,
+        "python_full_version": python + ".0",
+    }
     found = []
     for line in extras[extra]:
         req = Requirement(line)

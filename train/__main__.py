@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from runtime.cli import error_boundary
 from runtime.errors import RuntimeToolkitError

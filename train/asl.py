@@ -28,28 +28,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-csv", type=Path, default=None, help="a training CSV in Sign-MNIST format")
     parser.add_argument("--test-csv", type=Path, default=None, help="a test CSV in Sign-MNIST format")
     parser.add_argument("--no-augment", action="store_true", help="train without the course augmentation")
-    parser.add_argument("--hflip-p", type=float, default=ASL_AUGMENT.hflip_p,
-                        help="probability of the course's horizontal flip (default 0: it hurts on the test split)")
+    parser.add_argument(
+        "--hflip-p",
+        type=float,
+        default=ASL_AUGMENT.hflip_p,
+        help="probability of the course's horizontal flip (default 0: it hurts on the test split)",
+    )
 
 
 def run(args: argparse.Namespace) -> dict:
     config, grid = config_and_grid(args)
     augment = None if args.no_augment else replace(ASL_AUGMENT, hflip_p=args.hflip_p)
-    return train_asl(resolve_data_dir(args.data_dir), Path(args.out), config, augment=augment,
-                     kfold=args.kfold, grid=grid, limit=args.limit, progress=not args.no_progress,
-                     train_csv=args.train_csv, test_csv=args.test_csv, model_name=args.model)
+    return train_asl(
+        resolve_data_dir(args.data_dir),
+        Path(args.out),
+        config,
+        augment=augment,
+        kfold=args.kfold,
+        grid=grid,
+        limit=args.limit,
+        progress=not args.no_progress,
+        train_csv=args.train_csv,
+        test_csv=args.test_csv,
+        model_name=args.model,
+    )
 
 
-def train_asl(data_dir: Path, out: Path, config: TrainConfig, augment: AugmentConfig | None = ASL_AUGMENT, kfold: int = 0,
-              grid: list[TrainConfig] | None = None, limit: int | None = None, progress: bool = True,
-              train_csv: Path | None = None, test_csv: Path | None = None, model_name: str = "asl_cnn") -> dict:
+def train_asl(
+    data_dir: Path,
+    out: Path,
+    config: TrainConfig,
+    augment: AugmentConfig | None = ASL_AUGMENT,
+    kfold: int = 0,
+    grid: list[TrainConfig] | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    train_csv: Path | None = None,
+    test_csv: Path | None = None,
+    model_name: str = "asl_cnn",
+) -> dict:
     train = load_sign_mnist_file(train_csv) if train_csv else load_sign_mnist(data_dir, "train")
 
     def load_test():
         test = load_sign_mnist_file(test_csv) if test_csv else load_sign_mnist(data_dir, "test")
         return test.images, test.labels
 
-    return train_and_save(model_name, train.images[:limit], train.labels[:limit], load_test, out, config,
-                          augment=course_augmentation(28, 28, augment) if augment else None, kfold=kfold, grid=grid,
-                          progress=progress, info={"data_dir": str(data_dir),
-                                                   "augmentation": asdict(augment) if augment else None})
+    return train_and_save(
+        model_name,
+        train.images[:limit],
+        train.labels[:limit],
+        load_test,
+        out,
+        config,
+        augment=course_augmentation(28, 28, augment) if augment else None,
+        kfold=kfold,
+        grid=grid,
+        progress=progress,
+        info={"data_dir": str(data_dir), "augmentation": asdict(augment) if augment else None},
+    )

@@ -51,8 +51,9 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise TrainError(f"{path}: not a checkpoint of this toolkit (expected format {FORMAT})")
     missing = sorted({"model_name", "state_dict", "spec", "metrics"} - set(payload))
     if missing:
-        raise TrainError(f"{path}: checkpoint lacks {', '.join(missing)}; it was not written by `python -m train` "
-                         "(train again)")
+        raise TrainError(
+            f"{path}: checkpoint lacks {', '.join(missing)}; it was not written by `python -m train` (train again)"
+        )
     spec = ModelSpec.from_json(payload["spec"], source=f"{path} (spec)")
     try:
         metrics = json.loads(payload["metrics"])
@@ -63,8 +64,10 @@ def load_checkpoint(path: Path) -> Checkpoint:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, TypeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()
-        raise TrainError(f"{path}: the saved weights do not fit model {payload['model_name']!r} with its spec "
-                         f"({' '.join(line.strip() for line in first[:3])[:300]}); train again") from None
+        raise TrainError(
+            f"{path}: the saved weights do not fit model {payload['model_name']!r} with its spec "
+            f"({' '.join(line.strip() for line in first[:3])[:300]}); train again"
+        ) from None
     model.eval()
     _check_outputs(path, model, spec)
     return Checkpoint(payload["model_name"], model, spec, metrics)
@@ -77,8 +80,9 @@ def _check_outputs(path: Path, model: nn.Module, spec: ModelSpec) -> None:
         try:
             out = model(torch.zeros((1,) + spec.input_shape))
         except RuntimeError as exc:
-            raise TrainError(f"{path}: the model does not accept the spec's input {spec.input_shape} ({exc})"
-                             ) from None
+            raise TrainError(f"{path}: the model does not accept the spec's input {spec.input_shape} ({exc})") from None
     if out.ndim != 2 or out.shape[-1] != spec.num_classes:
-        raise TrainError(f"{path}: the model outputs shape {tuple(out.shape)} but its spec lists "
-                         f"{spec.num_classes} labels; the spec does not belong to these weights")
+        raise TrainError(
+            f"{path}: the model outputs shape {tuple(out.shape)} but its spec lists "
+            f"{spec.num_classes} labels; the spec does not belong to these weights"
+        )

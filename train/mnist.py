@@ -23,12 +23,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     config, grid = config_and_grid(args)
-    return train_mnist(args.model, resolve_data_dir(args.data_dir), Path(args.out), config,
-                       kfold=args.kfold, grid=grid, limit=args.limit, progress=not args.no_progress)
+    return train_mnist(
+        args.model,
+        resolve_data_dir(args.data_dir),
+        Path(args.out),
+        config,
+        kfold=args.kfold,
+        grid=grid,
+        limit=args.limit,
+        progress=not args.no_progress,
+    )
 
 
-def train_mnist(model_name: str, data_dir: Path, out: Path, config: TrainConfig, kfold: int = 0,
-                grid: list[TrainConfig] | None = None, limit: int | None = None, progress: bool = True) -> dict:
+def train_mnist(
+    model_name: str,
+    data_dir: Path,
+    out: Path,
+    config: TrainConfig,
+    kfold: int = 0,
+    grid: list[TrainConfig] | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict:
     train = load_mnist(data_dir, "train")
     images, labels = train.images[:limit], train.labels[:limit]
 
@@ -36,5 +52,15 @@ def train_mnist(model_name: str, data_dir: Path, out: Path, config: TrainConfig,
         test = load_mnist(data_dir, "test")
         return test.images, test.labels
 
-    return train_and_save(model_name, images, labels, load_test, Path(out), config, kfold=kfold, grid=grid,
-                          progress=progress, info={"data_dir": str(data_dir)})
+    return train_and_save(
+        model_name,
+        images,
+        labels,
+        load_test,
+        Path(out),
+        config,
+        kfold=kfold,
+        grid=grid,
+        progress=progress,
+        info={"data_dir": str(data_dir)},
+    )

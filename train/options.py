@@ -15,11 +15,13 @@ from train.loop import LrSchedule, TrainConfig
 from train.models import MODELS
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, dataset: str, default_model: str, epochs: int,
-                         batch_size: int = 128) -> None:
+def add_common_arguments(
+    parser: argparse.ArgumentParser, dataset: str, default_model: str, epochs: int, batch_size: int = 128
+) -> None:
     """Options every in-memory classifier command shares (MNIST, ASL)."""
-    parser.add_argument("--model", choices=sorted(m for m, e in MODELS.items() if e.dataset == dataset),
-                        default=default_model)
+    parser.add_argument(
+        "--model", choices=sorted(m for m, e in MODELS.items() if e.dataset == dataset), default=default_model
+    )
     parser.add_argument("--data-dir", default=None, help=f"data root (default ${DATA_DIR_ENV} or ./data)")
     parser.add_argument("--out", type=Path, required=True, help="output folder for checkpoint, spec and metrics")
     # Bounded types: --epochs 0 would overwrite a trained checkpoint with an untrained one.
@@ -27,13 +29,19 @@ def add_common_arguments(parser: argparse.ArgumentParser, dataset: str, default_
     parser.add_argument("--lr", type=positive_float(10.0), default=1e-3)
     parser.add_argument("--batch-size", type=positive_int(1_000_000), default=batch_size)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--schedule", choices=[s.value for s in LrSchedule], default=LrSchedule.COSINE.value,
-                        help="learning-rate schedule over the run (default cosine decay to 0)")
+    parser.add_argument(
+        "--schedule",
+        choices=[s.value for s in LrSchedule],
+        default=LrSchedule.COSINE.value,
+        help="learning-rate schedule over the run (default cosine decay to 0)",
+    )
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of the training set held out")
-    parser.add_argument("--limit", type=positive_int(), default=None,
-                        help="use only the first N training images (quick runs)")
-    parser.add_argument("--kfold", type=non_negative_int(1000), default=0, metavar="K",
-                        help="K-fold CV over the grid first (K >= 2)")
+    parser.add_argument(
+        "--limit", type=positive_int(), default=None, help="use only the first N training images (quick runs)"
+    )
+    parser.add_argument(
+        "--kfold", type=non_negative_int(1000), default=0, metavar="K", help="K-fold CV over the grid first (K >= 2)"
+    )
     parser.add_argument("--grid-lr", default=None, help="learning rates tried by --kfold (default 1e-3,3e-4)")
     parser.add_argument("--grid-batch-size", default=None, help="batch sizes tried by --kfold (default 128)")
     parser.add_argument("--no-progress", action="store_true")
@@ -43,8 +51,9 @@ def config_and_grid(args: argparse.Namespace) -> tuple[TrainConfig, list[TrainCo
     config = TrainConfig(args.epochs, args.lr, args.batch_size, args.seed, args.val_fraction, LrSchedule(args.schedule))
     if not args.kfold:
         if args.grid_lr is not None or args.grid_batch_size is not None:
-            raise TrainError("--grid-lr and --grid-batch-size are only used by a --kfold search; add --kfold K "
-                             "(K >= 2) or drop them")
+            raise TrainError(
+                "--grid-lr and --grid-batch-size are only used by a --kfold search; add --kfold K (K >= 2) or drop them"
+            )
         return config, None
     if args.kfold < 2:
         raise TrainError("--kfold needs K >= 2")

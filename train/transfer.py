@@ -24,18 +24,23 @@ from train.workflow import save_run, to_tensors, train_inputs
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", choices=sorted(BACKBONES), default="vgg16")
-    parser.add_argument("--weights", default="imagenet",
-                        help="imagenet (torchvision download for vgg16; shipped package for efficientnet_lite0), "
-                             "none (random init, for tests), or a path to a .pth state dict")
+    parser.add_argument(
+        "--weights",
+        default="imagenet",
+        help="imagenet (torchvision download for vgg16; shipped package for efficientnet_lite0), "
+        "none (random init, for tests), or a path to a .pth state dict",
+    )
     parser.add_argument("--data", type=Path, required=True, help="ImageFolder root, or a folder with train/ and val/")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--image-size", type=positive_int(8192), default=224, help="model input side (default 224)")
     parser.add_argument("--epochs", type=positive_int(100_000), default=5, help="phase 1: frozen backbone, new head")
     parser.add_argument("--lr", type=positive_float(10.0), default=1e-3, help="phase 1 learning rate")
-    parser.add_argument("--finetune-epochs", type=non_negative_int(100_000), default=2,
-                        help="phase 2: everything unfrozen")
-    parser.add_argument("--finetune-lr", type=positive_float(10.0), default=1e-6,
-                        help="phase 2 learning rate (course: 1e-6)")
+    parser.add_argument(
+        "--finetune-epochs", type=non_negative_int(100_000), default=2, help="phase 2: everything unfrozen"
+    )
+    parser.add_argument(
+        "--finetune-lr", type=positive_float(10.0), default=1e-6, help="phase 2 learning rate (course: 1e-6)"
+    )
     parser.add_argument("--batch-size", type=positive_int(1_000_000), default=32)
     parser.add_argument("--val-fraction", type=float, default=0.2, help="held out when DIR has no val/ folder")
     parser.add_argument("--seed", type=int, default=0)
@@ -45,12 +50,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    return train_transfer(args.backbone, args.weights, args.data, args.out, image_size=args.image_size,
-                          head=TrainConfig(args.epochs, args.lr, args.batch_size, args.seed, args.val_fraction,
-                                           label_smoothing=args.label_smoothing),
-                          finetune=TrainConfig(args.finetune_epochs, args.finetune_lr, args.batch_size, args.seed,
-                                               label_smoothing=args.label_smoothing),
-                          augment=not args.no_augment, progress=not args.no_progress)
+    return train_transfer(
+        args.backbone,
+        args.weights,
+        args.data,
+        args.out,
+        image_size=args.image_size,
+        head=TrainConfig(
+            args.epochs, args.lr, args.batch_size, args.seed, args.val_fraction, label_smoothing=args.label_smoothing
+        ),
+        finetune=TrainConfig(
+            args.finetune_epochs, args.finetune_lr, args.batch_size, args.seed, label_smoothing=args.label_smoothing
+        ),
+        augment=not args.no_augment,
+        progress=not args.no_progress,
+    )
 
 
 def _splits(data: Path, spec, val_fraction: float, seed: int, canvas: bool):
@@ -69,9 +83,17 @@ def _splits(data: Path, spec, val_fraction: float, seed: int, canvas: bool):
     return train.images[tr], train.labels[tr], exact.images[va], exact.labels[va], exact.classes
 
 
-def train_transfer(backbone: str, weights: str, data: Path, out: Path, image_size: int = 224,
-                   head: TrainConfig | None = None, finetune: TrainConfig | None = None,
-                   augment: bool = True, progress: bool = True) -> dict:
+def train_transfer(
+    backbone: str,
+    weights: str,
+    data: Path,
+    out: Path,
+    image_size: int = 224,
+    head: TrainConfig | None = None,
+    finetune: TrainConfig | None = None,
+    augment: bool = True,
+    progress: bool = True,
+) -> dict:
     head = head or TrainConfig(epochs=5, batch_size=32, val_fraction=0.2)
     finetune = finetune or TrainConfig(epochs=2, lr=1e-6, batch_size=head.batch_size, seed=head.seed)
     entry = get_model(f"{backbone}_transfer")
@@ -79,8 +101,9 @@ def train_transfer(backbone: str, weights: str, data: Path, out: Path, image_siz
     spec = entry.spec(labels=classes, image_size=image_size)
     x_tr, y_tr, x_va, y_va, classes = _splits(Path(data), spec, head.val_fraction, head.seed, canvas=augment)
     crop = AugmentConfig(rotation_degrees=15.0, crop_scale=(0.3, 1.0))
-    train_xy, transform = train_inputs(x_tr, y_tr, spec,
-                                       course_augmentation(spec.height, spec.width, crop) if augment else None)
+    train_xy, transform = train_inputs(
+        x_tr, y_tr, spec, course_augmentation(spec.height, spec.width, crop) if augment else None
+    )
     val = to_tensors(x_va, y_va, spec)
     # Channels-last activations run the convolutions ~1.5x faster on this CPU (measured, see README).
     transform = _channels_last(transform)
@@ -94,20 +117,39 @@ def train_transfer(backbone: str, weights: str, data: Path, out: Path, image_siz
         if config.epochs <= 0:
             continue
         model.freeze_backbone(frozen)
-        history = fit(model, train_xy, val, config, transform=transform, progress=progress,
-                      desc=f"{entry.name} {phase}")
-        phases.append({"phase": phase, "frozen_backbone": frozen, "config": config.to_dict(),
-                       "history": [vars(h) for h in history], "val_accuracy": history[-1].val_accuracy})
+        history = fit(
+            model, train_xy, val, config, transform=transform, progress=progress, desc=f"{entry.name} {phase}"
+        )
+        phases.append(
+            {
+                "phase": phase,
+                "frozen_backbone": frozen,
+                "config": config.to_dict(),
+                "history": [vars(h) for h in history],
+                "val_accuracy": history[-1].val_accuracy,
+            }
+        )
     model.freeze_backbone(False)
     val_loss, val_acc = evaluate(model, *val)
-    report = {"model": entry.name, "backbone": backbone, "weights": weights, "data": str(data),
-              "classes": list(classes), "train_images": len(y_tr), "val_images": len(y_va),
-              "augmentation": augment, "phases": phases, "val": {"loss": val_loss, "accuracy": val_acc}}
+    report = {
+        "model": entry.name,
+        "backbone": backbone,
+        "weights": weights,
+        "data": str(data),
+        "classes": list(classes),
+        "train_images": len(y_tr),
+        "val_images": len(y_va),
+        "augmentation": augment,
+        "phases": phases,
+        "val": {"loss": val_loss, "accuracy": val_acc},
+    }
     if is_main_process():
         save_run(Path(out), entry.name, model, spec, report)
         for p in phases:
-            print(f"{entry.name} phase {p['phase']} (backbone {'frozen' if p['frozen_backbone'] else 'trainable'}): "
-                  f"val accuracy {p['val_accuracy']:.4f}")
+            print(
+                f"{entry.name} phase {p['phase']} (backbone {'frozen' if p['frozen_backbone'] else 'trainable'}): "
+                f"val accuracy {p['val_accuracy']:.4f}"
+            )
         print(f"{entry.name}: validation accuracy {val_acc:.4f} on {len(y_va)} images; wrote {out}")
     return report
 

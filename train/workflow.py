@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -48,8 +48,9 @@ def train_inputs(images: np.ndarray, labels: np.ndarray, spec: ModelSpec, augmen
     if augment is None:
         return to_tensors(images, labels, spec), None
     pixels = images[:, None] if images.ndim == 3 else np.moveaxis(images, -1, 1)
-    return (torch.from_numpy(np.ascontiguousarray(pixels)), torch.from_numpy(labels.astype(np.int64))), \
-        batch_transform(spec, augment)
+    return (torch.from_numpy(np.ascontiguousarray(pixels)), torch.from_numpy(labels.astype(np.int64))), batch_transform(
+        spec, augment
+    )
 
 
 def kfold_indices(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -57,8 +58,16 @@ def kfold_indices(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarra
     return [(np.sort(np.concatenate(folds[:i] + folds[i + 1 :])), np.sort(folds[i])) for i in range(k)]
 
 
-def cross_validate(model_name: str, images: np.ndarray, labels: np.ndarray, spec: ModelSpec, k: int,
-                   grid: list[TrainConfig], augment: Augment | None, progress: bool) -> list[dict]:
+def cross_validate(
+    model_name: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    spec: ModelSpec,
+    k: int,
+    grid: list[TrainConfig],
+    augment: Augment | None,
+    progress: bool,
+) -> list[dict]:
     """Mean ± std validation accuracy of each grid setting over the same K folds."""
     results = []
     for config in grid:
@@ -68,13 +77,21 @@ def cross_validate(model_name: str, images: np.ndarray, labels: np.ndarray, spec
             val = to_tensors(images[va], labels[va], spec)
             seed_everything(config.seed)
             model = get_model(model_name).build()
-            fit(model, (x, y), val, config, transform=transform, progress=progress,
-                desc=f"lr={config.lr:g} bs={config.batch_size} fold {fold + 1}/{k}")
+            fit(
+                model,
+                (x, y),
+                val,
+                config,
+                transform=transform,
+                progress=progress,
+                desc=f"lr={config.lr:g} bs={config.batch_size} fold {fold + 1}/{k}",
+            )
             scores.append(evaluate(model, *val)[1])
         mean, std = statistics.fmean(scores), statistics.pstdev(scores)
         _say(f"kfold lr={config.lr:g} batch={config.batch_size}: val acc {mean:.4f} ± {std:.4f} over {k} folds")
-        results.append({"lr": config.lr, "batch_size": config.batch_size, "fold_accuracies": scores,
-                        "mean": mean, "std": std})
+        results.append(
+            {"lr": config.lr, "batch_size": config.batch_size, "fold_accuracies": scores, "mean": mean, "std": std}
+        )
     return results
 
 
@@ -117,11 +134,13 @@ def train_and_save(
     test_images, test_labels = load_test()
     test_loss, test_acc = evaluate(model, *to_tensors(test_images, test_labels, spec))
     report.setdefault("augmentation", augment is not None)
-    report.update({
-        "config": config.to_dict(),
-        "history": [vars(h) for h in history],
-        "test": {"loss": test_loss, "accuracy": test_acc, "images": len(test_labels)},
-    })
+    report.update(
+        {
+            "config": config.to_dict(),
+            "history": [vars(h) for h in history],
+            "test": {"loss": test_loss, "accuracy": test_acc, "images": len(test_labels)},
+        }
+    )
     save_run(out, model_name, model, spec, report)
     print(f"{model_name}: test accuracy {test_acc:.4f} on {len(test_labels)} images; wrote {out}")
     barrier()

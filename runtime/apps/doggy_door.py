@@ -12,9 +12,9 @@ import argparse
 import enum
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from runtime.cli import describe
 from runtime.errors import InputError, RuntimeToolkitError, SpecError
@@ -49,9 +49,11 @@ def decide(prediction: Prediction) -> Decision:
 
 def check_imagenet(classifier: Classifier) -> None:
     if classifier.spec.num_classes != 1000:
-        raise SpecError(f"{classifier.source}: the doggy door needs a 1000-class ImageNet model, this one has "
-                        f"{classifier.spec.num_classes} classes; export one with "
-                        "`python -m export --pretrained efficientnet_lite0_imagenet --out DIR`")
+        raise SpecError(
+            f"{classifier.source}: the doggy door needs a 1000-class ImageNet model, this one has "
+            f"{classifier.spec.num_classes} classes; export one with "
+            "`python -m export --pretrained efficientnet_lite0_imagenet --out DIR`"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,8 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps([{"input": r.path, "decision": r.decision.name, **r.prediction.to_dict()} for r in results],
-                         indent=2))
+        print(
+            json.dumps(
+                [{"input": r.path, "decision": r.decision.name, **r.prediction.to_dict()} for r in results], indent=2
+            )
+        )
     else:
         for r in results:
             print(f"{r.path}: {r.decision.value} ({r.prediction.label}, p={r.prediction.probability:.2f})")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -38,7 +38,7 @@ class Backend(abc.ABC):
 
     # lifecycle ---------------------------------------------------------------------------
 
-    def activate(self) -> "Backend":
+    def activate(self) -> Backend:
         if not self._active:
             self._activate()
             self._expected = {t.name: t for t in self.inputs}  # the feed check's table, built once
@@ -50,7 +50,7 @@ class Backend(abc.ABC):
             self._deactivate()
             self._active = False
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self.activate()
 
     def __exit__(self, *exc) -> None:
@@ -94,23 +94,25 @@ class Backend(abc.ABC):
                 raise BackendInputError(f"input {name!r}: expected a numpy array, got {type(array).__name__}")
             if array.dtype != info.dtype:
                 raise BackendInputError(
-                    f"input {name!r}: dtype {array.dtype}, expected {np.dtype(info.dtype).name} "
-                    f"({info.describe()})"
+                    f"input {name!r}: dtype {array.dtype}, expected {np.dtype(info.dtype).name} ({info.describe()})"
                 )
-            if array.shape[1:] != info.shape[1:] and (array.ndim != len(info.shape) or any(
-                want is not None and got != want for got, want in zip(array.shape, info.shape)
-            )):
-                raise BackendInputError(
-                    f"input {name!r}: shape {tuple(array.shape)}, expected {info.describe()}"
-                )
+            if array.shape[1:] != info.shape[1:] and (
+                array.ndim != len(info.shape)
+                or any(want is not None and got != want for got, want in zip(array.shape, info.shape))
+            ):
+                raise BackendInputError(f"input {name!r}: shape {tuple(array.shape)}, expected {info.describe()}")
             if array.ndim and array.shape[0] == 0:
                 raise BackendInputError(f"input {name!r}: empty batch (shape {tuple(array.shape)})")
             # One cheap pass (a sum) for the common all-finite case; the exact check only when it fails.
-            if array.dtype.kind == "f" and not math.isfinite(array.sum()):  # an overflowing sum only costs the slow path
+            if array.dtype.kind == "f" and not math.isfinite(
+                array.sum()
+            ):  # an overflowing sum only costs the slow path
                 bad = np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))
                 if len(bad):
-                    raise BackendInputError(f"input {name!r}: sample(s) {bad[:10].tolist()} contain NaN or Inf; "
-                                            "check the data or the preprocessing that produced it")
+                    raise BackendInputError(
+                        f"input {name!r}: sample(s) {bad[:10].tolist()} contain NaN or Inf; "
+                        "check the data or the preprocessing that produced it"
+                    )
 
     # hooks -------------------------------------------------------------------------------
 

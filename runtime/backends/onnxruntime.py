@@ -8,16 +8,16 @@ outputs per batch size, optional ONNX Runtime CUDA graphs); on the CPU it calls 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from runtime.backends.base import Backend, TensorInfo
 from runtime.backends.ort_binding import BoundRunner
 from runtime.errors import ModelLoadError
-from runtime.providers import (GPU_PROVIDERS, CudaOptions, Provider, ProviderError, parse_providers,
-                               session_providers)
+from runtime.providers import GPU_PROVIDERS, CudaOptions, Provider, ProviderError, parse_providers, session_providers
 from runtime.providers import onnxruntime_module as _onnxruntime
 
 _ORT_TYPES = {
@@ -30,8 +30,6 @@ _ORT_TYPES = {
     "tensor(int64)": np.int64,
     "tensor(bool)": np.bool_,
 }
-
-
 
 
 def available_providers() -> list[str]:
@@ -71,8 +69,10 @@ class SessionFromOnnx:
             raise ModelLoadError(f"{self.path}: model file not found; check the --engine path")
         self.chosen = parse_providers(self.providers)
         if self.cuda.cuda_graph and not self.chosen[0].on_gpu:
-            raise ProviderError(f"--cuda-graph needs a GPU provider first (--providers cuda), got "
-                                f"--providers {','.join(p.short() for p in self.chosen)}")
+            raise ProviderError(
+                f"--cuda-graph needs a GPU provider first (--providers cuda), got "
+                f"--providers {','.join(p.short() for p in self.chosen)}"
+            )
         providers = session_providers(self.chosen, self.cuda)
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -89,8 +89,11 @@ class SessionFromOnnx:
             if self.chosen[0].on_gpu:
                 raise ModelLoadError(
                     f"{self.path}: ONNX Runtime cannot create a session on {self.chosen[0].short()} ({first_line}); "
-                    + ("drop --cuda-graph (it needs every node on the CUDA EP and no If/Loop/Scan) or "
-                       if self.cuda.cuda_graph else "")
+                    + (
+                        "drop --cuda-graph (it needs every node on the CUDA EP and no If/Loop/Scan) or "
+                        if self.cuda.cuda_graph
+                        else ""
+                    )
                     + "check the GPU with `python -m runtime.doctor`"
                 ) from None
             raise ModelLoadError(
@@ -102,7 +105,8 @@ class SessionFromOnnx:
             raise ProviderError(
                 f"--providers {self.chosen[0].short()}: ONNX Runtime could not start {wanted} and fell back to "
                 f"{session.get_providers()}; its CUDA/cuDNN libraries are missing or do not match the "
-                "onnxruntime-gpu build (see `python -m runtime.doctor`)")
+                "onnxruntime-gpu build (see `python -m runtime.doctor`)"
+            )
         return session
 
 
@@ -113,8 +117,9 @@ class OnnxRuntimeBackend(Backend):
     session's provider options, with a loader the loader owns those.
     """
 
-    def __init__(self, source: str | os.PathLike | Callable[[], Any], cuda: CudaOptions | None = None,
-                 **loader_args: Any) -> None:
+    def __init__(
+        self, source: str | os.PathLike | Callable[[], Any], cuda: CudaOptions | None = None, **loader_args: Any
+    ) -> None:
         super().__init__()
         self._cuda = cuda or CudaOptions()
         self._loader = source if callable(source) else SessionFromOnnx(source, cuda=self._cuda, **loader_args)
@@ -148,8 +153,9 @@ class OnnxRuntimeBackend(Backend):
         if self._cuda.wants_binding(Provider(provider)) and provider in (*GPU_PROVIDERS, "CPUExecutionProvider"):
             device_id = int(self._provider_options(provider).get("device_id") or 0)
             device = "cpu" if provider == "CPUExecutionProvider" else "cuda"
-            self._runner = BoundRunner(_onnxruntime(), self._session, self._inputs, self._outputs, device,
-                                       device_id, self._cuda)
+            self._runner = BoundRunner(
+                _onnxruntime(), self._session, self._inputs, self._outputs, device, device_id, self._cuda
+            )
 
     def _deactivate(self) -> None:
         self._runner = None  # its OrtValues and bindings (and captured graphs' buffers) go with it

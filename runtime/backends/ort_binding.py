@@ -32,8 +32,9 @@ machine; its numbers equal plain ``run``). Outputs are returned as fresh numpy a
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -77,8 +78,16 @@ class _Slot:
 class BoundRunner:
     """Runs one session through IOBinding, one slot per input shape. Not thread-safe (one caller)."""
 
-    def __init__(self, ort: Any, session: Any, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
-                 device: str, device_id: int, options: CudaOptions | None = None) -> None:
+    def __init__(
+        self,
+        ort: Any,
+        session: Any,
+        inputs: Sequence[TensorInfo],
+        outputs: Sequence[TensorInfo],
+        device: str,
+        device_id: int,
+        options: CudaOptions | None = None,
+    ) -> None:
         self._ort, self._session = ort, session
         self._inputs, self._outputs = tuple(inputs), tuple(outputs)
         self.device, self.device_id = device, device_id
@@ -110,15 +119,20 @@ class BoundRunner:
         if not slot.outputs:
             return dict(zip((t.name for t in self._outputs), slot.binding.copy_outputs_to_cpu()))
         # OrtValue.numpy() copies a device tensor to a new host array, but views a CPU one: copy that.
-        return {name: value.numpy() if self.device != "cpu" else value.numpy().copy()
-                for name, value in slot.outputs.items()}
+        return {
+            name: value.numpy() if self.device != "cpu" else value.numpy().copy()
+            for name, value in slot.outputs.items()
+        }
 
     def report(self) -> dict:
         """What ran: device, staging, and which shapes have a CUDA graph (for result files)."""
-        return {"io_binding": True, "device": f"{self.device}:{self.device_id}", "staging": self.staging,
-                "cuda_graph": self.graphs,
-                "graphs": {_describe(key): slot.graph_id for key, slot in self._slots.items()
-                           if slot.graph_id != NO_GRAPH}}
+        return {
+            "io_binding": True,
+            "device": f"{self.device}:{self.device_id}",
+            "staging": self.staging,
+            "cuda_graph": self.graphs,
+            "graphs": {_describe(key): slot.graph_id for key, slot in self._slots.items() if slot.graph_id != NO_GRAPH},
+        }
 
     # slots --------------------------------------------------------------------------------
 

@@ -20,8 +20,8 @@ cannot run on any machine of this project (no TensorRT with a supported GPU): it
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -35,8 +35,17 @@ from runtime.trt_import import import_tensorrt
 def _np_dtype(trt, dtype) -> np.dtype:
     if hasattr(trt, "nptype"):
         return np.dtype(trt.nptype(dtype))
-    return np.dtype({"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32,
-                     "UINT8": np.uint8, "BOOL": np.bool_, "INT64": np.int64}[dtype.name])
+    return np.dtype(
+        {
+            "FLOAT": np.float32,
+            "HALF": np.float16,
+            "INT8": np.int8,
+            "INT32": np.int32,
+            "UINT8": np.uint8,
+            "BOOL": np.bool_,
+            "INT64": np.int64,
+        }[dtype.name]
+    )
 
 
 def make_runtime(trt, logger, manifest: EngineManifest):
@@ -56,8 +65,9 @@ def make_runtime(trt, logger, manifest: EngineManifest):
 
 
 class TensorRTBackend(Backend):
-    def __init__(self, path: str | Path, cuda_graphs: bool = False, flavour: str | None = None,
-                 time_stages: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, cuda_graphs: bool = False, flavour: str | None = None, time_stages: bool = False
+    ) -> None:
         super().__init__()
         self.path = Path(path)
         self.cuda_graphs = cuda_graphs
@@ -75,8 +85,9 @@ class TensorRTBackend(Backend):
         trt, flavour = import_tensorrt(self.flavour or manifest.flavour)
         device = cuda.device_info(0) if cuda.device_count() else None  # CudaError names a driver mismatch
         if device is None:
-            raise ModelLoadError(f"{self.path}: no CUDA GPU visible; a TensorRT engine needs one "
-                                 "(run `python -m runtime.doctor`)")
+            raise ModelLoadError(
+                f"{self.path}: no CUDA GPU visible; a TensorRT engine needs one (run `python -m runtime.doctor`)"
+            )
         check_machine(self.path, manifest, flavour, trt.__version__, device, on_jetson())
         self.manifest = manifest
         try:
@@ -92,8 +103,10 @@ class TensorRTBackend(Backend):
         self._runtime = make_runtime(trt, self._logger, self.manifest)
         self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self._engine is None:
-            raise ModelLoadError(f"{self.path}: {flavour} {trt.__version__} could not deserialize the engine; "
-                                 f"rebuild it: {self.manifest.rebuild_command}")
+            raise ModelLoadError(
+                f"{self.path}: {flavour} {trt.__version__} could not deserialize the engine; "
+                f"rebuild it: {self.manifest.rebuild_command}"
+            )
         self._context = self._engine.create_execution_context()
         self._stream = cuda.Stream()
 
@@ -161,9 +174,11 @@ class TensorRTBackend(Backend):
     def _set_shape(self, name: str, shape: tuple[int, ...]) -> None:
         if not self._context.set_input_shape(name, shape):  # False: outside the optimization profile
             low, _, high = self._profile[name]
-            raise BackendInputError(f"{self.path}: input {name} shape {shape} is outside the engine's optimization "
-                                    f"profile {tuple(low)} … {tuple(high)}; rebuild with a profile that covers it: "
-                                    f"{self.manifest.rebuild_command}")
+            raise BackendInputError(
+                f"{self.path}: input {name} shape {shape} is outside the engine's optimization "
+                f"profile {tuple(low)} … {tuple(high)}; rebuild with a profile that covers it: "
+                f"{self.manifest.rebuild_command}"
+            )
 
     def _capturable(self) -> bool:
         if hasattr(self._context, "is_stream_capturable"):  # TensorRT-RTX: some engines cannot be captured
@@ -211,8 +226,11 @@ class TensorRTBackend(Backend):
             events[3].record(self._stream)
         self._stream.synchronize()
         if events:  # GPU time of each stage, as trtexec separates H2D, compute and D2H
-            self.last_stage_ms = {"h2d": events[0].elapsed_ms(events[1]), "gpu_compute": events[1].elapsed_ms(events[2]),
-                                  "d2h": events[2].elapsed_ms(events[3])}
+            self.last_stage_ms = {
+                "h2d": events[0].elapsed_ms(events[1]),
+                "gpu_compute": events[1].elapsed_ms(events[2]),
+                "d2h": events[2].elapsed_ms(events[3]),
+            }
         for info in self._outputs:
             outs[info.name] = self._host[info.name].view(rows).copy()
         return outs
@@ -226,6 +244,6 @@ class TensorRTBackend(Backend):
             raise BackendInputError(f"{self.path}: empty batch; pass at least one input")
         chunks = []
         for start in range(0, total, self.max_batch):  # split past the profile, never pad past it
-            part = {k: np.ascontiguousarray(v[start:start + self.max_batch]) for k, v in feed.items()}
+            part = {k: np.ascontiguousarray(v[start : start + self.max_batch]) for k, v in feed.items()}
             chunks.append(self._run_chunk(part, len(next(iter(part.values())))))
         return {info.name: np.concatenate([c[info.name] for c in chunks]) for info in self._outputs}

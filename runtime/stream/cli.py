@@ -25,19 +25,34 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "video, camera and network sources",
         "clip.mp4, 'frames/%05d.png', 'frames/*.png', /dev/video0, v4l2:///dev/video0?width=1280&height=720&fps=30, "
-        "rtsp://…, http(s)://…, csi://0, gst://PIPELINE")
-    group.add_argument("--fps", type=positive_float(), default=None, help="classify at most this many frames/s per source")
+        "rtsp://…, http(s)://…, csi://0, gst://PIPELINE",
+    )
+    group.add_argument(
+        "--fps", type=positive_float(), default=None, help="classify at most this many frames/s per source"
+    )
     group.add_argument("--every", type=positive_int(), default=1, help="classify every Nth decoded frame (default 1)")
     group.add_argument("--max-frames", type=positive_int(), default=None, help="stop each source after N frames")
     group.add_argument("--loop", action="store_true", help="restart files and image sequences at their end")
     group.add_argument("--roi", default=None, help="region of interest: x,y,w,h in pixels, or 'center' (centre square)")
-    group.add_argument("--smoothing", type=positive_int(), default=1,
-                       help="average probabilities over the last N frames of each source (default 1: off)")
+    group.add_argument(
+        "--smoothing",
+        type=positive_int(),
+        default=1,
+        help="average probabilities over the last N frames of each source (default 1: off)",
+    )
     group.add_argument("--jsonl", type=Path, default=None, help="write per-frame JSON Lines to this file")
-    group.add_argument("--annotate", type=Path, default=None,
-                       help="write the frames with label and confidence drawn on them (.mp4 .mkv .avi .webm)")
-    group.add_argument("--reconnect", type=non_negative_int(), default=5,
-                       help="network sources: reconnect attempts (back-off 0.5 s doubling, capped at 8 s; default 5)")
+    group.add_argument(
+        "--annotate",
+        type=Path,
+        default=None,
+        help="write the frames with label and confidence drawn on them (.mp4 .mkv .avi .webm)",
+    )
+    group.add_argument(
+        "--reconnect",
+        type=non_negative_int(),
+        default=5,
+        help="network sources: reconnect attempts (back-off 0.5 s doubling, capped at 8 s; default 5)",
+    )
     group.add_argument("--queue-size", type=positive_int(), default=8, help="frames queued per source (default 8)")
 
 
@@ -49,8 +64,10 @@ def run_streams(args: argparse.Namespace, providers: str | None, cuda: CudaOptio
     """Classify the frames of ``args.inputs``; prints results and summary, returns the exit status."""
     images = [text for text in args.inputs if not is_stream_source(text)]
     if images:
-        return _usage(f"{images[0]}: image files and folders cannot be mixed with video, camera or network sources "
-                      "in one run; run them separately, or give the images as a sequence ('DIR/*.png')")
+        return _usage(
+            f"{images[0]}: image files and folders cannot be mixed with video, camera or network sources "
+            "in one run; run them separately, or give the images as a sequence ('DIR/*.png')"
+        )
     try:
         specs = [parse_source(text) for text in args.inputs]
         options = _options(args)
@@ -146,9 +163,15 @@ def _options(args):
     from runtime.stream.sources import ReadOptions
 
     return StreamOptions(
-        fps=args.fps, every=args.every, max_frames=args.max_frames,
-        roi=Roi.parse(args.roi) if args.roi else None, smoothing=args.smoothing, top_k=args.top_k,
-        max_batch=args.batch_size, queue_size=args.queue_size, keep_images=args.annotate is not None,
+        fps=args.fps,
+        every=args.every,
+        max_frames=args.max_frames,
+        roi=Roi.parse(args.roi) if args.roi else None,
+        smoothing=args.smoothing,
+        top_k=args.top_k,
+        max_batch=args.batch_size,
+        queue_size=args.queue_size,
+        keep_images=args.annotate is not None,
         read=ReadOptions(loop=args.loop, reconnect_attempts=args.reconnect),
     )
 
@@ -156,9 +179,3 @@ def _options(args):
 def _usage(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 2
-
-
-
-
-
-

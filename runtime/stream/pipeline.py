@@ -23,9 +23,9 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -52,7 +52,7 @@ class Roi:
     center: bool = False
 
     @classmethod
-    def parse(cls, text: str) -> "Roi":
+    def parse(cls, text: str) -> Roi:
         if text.strip().lower() in ("center", "centre"):
             return cls(center=True)
         try:
@@ -71,8 +71,10 @@ class Roi:
             left, top = (fw - side) // 2, (fh - side) // 2
             return left, top, left + side, top + side
         if self.x + self.width > fw or self.y + self.height > fh:
-            raise ValueError(f"--roi {self.x},{self.y},{self.width},{self.height} leaves the {fw}×{fh} frame; "
-                             "give a region inside it or use --roi center")
+            raise ValueError(
+                f"--roi {self.x},{self.y},{self.width},{self.height} leaves the {fw}×{fh} frame; "
+                "give a region inside it or use --roi center"
+            )
         return self.x, self.y, self.x + self.width, self.y + self.height
 
 
@@ -134,9 +136,15 @@ class FrameResult:
     latency_ms: float  # decoded → postprocessed
 
     def to_dict(self) -> dict:
-        return {"source": self.uri, "stream": self.source, "frame": self.frame,
-                "pts": None if self.pts is None else round(self.pts, 6), "loop": self.loop,
-                **self.prediction.to_dict(), "latency_ms": round(self.latency_ms, 3)}
+        return {
+            "source": self.uri,
+            "stream": self.source,
+            "frame": self.frame,
+            "pts": None if self.pts is None else round(self.pts, 6),
+            "loop": self.loop,
+            **self.prediction.to_dict(),
+            "latency_ms": round(self.latency_ms, 3),
+        }
 
 
 @dataclass
@@ -171,9 +179,14 @@ class _FrameQueue:
 
 
 class StreamPipeline:
-    def __init__(self, classifier: Classifier, sources: Sequence[SourceSpec], options: StreamOptions,
-                 on_result: Callable[[FrameResult, Image.Image | None], None],
-                 on_tick: Callable[["StreamPipeline"], None] | None = None) -> None:
+    def __init__(
+        self,
+        classifier: Classifier,
+        sources: Sequence[SourceSpec],
+        options: StreamOptions,
+        on_result: Callable[[FrameResult, Image.Image | None], None],
+        on_tick: Callable[[StreamPipeline], None] | None = None,
+    ) -> None:
         self.classifier, self.spec = classifier, classifier.spec
         self.sources, self.options = list(sources), options
         self.on_result, self.on_tick = on_result, on_tick
@@ -198,10 +211,13 @@ class StreamPipeline:
 
     def run(self) -> None:
         self.started_at = time.perf_counter()
-        batcher = DynamicBatcher(self._run_batch, self.options.max_batch, self.options.max_delay_ms,
-                                 queue_size=self.options.max_batch)
-        decoders = [threading.Thread(target=self._decode, args=(i,), name=f"edge-decode-{i}", daemon=True)
-                    for i in range(len(self.sources))]
+        batcher = DynamicBatcher(
+            self._run_batch, self.options.max_batch, self.options.max_delay_ms, queue_size=self.options.max_batch
+        )
+        decoders = [
+            threading.Thread(target=self._decode, args=(i,), name=f"edge-decode-{i}", daemon=True)
+            for i in range(len(self.sources))
+        ]
         feeder = threading.Thread(target=self._feed, args=(batcher,), name="edge-feeder", daemon=True)
         for thread in (*decoders, feeder):
             thread.start()
@@ -236,8 +252,11 @@ class StreamPipeline:
                     stats.skipped += 1
                     continue
                 if options.fps:
-                    next_due = clock + 1.0 / options.fps if next_due is None or clock > next_due + 1.0 / options.fps \
+                    next_due = (
+                        clock + 1.0 / options.fps
+                        if next_due is None or clock > next_due + 1.0 / options.fps
                         else next_due + 1.0 / options.fps
+                    )
                 start = time.perf_counter()
                 sample = self._preprocess(frame, spec)
                 stats.preprocess_s += time.perf_counter() - start
@@ -335,8 +354,9 @@ class StreamPipeline:
         except BaseException as exc:  # cancelled on abort, or the backend failed for this batch
             stats.failed += 1
             if len(self.inference_errors) < 5:
-                self.inference_errors.append(f"{stats.uri}: frame {item.frame.index} not classified "
-                                             f"({type(exc).__name__}: {exc})")
+                self.inference_errors.append(
+                    f"{stats.uri}: frame {item.frame.index} not classified ({type(exc).__name__}: {exc})"
+                )
             return
         start = time.perf_counter()
         probabilities = to_probabilities(row[None], self.spec)
@@ -347,8 +367,9 @@ class StreamPipeline:
         prediction = top_k(probabilities, self.spec, self.options.top_k)[0]
         latency_ms = (time.perf_counter() - item.frame.decoded_at) * 1e3
         frame = item.frame
-        self.on_result(FrameResult(item.source, stats.uri, frame.index, frame.pts, frame.loop, prediction,
-                                   latency_ms), frame.image)
+        self.on_result(
+            FrameResult(item.source, stats.uri, frame.index, frame.pts, frame.loop, prediction, latency_ms), frame.image
+        )
         now = time.perf_counter()
         stats.classified += 1
         stats.latencies_ms.append(latency_ms)

@@ -35,13 +35,24 @@ def summary(pipeline: StreamPipeline, model: str, engine: str, interrupted: bool
     elapsed = max(pipeline.finished_at - pipeline.started_at, 1e-9)
     sources = []
     for stats, spec in zip(pipeline.stats, pipeline.sources):
-        sources.append({
-            "source": stats.uri, "kind": spec.kind.value, "live": stats.live, "decoded": stats.decoded,
-            "skipped": stats.skipped, "dropped": stats.dropped, "classified": stats.classified,
-            "failed": stats.failed, "undecodable": stats.report.undecodable, "reconnects": stats.report.reconnects,
-            "accounted": stats.accounted, "fps": round(_fps(stats), 3), "latency_ms": _percentiles(stats.latencies_ms),
-            "problems": source_problems(stats),
-        })
+        sources.append(
+            {
+                "source": stats.uri,
+                "kind": spec.kind.value,
+                "live": stats.live,
+                "decoded": stats.decoded,
+                "skipped": stats.skipped,
+                "dropped": stats.dropped,
+                "classified": stats.classified,
+                "failed": stats.failed,
+                "undecodable": stats.report.undecodable,
+                "reconnects": stats.report.reconnects,
+                "accounted": stats.accounted,
+                "fps": round(_fps(stats), 3),
+                "latency_ms": _percentiles(stats.latencies_ms),
+                "problems": source_problems(stats),
+            }
+        )
     stages = {
         "decode": sum(s.decode_s for s in pipeline.stats),
         "preprocess": sum(s.preprocess_s for s in pipeline.stats),
@@ -52,9 +63,14 @@ def summary(pipeline: StreamPipeline, model: str, engine: str, interrupted: bool
     batches = pipeline.stages.batches
     classified = sum(s.classified for s in pipeline.stats)
     return {
-        "model": model, "engine": engine, "interrupted": interrupted, "elapsed_s": round(elapsed, 3),
-        "classified": classified, "frames_per_s": round(classified / elapsed, 3),
-        "batches": batches, "mean_batch": round(pipeline.stages.batched_frames / batches, 3) if batches else 0,
+        "model": model,
+        "engine": engine,
+        "interrupted": interrupted,
+        "elapsed_s": round(elapsed, 3),
+        "classified": classified,
+        "frames_per_s": round(classified / elapsed, 3),
+        "batches": batches,
+        "mean_batch": round(pipeline.stages.batched_frames / batches, 3) if batches else 0,
         "stage_seconds": {k: round(v, 4) for k, v in stages.items()},
         "stage_share": {k: round(v / total, 4) for k, v in stages.items()},
         "sources": sources,
@@ -63,15 +79,18 @@ def summary(pipeline: StreamPipeline, model: str, engine: str, interrupted: bool
 
 
 def format_summary(doc: dict) -> str:
-    lines = [f"{doc['classified']} frame(s) classified in {doc['elapsed_s']:.1f} s ({doc['frames_per_s']:.1f} "
-             f"frames/s, {doc['batches']} backend calls, mean batch {doc['mean_batch']:.1f})"
-             + (" — interrupted" if doc["interrupted"] else "")]
+    lines = [
+        f"{doc['classified']} frame(s) classified in {doc['elapsed_s']:.1f} s ({doc['frames_per_s']:.1f} "
+        f"frames/s, {doc['batches']} backend calls, mean batch {doc['mean_batch']:.1f})"
+        + (" — interrupted" if doc["interrupted"] else "")
+    ]
     for s in doc["sources"]:
         lat = s["latency_ms"]
         latency = f", latency p50 {lat['p50']:.1f} ms p99 {lat['p99']:.1f} ms" if lat["p50"] is not None else ""
         extra = "".join(f", {s[k]} {k}" for k in ("skipped", "dropped", "failed", "undecodable", "reconnects") if s[k])
-        lines.append(f"  {s['source']}: {s['decoded']} decoded, {s['classified']} classified{extra}, "
-                     f"{s['fps']:.1f} fps{latency}")
+        lines.append(
+            f"  {s['source']}: {s['decoded']} decoded, {s['classified']} classified{extra}, {s['fps']:.1f} fps{latency}"
+        )
     share = doc["stage_share"]
     lines.append("  stage share: " + ", ".join(f"{k} {v:.0%}" for k, v in share.items()))
     if doc["errors"]:
@@ -93,8 +112,9 @@ class LiveLine:
             return
         parts, latencies = [], []
         for stats in pipeline.stats:
-            parts.append(f"{_short(stats.uri)} {_fps(stats):.1f} fps" + (f" {stats.dropped} dropped" if stats.dropped
-                                                                          else ""))
+            parts.append(
+                f"{_short(stats.uri)} {_fps(stats):.1f} fps" + (f" {stats.dropped} dropped" if stats.dropped else "")
+            )
             latencies.extend(list(stats.latencies_ms)[-200:])
         lat = _percentiles(latencies)
         text = " | ".join(parts) + (f" | p50 {lat['p50']:.0f} ms p99 {lat['p99']:.0f} ms" if lat["p50"] else "")

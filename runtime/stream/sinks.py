@@ -60,8 +60,11 @@ class AnnotatedVideoSink:
         self._av = import_av()
         self.format, encoders, self.pix_fmt = _VIDEO_FORMATS[suffix]
         self.codec = next((c for c in encoders if c in self._av.codecs_available), encoders[-1])
-        self.paths = [target] if sources == 1 else [target.with_name(f"{target.stem}.{i}{target.suffix}")
-                                                      for i in range(sources)]
+        self.paths = (
+            [target]
+            if sources == 1
+            else [target.with_name(f"{target.stem}.{i}{target.suffix}") for i in range(sources)]
+        )
         self.fps, self.roi = fps, roi
         self._stack = contextlib.ExitStack()
         self._outputs: dict[int, tuple] = {}

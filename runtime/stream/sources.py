@@ -13,8 +13,8 @@ import glob
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from PIL import Image
 
@@ -71,12 +71,13 @@ def import_av():
     try:
         import av
     except ImportError:
-        raise DecoderMissing("video, camera and network sources need PyAV: pip install '.[stream]' "
-                             "(or pip install av)") from None
+        raise DecoderMissing(
+            "video, camera and network sources need PyAV: pip install '.[stream]' (or pip install av)"
+        ) from None
     return av
 
 
-def open_reader(spec: SourceSpec, options: ReadOptions) -> "PyAVReader | GStreamerReader":
+def open_reader(spec: SourceSpec, options: ReadOptions) -> PyAVReader | GStreamerReader:
     if spec.kind is SourceKind.GSTREAMER:
         return GStreamerReader(spec)
     import_av()
@@ -111,24 +112,32 @@ class PyAVReader:
                 if stop.is_set():
                     return
                 if self.options.reconnect_attempts == 0:
-                    raise SourceError(f"{self.spec.uri}: stream lost after {index} frame(s) ({lost or 'end of stream'}); "
-                                      "check the camera or server, or allow reconnects with --reconnect N")
+                    raise SourceError(
+                        f"{self.spec.uri}: stream lost after {index} frame(s) ({lost or 'end of stream'}); "
+                        "check the camera or server, or allow reconnects with --reconnect N"
+                    )
                 # a server that accepts and then sends nothing must not be reconnected to forever, nor at full speed
                 fruitless = fruitless + 1 if index == session_start else 0
                 if fruitless > self.options.reconnect_attempts:
-                    raise SourceError(f"{self.spec.uri}: the server accepts the connection but sends no video "
-                                      f"({lost or 'the stream ends at once'}) after {fruitless} tries; check the "
-                                      "stream's address and that its encoder is running")
+                    raise SourceError(
+                        f"{self.spec.uri}: the server accepts the connection but sends no video "
+                        f"({lost or 'the stream ends at once'}) after {fruitless} tries; check the "
+                        "stream's address and that its encoder is running"
+                    )
                 if fruitless and stop.wait(min(self.options.reconnect_delay_s * 2 ** (fruitless - 1), 8.0)):
                     return
                 self.report.reconnects += 1
                 continue
             if self.spec.live:
-                raise SourceError(f"{self.spec.uri}: the camera stopped after {index} frame(s) "
-                                  f"({lost or 'end of stream'}); check the cable and power, then run again")
+                raise SourceError(
+                    f"{self.spec.uri}: the camera stopped after {index} frame(s) "
+                    f"({lost or 'end of stream'}); check the cable and power, then run again"
+                )
             if lost is not None:
-                self.report.add(f"corrupt data after frame {index} ({_reason(lost)}); decoded what came before "
-                                "it; re-encode or re-copy the file")
+                self.report.add(
+                    f"corrupt data after frame {index} ({_reason(lost)}); decoded what came before "
+                    "it; re-encode or re-copy the file"
+                )
                 return
             if not self.options.loop or index == 0:
                 return
@@ -139,8 +148,10 @@ class PyAVReader:
     def _open(self, stop: threading.Event, frames_so_far: int):
         if self.spec.kind is not SourceKind.NETWORK:  # a missing file or camera does not come back by waiting
             if frames_so_far and self.spec.live:
-                raise SourceError(f"{self.spec.uri}: the camera stopped after {frames_so_far} frame(s); check "
-                                  "the cable and power, then run again")
+                raise SourceError(
+                    f"{self.spec.uri}: the camera stopped after {frames_so_far} frame(s); check "
+                    "the cable and power, then run again"
+                )
             return self._open_once()
         attempts = max(self.options.reconnect_attempts, 0)
         delay, last = self.options.reconnect_delay_s, None
@@ -155,16 +166,21 @@ class PyAVReader:
                 return None
             delay = min(delay * 2, 8.0)
         what = "unreachable" if frames_so_far == 0 else f"lost after {frames_so_far} frame(s)"
-        raise SourceError(f"{self.spec.uri}: stream {what}; {attempts} reconnect attempt(s) with back-off failed "
-                          f"(last: {last.reason}); check that the camera or server is up and the address is "
-                          "right, or raise --reconnect")
+        raise SourceError(
+            f"{self.spec.uri}: stream {what}; {attempts} reconnect attempt(s) with back-off failed "
+            f"(last: {last.reason}); check that the camera or server is up and the address is "
+            "right, or raise --reconnect"
+        )
 
     def _open_once(self):
         av = self._av
         spec = self.spec
         if spec.kind is SourceKind.IMAGE_SEQUENCE and not _sequence_files(spec.target):
-            raise SourceError(f"{spec.uri}: no image file matches this sequence; check the folder and pattern (quote "
-                              "a glob so the shell does not expand it: 'frames/*.png')", reason="no files")
+            raise SourceError(
+                f"{spec.uri}: no image file matches this sequence; check the folder and pattern (quote "
+                "a glob so the shell does not expand it: 'frames/*.png')",
+                reason="no files",
+            )
         options = dict(spec.av_options)
         kwargs = {}
         if spec.kind is SourceKind.NETWORK:
@@ -177,13 +193,17 @@ class PyAVReader:
             raise SourceError(self._open_message(exc), reason=_reason(exc)) from None
         if not container.streams.video:
             container.close()
-            raise SourceError(f"{spec.uri}: has no video stream; give a video file, camera or stream",
-                              reason="no video stream")
+            raise SourceError(
+                f"{spec.uri}: has no video stream; give a video file, camera or stream", reason="no video stream"
+            )
         stream = container.streams.video[0]
         if stream.codec_context is None or stream.codec_context.codec is None:
             container.close()
-            raise SourceError(f"{spec.uri}: its video codec cannot be decoded by this FFmpeg build (PyAV); "
-                              "re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4", reason="unsupported codec")
+            raise SourceError(
+                f"{spec.uri}: its video codec cannot be decoded by this FFmpeg build (PyAV); "
+                "re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4",
+                reason="unsupported codec",
+            )
         # FFmpeg's own decoder threads share the cores with the other sources' decoders: one stream gets them
         # all, several split them (more threads than cores only adds switching)
         stream.thread_type = "AUTO"
@@ -194,19 +214,25 @@ class PyAVReader:
         av, uri, kind = self._av, self.spec.uri, self.spec.kind
         if kind is SourceKind.V4L2:
             if isinstance(exc, av.error.FileNotFoundError):
-                return (f"{uri}: no such camera; list cameras with `v4l2-ctl --list-devices` (or ls /dev/video*), "
-                        "check the cable, and pass the container's --device when running in Docker")
+                return (
+                    f"{uri}: no such camera; list cameras with `v4l2-ctl --list-devices` (or ls /dev/video*), "
+                    "check the cable, and pass the container's --device when running in Docker"
+                )
             if isinstance(exc, av.error.PermissionError):
                 return f"{uri}: permission denied; add the user to the video group (sudo usermod -aG video $USER)"
-            return (f"{uri}: the camera refused to open ({_reason(exc)}); it may be in use by another program or "
-                    "not support the asked width/height/fps/format (list modes: v4l2-ctl --list-formats-ext)")
+            return (
+                f"{uri}: the camera refused to open ({_reason(exc)}); it may be in use by another program or "
+                "not support the asked width/height/fps/format (list modes: v4l2-ctl --list-formats-ext)"
+            )
         if kind is SourceKind.NETWORK:
             return f"{uri}: cannot connect ({_reason(exc)})"
         if isinstance(exc, av.error.FileNotFoundError):
             return f"{uri}: no such file; check the path"
         if isinstance(exc, av.error.InvalidDataError):
-            return (f"{uri}: not a video FFmpeg can read, or truncated before its index ({_reason(exc)}); "
-                    "re-encode or re-copy the file")
+            return (
+                f"{uri}: not a video FFmpeg can read, or truncated before its index ({_reason(exc)}); "
+                "re-encode or re-copy the file"
+            )
         return f"{uri}: cannot be opened ({_reason(exc)})"
 
     # decoding ---------------------------------------------------------------------------------
@@ -244,16 +270,20 @@ class PyAVReader:
         """A file that ends before its header says it should was truncated: name what is missing."""
         declared = stream.frames
         if declared and decoded < declared:
-            self.report.add(f"truncated or corrupt: decoded {decoded} of the {declared} frames its header "
-                            "declares; re-encode or re-copy the file")
+            self.report.add(
+                f"truncated or corrupt: decoded {decoded} of the {declared} frames its header "
+                "declares; re-encode or re-copy the file"
+            )
             return
         rate = float(stream.average_rate or 0) or 25.0
         if container.duration and last_pts is not None:
             start = (container.start_time or 0) / 1e6
             end = start + container.duration / 1e6
             if last_pts + 2.5 / rate < end:
-                self.report.add(f"truncated or corrupt: frames stop at {last_pts:.2f} s of the {end:.2f} s its "
-                                "header declares; re-encode or re-copy the file")
+                self.report.add(
+                    f"truncated or corrupt: frames stop at {last_pts:.2f} s of the {end:.2f} s its "
+                    "header declares; re-encode or re-copy the file"
+                )
 
 
 class GStreamerReader:
@@ -267,8 +297,10 @@ class GStreamerReader:
         cv2 = self._cv2()
         capture = cv2.VideoCapture(self.spec.target, cv2.CAP_GSTREAMER)
         if not capture.isOpened():
-            raise SourceError(f"{self.spec.uri}: GStreamer could not start this pipeline; test it with "
-                              "gst-launch-1.0 (ending in fakesink) and check that the camera is connected")
+            raise SourceError(
+                f"{self.spec.uri}: GStreamer could not start this pipeline; test it with "
+                "gst-launch-1.0 (ending in fakesink) and check that the camera is connected"
+            )
         index = 0
         try:
             started = time.perf_counter()
@@ -276,8 +308,10 @@ class GStreamerReader:
                 ok, bgr = capture.read()
                 if not ok:
                     if index == 0:
-                        raise SourceError(f"{self.spec.uri}: the pipeline started but gave no frame; check the "
-                                          "camera (on a Jetson: sudo systemctl restart nvargus-daemon)")
+                        raise SourceError(
+                            f"{self.spec.uri}: the pipeline started but gave no frame; check the "
+                            "camera (on a Jetson: sudo systemctl restart nvargus-daemon)"
+                        )
                     return
                 image = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
                 now = time.perf_counter()
@@ -297,11 +331,15 @@ def check_gstreamer(uri: str):
     try:
         import cv2
     except ImportError:
-        raise DecoderMissing(f"{uri}: GStreamer pipelines need OpenCV built with GStreamer "
-                             "(on a Jetson: JetPack's python3-opencv); `import cv2` failed") from None
+        raise DecoderMissing(
+            f"{uri}: GStreamer pipelines need OpenCV built with GStreamer "
+            "(on a Jetson: JetPack's python3-opencv); `import cv2` failed"
+        ) from None
     if not _has_gstreamer(cv2.getBuildInformation()):
-        raise DecoderMissing(f"{uri}: this OpenCV ({cv2.__version__}) was built without GStreamer; "
-                             "use JetPack's python3-opencv or build OpenCV with -D WITH_GSTREAMER=ON")
+        raise DecoderMissing(
+            f"{uri}: this OpenCV ({cv2.__version__}) was built without GStreamer; "
+            "use JetPack's python3-opencv or build OpenCV with -D WITH_GSTREAMER=ON"
+        )
     return cv2
 
 

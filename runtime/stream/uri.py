@@ -22,8 +22,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mkv", ".avi", ".webm", ".mov", ".ts", ".mts", ".mpg", ".mpeg",
-                            ".mjpeg", ".mjpg", ".h264", ".264", ".h265", ".265", ".hevc", ".ivf", ".flv", ".y4m"})
+VIDEO_SUFFIXES = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mkv",
+        ".avi",
+        ".webm",
+        ".mov",
+        ".ts",
+        ".mts",
+        ".mpg",
+        ".mpeg",
+        ".mjpeg",
+        ".mjpg",
+        ".h264",
+        ".264",
+        ".h265",
+        ".265",
+        ".hevc",
+        ".ivf",
+        ".flv",
+        ".y4m",
+    }
+)
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 _PATTERN = re.compile(r"%0?\d*d")
 _GLOB = re.compile(r"[*?\[]")
@@ -77,7 +99,7 @@ def is_stream_source(text: str) -> bool:
 def parse_source(text: str) -> SourceSpec:
     """The SourceSpec for one command-line source; SourceSyntaxError names the problem and the fix."""
     if text.startswith("gst://"):
-        return SourceSpec(text, SourceKind.GSTREAMER, text[len("gst://"):])
+        return SourceSpec(text, SourceKind.GSTREAMER, text[len("gst://") :])
     if " ! " in text:
         return SourceSpec(text, SourceKind.GSTREAMER, text)
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
@@ -90,8 +112,10 @@ def parse_source(text: str) -> SourceSpec:
     if scheme == "file":
         text_path = urlsplit(text).path
     elif scheme:
-        raise SourceSyntaxError(f"{text}: unknown source scheme {scheme!r}; use a file path, /dev/videoN, v4l2://, "
-                                f"csi://, gst://, or one of {', '.join(s + '://' for s in NETWORK_SCHEMES)}")
+        raise SourceSyntaxError(
+            f"{text}: unknown source scheme {scheme!r}; use a file path, /dev/videoN, v4l2://, "
+            f"csi://, gst://, or one of {', '.join(s + '://' for s in NETWORK_SCHEMES)}"
+        )
     else:
         text_path = text
     if _PATTERN.search(Path(text_path).name):
@@ -142,6 +166,8 @@ def _csi_pipeline(text: str) -> str:
     query = _query(text, ("width", "height", "fps"))
     width, height = int(float(query.get("width", 1280))), int(float(query.get("height", 720)))
     fps = int(float(query.get("fps", 30)))
-    return (f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),width={width},height={height},"
-            f"framerate={fps}/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! "
-            "appsink drop=true max-buffers=2")
+    return (
+        f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),width={width},height={height},"
+        f"framerate={fps}/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! "
+        "appsink drop=true max-buffers=2"
+    )

@@ -29,8 +29,18 @@ def test_unknown_demo_model_is_a_usage_error(capsys):
 
 def test_demo_mnist_path_end_to_end(tmp_path, data_dir, capsys):
     """The MNIST half of `make demo` (about 2 minutes): accuracy targets, parity, latency, report."""
-    rc = demo_main(["--data-dir", str(data_dir), "--out", str(tmp_path), "--no-progress",
-                    "--models", "mnist_mlp,mnist_cnn", "--no-doggy-door"])
+    rc = demo_main(
+        [
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+            "--models",
+            "mnist_mlp,mnist_cnn",
+            "--no-doggy-door",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0, out
     report = json.loads((tmp_path / "demo_report.json").read_text())
@@ -40,8 +50,10 @@ def test_demo_mnist_path_end_to_end(tmp_path, data_dir, capsys):
     assert "| mnist_cnn |" in out and "latency mnist_cnn batch 1" in out
     assert all(r["gate_passed"] for r in rows.values()) and "== accuracy gate" in out
     assert {g["precision"] for g in rows["mnist_cnn"]["gate"]} == {"fp32", "fp16", "int8", "int8.ort"}
-    assert {(c["candidate"], c["batch"]) for c in rows["mnist_cnn"]["compare"]} >= {("ort-int8.ort", 64),
-                                                                                   ("pytorch-eager-fp32", 1)}
+    assert {(c["candidate"], c["batch"]) for c in rows["mnist_cnn"]["compare"]} >= {
+        ("ort-int8.ort", 64),
+        ("pytorch-eager-fp32", 1),
+    }
     try:
         import tensorrt_rtx  # noqa: F401
     except ImportError:

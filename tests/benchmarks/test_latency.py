@@ -16,19 +16,38 @@ def test_statistics_are_ordered_and_cov_is_std_over_mean():
 
 
 def test_knee_is_where_doubling_stops_paying():
-    results = [latency.BatchResult(b, _stats("compute", ms, b), _stats("end_to_end", ms, b), {})
-               for b, ms in ((1, 1.0), (2, 1.2), (4, 1.6), (8, 3.1), (16, 6.0))]
+    results = [
+        latency.BatchResult(b, _stats("compute", ms, b), _stats("end_to_end", ms, b), {})
+        for b, ms in ((1, 1.0), (2, 1.2), (4, 1.6), (8, 3.1), (16, 6.0))
+    ]
     # throughput: 1000, 1667, 2500, 2580 (+3 %), 2667: the knee is 4
-    assert latency.recommend_profile(results) == {"min": 1, "opt": 4, "max": 16, "rule": latency.recommend_profile(results)["rule"]}
+    assert latency.recommend_profile(results) == {
+        "min": 1,
+        "opt": 4,
+        "max": 16,
+        "rule": latency.recommend_profile(results)["rule"],
+    }
 
 
 def test_sweep_writes_every_format_and_flags_regressions(trained_mnist, tmp_path, capsys):
     _, onnx_path = trained_mnist["mnist_mlp"]
-    args = ["latency", "--engine", str(onnx_path), "--batch", "1,4", "--duration-s", "0.05", "--warmup-ms", "10",
-            "--out", str(tmp_path)]
+    args = [
+        "latency",
+        "--engine",
+        str(onnx_path),
+        "--batch",
+        "1,4",
+        "--duration-s",
+        "0.05",
+        "--warmup-ms",
+        "10",
+        "--out",
+        str(tmp_path),
+    ]
     from benchmarks.__main__ import main
 
     assert main(args) == 0
+
     def stem(ext):
         return tmp_path / f"{onnx_path.name}.latency{ext}"
 

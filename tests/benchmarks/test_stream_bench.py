@@ -11,9 +11,29 @@ pytest.importorskip("av", reason="PyAV is installed by the stream extra (make in
 
 def test_stream_benchmark_runs_as_a_program_and_writes_its_reports(trained_mnist, tmp_path):
     _, onnx_path = trained_mnist["mnist_cnn"]
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "stream", "--engine", str(onnx_path), "--streams", "1,2",
-                           "--frames", "20", "--size", "160x120", "--out", str(tmp_path), "--json"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "stream",
+            "--engine",
+            str(onnx_path),
+            "--streams",
+            "1,2",
+            "--frames",
+            "20",
+            "--size",
+            "160x120",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report == json.loads((tmp_path / f"{onnx_path.name}.stream.json").read_text())

@@ -2,8 +2,14 @@ import numpy as np
 import pytest
 
 from calibration.data import LabelledSplit, load_split
-from calibration.dataset import (CalibrationSetError, build_calibration_set, calib_paths, load_calibration_set,
-                                 save_calibration_set, select_stratified)
+from calibration.dataset import (
+    CalibrationSetError,
+    build_calibration_set,
+    calib_paths,
+    load_calibration_set,
+    save_calibration_set,
+    select_stratified,
+)
 from train.models import get_model
 
 

@@ -32,8 +32,12 @@ def test_gate_fails_naming_model_and_precision(calibrated_cnn, data_dir, tmp_pat
     for data in ranges.values():  # ranges 50× too narrow: every activation clips
         low, high = data.range_value
         data.lowest, data.highest = np.asarray(low) / 50, np.asarray(high) / 50
-    write_int8(folder / "mnist_cnn.prep.onnx", ranges, ModelSpec.load(folder / "mnist_cnn.json"),
-               Precision.INT8.path(broken, "mnist_cnn"))
+    write_int8(
+        folder / "mnist_cnn.prep.onnx",
+        ranges,
+        ModelSpec.load(folder / "mnist_cnn.json"),
+        Precision.INT8.path(broken, "mnist_cnn"),
+    )
     code = gate.main(["--model", "mnist_cnn", "--artifacts", str(broken), "--data-dir", str(data_dir)])
     err = capsys.readouterr().err
     assert code == 1
@@ -51,8 +55,21 @@ def test_calibration_cli_json_is_clean_and_complete(calibrated_cnn, data_dir, tm
     folder, _ = calibrated_cnn
     for name in ("mnist_cnn.pt", "mnist_cnn.json", "mnist_cnn.fp32.onnx"):
         (tmp_path / name).write_bytes((folder / name).read_bytes())
-    code = main(["--model", "mnist_cnn", "--artifacts", str(tmp_path), "--data-dir", str(data_dir),
-                 "--calib-size", "64", "--method", "minmax", "--json"])
+    code = main(
+        [
+            "--model",
+            "mnist_cnn",
+            "--artifacts",
+            str(tmp_path),
+            "--data-dir",
+            str(data_dir),
+            "--calib-size",
+            "64",
+            "--method",
+            "minmax",
+            "--json",
+        ]
+    )
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and doc["passed"] and doc["calibration"]["calibration_size"] == 64
     assert doc["calibration"]["method"] == "minmax" and len(doc["gate"]) == 4

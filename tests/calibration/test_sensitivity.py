@@ -21,8 +21,12 @@ def broken(calibrated_cnn, tmp_path):
     data = ranges.data["view"]  # the flattened features into the first Gemm
     low, high = data.range_value
     data.lowest, data.highest = np.asarray(low) / 50, np.asarray(high) / 50
-    write_int8(folder / "mnist_cnn.prep.onnx", ranges, ModelSpec.load(folder / "mnist_cnn.json"),
-               Precision.INT8.path(tmp_path, "mnist_cnn"))
+    write_int8(
+        folder / "mnist_cnn.prep.onnx",
+        ranges,
+        ModelSpec.load(folder / "mnist_cnn.json"),
+        Precision.INT8.path(tmp_path, "mnist_cnn"),
+    )
     from calibration.ranges import save_ranges
 
     save_ranges(ranges, tmp_path / "mnist_cnn.ranges.json")
@@ -37,7 +41,11 @@ def test_exclusion_finds_the_clipped_node_and_meets_the_budget(broken, data_dir)
     result = fix_int8("mnist_cnn", broken, data_dir, None, [Precision.INT8], log=lambda *_: None)["int8"]
     assert result["passed"] and result["ranking"][0][0] == "node_linear"  # the Gemm fed by the clipped tensor
     assert result["excluded"][0] == "node_linear" and set(result["latency_ms"]) == {
-        "bs1_before", "bs1_after", "bs64_before", "bs64_after"}
+        "bs1_before",
+        "bs1_after",
+        "bs64_before",
+        "bs64_after",
+    }
     after = {r.precision: r for r in run_gate("mnist_cnn", broken, data_dir, write=False).rows}
     assert after["int8"].passed
     props = {p.key: p.value for p in onnx.load(str(broken / "mnist_cnn.int8.onnx")).metadata_props}
@@ -51,8 +59,9 @@ def test_fp16_keeps_nodes_near_the_half_limit_in_fp32(calibrated_cnn):
     assert fp16_blocked_nodes(proto, ranges) == []  # real activations are small
     ranges.data["relu_2"].highest = np.asarray(60000.0, np.float32)  # as if a layer ran hot
     blocked = fp16_blocked_nodes(proto, ranges)
-    assert blocked and all(any(t == "relu_2" for t in list(n.input) + list(n.output))
-                           for n in proto.graph.node if n.name in blocked)
+    assert blocked and all(
+        any(t == "relu_2" for t in list(n.input) + list(n.output)) for n in proto.graph.node if n.name in blocked
+    )
 
 
 @pytest.mark.parametrize("method", [Method.MINMAX, Method.PERCENTILE])

@@ -10,8 +10,9 @@ from engine.build import BuildOptions, EngineBuildError, build_engine, inspect_o
 from engine.cache import ensure_engine
 from runtime.engine_manifest import golden_path, manifest_path, preflight
 
-trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13` "
-                                                 "(make install does)")
+trt = pytest.importorskip(
+    "tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13` (make install does)"
+)
 SMALL = BuildOptions(min_batch=1, opt_batch=4, max_batch=16, flavour="tensorrt_rtx")
 
 
@@ -72,8 +73,14 @@ def test_onnx_runtime_default_qdq_with_int32_bias_is_rejected_with_our_message(t
             return next(self.batches, None)
 
     default_qdq = tmp_path / "ort_default.onnx"
-    quantize_static(str(onnx_path), str(default_qdq), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    quantize_static(
+        str(onnx_path),
+        str(default_qdq),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+    )
     with pytest.raises(EngineBuildError, match="int32 bias.*python -m calibration"):
         build_engine(default_qdq, tmp_path / "x.plan", SMALL, log=lambda *_: None)
     assert not (tmp_path / "x.plan").exists()
@@ -88,8 +95,12 @@ def test_corrupted_onnx_is_rejected(tmp_path):
 
 def test_the_parser_message_is_ours_not_a_dump(tmp_path):
     node = onnx.helper.make_node("NoSuchOp", ["x"], ["y"], domain="")
-    graph = onnx.helper.make_graph([node], "g", [onnx.helper.make_tensor_value_info("x", 1, [1, 1, 2, 2])],
-                                   [onnx.helper.make_tensor_value_info("y", 1, [1, 1, 2, 2])])
+    graph = onnx.helper.make_graph(
+        [node],
+        "g",
+        [onnx.helper.make_tensor_value_info("x", 1, [1, 1, 2, 2])],
+        [onnx.helper.make_tensor_value_info("y", 1, [1, 1, 2, 2])],
+    )
     path = tmp_path / "unknown.onnx"
     onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), path)
     with pytest.raises(EngineBuildError) as info:

@@ -28,9 +28,20 @@ def _cli(*args, cwd=None):
 def test_bundle_holds_what_a_device_needs_with_checksums(bundle):
     folder, archive = bundle
     names = {p.name for p in folder.iterdir()}
-    assert {"mnist_cnn.json", "mnist_cnn.fp32.onnx", "mnist_cnn.fp16.onnx", "mnist_cnn.int8.onnx",
-            "mnist_cnn.int8.ort.onnx", "mnist_cnn.calib.npz", "mnist_cnn.calib.json", "mnist_cnn.calib.cache",
-            "mnist_cnn.golden.npz", "README.md", "BUNDLE.json", "SHA256SUMS"} <= names
+    assert {
+        "mnist_cnn.json",
+        "mnist_cnn.fp32.onnx",
+        "mnist_cnn.fp16.onnx",
+        "mnist_cnn.int8.onnx",
+        "mnist_cnn.int8.ort.onnx",
+        "mnist_cnn.calib.npz",
+        "mnist_cnn.calib.json",
+        "mnist_cnn.calib.cache",
+        "mnist_cnn.golden.npz",
+        "README.md",
+        "BUNDLE.json",
+        "SHA256SUMS",
+    } <= names
     assert not any(n.endswith((".prep.onnx", ".pt")) for n in names)  # no training-only files
     assert len(verify(folder).sums) == len(names) - 1  # every file but SHA256SUMS itself is listed
     with tarfile.open(archive) as tar:
@@ -52,8 +63,10 @@ def test_an_altered_file_is_named_by_the_builder_and_the_runtime(bundle, tmp_pat
     folder = unpack(bundle[1], tmp_path / "b").folder
     spec = folder / "mnist_cnn.json"
     spec.write_text(spec.read_text().replace('"0"', '"zero"'))  # reversed/edited labels: a mixed-up spec
-    for command in (["engine", "--onnx", str(folder / "mnist_cnn.fp32.onnx")],
-                    ["runtime.infer", "--engine", str(folder / "mnist_cnn.fp32.onnx"), str(spec)]):
+    for command in (
+        ["engine", "--onnx", str(folder / "mnist_cnn.fp32.onnx")],
+        ["runtime.infer", "--engine", str(folder / "mnist_cnn.fp32.onnx"), str(spec)],
+    ):
         done = _cli(*command)
         assert done.returncode == 2 and "Traceback" not in done.stderr
         assert "mnist_cnn.json: checksum does not match SHA256SUMS" in done.stderr

@@ -21,7 +21,8 @@ from engine.bundle import create
 DEVICE_PYTHON = os.environ.get("EDGE_DEVICE_PYTHON")
 pytestmark = pytest.mark.skipif(
     not DEVICE_PYTHON or not Path(DEVICE_PYTHON).is_file(),
-    reason="no device-profile venv: `make test` builds it (`make device-venv`) and sets EDGE_DEVICE_PYTHON")
+    reason="no device-profile venv: `make test` builds it (`make device-venv`) and sets EDGE_DEVICE_PYTHON",
+)
 
 
 def device(*args, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
@@ -50,11 +51,21 @@ def device_folder(calibrated_cnn, mnist_test, tmp_path_factory):
 
 
 def test_the_device_profile_has_no_training_libraries(device_folder):
-    code = ("import importlib.util as u, json; print(json.dumps({m: u.find_spec(m) is not None for m in "
-            "('torch', 'torchvision', 'tqdm', 'matplotlib', 'kornia', 'onnx', 'onnxruntime', 'tensorrt_rtx')}))")
+    code = (
+        "import importlib.util as u, json; print(json.dumps({m: u.find_spec(m) is not None for m in "
+        "('torch', 'torchvision', 'tqdm', 'matplotlib', 'kornia', 'onnx', 'onnxruntime', 'tensorrt_rtx')}))"
+    )
     found = json.loads(device("-c", code, cwd=device_folder).stdout)
-    assert found == {"torch": False, "torchvision": False, "tqdm": False, "matplotlib": False, "kornia": False,
-                     "onnx": True, "onnxruntime": True, "tensorrt_rtx": True}
+    assert found == {
+        "torch": False,
+        "torchvision": False,
+        "tqdm": False,
+        "matplotlib": False,
+        "kornia": False,
+        "onnx": True,
+        "onnxruntime": True,
+        "tensorrt_rtx": True,
+    }
 
 
 def test_unpack_build_preflight_infer_selftest_benchmark(device_folder, mnist_test):
@@ -65,14 +76,34 @@ def test_unpack_build_preflight_infer_selftest_benchmark(device_folder, mnist_te
     assert {c["name"] for c in doctor} >= {"python", "tensorrt-rtx", "cuda-python", "onnxruntime"}
 
     for precision in ("fp32", "fp16", "int8"):
-        built = json.loads(device("-m", "engine", "--onnx", f"mnist_cnn/mnist_cnn.{precision}.onnx", "--max-batch",
-                                  "32", "--json", cwd=here).stdout)
+        built = json.loads(
+            device(
+                "-m",
+                "engine",
+                "--onnx",
+                f"mnist_cnn/mnist_cnn.{precision}.onnx",
+                "--max-batch",
+                "32",
+                "--json",
+                cwd=here,
+            ).stdout
+        )
         manifest = built["manifest"]
         assert built["status"] == "no engine yet" and manifest["precision"] == precision
         assert manifest["golden"]["count"] == 8 and manifest["flavour"] == "tensorrt_rtx"
         assert manifest["build_flags"]["tf32"] is (precision != "fp32")
-        again = json.loads(device("-m", "engine", "--onnx", f"mnist_cnn/mnist_cnn.{precision}.onnx", "--max-batch",
-                                  "32", "--json", cwd=here).stdout)
+        again = json.loads(
+            device(
+                "-m",
+                "engine",
+                "--onnx",
+                f"mnist_cnn/mnist_cnn.{precision}.onnx",
+                "--max-batch",
+                "32",
+                "--json",
+                cwd=here,
+            ).stdout
+        )
         assert again["status"] == "reused"  # the manifest matched: preflight passed on the device
 
     # a plan passes preflight, then needs a GPU: the message says so instead of crashing
@@ -82,18 +113,39 @@ def test_unpack_build_preflight_infer_selftest_benchmark(device_folder, mnist_te
 
     # ONNX Runtime on the CPU classifies the real digits, same answers as the training machine's runtime
     for name in ("mnist_cnn.fp32.onnx", "mnist_cnn.int8.ort.onnx"):
-        doc = json.loads(device("-m", "runtime.infer", "--engine", f"mnist_cnn/{name}", "digits", "--json",
-                                cwd=here).stdout)
+        doc = json.loads(
+            device("-m", "runtime.infer", "--engine", f"mnist_cnn/{name}", "digits", "--json", cwd=here).stdout
+        )
         labels = {Path(r["input"]).name: r["label"] for r in doc["results"]}
         assert len(labels) == 10 and doc["errors"] == []
         right = sum(label == file.split("label")[1][0] for file, label in labels.items())
         assert right >= 8, labels
-        training_side = subprocess.run([sys.executable, "-m", "runtime.infer", "--engine", f"mnist_cnn/{name}", "digits",
-                                        "--json"], cwd=here, capture_output=True, text=True, timeout=120)
+        training_side = subprocess.run(
+            [sys.executable, "-m", "runtime.infer", "--engine", f"mnist_cnn/{name}", "digits", "--json"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert {Path(r["input"]).name: r["label"] for r in json.loads(training_side.stdout)["results"]} == labels
 
-    report = json.loads(device("-m", "benchmarks", "latency", "--engine", "mnist_cnn/mnist_cnn.fp32.onnx", "--batch",
-                               "1,8", "--duration-s", "0.2", "--warmup-ms", "20", "--json", cwd=here).stdout)
+    report = json.loads(
+        device(
+            "-m",
+            "benchmarks",
+            "latency",
+            "--engine",
+            "mnist_cnn/mnist_cnn.fp32.onnx",
+            "--batch",
+            "1,8",
+            "--duration-s",
+            "0.2",
+            "--warmup-ms",
+            "20",
+            "--json",
+            cwd=here,
+        ).stdout
+    )
     assert [r["batch"] for r in report["results"]] == [1, 8]
     assert not (here / "mnist_cnn" / "mnist_cnn.fp32.onnx.latency.png").exists()  # no matplotlib: no plot, no crash
 

@@ -11,16 +11,46 @@ from tests.conftest import REPO
 
 ABSENT_ON_DEVICE = ("torch", "torchvision", "tqdm", "matplotlib", "kornia")
 DEVICE_MODULES = (
-    "runtime", "runtime.infer", "runtime.doctor", "runtime.self_test", "runtime.model", "runtime.bundle",
-    "runtime.batcher", "runtime.backends.onnxruntime", "runtime.backends.tensorrt", "runtime.cuda",
-    "runtime.calibration_set", "runtime.calib_cache", "runtime.engine_manifest", "runtime.apps.doggy_door",
-    "runtime.providers", "runtime.backends.ort_binding",
-    "engine", "engine.__main__", "engine.build", "engine.cache", "engine.golden", "engine.bundle",
-    "export.triton", "export.engine", "benchmarks.latency", "benchmarks.timing", "benchmarks.__main__",
-    "benchmarks.device_check", "benchmarks.ortgpu", "benchmarks.stream", "benchmarks.serving", "benchmarks.plots",
+    "runtime",
+    "runtime.infer",
+    "runtime.doctor",
+    "runtime.self_test",
+    "runtime.model",
+    "runtime.bundle",
+    "runtime.batcher",
+    "runtime.backends.onnxruntime",
+    "runtime.backends.tensorrt",
+    "runtime.cuda",
+    "runtime.calibration_set",
+    "runtime.calib_cache",
+    "runtime.engine_manifest",
+    "runtime.apps.doggy_door",
+    "runtime.providers",
+    "runtime.backends.ort_binding",
+    "engine",
+    "engine.__main__",
+    "engine.build",
+    "engine.cache",
+    "engine.golden",
+    "engine.bundle",
+    "export.triton",
+    "export.engine",
+    "benchmarks.latency",
+    "benchmarks.timing",
+    "benchmarks.__main__",
+    "benchmarks.device_check",
+    "benchmarks.ortgpu",
+    "benchmarks.stream",
+    "benchmarks.serving",
+    "benchmarks.plots",
     "runtime.stream.cli",
-    "runtime.serve", "runtime.triton_server", "runtime.triton_install", "runtime.triton_model",
-    "runtime.stream.pipeline", "runtime.stream.sources", "runtime.stream.sinks",
+    "runtime.serve",
+    "runtime.triton_server",
+    "runtime.triton_install",
+    "runtime.triton_model",
+    "runtime.stream.pipeline",
+    "runtime.stream.sources",
+    "runtime.stream.sinks",
 )
 CODE = """
 import importlib, json, sys
@@ -33,8 +63,15 @@ print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))
 
 @pytest.mark.parametrize("module", DEVICE_MODULES)
 def test_device_module_imports_without_training_libraries(module):
-    done = subprocess.run([sys.executable, "-c", CODE.format(absent=ABSENT_ON_DEVICE, module=module)], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", CODE.format(absent=ABSENT_ON_DEVICE, module=module)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, f"{module}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}"
     loaded = set(__import__("json").loads(done.stdout.strip().splitlines()[-1]))
-    assert not loaded & {"train", "calibration"}, f"{module} pulls in the training side: {loaded & {'train', 'calibration'}}"
+    assert not loaded & {"train", "calibration"}, (
+        f"{module} pulls in the training side: {loaded & {'train', 'calibration'}}"
+    )

@@ -16,8 +16,12 @@ from train.models import get_model
 
 pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13` (make install)")
 
-MODELS = {"mnist_mlp": None, "mnist_cnn": None, "asl_cnn": None,
-          "efficientnet_lite0_transfer": ("daisy", "dandelion", "roses", "sunflowers", "tulips")}
+MODELS = {
+    "mnist_mlp": None,
+    "mnist_cnn": None,
+    "asl_cnn": None,
+    "efficientnet_lite0_transfer": ("daisy", "dandelion", "roses", "sunflowers", "tulips"),
+}
 BUILT: dict = {}
 
 
@@ -30,8 +34,7 @@ def exported(tmp_path_factory, data_dir):
         weights = "imagenet" if labels else "none"
         folder = tmp_path_factory.mktemp(name)
         export_fp32(entry.build(spec, weights), spec, folder)
-        calibrate_model(name, folder, data_dir, CalibrationOptions(method=Method.MINMAX, size=32),
-                        log=lambda *_: None)
+        calibrate_model(name, folder, data_dir, CalibrationOptions(method=Method.MINMAX, size=32), log=lambda *_: None)
         folders[name] = folder
     return folders
 
@@ -40,8 +43,9 @@ def exported(tmp_path_factory, data_dir):
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_model_builds_in_every_precision(exported, name, precision):
     onnx_path = exported[name] / f"{name}.{precision}.onnx"
-    plan, manifest = build_engine(onnx_path, options=BuildOptions(1, 8, 32, flavour="tensorrt_rtx"),
-                                  log=lambda *_: None)
+    plan, manifest = build_engine(
+        onnx_path, options=BuildOptions(1, 8, 32, flavour="tensorrt_rtx"), log=lambda *_: None
+    )
     assert plan.stat().st_size > 10_000
     assert preflight(plan).precision == precision and manifest.quantization_path == "strongly-typed"
     BUILT[(name, precision)] = (manifest.build_seconds, manifest.plan_bytes)

@@ -28,8 +28,11 @@ def test_asl_cnn_parity_on_the_kaggle_test_split(tmp_path, data_dir, asl_test):
 
 @pytest.mark.parametrize(
     "name, weights, size",
-    [("efficientnet_lite0_imagenet", "imagenet", 224), ("vgg16_transfer", "none", 64),
-     ("efficientnet_lite0_transfer", "imagenet", 224)],
+    [
+        ("efficientnet_lite0_imagenet", "imagenet", 224),
+        ("vgg16_transfer", "none", 64),
+        ("efficientnet_lite0_transfer", "imagenet", 224),
+    ],
 )
 def test_transfer_model_parity_on_flowers_val(tmp_path, data_dir, name, weights, size):
     entry = get_model(name)

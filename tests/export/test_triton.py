@@ -31,8 +31,9 @@ def test_plan_batch_is_capped_by_its_profile(trained_mnist, tmp_path):
     from engine.build import BuildOptions, build_engine
 
     _, onnx_path = trained_mnist["mnist_mlp"]
-    plan, _ = build_engine(onnx_path, tmp_path / "m.plan", BuildOptions(1, 4, 16, flavour="tensorrt_rtx"),
-                           log=lambda *_: None)
+    plan, _ = build_engine(
+        onnx_path, tmp_path / "m.plan", BuildOptions(1, 4, 16, flavour="tensorrt_rtx"), log=lambda *_: None
+    )
     target = write_repository(plan, tmp_path / "repo", options=TritonOptions(max_batch=64))
     assert "max_batch_size: 16" in (target / "config.pbtxt").read_text()
     assert (target / "1" / "model.plan").is_file()
@@ -53,9 +54,29 @@ def test_python_backend_repository_from_the_cli(trained_mnist, tmp_path):
     from tests.conftest import REPO
 
     _, onnx_path = trained_mnist["mnist_cnn"]
-    done = subprocess.run([sys.executable, "-m", "export.triton", "--model", str(onnx_path), "--repo",
-                           str(tmp_path / "repo"), "--backend", "python", "--max-batch", "16", "--top-k", "3",
-                           "--threads", "1"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "export.triton",
+            "--model",
+            str(onnx_path),
+            "--repo",
+            str(tmp_path / "repo"),
+            "--backend",
+            "python",
+            "--max-batch",
+            "16",
+            "--top-k",
+            "3",
+            "--threads",
+            "1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     target = tmp_path / "repo" / "mnist_cnn"
     assert (target / "1" / "model.onnx").read_bytes() == onnx_path.read_bytes()
@@ -93,8 +114,9 @@ def _cli(*args):
 
     from tests.conftest import REPO
 
-    return subprocess.run([sys.executable, "-m", "export.triton", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "export.triton", *args], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_a_spec_that_does_not_describe_the_model_is_refused(trained_mnist, tmp_path):
@@ -115,8 +137,16 @@ def test_a_spec_that_does_not_describe_the_model_is_refused(trained_mnist, tmp_p
     assert "Traceback" not in done.stderr and not (tmp_path / "repo" / "mnist_cnn").exists()
 
 
-@pytest.mark.parametrize("flag, value", [("--max-batch", "-1"), ("--instances", "0"), ("--max-queue-delay-us", "-5"),
-                                         ("--preferred-batch", "8,-2"), ("--top-k", "0")])
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--max-batch", "-1"),
+        ("--instances", "0"),
+        ("--max-queue-delay-us", "-5"),
+        ("--preferred-batch", "8,-2"),
+        ("--top-k", "0"),
+    ],
+)
 def test_negative_counts_are_usage_errors_not_written(trained_mnist, tmp_path, flag, value):
     _, onnx_path = trained_mnist["mnist_cnn"]
     done = _cli("--model", str(onnx_path), "--repo", str(tmp_path / "repo"), flag, value)

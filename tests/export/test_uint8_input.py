@@ -20,9 +20,13 @@ def test_uint8_form_matches_the_float_form(trained_mnist, mnist_test, tmp_path, 
     with Classifier.from_path(float_onnx) as f32, Classifier.from_path(path) as u8:
         assert u8.spec.input_dtype.value == "uint8"
         batch_u8 = np.stack([preprocess(i, u8.spec) for i in images])
-        assert batch_u8.dtype == np.uint8 and batch_u8.nbytes * 4 == np.stack([preprocess(i, f32.spec) for i in images]).nbytes
-        np.testing.assert_allclose(u8.run(batch_u8), f32.run(np.stack([preprocess(i, f32.spec) for i in images])),
-                                   atol=1e-4)
+        assert (
+            batch_u8.dtype == np.uint8
+            and batch_u8.nbytes * 4 == np.stack([preprocess(i, f32.spec) for i in images]).nbytes
+        )
+        np.testing.assert_allclose(
+            u8.run(batch_u8), f32.run(np.stack([preprocess(i, f32.spec) for i in images])), atol=1e-4
+        )
 
 
 def test_uint8_form_builds_with_tensorrt_rtx(trained_mnist, tmp_path):

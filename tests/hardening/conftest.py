@@ -18,13 +18,18 @@ class Zygote:
     """Client of a ``zygote.py`` process: ``run(argv, cwd)`` behaves like ``subprocess.run([python, "-m", *argv])``."""
 
     def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, str(REPO / "tests" / "hardening" / "zygote.py")],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                        env={**os.environ, "PYTHONPATH": str(REPO)})
+        self.process = subprocess.Popen(
+            [sys.executable, str(REPO / "tests" / "hardening" / "zygote.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         assert self.process.stdout.readline().strip() == "ready"
 
-    def run(self, argv: list[str], cwd: Path, env: dict | None = None, timeout: float = 120,
-            fsize: int | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self, argv: list[str], cwd: Path, env: dict | None = None, timeout: float = 120, fsize: int | None = None
+    ) -> subprocess.CompletedProcess:
         env = env if env is not None else {**os.environ, "PYTHONPATH": str(REPO)}
         request = {"argv": argv, "cwd": str(cwd), "env": env, "timeout": timeout, "fsize": fsize}
         self.process.stdin.write(json.dumps(request) + "\n")

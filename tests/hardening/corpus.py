@@ -14,9 +14,9 @@ import io
 import json
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -183,11 +183,20 @@ def _plan_with_manifest(folder: Path, body: bytes = b"ftrt" + bytes(range(256)) 
     plan = folder / "model.int8.plan"
     plan.write_bytes(body)
     manifest = EngineManifest(
-        plan_sha256=hashlib.sha256(body).hexdigest(), plan_bytes=len(body), source_onnx="model.int8.onnx",
-        source_sha256="0" * 64, flavour="tensorrt", trt_version="10.3.0", precision="int8",
-        quantization_path="strongly-typed", profiles=[], build_flags={}, spec={},
+        plan_sha256=hashlib.sha256(body).hexdigest(),
+        plan_bytes=len(body),
+        source_onnx="model.int8.onnx",
+        source_sha256="0" * 64,
+        flavour="tensorrt",
+        trt_version="10.3.0",
+        precision="int8",
+        quantization_path="strongly-typed",
+        profiles=[],
+        build_flags={},
+        spec={},
         device={"name": "Orin", "compute_capability": "8.7"},
-        rebuild_command="python -m engine --onnx model.int8.onnx --out model.int8.plan")
+        rebuild_command="python -m engine --onnx model.int8.onnx --out model.int8.plan",
+    )
     for key, value in fields.items():
         setattr(manifest, key, value)
     manifest_path(plan).write_text(manifest.to_json())
@@ -224,6 +233,7 @@ def _edit_manifest(**fields) -> Callable[[Path], None]:
         data = json.loads(path.read_text())
         data.update(fields)
         path.write_text(json.dumps(data))
+
     return mutate
 
 
@@ -249,6 +259,7 @@ def _without(key):
     def edit(spec):
         spec.pop(key)
         return spec
+
     return edit
 
 
@@ -256,6 +267,7 @@ def _with(**values):
     def edit(spec):
         spec.update(values)
         return spec
+
     return edit
 
 
@@ -273,110 +285,250 @@ def path_case(name: str, behaviour: str, argv: Callable[[Ctx], list[str]], code:
 # --- the corpus ----------------------------------------------------------------------------------------
 
 CASES: list[Case] = [
-    image_case("truncated PNG", "reported by name, other inputs classified, exit 1", _truncated, r"truncated or corrupt"),
-    image_case("zero-byte file", "reported by name, other inputs classified, exit 1",
-               lambda p: p.write_bytes(b""), r"not a readable image"),
-    image_case("not an image", "reported by name, other inputs classified, exit 1",
-               lambda p: p.write_text("hello, I am a text file"), r"not a readable image"),
-    image_case("16-bit grayscale PNG", "decoded (scaled to 8 bit) and classified",
-               lambda p: _png(p, Image.fromarray((np.arange(784).reshape(28, 28) * 80).astype(np.uint16))), None),
-    image_case("CMYK JPEG", "converted to the spec's colour mode and classified",
-               lambda p: Image.new("CMYK", (30, 30), (0, 50, 100, 0)).save(p, format="JPEG"), None),
-    image_case("RGBA PNG", "alpha composited on black, classified",
-               lambda p: _png(p, Image.new("RGBA", (28, 28), (255, 255, 255, 128))), None),
-    image_case("palette PNG", "palette expanded, classified",
-               lambda p: _png(p, Image.new("RGB", (28, 28), (10, 200, 30)).convert("P")), None),
-    image_case("huge dimensions", "refused before decoding (decompression-bomb limit), exit 1", _bomb,
-               r"too large to decode safely"),
+    image_case(
+        "truncated PNG", "reported by name, other inputs classified, exit 1", _truncated, r"truncated or corrupt"
+    ),
+    image_case(
+        "zero-byte file",
+        "reported by name, other inputs classified, exit 1",
+        lambda p: p.write_bytes(b""),
+        r"not a readable image",
+    ),
+    image_case(
+        "not an image",
+        "reported by name, other inputs classified, exit 1",
+        lambda p: p.write_text("hello, I am a text file"),
+        r"not a readable image",
+    ),
+    image_case(
+        "16-bit grayscale PNG",
+        "decoded (scaled to 8 bit) and classified",
+        lambda p: _png(p, Image.fromarray((np.arange(784).reshape(28, 28) * 80).astype(np.uint16))),
+        None,
+    ),
+    image_case(
+        "CMYK JPEG",
+        "converted to the spec's colour mode and classified",
+        lambda p: Image.new("CMYK", (30, 30), (0, 50, 100, 0)).save(p, format="JPEG"),
+        None,
+    ),
+    image_case(
+        "RGBA PNG",
+        "alpha composited on black, classified",
+        lambda p: _png(p, Image.new("RGBA", (28, 28), (255, 255, 255, 128))),
+        None,
+    ),
+    image_case(
+        "palette PNG",
+        "palette expanded, classified",
+        lambda p: _png(p, Image.new("RGB", (28, 28), (10, 200, 30)).convert("P")),
+        None,
+    ),
+    image_case(
+        "huge dimensions",
+        "refused before decoding (decompression-bomb limit), exit 1",
+        _bomb,
+        r"too large to decode safely",
+    ),
     image_case("EXIF-rotated JPEG", "rotated as a viewer shows it, then classified", _exif_rotated, None),
     image_case("animated GIF", "first frame classified", _animated, None),
-    tensor_case("wrong shape", "BackendInputError naming the expected shape", lambda: np.zeros((2, 3, 28, 28), np.float32),
-                r"shape \(2, 3, 28, 28\), expected input: float32\[\?, 1, 28, 28\]"),
-    tensor_case("wrong dtype", "BackendInputError naming the expected dtype", lambda: np.zeros((2, 1, 28, 28), np.float64),
-                r"dtype float64, expected float32"),
-    tensor_case("NaN in a sample", "BackendInputError naming the sample", _nan, r"sample\(s\) \[1\] contain NaN or Inf"),
-    tensor_case("Inf in a sample", "BackendInputError naming the sample", _inf, r"sample\(s\) \[0\] contain NaN or Inf"),
-    tensor_case("empty batch", "BackendInputError: empty batch", lambda: np.zeros((0, 1, 28, 28), np.float32),
-                r"empty batch"),
-    csv_case("short row", "DataError with the line number, nothing dropped silently",
-             f"{SIGN_HEADER}\n{_row()}\n{_row(pixels=['7'] * 700)}\n", r"line 3"),
+    tensor_case(
+        "wrong shape",
+        "BackendInputError naming the expected shape",
+        lambda: np.zeros((2, 3, 28, 28), np.float32),
+        r"shape \(2, 3, 28, 28\), expected input: float32\[\?, 1, 28, 28\]",
+    ),
+    tensor_case(
+        "wrong dtype",
+        "BackendInputError naming the expected dtype",
+        lambda: np.zeros((2, 1, 28, 28), np.float64),
+        r"dtype float64, expected float32",
+    ),
+    tensor_case(
+        "NaN in a sample", "BackendInputError naming the sample", _nan, r"sample\(s\) \[1\] contain NaN or Inf"
+    ),
+    tensor_case(
+        "Inf in a sample", "BackendInputError naming the sample", _inf, r"sample\(s\) \[0\] contain NaN or Inf"
+    ),
+    tensor_case(
+        "empty batch", "BackendInputError: empty batch", lambda: np.zeros((0, 1, 28, 28), np.float32), r"empty batch"
+    ),
+    csv_case(
+        "short row",
+        "DataError with the line number, nothing dropped silently",
+        f"{SIGN_HEADER}\n{_row()}\n{_row(pixels=['7'] * 700)}\n",
+        r"line 3",
+    ),
     csv_case("long row", "DataError with the line number", f"{SIGN_HEADER}\n{_row(pixels=['7'] * 790)}\n", r"line 2"),
-    csv_case("non-numeric value", "DataError with the line number",
-             f"{SIGN_HEADER}\n{_row(pixels=['x'] + ['7'] * 783)}\n", r"line 2"),
-    csv_case("pixel out of range", "DataError with the line number",
-             f"{SIGN_HEADER}\n{_row(pixels=['300'] + ['7'] * 783)}\n", r"line 2"),
-    csv_case("unknown label", "DataError (J and Z are not in Sign-MNIST)", f"{SIGN_HEADER}\n{_row(label=9)}\n",
-             r"line 2"),
+    csv_case(
+        "non-numeric value",
+        "DataError with the line number",
+        f"{SIGN_HEADER}\n{_row(pixels=['x'] + ['7'] * 783)}\n",
+        r"line 2",
+    ),
+    csv_case(
+        "pixel out of range",
+        "DataError with the line number",
+        f"{SIGN_HEADER}\n{_row(pixels=['300'] + ['7'] * 783)}\n",
+        r"line 2",
+    ),
+    csv_case(
+        "unknown label", "DataError (J and Z are not in Sign-MNIST)", f"{SIGN_HEADER}\n{_row(label=9)}\n", r"line 2"
+    ),
     csv_case("empty file", "DataError: empty", "", r"empty|no rows|header"),
     csv_case("no header", "DataError: header expected", f"{_row()}\n", r"header"),
     idx_case("wrong magic", "DataError: not an IDX file", b"\x12\x34\x08\x01" + bytes(8), r"not an IDX file"),
-    idx_case("short body", "DataError: truncated, with the byte counts and the fetch command",
-             b"\x00\x00\x08\x03" + (10).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + bytes(100),
-             r"IDX body has 100 bytes"),
-    onnx_case("truncated ONNX", "runtime exit 2 with one line; the builder refuses it before the parser",
-              lambda good: good.read_bytes()[: len(good.read_bytes()) // 3], r"cannot load this file",
-              r"not a valid ONNX model"),
-    onnx_case("random bytes", "runtime exit 2 with one line; the builder refuses it before the parser",
-              lambda good: np.random.default_rng(1).integers(0, 256, 4096, np.uint8).tobytes(),
-              r"cannot load this file", r"not a valid ONNX model"),
-    plan_case("ONNX file passed as a plan", "refused before deserializing; says it is an ONNX model and how to build",
-              lambda p: p.write_bytes(b"\x08\x08\x12\x07pytorch" + bytes(64)), r"an ONNX model"),
-    plan_case("zip passed as a plan", "refused before deserializing", lambda p: zipfile.ZipFile(p, "w").writestr("x", "y"),
-              r"a zip archive"),
-    plan_case("truncated plan", "refused: size differs from the manifest; rebuild command",
-              lambda p: p.write_bytes(p.read_bytes()[:500]), r"truncated or replaced"),
-    plan_case("plan from another TensorRT version", "refused with the exact rebuild command", lambda p: None,
-              r"built by tensorrt 10.3.0, this machine has 10.13.0.*python -m engine",
-              here=("tensorrt", "10.13.0", None)),
-    plan_case("plan from another GPU", "refused with the exact rebuild command", lambda p: None,
-              r"compute capability 8.7.*\(8.9\); rebuild here",
-              here=("tensorrt", "10.3.0", {"name": "RTX 4090", "compute_capability": "8.9"})),
-    plan_case("plan without its manifest", "refused: cannot be checked",
-              lambda p: p.with_name(p.name + ".json").unlink(), r"manifest .* not found"),
-    plan_case("manifest of a different plan", "refused: contents do not match the manifest",
-              lambda p: p.write_bytes(b"ftrt" + bytes(2048)), r"do not match its manifest"),
-    plan_case("manifest with plan_bytes as a string", "refused: names the field, says rebuild",
-              lambda p: _edit_manifest(plan_bytes=str(p.stat().st_size))(p), r"plan_bytes '2052' \(expected a byte"),
-    plan_case("manifest golden entry without sha256", "refused: names the golden entry, says rebuild",
-              _edit_manifest(golden={"file": "model.int8.plan.golden.npz", "count": 8}),
-              r"golden entry without its file name and sha256"),
-    plan_case("manifest not UTF-8", "refused: unreadable manifest, rebuild",
-              lambda p: p.with_name(p.name + ".json").write_bytes(b"\xff\xfe{not utf-8"),
-              r"unreadable engine manifest"),
+    idx_case(
+        "short body",
+        "DataError: truncated, with the byte counts and the fetch command",
+        b"\x00\x00\x08\x03" + (10).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + bytes(100),
+        r"IDX body has 100 bytes",
+    ),
+    onnx_case(
+        "truncated ONNX",
+        "runtime exit 2 with one line; the builder refuses it before the parser",
+        lambda good: good.read_bytes()[: len(good.read_bytes()) // 3],
+        r"cannot load this file",
+        r"not a valid ONNX model",
+    ),
+    onnx_case(
+        "random bytes",
+        "runtime exit 2 with one line; the builder refuses it before the parser",
+        lambda good: np.random.default_rng(1).integers(0, 256, 4096, np.uint8).tobytes(),
+        r"cannot load this file",
+        r"not a valid ONNX model",
+    ),
+    plan_case(
+        "ONNX file passed as a plan",
+        "refused before deserializing; says it is an ONNX model and how to build",
+        lambda p: p.write_bytes(b"\x08\x08\x12\x07pytorch" + bytes(64)),
+        r"an ONNX model",
+    ),
+    plan_case(
+        "zip passed as a plan",
+        "refused before deserializing",
+        lambda p: zipfile.ZipFile(p, "w").writestr("x", "y"),
+        r"a zip archive",
+    ),
+    plan_case(
+        "truncated plan",
+        "refused: size differs from the manifest; rebuild command",
+        lambda p: p.write_bytes(p.read_bytes()[:500]),
+        r"truncated or replaced",
+    ),
+    plan_case(
+        "plan from another TensorRT version",
+        "refused with the exact rebuild command",
+        lambda p: None,
+        r"built by tensorrt 10.3.0, this machine has 10.13.0.*python -m engine",
+        here=("tensorrt", "10.13.0", None),
+    ),
+    plan_case(
+        "plan from another GPU",
+        "refused with the exact rebuild command",
+        lambda p: None,
+        r"compute capability 8.7.*\(8.9\); rebuild here",
+        here=("tensorrt", "10.3.0", {"name": "RTX 4090", "compute_capability": "8.9"}),
+    ),
+    plan_case(
+        "plan without its manifest",
+        "refused: cannot be checked",
+        lambda p: p.with_name(p.name + ".json").unlink(),
+        r"manifest .* not found",
+    ),
+    plan_case(
+        "manifest of a different plan",
+        "refused: contents do not match the manifest",
+        lambda p: p.write_bytes(b"ftrt" + bytes(2048)),
+        r"do not match its manifest",
+    ),
+    plan_case(
+        "manifest with plan_bytes as a string",
+        "refused: names the field, says rebuild",
+        lambda p: _edit_manifest(plan_bytes=str(p.stat().st_size))(p),
+        r"plan_bytes '2052' \(expected a byte",
+    ),
+    plan_case(
+        "manifest golden entry without sha256",
+        "refused: names the golden entry, says rebuild",
+        _edit_manifest(golden={"file": "model.int8.plan.golden.npz", "count": 8}),
+        r"golden entry without its file name and sha256",
+    ),
+    plan_case(
+        "manifest not UTF-8",
+        "refused: unreadable manifest, rebuild",
+        lambda p: p.with_name(p.name + ".json").write_bytes(b"\xff\xfe{not utf-8"),
+        r"unreadable engine manifest",
+    ),
     spec_case("spec missing a field", "exit 2 naming the field", _without("labels"), r"missing field\(s\) labels"),
-    spec_case("spec with an unknown field", "exit 2 naming the field", _with(colour="blue"),
-              r"unknown field\(s\) colour"),
+    spec_case(
+        "spec with an unknown field", "exit 2 naming the field", _with(colour="blue"), r"unknown field\(s\) colour"
+    ),
     spec_case("spec with a wrong value", "exit 2 naming the field", _with(height=-3), r"height"),
-    spec_case("spec for another model", "exit 2: labels do not match the outputs", _with(labels=["a", "b", "c"]),
-              r"outputs 10 classes but the spec lists 3"),
+    spec_case(
+        "spec for another model",
+        "exit 2: labels do not match the outputs",
+        _with(labels=["a", "b", "c"]),
+        r"outputs 10 classes but the spec lists 3",
+    ),
     spec_case("spec that is not an object", "exit 2", lambda spec: [1, 2, 3], r"expected a JSON object"),
-    path_case("image path that does not exist", "reported by name, others classified, exit 1",
-              lambda c: ["--engine", str(c.engine), str(c.good), str(c.tmp / "nope.png")], 1, r"nope.png.*(no such|not)"),
-    path_case("empty folder of images", "reported, others classified, exit 1",
-              lambda c: (c.tmp / "empty_dir").mkdir() or ["--engine", str(c.engine), str(c.good), str(c.tmp / "empty_dir")],
-              1, r"folder holds no image files"),
-    path_case("model path that does not exist", "exit 2 with one line",
-              lambda c: ["--engine", str(c.tmp / "missing.onnx"), str(c.good)], 2, r"missing.onnx: model file not found"),
-    path_case("model path is a folder", "exit 2 with one line",
-              lambda c: ["--engine", str(c.tmp), str(c.good)], 2, r"(not found|folder|directory)"),
+    path_case(
+        "image path that does not exist",
+        "reported by name, others classified, exit 1",
+        lambda c: ["--engine", str(c.engine), str(c.good), str(c.tmp / "nope.png")],
+        1,
+        r"nope.png.*(no such|not)",
+    ),
+    path_case(
+        "empty folder of images",
+        "reported, others classified, exit 1",
+        lambda c: (c.tmp / "empty_dir").mkdir() or ["--engine", str(c.engine), str(c.good), str(c.tmp / "empty_dir")],
+        1,
+        r"folder holds no image files",
+    ),
+    path_case(
+        "model path that does not exist",
+        "exit 2 with one line",
+        lambda c: ["--engine", str(c.tmp / "missing.onnx"), str(c.good)],
+        2,
+        r"missing.onnx: model file not found",
+    ),
+    path_case(
+        "model path is a folder",
+        "exit 2 with one line",
+        lambda c: ["--engine", str(c.tmp), str(c.good)],
+        2,
+        r"(not found|folder|directory)",
+    ),
 ]
 
 
 def table() -> str:
-    lines = ["# Bad inputs and what happens", "",
-             "Generated from `tests/hardening/corpus.py` (`python -m tests.hardening.corpus > docs/BAD_INPUTS.md`); "
-             "every row is a test that writes the input and checks the behaviour.", "",
-             "| input kind | case | behaviour |", "|---|---|---|"]
+    lines = [
+        "# Bad inputs and what happens",
+        "",
+        "Generated from `tests/hardening/corpus.py` (`python -m tests.hardening.corpus > docs/BAD_INPUTS.md`); "
+        "every row is a test that writes the input and checks the behaviour.",
+        "",
+        "| input kind | case | behaviour |",
+        "|---|---|---|",
+    ]
     lines += [f"| {c.kind} | {c.name} | {c.behaviour} |" for c in CASES]
     from tests.hardening.cli_cases import CASES as CLI_CASES
 
-    lines += ["", "## Every command-line entry point", "",
-              "From `tests/hardening/cli_cases.py`: each row runs the real entry point (`python -m ...`) and checks "
-              "the contract of `tests/hardening/test_cli_contract.py`: no traceback, exit status 1 or 2, an "
-              "`error:` line naming the input, a valid JSON document on stdout with `--json`, no file changed "
-              "outside the output folder. An unexpected exception prints one line and the path of its saved "
-              "traceback (`--debug` prints it).", "",
-              "| command | bad input | behaviour | issue-13 finding |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Every command-line entry point",
+        "",
+        "From `tests/hardening/cli_cases.py`: each row runs the real entry point (`python -m ...`) and checks "
+        "the contract of `tests/hardening/test_cli_contract.py`: no traceback, exit status 1 or 2, an "
+        "`error:` line naming the input, a valid JSON document on stdout with `--json`, no file changed "
+        "outside the output folder. An unexpected exception prints one line and the path of its saved "
+        "traceback (`--debug` prints it).",
+        "",
+        "| command | bad input | behaviour | issue-13 finding |",
+        "|---|---|---|---|",
+    ]
     for c in CLI_CASES:
         command, _, bad = c.id.partition(": ")
         lines.append(f"| `{command}` | {bad} | {c.behaviour} | {c.finding} |")

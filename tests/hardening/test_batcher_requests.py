@@ -24,18 +24,25 @@ def good(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).random((1, 28, 28), dtype=np.float32)
 
 
-@pytest.mark.parametrize("bad, reason", [
-    (np.full((1, 28, 28), np.nan, np.float32), "NaN or Inf"),
-    (np.zeros((1, 28, 28), np.float64), "dtype float64, expected float32"),
-    (np.zeros((3, 28, 28), np.float32), r"shape \(3, 28, 28\), expected \(1, 28, 28\)"),
-    (np.array(["x"], dtype=object), "not numeric"),
-])
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        (np.full((1, 28, 28), np.nan, np.float32), "NaN or Inf"),
+        (np.zeros((1, 28, 28), np.float64), "dtype float64, expected float32"),
+        (np.zeros((3, 28, 28), np.float32), r"shape \(3, 28, 28\), expected \(1, 28, 28\)"),
+        (np.array(["x"], dtype=object), "not numeric"),
+    ],
+)
 def test_one_bad_request_fails_alone(classifier, bad, reason):
     expected = classifier.run(np.stack([good(i) for i in range(6)]))
-    with DynamicBatcher(classifier.run, max_batch=8, max_delay_ms=50, sample_shape=(1, 28, 28),
-                        dtype=np.float32) as batcher:
-        futures = [batcher.submit(good(i)) for i in range(3)] + [batcher.submit(bad)] + \
-                  [batcher.submit(good(i)) for i in range(3, 6)]
+    with DynamicBatcher(
+        classifier.run, max_batch=8, max_delay_ms=50, sample_shape=(1, 28, 28), dtype=np.float32
+    ) as batcher:
+        futures = (
+            [batcher.submit(good(i)) for i in range(3)]
+            + [batcher.submit(bad)]
+            + [batcher.submit(good(i)) for i in range(3, 6)]
+        )
         with pytest.raises(InputError, match=reason):
             futures[3].result(timeout=10)
         rows = [f.result(timeout=10) for f in futures[:3] + futures[4:]]
@@ -69,8 +76,16 @@ def test_shutdown_from_a_done_callback(classifier):
     assert first.result(timeout=1).shape == (10,)
 
 
-@pytest.mark.parametrize("kwargs", [{"max_delay_ms": float("nan")}, {"max_batch": 2.5}, {"max_batch": True},
-                                    {"queue_size": 0}, {"max_delay_ms": float("inf")}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_delay_ms": float("nan")},
+        {"max_batch": 2.5},
+        {"max_batch": True},
+        {"queue_size": 0},
+        {"max_delay_ms": float("inf")},
+    ],
+)
 def test_nonsense_parameters_are_refused(kwargs):
     with pytest.raises(ValueError):
         DynamicBatcher(lambda x: x, **kwargs)

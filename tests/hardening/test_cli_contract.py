@@ -49,8 +49,9 @@ def _env(cwd: Path) -> dict:
 
 
 def run_cli(argv: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd, env=_env(cwd))
+    return subprocess.run(
+        [sys.executable, "-m", *argv], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=_env(cwd)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -83,22 +84,29 @@ def test_cli_contract(case, world, tmp_path, zygote):
 
 def test_export_refuses_a_traversal_name_as_a_real_process(world, tmp_path):  # finding 2, no zygote
     before = snapshot(world.root, tmp_path)
-    result = run_cli(["export", "--checkpoint", str(world.checkpoints["traversal"]), "--out",
-                      str(tmp_path / "exp" / "sub")], cwd=tmp_path)
+    result = run_cli(
+        ["export", "--checkpoint", str(world.checkpoints["traversal"]), "--out", str(tmp_path / "exp" / "sub")],
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr and "plain file name" in result.stderr
     assert snapshot(world.root, tmp_path) == before
 
 
 def test_full_disk_during_export_is_one_line_and_leaves_no_partial_file(world, zygote, tmp_path):  # finding 15
     out = tmp_path / "exp"
-    result = zygote.run(["export", "--checkpoint", str(world.checkpoints["good"]), "--out", str(out)], cwd=tmp_path,
-                        env=_env(tmp_path), fsize=64 * 1024)
+    result = zygote.run(
+        ["export", "--checkpoint", str(world.checkpoints["good"]), "--out", str(out)],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        fsize=64 * 1024,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "File too large" in errors[0] and str(out) in errors[0], result.stderr
     assert sorted(p.name for p in out.iterdir()) == [] if out.exists() else True  # no .tmp, no truncated .onnx
-    ok = zygote.run(["export", "--checkpoint", str(world.checkpoints["good"]), "--out", str(out)], cwd=tmp_path,
-                    env=_env(tmp_path))
+    ok = zygote.run(
+        ["export", "--checkpoint", str(world.checkpoints["good"]), "--out", str(out)], cwd=tmp_path, env=_env(tmp_path)
+    )
     assert ok.returncode == 0, ok.stderr  # the same command works once there is room
 
 
@@ -118,8 +126,9 @@ sys.exit(main())
 
 def test_unexpected_exception_is_one_line_with_the_saved_traceback(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", CRASH, "--json"], capture_output=True, text=True, env=env,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", CRASH, "--json"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "unexpected ZeroDivisionError" in lines[0] and "--debug" in lines[0], lines
@@ -127,8 +136,9 @@ def test_unexpected_exception_is_one_line_with_the_saved_traceback(tmp_path):
     assert doc["ok"] is False and doc["error_type"] == "ZeroDivisionError"
     saved = Path(doc["traceback_file"])
     assert saved.parent == tmp_path and "ZeroDivisionError: division by zero" in saved.read_text()
-    debug = subprocess.run([sys.executable, "-c", CRASH, "--debug"], capture_output=True, text=True, env=env,
-                           timeout=60)
+    debug = subprocess.run(
+        [sys.executable, "-c", CRASH, "--debug"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert debug.returncode == 2 and "Traceback (most recent call last)" in debug.stderr
 
 
@@ -159,7 +169,8 @@ except OSError as exc:
 
 def test_full_disk_while_writing_a_plan_leaves_no_orphan_golden_file(tmp_path):  # finding 15 (engine side)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-c", WRITE_PLAN_FULL_DISK, str(tmp_path)], capture_output=True,
-                            text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", WRITE_PLAN_FULL_DISK, str(tmp_path)], capture_output=True, text=True, env=env, timeout=60
+    )
     assert "File too large" in result.stdout and "m.plan" in result.stdout, result
     assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -2,7 +2,6 @@
 never a silently wrong shape."""
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -19,14 +18,15 @@ FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 SPECS = [get_model("mnist_cnn").spec(), get_model("efficientnet_lite0_transfer").spec(labels=("a", "b"), image_size=64)]
 
 dtypes = st.sampled_from([np.uint8, np.uint16, np.float32, np.float64, np.int32, np.bool_, np.int8])
-shapes = st.one_of(hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=48),
-                   st.tuples(st.integers(1, 48), st.integers(1, 48), st.integers(1, 5)),
-                   hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=4))
+shapes = st.one_of(
+    hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=48),
+    st.tuples(st.integers(1, 48), st.integers(1, 48), st.integers(1, 5)),
+    hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=4),
+)
 
 
 @FUZZ
-@given(array=hnp.arrays(dtypes, shapes),
-       which=st.integers(0, len(SPECS) - 1))
+@given(array=hnp.arrays(dtypes, shapes), which=st.integers(0, len(SPECS) - 1))
 def test_preprocess_any_array_gives_the_spec_shape_or_input_error(array, which):
     spec = SPECS[which]
     try:
@@ -38,8 +38,13 @@ def test_preprocess_any_array_gives_the_spec_shape_or_input_error(array, which):
 
 
 @FUZZ
-@given(array=hnp.arrays(np.float32, st.tuples(st.integers(1, 30), st.integers(1, 30), st.sampled_from([1, 3])),
-                        elements=st.floats(allow_nan=True, allow_infinity=True, width=32)))
+@given(
+    array=hnp.arrays(
+        np.float32,
+        st.tuples(st.integers(1, 30), st.integers(1, 30), st.sampled_from([1, 3])),
+        elements=st.floats(allow_nan=True, allow_infinity=True, width=32),
+    )
+)
 def test_float_arrays_with_nan_or_inf_are_refused_not_propagated(array):
     try:
         out = preprocess(array, SPECS[0])
@@ -77,7 +82,10 @@ def test_sign_mnist_parser_on_random_rows(rows, header):
 
 
 @FUZZ
-@given(data=st.binary(max_size=256), magic=st.sampled_from([b"", b"\x00\x00\x08\x01", b"\x00\x00\x08\x03", b"\x00\x00\x0d\x02"]))
+@given(
+    data=st.binary(max_size=256),
+    magic=st.sampled_from([b"", b"\x00\x00\x08\x01", b"\x00\x00\x08\x03", b"\x00\x00\x0d\x02"]),
+)
 def test_idx_parser_on_random_bytes(data, magic):
     try:
         array = parse_idx(magic + data, "fuzz.idx")
@@ -87,10 +95,26 @@ def test_idx_parser_on_random_bytes(data, magic):
 
 
 @FUZZ
-@given(fields=st.dictionaries(st.sampled_from(["name", "labels", "height", "width", "mean", "std", "scale", "colour",
-                                               "color_mode", "resize", "input_dtype"]),
-                              st.one_of(st.integers(-3, 300), st.text(max_size=5), st.lists(st.floats(), max_size=3),
-                                        st.none())))
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(
+            [
+                "name",
+                "labels",
+                "height",
+                "width",
+                "mean",
+                "std",
+                "scale",
+                "colour",
+                "color_mode",
+                "resize",
+                "input_dtype",
+            ]
+        ),
+        st.one_of(st.integers(-3, 300), st.text(max_size=5), st.lists(st.floats(), max_size=3), st.none()),
+    )
+)
 def test_spec_from_any_dict_is_valid_or_a_spec_error(fields):
     try:
         spec = ModelSpec.from_dict(fields)

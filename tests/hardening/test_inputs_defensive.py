@@ -17,11 +17,16 @@ from tests.conftest import REPO
 from tests.hardening.tiny_models import write_model
 
 
-def run_infer(*args: str | Path, timeout: float = 60, env: dict | None = None, prefix: tuple = ()
-              ) -> subprocess.CompletedProcess:
+def run_infer(
+    *args: str | Path, timeout: float = 60, env: dict | None = None, prefix: tuple = ()
+) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run([*prefix, sys.executable, "-m", "runtime.infer", *map(str, args)], capture_output=True,
-                          timeout=timeout, env=full_env)
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "runtime.infer", *map(str, args)],
+        capture_output=True,
+        timeout=timeout,
+        env=full_env,
+    )
 
 
 def strict_json(text: str | bytes):
@@ -187,8 +192,17 @@ def test_big_jpeg_is_decoded_at_reduced_size(tmp_path):  # finding 28 (memory me
     Image.linear_gradient("L").resize((4000, 3000)).convert("RGB").save(path, quality=90)
     assert load_image(path).size == (4000, 3000)
     assert load_image(path, draft_side=448).size == (1000, 750)  # 1/4 scale: never below the side asked for
-    spec = ModelSpec("rgb", ("a", "b"), 224, 224, color_mode="RGB", resize="shorter_side_center_crop",
-                     resize_size=224, mean=(0.0,) * 3, std=(1.0,) * 3)
+    spec = ModelSpec(
+        "rgb",
+        ("a", "b"),
+        224,
+        224,
+        color_mode="RGB",
+        resize="shorter_side_center_crop",
+        resize_size=224,
+        mean=(0.0,) * 3,
+        std=(1.0,) * 3,
+    )
     full = preprocess(np.asarray(load_image(path)), spec)  # an array: decoded at full size
     drafted = preprocess(path, spec)  # a path: decoded with draft
     assert np.abs(full - drafted).mean() < 2 / 255, np.abs(full - drafted).mean()

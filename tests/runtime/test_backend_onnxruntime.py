@@ -33,7 +33,10 @@ def test_dynamic_batch_runs_any_size(onnx_path, mnist_test):
         ({}, r"missing \['input'\]"),
         ({"input": np.zeros((1, 1, 28, 28), np.float32), "extra": np.zeros(1)}, r"unexpected \['extra'\]"),
         ({"input": np.zeros((1, 1, 28, 28), np.float64)}, "dtype float64, expected float32"),
-        ({"input": np.zeros((1, 3, 28, 28), np.float32)}, r"shape \(1, 3, 28, 28\), expected input: float32\[\?, 1, 28, 28\]"),
+        (
+            {"input": np.zeros((1, 3, 28, 28), np.float32)},
+            r"shape \(1, 3, 28, 28\), expected input: float32\[\?, 1, 28, 28\]",
+        ),
         ({"input": np.zeros((1, 28, 28), np.float32)}, "shape"),
         ({"input": np.zeros((0, 1, 28, 28), np.float32)}, "empty batch"),
         ({"input": [[1.0]]}, "expected a numpy array"),
@@ -60,8 +63,11 @@ def test_files_that_are_not_models(tmp_path):
 
 
 def test_unknown_provider_lists_the_available_ones(onnx_path):
-    with pytest.raises(ModelLoadError, match=r"NoSuchExecutionProvider.*unknown execution provider.*this "
-                                             r"onnxruntime has .*cpu \(CPUExecutionProvider\)"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"NoSuchExecutionProvider.*unknown execution provider.*this "
+        r"onnxruntime has .*cpu \(CPUExecutionProvider\)",
+    ):
         SessionFromOnnx(onnx_path, providers=["NoSuchExecutionProvider"])()
 
 

@@ -17,8 +17,9 @@ def test_plan_without_gpu_is_refused_clearly(trained_mnist, tmp_path):
     if cuda.device_count():
         pytest.skip("a GPU is visible; this test covers the no-GPU path")
     _, onnx_path = trained_mnist["mnist_mlp"]
-    plan, _ = build_engine(onnx_path, tmp_path / "m.fp32.plan", BuildOptions(1, 4, 16, flavour="tensorrt_rtx"),
-                           log=lambda *_: None)
+    plan, _ = build_engine(
+        onnx_path, tmp_path / "m.fp32.plan", BuildOptions(1, 4, 16, flavour="tensorrt_rtx"), log=lambda *_: None
+    )
     with pytest.raises(ModelLoadError, match="no CUDA GPU visible"):
         with Classifier.from_path(plan):
             pass
@@ -51,8 +52,9 @@ def test_activation_hashes_the_plan_once(trained_mnist, tmp_path, monkeypatch):
     if cuda.device_count():
         pytest.skip("a GPU is visible; this test covers the no-GPU path")
     _, onnx_path = trained_mnist["mnist_mlp"]
-    plan, _ = build_engine(onnx_path, tmp_path / "m.fp32.plan", BuildOptions(1, 4, 16, flavour="tensorrt_rtx"),
-                           log=lambda *_: None)
+    plan, _ = build_engine(
+        onnx_path, tmp_path / "m.fp32.plan", BuildOptions(1, 4, 16, flavour="tensorrt_rtx"), log=lambda *_: None
+    )
     hashed = []
     real = em.sha256_file
     monkeypatch.setattr(em, "sha256_file", lambda path: hashed.append(path) or real(path))
@@ -76,7 +78,8 @@ def test_cuda_graphs_give_the_same_outputs(trained_mnist, mnist_test, tmp_path):
     _, onnx_path = trained_mnist["mnist_cnn"]
     plan = _built(onnx_path, tmp_path, "m.fp32.plan", min_batch=1, opt_batch=8, max_batch=16)
     x = np.ascontiguousarray(
-        (mnist_test.images[:16, None].astype(np.float32) / 255.0 - 0.1307) / 0.3081)  # any real input will do
+        (mnist_test.images[:16, None].astype(np.float32) / 255.0 - 0.1307) / 0.3081
+    )  # any real input will do
     spec = ModelSpec.load(onnx_path.parent / "mnist_cnn.json")
     with TensorRTBackend(plan) as plain, TensorRTBackend(plan, cuda_graphs=True) as graphed:
         for rows in (1, 8, 16, 8):  # each batch size captured once, replayed after
@@ -102,18 +105,31 @@ def test_inputs_outside_the_profile_and_version_compatible_plans(trained_mnist, 
         assert backend.infer({backend.inputs[0].name: np.zeros((2, 1, 28, 28), np.float32)})
 
 
-@pytest.mark.parametrize("flags, host_code", [
-    ({"version_compatible": True}, True),  # a version-compatible plan never loaded: host code was not allowed
-    ({"version_compatible": False}, False),  # ... and only such a plan gets it
-])
+@pytest.mark.parametrize(
+    "flags, host_code",
+    [
+        ({"version_compatible": True}, True),  # a version-compatible plan never loaded: host code was not allowed
+        ({"version_compatible": False}, False),  # ... and only such a plan gets it
+    ],
+)
 def test_the_runtime_is_set_up_as_the_manifest_requires(flags, host_code):
     # (The DLA core is set the same way, but TensorRT-RTX has no DLA and keeps DLA_core at -1: not shown here.)
     trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13`")
     from runtime.backends.tensorrt import make_runtime
     from runtime.engine_manifest import EngineManifest
 
-    manifest = EngineManifest(plan_sha256="0" * 64, plan_bytes=1, source_onnx="m.onnx", source_sha256="0" * 64,
-                              flavour="tensorrt_rtx", trt_version=trt.__version__, precision="fp16",
-                              quantization_path="strongly-typed", profiles=[], build_flags=flags, spec={})
+    manifest = EngineManifest(
+        plan_sha256="0" * 64,
+        plan_bytes=1,
+        source_onnx="m.onnx",
+        source_sha256="0" * 64,
+        flavour="tensorrt_rtx",
+        trt_version=trt.__version__,
+        precision="fp16",
+        quantization_path="strongly-typed",
+        profiles=[],
+        build_flags=flags,
+        spec={},
+    )
     runtime = make_runtime(trt, trt.Logger(trt.Logger.ERROR), manifest)  # the real TensorRT-RTX runtime object
     assert runtime.engine_host_code_allowed is host_code

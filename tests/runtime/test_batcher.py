@@ -26,7 +26,7 @@ def inputs(classifier, mnist_test):
 
 
 def test_8_threads_x_1000_requests_match_unbatched(classifier, inputs):
-    expected = np.concatenate([classifier.run(inputs[i:i + 1]) for i in range(len(inputs))])
+    expected = np.concatenate([classifier.run(inputs[i : i + 1]) for i in range(len(inputs))])
     calls = []
 
     def run(batch):
@@ -35,6 +35,7 @@ def test_8_threads_x_1000_requests_match_unbatched(classifier, inputs):
 
     results = [[None] * len(inputs) for _ in range(8)]
     with DynamicBatcher(run, max_batch=32, max_delay_ms=2, queue_size=64) as batcher:
+
         def client(t):
             futures = [batcher.submit(inputs[i]) for i in range(len(inputs))]
             for i, f in enumerate(futures):

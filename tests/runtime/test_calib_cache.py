@@ -2,8 +2,16 @@ import struct
 
 import pytest
 
-from runtime.calib_cache import (CacheFormatError, parse, read_cache, render, retag, scale_to_hex, version_tag,
-                                 write_cache)
+from runtime.calib_cache import (
+    CacheFormatError,
+    parse,
+    read_cache,
+    render,
+    retag,
+    scale_to_hex,
+    version_tag,
+    write_cache,
+)
 
 
 def test_scale_is_big_endian_float32_hex():
@@ -42,11 +50,15 @@ def test_retag_names_the_calibrator_that_serves_it():
     assert retag(text, "100300").splitlines()[0] == "TRT-100300-EntropyCalibration2"
 
 
-@pytest.mark.parametrize("text, where", [
-    ("", "first line"), ("not a cache\n", "first line"),
-    ("TRT-8601-EntropyCalibration2\ninput 3f800000\n", "line 2"),
-    ("TRT-8601-EntropyCalibration2\ninput: 3f80\n", "line 2"),
-])
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ("", "first line"),
+        ("not a cache\n", "first line"),
+        ("TRT-8601-EntropyCalibration2\ninput 3f800000\n", "line 2"),
+        ("TRT-8601-EntropyCalibration2\ninput: 3f80\n", "line 2"),
+    ],
+)
 def test_malformed_caches_name_the_line(text, where):
     with pytest.raises(CacheFormatError, match=where):
         parse(text)

@@ -39,7 +39,7 @@ def test_a_driver_older_than_cuda_python_is_named_not_reported_as_no_gpu(monkeyp
             return bindings.cudaError_t.cudaSuccess, 13050
 
     monkeypatch.setattr(cuda, "_cudart", lambda: JetPack6Driver)
-    with pytest.raises(cuda.CudaError, match=r'cudaErrorInsufficientDriver.*CUDA 13.5.*CUDA 12.6.*cuda-python>=12,<13'):
+    with pytest.raises(cuda.CudaError, match=r"cudaErrorInsufficientDriver.*CUDA 13.5.*CUDA 12.6.*cuda-python>=12,<13"):
         cuda.device_count()
 
 

@@ -15,10 +15,20 @@ def _plan(tmp_path, body=b"ftrt" + bytes(range(256)) * 4, **fields):
     plan = tmp_path / "m.int8.plan"
     plan.write_bytes(body)
     manifest = EngineManifest(
-        plan_sha256=hashlib.sha256(body).hexdigest(), plan_bytes=len(body), source_onnx="m.onnx",
-        source_sha256="0" * 64, flavour="tensorrt", trt_version="10.3.0", precision="int8",
-        quantization_path="strongly-typed", profiles=[], build_flags={"version_compatible": False},
-        spec={}, device={"name": "Orin", "compute_capability": "8.7"}, rebuild_command=CMD)
+        plan_sha256=hashlib.sha256(body).hexdigest(),
+        plan_bytes=len(body),
+        source_onnx="m.onnx",
+        source_sha256="0" * 64,
+        flavour="tensorrt",
+        trt_version="10.3.0",
+        precision="int8",
+        quantization_path="strongly-typed",
+        profiles=[],
+        build_flags={"version_compatible": False},
+        spec={},
+        device={"name": "Orin", "compute_capability": "8.7"},
+        rebuild_command=CMD,
+    )
     for key, value in fields.items():
         setattr(manifest, key, value)
     manifest_path(plan).write_text(manifest.to_json())
@@ -30,14 +40,17 @@ def test_a_good_plan_passes(tmp_path):
     assert preflight(plan, "tensorrt", "10.3.0", {"name": "Orin", "compute_capability": "8.7"}).precision == "int8"
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda p: p.write_bytes(b""), "empty file"),
-    (lambda p: p.write_bytes(p.read_bytes()[:100]), "truncated"),
-    (lambda p: p.write_bytes(b"\x08\x08\x12\x0cpytorch" + b"\x00" * 50), "an ONNX model"),
-    (lambda p: zipfile.ZipFile(p, "w").writestr("a.txt", "x"), "a zip archive"),
-    (lambda p: manifest_path(p).unlink(), "manifest m.int8.plan.json not found"),
-    (lambda p: p.write_bytes(b"ftrt" + b"\x01" * 1024), "do not match its manifest"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_bytes(p.read_bytes()[:100]), "truncated"),
+        (lambda p: p.write_bytes(b"\x08\x08\x12\x0cpytorch" + b"\x00" * 50), "an ONNX model"),
+        (lambda p: zipfile.ZipFile(p, "w").writestr("a.txt", "x"), "a zip archive"),
+        (lambda p: manifest_path(p).unlink(), "manifest m.int8.plan.json not found"),
+        (lambda p: p.write_bytes(b"ftrt" + b"\x01" * 1024), "do not match its manifest"),
+    ],
+)
 def test_bad_files_are_refused_before_deserializing(tmp_path, mutate, message):
     plan = _plan(tmp_path)
     mutate(plan)
@@ -57,12 +70,18 @@ def test_version_compatible_engines_may_cross_versions(tmp_path):
     assert preflight(plan, "tensorrt", "10.13.0")
 
 
-@pytest.mark.parametrize("built, running, ok", [
-    ("10.3.0", "10.13.0", True), ("10.3.0", "10.3.0", True), ("8.6.1", "10.3.0", True), ("10.13.0", "11.4.1", True),
-    ("10.13.0", "10.3.0", False),  # an older runtime never loads a newer plan
-    ("8.6.1", "11.4.1", False),  # across two majors: not supported by TensorRT
-    ("8.5.2", "8.6.1", False),  # version compatibility starts at 8.6
-])
+@pytest.mark.parametrize(
+    "built, running, ok",
+    [
+        ("10.3.0", "10.13.0", True),
+        ("10.3.0", "10.3.0", True),
+        ("8.6.1", "10.3.0", True),
+        ("10.13.0", "11.4.1", True),
+        ("10.13.0", "10.3.0", False),  # an older runtime never loads a newer plan
+        ("8.6.1", "11.4.1", False),  # across two majors: not supported by TensorRT
+        ("8.5.2", "8.6.1", False),  # version compatibility starts at 8.6
+    ],
+)
 def test_version_compatible_plans_load_only_where_tensorrt_allows(tmp_path, built, running, ok):
     plan = _plan(tmp_path, trt_version=built, build_flags={"version_compatible": True})
     if ok:

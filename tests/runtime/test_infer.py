@@ -45,8 +45,9 @@ def test_batch_size_does_not_change_results(engine, digits, capsys):
 def test_bad_inputs_are_listed_and_good_ones_still_classified(engine, digits, tmp_path, capsys):
     (tmp_path / "notes.png").write_text("not an image")
     good = sorted(digits.iterdir())[:2]
-    rc = main(["--engine", str(engine), str(good[0]), str(tmp_path / "notes.png"), str(tmp_path / "nope.png"),
-               str(good[1])])
+    rc = main(
+        ["--engine", str(engine), str(good[0]), str(tmp_path / "notes.png"), str(tmp_path / "nope.png"), str(good[1])]
+    )
     out, err = capsys.readouterr()
     assert rc == 1
     assert out.count("\n") == 2 and good[0].name in out and good[1].name in out
@@ -119,7 +120,11 @@ def test_module_runs_as_a_program(engine, digits):
 
     from tests.conftest import REPO
 
-    out = subprocess.run([sys.executable, "-m", "runtime.infer", "--engine", str(engine), str(digits)],
-                         cwd=REPO, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "runtime.infer", "--engine", str(engine), str(digits)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert len(out.stdout.strip().splitlines()) == 10

@@ -60,8 +60,10 @@ def test_outputs_sized_by_more_than_the_batch_are_allocated_by_onnxruntime(tmp_p
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "k"])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "k"])
-    model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu", [x], [y]),
-                              opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(
+        helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu", [x], [y]),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
     model.ir_version = 8
     onnx.save(model, tmp_path / "relu.onnx")
     data = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
@@ -72,8 +74,10 @@ def test_outputs_sized_by_more_than_the_batch_are_allocated_by_onnxruntime(tmp_p
         assert all(not slot.outputs for slot in bound._runner._slots.values())
 
 
-@pytest.mark.skipif("CUDAExecutionProvider" in onnxruntime.get_available_providers(),
-                    reason="a GPU build may have the pinned allocator (the gpu tests report which staging ran)")
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" in onnxruntime.get_available_providers(),
+    reason="a GPU build may have the pinned allocator (the gpu tests report which staging ran)",
+)
 def test_a_cpu_build_has_no_pinned_staging_and_says_why():
     info, why = pinned_memory_info(onnxruntime)
     assert info is None and "CUDAExecutionProvider" in why
@@ -86,8 +90,24 @@ def test_infer_cli_with_io_binding_prints_the_same_predictions(cnn, mnist_test, 
         Image.fromarray(mnist_test.images[i]).save(tmp_path / f"{i}.png")
     docs = []
     for extra in ([], ["--providers", "cpu", "--io-binding"]):
-        done = subprocess.run([sys.executable, "-m", "runtime.infer", "--engine", str(cnn), str(tmp_path), "--json",
-                               "--batch-size", "2", *extra], cwd=REPO, capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "runtime.infer",
+                "--engine",
+                str(cnn),
+                str(tmp_path),
+                "--json",
+                "--batch-size",
+                "2",
+                *extra,
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         docs.append(json.loads(done.stdout))
     assert [r["probability"] for r in docs[0]["results"]] == [r["probability"] for r in docs[1]["results"]]
     assert docs[0]["execution"] == {"providers": ["CPUExecutionProvider"], "io_binding": False}
@@ -101,10 +121,13 @@ def test_cuda_graph_needs_a_gpu_provider_first(cnn):
         OnnxRuntimeBackend(cnn, providers="cpu", cuda=CudaOptions(cuda_graph=True)).activate()
 
 
-@pytest.mark.parametrize("batches, expected", [
-    ((1, 4), {"1x1x28x28": 1, "4x1x28x28": 2}),
-    (None, {f"{n}x1x28x28": i + 1 for i, n in enumerate(range(1, 9))}),  # the first MAX_GRAPHS sizes seen
-])
+@pytest.mark.parametrize(
+    "batches, expected",
+    [
+        ((1, 4), {"1x1x28x28": 1, "4x1x28x28": 2}),
+        (None, {f"{n}x1x28x28": i + 1 for i, n in enumerate(range(1, 9))}),  # the first MAX_GRAPHS sizes seen
+    ],
+)
 def test_one_graph_id_per_batch_size_and_minus_one_for_the_rest(cnn, trained_mnist, mnist_test, batches, expected):
     """The policy and its RunOptions, on a CPU session (which ignores gpu_graph_id): the GPU tests replay them."""
     from runtime.backends.onnxruntime import SessionFromOnnx
@@ -113,8 +136,15 @@ def test_one_graph_id_per_batch_size_and_minus_one_for_the_rest(cnn, trained_mni
     x = _ready(trained_mnist, mnist_test, 9)
     with OnnxRuntimeBackend(cnn) as plain:
         session = SessionFromOnnx(cnn)()
-        runner = BoundRunner(onnxruntime, session, plain.inputs, plain.outputs, "cpu", 0,
-                             CudaOptions(cuda_graph=True, graph_batches=batches))
+        runner = BoundRunner(
+            onnxruntime,
+            session,
+            plain.inputs,
+            plain.outputs,
+            "cpu",
+            0,
+            CudaOptions(cuda_graph=True, graph_batches=batches),
+        )
         for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 4, 1):
             assert np.array_equal(runner.run({"input": x[:n]})["logits"], plain.infer({"input": x[:n]})["logits"])
     assert runner.report()["graphs"] == expected

@@ -19,8 +19,10 @@ TF32_ATOL, FP32_ATOL = 2e-2, 1e-3
 @pytest.fixture(autouse=True)
 def _cuda_ep():
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-        pytest.skip("onnxruntime has no CUDAExecutionProvider: install onnxruntime-gpu (on the GPU test machine "
-                    "benchmarks/gpu_ort_check.sh puts it on PYTHONPATH)")
+        pytest.skip(
+            "onnxruntime has no CUDAExecutionProvider: install onnxruntime-gpu (on the GPU test machine "
+            "benchmarks/gpu_ort_check.sh puts it on PYTHONPATH)"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -70,4 +72,3 @@ def test_cuda_graphs_per_batch_size_and_plain_io_binding_for_the_rest(cnn, digit
             _agree(gpu.infer({"input": shuffled})["logits"], cpu.infer({"input": shuffled})["logits"], TF32_ATOL)
         report = gpu.execution()
         assert report["cuda_graph"] and sorted(report["graphs"]) == ["1x1x28x28", "64x1x28x28"]
-

@@ -14,9 +14,17 @@ from runtime.preprocess import (
 from runtime.spec import ColorMode, InputDType, ModelSpec, ResizePolicy
 
 GRAY = ModelSpec(name="g", labels=tuple("0123456789"), height=28, width=28, mean=(0.5,), std=(0.25,))
-RGB = ModelSpec(name="c", labels=("a", "b"), height=32, width=32, color_mode=ColorMode.RGB,
-                mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
-                resize=ResizePolicy.SHORTER_SIDE_CENTER_CROP, resize_size=36)
+RGB = ModelSpec(
+    name="c",
+    labels=("a", "b"),
+    height=32,
+    width=32,
+    color_mode=ColorMode.RGB,
+    mean=(0.485, 0.456, 0.406),
+    std=(0.229, 0.224, 0.225),
+    resize=ResizePolicy.SHORTER_SIDE_CENTER_CROP,
+    resize_size=36,
+)
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +121,16 @@ def test_normalize_on_a_stack_equals_per_image(mnist_test):
 
 
 def test_uint8_input_specs_only_relayout(photo):
-    spec = ModelSpec(name="u8", labels=("a", "b"), height=8, width=8, color_mode=ColorMode.RGB,
-                     mean=(0, 0, 0), std=(1, 1, 1), input_dtype=InputDType.UINT8)
+    spec = ModelSpec(
+        name="u8",
+        labels=("a", "b"),
+        height=8,
+        width=8,
+        color_mode=ColorMode.RGB,
+        mean=(0, 0, 0),
+        std=(1, 1, 1),
+        input_dtype=InputDType.UINT8,
+    )
     got = preprocess(photo, spec)
     assert got.dtype == np.uint8 and got.shape == (3, 8, 8)
 

@@ -22,30 +22,44 @@ KNOWN = list(onnxruntime.get_all_providers())
 CUDA_HERE = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
 
-@pytest.mark.parametrize("spec, expected", [
-    (None, (Provider("CPUExecutionProvider"),)),
-    ("", (Provider("CPUExecutionProvider"),)),
-    ("cpu", (Provider("CPUExecutionProvider"),)),
-    ("cuda", (Provider("CUDAExecutionProvider"),)),
-    ("CUDA:1, cpu", (Provider("CUDAExecutionProvider", 1), Provider("CPUExecutionProvider"))),
-    ("tensorrt:0,cuda:0", (Provider("TensorrtExecutionProvider", 0), Provider("CUDAExecutionProvider", 0))),
-    (["CUDAExecutionProvider", "cpuexecutionprovider"],
-     (Provider("CUDAExecutionProvider"), Provider("CPUExecutionProvider"))),
-])
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        (None, (Provider("CPUExecutionProvider"),)),
+        ("", (Provider("CPUExecutionProvider"),)),
+        ("cpu", (Provider("CPUExecutionProvider"),)),
+        ("cuda", (Provider("CUDAExecutionProvider"),)),
+        ("CUDA:1, cpu", (Provider("CUDAExecutionProvider", 1), Provider("CPUExecutionProvider"))),
+        ("tensorrt:0,cuda:0", (Provider("TensorrtExecutionProvider", 0), Provider("CUDAExecutionProvider", 0))),
+        (
+            ["CUDAExecutionProvider", "cpuexecutionprovider"],
+            (Provider("CUDAExecutionProvider"), Provider("CPUExecutionProvider")),
+        ),
+    ],
+)
 def test_shorthands_device_ids_and_full_names(spec, expected):
     assert parse_providers(spec, available=GPU_BUILD, known=KNOWN) == expected
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("cuda", r"--providers cuda: CUDAExecutionProvider is not available in this onnxruntime build \(it has "
-             r"cpu \(CPUExecutionProvider\)\); .*pip install onnxruntime-gpu"),
-    ("tensorrt:1", r"--providers tensorrt:1: TensorrtExecutionProvider is not available"),
-    ("cdua", r"--providers 'cdua': unknown execution provider; shorthands are cpu, cuda, tensorrt .*"
-             r"this onnxruntime has cpu \(CPUExecutionProvider\); .*pip install onnxruntime-gpu"),
-    ("cpu:1", r"only GPU providers .* take a device id; write 'cpu'"),
-    ("cuda:first", r"the device id must be a GPU index like cuda:0"),
-    ("cpu,CPUExecutionProvider", r"named twice"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (
+            "cuda",
+            r"--providers cuda: CUDAExecutionProvider is not available in this onnxruntime build \(it has "
+            r"cpu \(CPUExecutionProvider\)\); .*pip install onnxruntime-gpu",
+        ),
+        ("tensorrt:1", r"--providers tensorrt:1: TensorrtExecutionProvider is not available"),
+        (
+            "cdua",
+            r"--providers 'cdua': unknown execution provider; shorthands are cpu, cuda, tensorrt .*"
+            r"this onnxruntime has cpu \(CPUExecutionProvider\); .*pip install onnxruntime-gpu",
+        ),
+        ("cpu:1", r"only GPU providers .* take a device id; write 'cpu'"),
+        ("cuda:first", r"the device id must be a GPU index like cuda:0"),
+        ("cpu,CPUExecutionProvider", r"named twice"),
+    ],
+)
 def test_bad_or_unavailable_providers_are_one_line_errors(spec, message):
     with pytest.raises(ProviderError, match=message) as info:
         parse_providers(spec, available=["CPUExecutionProvider"], known=KNOWN)
@@ -81,12 +95,30 @@ def test_infer_cli_refuses_cuda_on_a_cpu_only_onnxruntime(trained_mnist, mnist_t
 
     Image.fromarray(mnist_test.images[0]).save(tmp_path / "d.png")
     engine = trained_mnist["mnist_cnn"][1]
-    done = subprocess.run([sys.executable, "-m", "runtime.infer", "--engine", str(engine), str(tmp_path / "d.png"),
-                           "--providers", "cuda", "--cuda-graph"], cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runtime.infer",
+            "--engine",
+            str(engine),
+            str(tmp_path / "d.png"),
+            "--providers",
+            "cuda",
+            "--cuda-graph",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert "error: --providers cuda: CUDAExecutionProvider is not available in this onnxruntime build" in done.stderr
     assert "pip install onnxruntime-gpu" in done.stderr
-    done = subprocess.run([sys.executable, "-m", "runtime.infer", "--engine", str(engine), str(tmp_path / "d.png"),
-                           "--cuda-graph"], cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.infer", "--engine", str(engine), str(tmp_path / "d.png"), "--cuda-graph"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2 and "--cuda-graph needs a GPU provider first (--providers cuda)" in done.stderr

@@ -39,8 +39,9 @@ except ServeError as exc:
     _NO_SERVER = str(exc)
 pytestmark = pytest.mark.skipif(_NO_SERVER is not None, reason=f"no Triton server here: {_NO_SERVER}")
 
-from benchmarks.triton_client import Protocol, RetryPolicy, TritonClassifier  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
+
+from benchmarks.triton_client import Protocol, RetryPolicy, TritonClassifier  # noqa: E402
 
 START_TIMEOUT_S = 90
 DIGITS = 12
@@ -54,15 +55,22 @@ class ServeProcess:
     info: dict
 
     @classmethod
-    def start(cls, repo: Path, *args: str) -> "ServeProcess":
+    def start(cls, repo: Path, *args: str) -> ServeProcess:
         process = subprocess.Popen(
             [sys.executable, "-m", "runtime.serve", "--repo", str(repo), "--json", *args],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         ready, _, _ = select.select([process.stdout], [], [], START_TIMEOUT_S)
         line = process.stdout.readline() if ready else ""
         if not line:
             process.kill()
-            raise AssertionError(f"runtime.serve printed nothing in {START_TIMEOUT_S} s: {process.stderr.read()[-2000:]}")
+            raise AssertionError(
+                f"runtime.serve printed nothing in {START_TIMEOUT_S} s: {process.stderr.read()[-2000:]}"
+            )
         return cls(process, json.loads(line))
 
     def stop(self) -> int:
@@ -119,8 +127,12 @@ def repo(trained_mnist, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("triton_repo")
     _, onnx_path = trained_mnist["mnist_cnn"]
     # A 20 ms queue delay makes concurrent requests share an execute() call: bad ones beside good ones.
-    write_repository(onnx_path, root, options=TritonOptions(max_batch=16, max_queue_delay_us=20000, top_k=3),
-                     backend=ServingBackend.PYTHON)
+    write_repository(
+        onnx_path,
+        root,
+        options=TritonOptions(max_batch=16, max_queue_delay_us=20000, top_k=3),
+        backend=ServingBackend.PYTHON,
+    )
     write_repository(onnx_path, root, name="cnn_onnxruntime")
     broken = write_repository(onnx_path, root, name="cnn_broken_config")
     (broken / "config.pbtxt").write_text((broken / "config.pbtxt").read_text().replace("dims:", "dimz:", 1))
@@ -128,8 +140,12 @@ def repo(trained_mnist, tmp_path_factory) -> Path:
         return root
     from engine.build import BuildOptions, build_engine
 
-    plan, _ = build_engine(trained_mnist["mnist_mlp"][1], root.parent / "mlp.plan",
-                           BuildOptions(1, 4, 16, flavour="tensorrt_rtx"), log=lambda *_: None)
+    plan, _ = build_engine(
+        trained_mnist["mnist_mlp"][1],
+        root.parent / "mlp.plan",
+        BuildOptions(1, 4, 16, flavour="tensorrt_rtx"),
+        log=lambda *_: None,
+    )
     write_repository(plan, root, name="mlp_tensorrt")
     return root
 
@@ -145,8 +161,23 @@ def served(repo):
 def expected(trained_mnist, digits) -> dict[str, dict]:
     """``python -m runtime.infer --json`` on the same files: the answers the server must give."""
     _, onnx_path = trained_mnist["mnist_cnn"]
-    done = subprocess.run([sys.executable, "-m", "runtime.infer", "--engine", str(onnx_path), "--top-k", "3",
-                           "--json", *map(str, digits)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runtime.infer",
+            "--engine",
+            str(onnx_path),
+            "--top-k",
+            "3",
+            "--json",
+            *map(str, digits),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return {Path(r["input"]).name: r for r in json.loads(done.stdout)["results"]}
 
@@ -249,8 +280,10 @@ def test_bad_requests_fail_alone_beside_concurrent_good_ones(served, digits, exp
 def test_native_configs_parse_and_only_lack_their_backend(served, repo):
     models = served.models()
     assert models["cnn_onnxruntime"]["state"] == "UNAVAILABLE"
-    assert models["cnn_onnxruntime"]["reason"] == ("Invalid argument: unable to find backend library for backend "
-                                                   "'onnxruntime', try specifying runtime on the model configuration.")
+    assert models["cnn_onnxruntime"]["reason"] == (
+        "Invalid argument: unable to find backend library for backend "
+        "'onnxruntime', try specifying runtime on the model configuration."
+    )
     # the control: a config that does not parse is reported as such, not as a missing backend
     broken = models["cnn_broken_config"]
     assert broken["state"] == "UNAVAILABLE" and "backend" not in broken["reason"]
@@ -258,15 +291,21 @@ def test_native_configs_parse_and_only_lack_their_backend(served, repo):
     if not (repo / "mlp_tensorrt").is_dir():
         pytest.skip("TensorRT-RTX is not installed, so no plan was built to validate the tensorrt_plan config")
     assert models["mlp_tensorrt"]["state"] == "UNAVAILABLE"
-    assert models["mlp_tensorrt"]["reason"] == ("Invalid argument: unable to find backend library for backend "
-                                                "'tensorrt', try specifying runtime on the model configuration.")
+    assert models["mlp_tensorrt"]["reason"] == (
+        "Invalid argument: unable to find backend library for backend "
+        "'tensorrt', try specifying runtime on the model configuration."
+    )
 
 
 def test_kill_during_load_and_restart_loses_and_duplicates_nothing(trained_mnist, digits, expected, tmp_path):
     from export.triton import ServingBackend, TritonOptions, write_repository
 
-    write_repository(trained_mnist["mnist_cnn"][1], tmp_path / "repo", options=TritonOptions(max_batch=16, top_k=3),
-                     backend=ServingBackend.PYTHON)
+    write_repository(
+        trained_mnist["mnist_cnn"][1],
+        tmp_path / "repo",
+        options=TritonOptions(max_batch=16, top_k=3),
+        backend=ServingBackend.PYTHON,
+    )
     ports = ("--http-port", str(free_port()), "--grpc-port", str(free_port()), "--metrics-port", str(free_port()))
     first = ServeProcess.start(tmp_path / "repo", *ports)
     retry = RetryPolicy(attempts=400, backoff_s=0.05, max_backoff_s=0.25, deadline_s=60)
@@ -282,8 +321,11 @@ def test_kill_during_load_and_restart_loses_and_duplicates_nothing(trained_mnist
                 request_id = f"w{w}-{seq}"
                 answer = client.classify([path.read_bytes()], request_id=request_id)
                 with lock:
-                    (duplicates.append(request_id) if request_id in answers
-                     else answers.__setitem__(request_id, (path.name, answer)))
+                    (
+                        duplicates.append(request_id)
+                        if request_id in answers
+                        else answers.__setitem__(request_id, (path.name, answer))
+                    )
 
     second = None
     try:
@@ -326,8 +368,13 @@ def _group_members(pgid: int) -> list[int]:
 
 def test_serve_cli_user_errors(tmp_path):
     def serve(*args: str, python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, *python_flags, "-m", "runtime.serve", *args], cwd=REPO,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, *python_flags, "-m", "runtime.serve", *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     done = serve("--repo", str(tmp_path / "nowhere"))
     assert done.returncode == 2 and "--repo" in done.stderr and "no such folder" in done.stderr
@@ -336,9 +383,14 @@ def test_serve_cli_user_errors(tmp_path):
     assert done.returncode == 2 and "pip install '.[serve]'" in done.stderr and "nvidia-pytriton" in done.stderr
     assert "Traceback" not in done.stderr and "error" in json.loads(done.stdout)
     # The stub's numpy 1.x missing: the command that installs it.
-    done = subprocess.run([sys.executable, "-m", "runtime.serve", "--repo", str(tmp_path)], cwd=REPO,
-                          capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "EDGE_TRITON_STUB_SITE": str(tmp_path / "empty")})
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.serve", "--repo", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "EDGE_TRITON_STUB_SITE": str(tmp_path / "empty")},
+    )
     assert done.returncode == 2 and "has no numpy; the wheel's Python backend needs numpy 1.x" in done.stderr
     assert f"--target {tmp_path / 'empty'} 'numpy>=1.24,<2'" in done.stderr
     with __import__("socket").socket() as busy:
@@ -354,9 +406,26 @@ def test_a_model_that_fails_to_load_stops_the_server_with_its_reason(repo, tmp_p
     import shutil
 
     shutil.copytree(repo / "cnn_onnxruntime", tmp_path / "repo" / "cnn_onnxruntime")
-    done = subprocess.run([sys.executable, "-m", "runtime.serve", "--repo", str(tmp_path / "repo"), "--http-port", "0",
-                           "--grpc-port", "0", "--metrics-port", "0", "--json"], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runtime.serve",
+            "--repo",
+            str(tmp_path / "repo"),
+            "--http-port",
+            "0",
+            "--grpc-port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1 and "tritonserver exited before it was ready (exit status 1)" in done.stderr
     error = json.loads(done.stdout)["error"]
     assert "unable to find backend library for backend 'onnxruntime'" in error

@@ -21,9 +21,15 @@ def make_spec(**overrides) -> ModelSpec:
 
 
 def test_json_round_trip_keeps_every_field():
-    spec = make_spec(color_mode=ColorMode.RGB, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-                     resize=ResizePolicy.SHORTER_SIDE_CENTER_CROP, resize_size=32,
-                     interpolation=Interpolation.BICUBIC, output_kind=OutputKind.PROBABILITIES)
+    spec = make_spec(
+        color_mode=ColorMode.RGB,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        resize=ResizePolicy.SHORTER_SIDE_CENTER_CROP,
+        resize_size=32,
+        interpolation=Interpolation.BICUBIC,
+        output_kind=OutputKind.PROBABILITIES,
+    )
     again = ModelSpec.from_json(spec.to_json())
     assert again == spec
     assert isinstance(again.color_mode, ColorMode) and again.channels == 3

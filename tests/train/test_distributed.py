@@ -10,8 +10,26 @@ from tests.conftest import REPO
 
 
 def _train(args: list[str], out, data_dir, launcher: list[str]) -> subprocess.CompletedProcess:
-    cmd = launcher + ["-m", "train", "mnist", "--model", "mnist_mlp", "--data-dir", str(data_dir), "--out", str(out),
-                      "--epochs", "2", "--limit", "3000", "--no-progress"] + args
+    cmd = (
+        launcher
+        + [
+            "-m",
+            "train",
+            "mnist",
+            "--model",
+            "mnist_mlp",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--limit",
+            "3000",
+            "--no-progress",
+        ]
+        + args
+    )
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 

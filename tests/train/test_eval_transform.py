@@ -8,8 +8,8 @@ import numpy as np
 from PIL import Image
 
 from runtime.preprocess import preprocess
-from train.workflow import to_tensors
 from train.models import get_model
+from train.workflow import to_tensors
 
 
 def test_training_eval_transform_equals_runtime_preprocessing_on_real_images(tmp_path, mnist_test):

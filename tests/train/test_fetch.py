@@ -38,7 +38,7 @@ def test_restricted_unpickler_admits_numpy_arrays():
 
 def test_the_wheel_layout_rebuilds_byte_identical_files(data_dir, tmp_path):
     train, test = load_mnist(data_dir, "train"), load_mnist(data_dir, "test")
-    as_float = lambda x: (x.reshape(len(x), -1).astype(np.float32) / 256.0)  # noqa: E731
+    as_float = lambda x: x.reshape(len(x), -1).astype(np.float32) / 256.0  # noqa: E731
     layout = (
         (as_float(train.images[:50000]), train.labels[:50000]),
         (as_float(train.images[50000:]), train.labels[50000:]),
@@ -49,7 +49,10 @@ def test_the_wheel_layout_rebuilds_byte_identical_files(data_dir, tmp_path):
     assert len(written) == 4 and all(p.suffix == ".gz" for p in written)
     again = load_mnist(tmp_path, "test")  # MD5-verified on load too
     np.testing.assert_array_equal(again.images, test.images)
-    assert gzip.decompress((tmp_path / "mnist" / "train-labels-idx1-ubyte.gz").read_bytes())[8:] == train.labels.astype(np.uint8).tobytes()
+    assert (
+        gzip.decompress((tmp_path / "mnist" / "train-labels-idx1-ubyte.gz").read_bytes())[8:]
+        == train.labels.astype(np.uint8).tobytes()
+    )
 
 
 def test_a_foreign_pickle_is_refused_by_md5(mnist_test, tmp_path):

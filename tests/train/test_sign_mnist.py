@@ -78,7 +78,9 @@ def test_many_bad_rows_are_counted_not_dropped(tmp_path, test_csv_text):
     rows = ["5," + ",".join(["999"] * 784) for _ in range(15)] + _rows(test_csv_text, 3)
     path = tmp_path / "many.csv"
     path.write_text(",".join(HEADER) + "\n" + "\n".join(rows))
-    with pytest.raises(DataError, match=r"(?s)many.csv: 15 malformed row\(s\).*line 11: pixel value 999.*5 more not shown"):
+    with pytest.raises(
+        DataError, match=r"(?s)many.csv: 15 malformed row\(s\).*line 11: pixel value 999.*5 more not shown"
+    ):
         load_sign_mnist_file(path)
 
 

@@ -8,8 +8,8 @@ from train.__main__ import main as train_main
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.errors import TrainError
 from train.loop import TrainConfig, evaluate, fit, split_train_val
-from train.workflow import kfold_indices, to_tensors
 from train.models import MODELS, get_model
+from train.workflow import kfold_indices, to_tensors
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +90,22 @@ def test_bad_checkpoints_are_refused(tmp_path):
 
 
 def test_cli_trains_and_writes_checkpoint_spec_and_metrics(tmp_path, data_dir, capsys):
-    rc = train_main(["mnist", "--model", "mnist_mlp", "--data-dir", str(data_dir), "--out", str(tmp_path),
-                     "--epochs", "1", "--limit", "2000", "--no-progress"])
+    rc = train_main(
+        [
+            "mnist",
+            "--model",
+            "mnist_mlp",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(tmp_path),
+            "--epochs",
+            "1",
+            "--limit",
+            "2000",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     metrics = json.loads((tmp_path / "mnist_mlp.metrics.json").read_text())
     assert metrics["train_images"] == 2000 and metrics["test"]["images"] == 10000
@@ -102,8 +116,26 @@ def test_cli_trains_and_writes_checkpoint_spec_and_metrics(tmp_path, data_dir, c
 
 
 def test_cli_kfold_reports_each_setting_and_trains_the_best(tmp_path, data_dir, capsys):
-    rc = train_main(["mnist", "--model", "mnist_mlp", "--data-dir", str(data_dir), "--out", str(tmp_path),
-                     "--epochs", "1", "--limit", "1200", "--kfold", "3", "--grid-lr", "1e-3,1e-5", "--no-progress"])
+    rc = train_main(
+        [
+            "mnist",
+            "--model",
+            "mnist_mlp",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(tmp_path),
+            "--epochs",
+            "1",
+            "--limit",
+            "1200",
+            "--kfold",
+            "3",
+            "--grid-lr",
+            "1e-3,1e-5",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "kfold lr=0.001 batch=128: val acc" in out and "± " in out

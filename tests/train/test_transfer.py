@@ -45,9 +45,16 @@ def test_two_phases_freeze_then_finetune_at_reduced_resolution(small_flowers, tm
         return history
 
     monkeypatch.setattr(transfer_module, "fit", spying_fit)
-    report = train_transfer(backbone, "none", small_flowers, tmp_path, image_size=32,
-                            head=TrainConfig(epochs=1, batch_size=6), finetune=TrainConfig(epochs=1, lr=1e-4, batch_size=6),
-                            progress=False)
+    report = train_transfer(
+        backbone,
+        "none",
+        small_flowers,
+        tmp_path,
+        image_size=32,
+        head=TrainConfig(epochs=1, batch_size=6),
+        finetune=TrainConfig(epochs=1, lr=1e-4, batch_size=6),
+        progress=False,
+    )
     assert [p["phase"] for p in report["phases"]] == ["head", "finetune"]
     assert [p["frozen_backbone"] for p in report["phases"]] == [True, False]
     assert not any(snapshots[True]), "phase 1 changed the frozen backbone"
@@ -59,7 +66,9 @@ def test_two_phases_freeze_then_finetune_at_reduced_resolution(small_flowers, tm
 
 
 def test_backbone_keeps_its_batchnorm_statistics_in_both_phases():
-    model = get_model("efficientnet_lite0_transfer").build(get_model("efficientnet_lite0_transfer").spec(("a", "b"), 32))
+    model = get_model("efficientnet_lite0_transfer").build(
+        get_model("efficientnet_lite0_transfer").spec(("a", "b"), 32)
+    )
     for frozen in (True, False):
         model.freeze_backbone(frozen)
         model.train()
@@ -70,9 +79,17 @@ def test_backbone_keeps_its_batchnorm_statistics_in_both_phases():
 
 
 def test_folder_without_val_is_split(small_flowers, tmp_path):
-    report = train_transfer("efficientnet_lite0", "none", small_flowers / "train", tmp_path, image_size=32,
-                            head=TrainConfig(epochs=1, batch_size=6, val_fraction=1 / 3),
-                            finetune=TrainConfig(epochs=0), augment=False, progress=False)
+    report = train_transfer(
+        "efficientnet_lite0",
+        "none",
+        small_flowers / "train",
+        tmp_path,
+        image_size=32,
+        head=TrainConfig(epochs=1, batch_size=6, val_fraction=1 / 3),
+        finetune=TrainConfig(epochs=0),
+        augment=False,
+        progress=False,
+    )
     assert report["train_images"] == 12 and report["val_images"] == 6
     assert [p["phase"] for p in report["phases"]] == ["head"]
 
@@ -114,9 +131,28 @@ def test_bad_image_folders(tmp_path, small_flowers):
 
 
 def test_cli_transfer_writes_both_phases(small_flowers, tmp_path, capsys):
-    rc = train_main(["transfer", "--backbone", "efficientnet_lite0", "--weights", "none", "--data", str(small_flowers),
-                     "--out", str(tmp_path), "--image-size", "32", "--epochs", "1", "--finetune-epochs", "1",
-                     "--batch-size", "6", "--no-progress"])
+    rc = train_main(
+        [
+            "transfer",
+            "--backbone",
+            "efficientnet_lite0",
+            "--weights",
+            "none",
+            "--data",
+            str(small_flowers),
+            "--out",
+            str(tmp_path),
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--finetune-epochs",
+            "1",
+            "--batch-size",
+            "6",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "phase head (backbone frozen)" in out and "phase finetune (backbone trainable)" in out
@@ -129,7 +165,14 @@ def test_offline_pretrained_backbone_reaches_90_percent_on_flowers(data_dir, tmp
     """The real EfficientNet-Lite0 ImageNet weights, full resolution, the flowers subset."""
     from benchmarks.demo import TRANSFER_BUDGET
 
-    report = train_transfer("efficientnet_lite0", "imagenet", data_dir / "flowers", tmp_path,
-                            head=TRANSFER_BUDGET.head, finetune=TRANSFER_BUDGET.finetune, progress=False)
+    report = train_transfer(
+        "efficientnet_lite0",
+        "imagenet",
+        data_dir / "flowers",
+        tmp_path,
+        head=TRANSFER_BUDGET.head,
+        finetune=TRANSFER_BUDGET.finetune,
+        progress=False,
+    )
     assert report["val"]["accuracy"] >= 0.90
     assert np.isfinite(report["val"]["loss"])

@@ -8,8 +8,8 @@ both arguments.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 
@@ -52,8 +52,12 @@ def _transfer(backbone: str) -> ModelEntry:
 def _imagenet(backbone: str) -> ModelEntry:
     """The whole pretrained ImageNet classifier (the doggy door's model), no training."""
     name = f"{backbone}_imagenet"
-    return ModelEntry(name, lambda s, w: backbone_info(backbone).load(w),
-                      lambda labels, size: transfer_spec(name, backbone, imagenet_labels(), size or 224), "imagenet")
+    return ModelEntry(
+        name,
+        lambda s, w: backbone_info(backbone).load(w),
+        lambda labels, size: transfer_spec(name, backbone, imagenet_labels(), size or 224),
+        "imagenet",
+    )
 
 
 def _table(*entries: ModelEntry) -> dict[str, ModelEntry]:

@@ -27,7 +27,7 @@ class AslCNN(nn.Module):
     def __init__(self, num_classes: int = len(ASL_LABELS)) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            *_block(1, 25, 0.0),   # 25×14×14
+            *_block(1, 25, 0.0),  # 25×14×14
             *_block(25, 50, 0.2),  # 50×7×7
             *_block(50, 75, 0.0),  # 75×3×3
         )

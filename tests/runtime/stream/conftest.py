@@ -47,8 +47,9 @@ def per_image_labels(engine, mnist_test) -> list[str]:
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """``python -m runtime.infer ARGS`` as users run it."""
-    return subprocess.run([sys.executable, "-m", "runtime.infer", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "runtime.infer", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -15,8 +15,10 @@ import av
 import numpy as np
 from PIL import Image
 
-FORMATS = {"/live.ts": ("mpegts", "libx264", "yuv420p", "video/mp2t"),
-           "/live.mjpg": ("mpjpeg", "mjpeg", "yuvj420p", "multipart/x-mixed-replace;boundary=ffmpeg")}
+FORMATS = {
+    "/live.ts": ("mpegts", "libx264", "yuv420p", "video/mp2t"),
+    "/live.mjpg": ("mpjpeg", "mjpeg", "yuvj420p", "multipart/x-mixed-replace;boundary=ffmpeg"),
+}
 
 
 class _Socket:
@@ -56,8 +58,11 @@ def handler(images: np.ndarray, seconds: float, fps: int):
             end = time.monotonic() + seconds
             n = 0
             while time.monotonic() < end:
-                image = Image.fromarray(images[n % len(images)]).convert("RGB").resize(
-                    (stream.width, stream.height), Image.Resampling.NEAREST)
+                image = (
+                    Image.fromarray(images[n % len(images)])
+                    .convert("RGB")
+                    .resize((stream.width, stream.height), Image.Resampling.NEAREST)
+                )
                 frame = av.VideoFrame.from_image(image)
                 frame.pts = n
                 for packet in stream.encode(frame):

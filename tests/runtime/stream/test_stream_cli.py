@@ -18,7 +18,6 @@ from tests.runtime.stream.conftest import read_jsonl, run_cli
 av = pytest.importorskip("av", reason="PyAV is not installed: pip install '.[stream]'")
 
 
-
 def test_jsonl_on_stdout_and_the_summary_on_stderr(engine, clips):
     done = run_cli("--engine", str(engine), str(clips["h264"]), "--max-frames", "5", "--top-k", "2")
     assert done.returncode == 0, done.stderr
@@ -31,9 +30,25 @@ def test_jsonl_on_stdout_and_the_summary_on_stderr(engine, clips):
 
 def test_ctrl_c_finishes_frames_in_flight_flushes_and_prints_the_summary(engine, clips, tmp_path):
     out = tmp_path / "loop.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.infer", "--engine", str(engine), str(clips["h264"]),
-                             str(clips["mjpeg"]), "--loop", "--json", "--jsonl", str(out)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runtime.infer",
+            "--engine",
+            str(engine),
+            str(clips["h264"]),
+            str(clips["mjpeg"]),
+            "--loop",
+            "--json",
+            "--jsonl",
+            str(out),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not list(tmp_path.glob(".loop.jsonl.*")):
@@ -75,25 +90,41 @@ def test_without_pyav_video_names_the_extra_and_images_still_work(engine, clips,
     from PIL import Image
 
     Image.fromarray(mnist_test.images[0]).save(tmp_path / "d.png")
-    code = ("import sys; sys.modules['av'] = None; from runtime.infer import main; "  # None: `import av` fails
-            "sys.exit(main(sys.argv[1:]))")
-    video = subprocess.run([sys.executable, "-c", code, "--engine", str(engine), str(clips["h264"])], cwd=REPO,
-                           capture_output=True, text=True, timeout=60)
+    code = (
+        "import sys; sys.modules['av'] = None; from runtime.infer import main; "  # None: `import av` fails
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    video = subprocess.run(
+        [sys.executable, "-c", code, "--engine", str(engine), str(clips["h264"])],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert video.returncode == 2
-    assert video.stderr.strip() == ("error: video, camera and network sources need PyAV: pip install '.[stream]' "
-                                    "(or pip install av)")
-    image = subprocess.run([sys.executable, "-c", code, "--engine", str(engine), str(tmp_path / "d.png")], cwd=REPO,
-                           capture_output=True, text=True, timeout=60)
+    assert video.stderr.strip() == (
+        "error: video, camera and network sources need PyAV: pip install '.[stream]' (or pip install av)"
+    )
+    image = subprocess.run(
+        [sys.executable, "-c", code, "--engine", str(engine), str(tmp_path / "d.png")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert image.returncode == 0 and image.stdout.startswith(f"{tmp_path / 'd.png'}: ")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["IMAGES", "CLIP"], "image files and folders cannot be mixed with video, camera or network sources"),
-    (["CLIP", "--roi", "1,2,3"], "--roi '1,2,3': expected x,y,w,h in pixels"),
-    (["v4l2:///dev/video0?width=640"], "give width and height together"),
-    (["foo://x"], "unknown source scheme 'foo'"),
-    (["CLIP", "--annotate", "out.gif"], "--annotate out.gif: unknown video suffix"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["IMAGES", "CLIP"], "image files and folders cannot be mixed with video, camera or network sources"),
+        (["CLIP", "--roi", "1,2,3"], "--roi '1,2,3': expected x,y,w,h in pixels"),
+        (["v4l2:///dev/video0?width=640"], "give width and height together"),
+        (["foo://x"], "unknown source scheme 'foo'"),
+        (["CLIP", "--annotate", "out.gif"], "--annotate out.gif: unknown video suffix"),
+    ],
+)
 def test_usage_errors_exit_2_with_one_line(engine, clips, tmp_path, args, message):
     args = [str(clips["h264"]) if a == "CLIP" else str(tmp_path) if a == "IMAGES" else a for a in args]
     done = run_cli("--engine", str(engine), *args)
@@ -106,9 +137,24 @@ def test_the_live_line_shows_on_a_terminal(engine, clips):
 
     leader, follower = pty.openpty()  # a real terminal for stderr
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "runtime.infer", "--engine", str(engine), str(clips["h264"]),
-                                 "--loop", "--max-frames", "1200", "--jsonl", os.devnull], cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=follower)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "runtime.infer",
+                "--engine",
+                str(engine),
+                str(clips["h264"]),
+                "--loop",
+                "--max-frames",
+                "1200",
+                "--jsonl",
+                os.devnull,
+            ],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=follower,
+        )
         os.close(follower)
         seen = b""
         deadline = time.monotonic() + 60

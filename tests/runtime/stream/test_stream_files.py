@@ -22,11 +22,13 @@ def _run(capsys, *args: str) -> tuple[int, dict]:
     return rc, json.loads(out)
 
 
-def test_h264_and_mjpeg_accuracy_within_codec_loss_and_exact_accounting(engine, clips, per_image_labels,
-                                                                        mnist_test, tmp_path, capsys):
+def test_h264_and_mjpeg_accuracy_within_codec_loss_and_exact_accounting(
+    engine, clips, per_image_labels, mnist_test, tmp_path, capsys
+):
     jsonl = tmp_path / "frames.jsonl"
-    rc, doc = _run(capsys, "--engine", str(engine), str(clips["h264"]), str(clips["mjpeg"]), "--jsonl", str(jsonl),
-                   "--top-k", "3")
+    rc, doc = _run(
+        capsys, "--engine", str(engine), str(clips["h264"]), str(clips["mjpeg"]), "--jsonl", str(jsonl), "--top-k", "3"
+    )
     assert rc == 0 and doc["errors"] == []
     truth = labels(mnist_test)
     image_accuracy = np.mean(np.asarray(per_image_labels) == truth)
@@ -69,8 +71,9 @@ def test_four_concurrent_streams_give_the_results_of_four_single_runs(engine, cl
 
 def test_every_max_frames_and_fps_select_frames_and_account_for_the_rest(engine, clips, tmp_path, capsys):
     out = tmp_path / "every.jsonl"
-    rc, doc = _run(capsys, "--engine", str(engine), str(clips["h264"]), "--every", "3", "--max-frames", "10",
-                   "--jsonl", str(out))
+    rc, doc = _run(
+        capsys, "--engine", str(engine), str(clips["h264"]), "--every", "3", "--max-frames", "10", "--jsonl", str(out)
+    )
     assert rc == 0
     assert sorted(r["frame"] for r in read_jsonl(out)) == list(range(0, 30, 3))
     source = doc["sources"][0]
@@ -86,12 +89,24 @@ def test_roi_crops_before_the_specs_preprocessing(engine, clips, tmp_path, capsy
     from runtime.model import Classifier
 
     out = tmp_path / "roi.jsonl"
-    rc, _ = _run(capsys, "--engine", str(engine), str(clips["mjpeg"]), "--roi", "0,0,56,56", "--max-frames", "8",
-                 "--jsonl", str(out))
+    rc, _ = _run(
+        capsys,
+        "--engine",
+        str(engine),
+        str(clips["mjpeg"]),
+        "--roi",
+        "0,0,56,56",
+        "--max-frames",
+        "8",
+        "--jsonl",
+        str(out),
+    )
     assert rc == 0
     got = [r["label"] for r in sorted(read_jsonl(out), key=lambda r: r["frame"])]
-    corners = [Image.fromarray(img).resize((112, 112), Image.Resampling.NEAREST).crop((0, 0, 56, 56))
-               for img in mnist_test.images[:8]]
+    corners = [
+        Image.fromarray(img).resize((112, 112), Image.Resampling.NEAREST).crop((0, 0, 56, 56))
+        for img in mnist_test.images[:8]
+    ]
     with Classifier.from_path(engine) as classifier:
         expected = [p.label for p in classifier.predict(corners)]
     assert np.mean(np.asarray(got) == np.asarray(expected)) >= 7 / 8  # MJPEG loss may flip one
@@ -154,8 +169,16 @@ def test_unsupported_codec_missing_file_and_not_a_video_are_one_line_each(clips,
     unknown = tmp_path / "unknown.avi"
     unknown.write_bytes(clips["mjpeg"].read_bytes().replace(b"MJPG", b"QZX1"))  # a FourCC no decoder knows
     (tmp_path / "notes.mp4").write_text("not a video")
-    out = run_cli("--engine", str(engine), str(unknown), str(tmp_path / "notes.mp4"), str(tmp_path / "gone.mp4"),
-                  str(clips["h264"]), "--max-frames", "3")
+    out = run_cli(
+        "--engine",
+        str(engine),
+        str(unknown),
+        str(tmp_path / "notes.mp4"),
+        str(tmp_path / "gone.mp4"),
+        str(clips["h264"]),
+        "--max-frames",
+        "3",
+    )
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert len(out.stdout.splitlines()) == 3  # the good source still ran
     err = out.stderr

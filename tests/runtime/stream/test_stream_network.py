@@ -27,8 +27,9 @@ def server(tmp_path, mnist_test):
     """Start the server for 20 s (it exits by itself after 25 s); yields (process, base URL)."""
     images = tmp_path / "digits.npy"
     np.save(images, mnist_test.images[:FRAMES])
-    process = subprocess.Popen([sys.executable, str(SERVER), str(images), "20"], cwd=REPO, stdout=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(SERVER), str(images), "20"], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
     try:
         line = process.stdout.readline()  # "port N", printed once the socket listens
         assert line.startswith("port "), f"server did not start: {line!r}"
@@ -42,8 +43,9 @@ def server(tmp_path, mnist_test):
 def test_network_stream_frames_are_received_and_classified(server, engine, per_image_labels, tmp_path, path):
     _, base = server
     out = tmp_path / "net.jsonl"
-    done = run_cli("--engine", str(engine), base + path, "--max-frames", "40", "--jsonl", str(out), "--json",
-                   timeout=60)
+    done = run_cli(
+        "--engine", str(engine), base + path, "--max-frames", "40", "--jsonl", str(out), "--json", timeout=60
+    )
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     source = doc["sources"][0]
@@ -57,9 +59,13 @@ def test_network_stream_frames_are_received_and_classified(server, engine, per_i
 
 def test_server_killed_mid_stream_reconnects_then_gives_a_clear_error(server, engine):
     process, base = server
-    client = subprocess.Popen([sys.executable, "-m", "runtime.infer", "--engine", str(engine), base + "/live.ts",
-                               "--reconnect", "2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    client = subprocess.Popen(
+        [sys.executable, "-m", "runtime.infer", "--engine", str(engine), base + "/live.ts", "--reconnect", "2"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         # per-frame lines are flushed one by one; the server's own 20 s limit bounds this loop
         received = [client.stdout.readline() for _ in range(10)]
@@ -80,8 +86,10 @@ def test_unreachable_stream_is_one_clear_line(engine):
         port = probe.getsockname()[1]
     done = run_cli("--engine", str(engine), f"rtsp://127.0.0.1:{port}/cam", "--reconnect", "1", timeout=60)
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert (f"rtsp://127.0.0.1:{port}/cam: stream unreachable; 1 reconnect attempt(s) with back-off failed "
-            "(last: Connection refused)") in done.stderr
+    assert (
+        f"rtsp://127.0.0.1:{port}/cam: stream unreachable; 1 reconnect attempt(s) with back-off failed "
+        "(last: Connection refused)"
+    ) in done.stderr
 
 
 def test_a_live_source_behind_a_slow_sink_drops_its_oldest_frames_and_accounts_for_them(server, engine):
@@ -99,8 +107,12 @@ def test_a_live_source_behind_a_slow_sink_drops_its_oldest_frames_and_accounts_f
         clock.sleep(0.05)
 
     with Classifier.from_path(engine) as classifier:
-        pipeline = StreamPipeline(classifier, [parse_source(base + "/live.ts")],
-                                  StreamOptions(max_frames=60, max_batch=4, queue_size=4), slow_sink)
+        pipeline = StreamPipeline(
+            classifier,
+            [parse_source(base + "/live.ts")],
+            StreamOptions(max_frames=60, max_batch=4, queue_size=4),
+            slow_sink,
+        )
         pipeline.run()
     stats = pipeline.stats[0]
     assert stats.dropped > 0 and stats.accounted and stats.error is None
