@@ -13,11 +13,14 @@ from __future__ import annotations
 import numpy as np
 
 from calibration.data import LabelledSplit
-from runtime.calibration_set import (
-    TRAIN,
-    CalibrationSet,
-    CalibrationSetError,  # noqa: F401
-)
+
+# The calibration-set file format lives in runtime/ (the device side reads it too); re-exported for callers here.
+from runtime.calibration_set import MANIFEST_FORMAT as MANIFEST_FORMAT
+from runtime.calibration_set import TRAIN, CalibrationSet, CalibrationSetError
+from runtime.calibration_set import calib_paths as calib_paths
+from runtime.calibration_set import content_sha256 as content_sha256
+from runtime.calibration_set import load_calibration_set as load_calibration_set
+from runtime.calibration_set import save_calibration_set as save_calibration_set
 
 DEFAULT_SIZE = 512
 DEFAULT_SEED = 0
