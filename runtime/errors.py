@@ -1,8 +1,10 @@
-"""The runtime's one exception hierarchy.
+"""The project's one exception hierarchy.
 
 Every error a user can cause (a bad image, a missing spec, a file that is not a model) is a
 ``RuntimeToolkitError``: CLIs print its message and exit non-zero without a traceback. The
-message names the input, what was expected, what was found and what to do.
+message names the input, what was expected, what was found and what to do. It is the root for
+every package (train, export, calibration, engine and benchmarks derive their errors from it), so
+a CLI catches this one type (plus ``OSError`` where it reports file-system failures itself).
 """
 
 from __future__ import annotations
@@ -26,3 +28,7 @@ class ModelLoadError(RuntimeToolkitError):
 
 class BackendInputError(RuntimeToolkitError):
     """Tensors passed to ``Backend.infer`` do not match the model's I/O table."""
+
+
+class ArtifactNameError(RuntimeToolkitError, ValueError):
+    """A model name that cannot become file names (``runtime.artifacts``): empty, or a path."""
