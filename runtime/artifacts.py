@@ -68,6 +68,7 @@ ORT_DISABLED_OPTIMIZERS_KEY = "edge_toolkit.ort_disabled_optimizers"  # ONNX Run
 ONNX_SUFFIX = ".onnx"
 # TensorRT plan files: ``.plan`` is ours; ``.engine`` and ``.trt`` are what trtexec and other tools write.
 PLAN_SUFFIXES = (".plan", ".engine", ".trt")
+BUNDLE_SUFFIX = ".bundle.tar.gz"
 
 
 def is_plan(path: str | os.PathLike) -> bool:
@@ -95,8 +96,8 @@ def plan_beside(onnx_path: str | os.PathLike) -> Path:
 def _check_model_name(model: str) -> None:
     if not isinstance(model, str) or not model or model in (".", "..") or any(c in model for c in "/\\\x00"):
         raise ArtifactNameError(
-            f"model name {model!r}: it becomes file names (<name>.json, <name>.fp32.onnx), so it must be a plain "
-            "name (letters, digits, '.', '_' or '-'), never a path"
+            f"model name {model!r} is not a plain file name; it becomes file names (<name>.json, <name>.fp32.onnx): "
+            "use letters, digits, '.', '_' or '-', never a path"
         )
 
 
@@ -199,4 +200,4 @@ class Artifacts:
 
     @property
     def bundle_archive(self) -> Path:
-        return self._file(".bundle.tar.gz")
+        return self._file(BUNDLE_SUFFIX)

@@ -16,6 +16,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.artifacts import BUNDLE_SUFFIX, ONNX_SUFFIX, plan_manifest
 from runtime.engine_manifest import sha256_file
 from runtime.errors import RuntimeToolkitError
 
@@ -39,7 +40,7 @@ class Bundle:
     def fix(self) -> str:
         return (
             f"unpack the bundle again into a new folder (`python -m engine.bundle unpack "
-            f"{self.model}.bundle.tar.gz --out NEW_FOLDER`) and do not mix files of different bundles"
+            f"{self.model}{BUNDLE_SUFFIX} --out NEW_FOLDER`) and do not mix files of different bundles"
         )
 
 
@@ -92,7 +93,7 @@ def verify(folder: str | os.PathLike, names: list[str] | None = None) -> Bundle:
 
 
 def _is_onnx(name: str) -> bool:
-    return name.endswith(".onnx")
+    return name.endswith(ONNX_SUFFIX)
 
 
 def verify_beside(path: str | os.PathLike) -> Bundle | None:
@@ -106,7 +107,7 @@ def verify_beside(path: str | os.PathLike) -> Bundle | None:
     names = [n for n in bundle.sums if n == path.name or not _is_onnx(n)]
     for name in names:
         verify_file(bundle, name)
-    manifest = path.with_name(path.name + ".json")
+    manifest = plan_manifest(path)
     if path.name not in bundle.sums and manifest.is_file():  # a plan built here: from which ONNX?
         try:
             source = json.loads(manifest.read_text(encoding="utf-8")).get("source_sha256")

@@ -19,6 +19,7 @@ import struct
 from pathlib import Path
 
 from runtime.atomic import write_text_atomic
+from runtime.errors import RuntimeToolkitError
 
 ALGORITHM = "EntropyCalibration2"
 DEFAULT_TAG = "8601"  # TensorRT 8.6.1 (JetPack 6.0)
@@ -26,7 +27,7 @@ _HEADER = re.compile(r"^TRT-(\d+)-(\w+)$")
 _LINE = re.compile(r"^(.+): ([0-9a-fA-F]{8})$")
 
 
-class CacheFormatError(ValueError):
+class CacheFormatError(RuntimeToolkitError, ValueError):
     """A calibration cache that is not in TensorRT's text format."""
 
 

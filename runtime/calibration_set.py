@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.artifacts import Artifacts
 from runtime.atomic import write_bytes_atomic, write_text_atomic
 from runtime.errors import RuntimeToolkitError
 
@@ -86,7 +87,8 @@ def content_sha256(images: np.ndarray, labels: np.ndarray) -> str:
 
 
 def calib_paths(folder: Path, model: str) -> tuple[Path, Path]:
-    return Path(folder) / f"{model}.calib.npz", Path(folder) / f"{model}.calib.json"
+    artifacts = Artifacts(Path(folder), model)
+    return artifacts.calibration_set, artifacts.calibration_manifest
 
 
 def save_calibration_set(calib: CalibrationSet, folder: Path) -> tuple[Path, Path]:

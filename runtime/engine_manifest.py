@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.artifacts import plan_golden, plan_manifest
 from runtime.errors import ModelLoadError
 
 MANIFEST_FORMAT = "edge-toolkit-engine/1"
@@ -106,11 +107,11 @@ class EngineManifest:
 
 
 def manifest_path(plan: Path) -> Path:
-    return Path(plan).with_name(Path(plan).name + ".json")
+    return plan_manifest(plan)
 
 
 def golden_path(plan: Path) -> Path:
-    return Path(plan).with_name(Path(plan).name + ".golden.npz")
+    return plan_golden(plan)
 
 
 def sha256_file(path: Path) -> str:

@@ -143,11 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def self_test_main(args) -> int:
-    from runtime.self_test import SelfTestError, self_test
+    from runtime.self_test import self_test
 
     try:
         report = self_test(args.engine)
-    except (SelfTestError, RuntimeToolkitError) as exc:
+    except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(dumps(report.to_dict()) if args.json else report.summary())

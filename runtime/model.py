@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.artifacts import is_plan
 from runtime.backends.base import Backend
 from runtime.bundle import verify_beside
 from runtime.errors import ModelLoadError, SpecError
@@ -17,8 +18,6 @@ from runtime.postprocess import Prediction, to_probabilities, top_k
 from runtime.preprocess import ImageInput, preprocess
 from runtime.providers import CudaOptions
 from runtime.spec import METADATA_KEY, ModelSpec, sidecar_candidates, spec_from_sidecar
-
-PLAN_SUFFIXES = (".plan", ".engine", ".trt")
 
 
 def open_backend(
@@ -37,7 +36,7 @@ def open_backend(
     if os.path.lexists(path):  # a FIFO would hang the backend's read; no permission is not "re-export it"
         open_regular(path, "a model file (.onnx or .plan)", ModelLoadError).close()
     verify_beside(path)
-    if path.suffix.lower() in PLAN_SUFFIXES:
+    if is_plan(path):
         from runtime.backends.tensorrt import TensorRTBackend
 
         return TensorRTBackend(path)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.artifacts import Precision, is_plan
 from runtime.bundle import verify_beside
 from runtime.engine_manifest import EngineManifest, check_file, golden_path, sha256_file
 from runtime.errors import RuntimeToolkitError
@@ -23,18 +24,19 @@ from runtime.errors import RuntimeToolkitError
 # moved logits by up to 8e-3 (ONNX Runtime's CUDA EP, which uses TF32 too), so it gets 2e-2; fp16 5e-2;
 # int8 is judged by agreement only (its logits move by design; the accuracy gate judges the task metric).
 BUDGETS = {
-    "fp32": (1e-3, 1.0),
-    "fp32+tf32": (2e-2, 1.0),
-    "fp16": (5e-2, 1.0),
-    "int8": (None, 0.85),
-    "int8-implicit": (None, 0.85),
+    Precision.FP32: (1e-3, 1.0),
+    Precision.FP16: (5e-2, 1.0),
+    Precision.INT8: (None, 0.85),
+    Precision.INT8_IMPLICIT: (None, 0.85),
 }
+TF32_BUDGET = (2e-2, 1.0)  # an fp32 plan built with TF32
 
 
 def budget_for(precision: str, build_flags: dict) -> tuple[float | None, float]:
     """The self-test budget of an engine with this precision and these build flags (see BUDGETS)."""
-    key = "fp32+tf32" if precision == "fp32" and build_flags.get("tf32") else precision
-    return BUDGETS.get(key, (None, 0.85))
+    if precision == Precision.FP32 and build_flags.get("tf32"):
+        return TF32_BUDGET
+    return BUDGETS.get(precision, (None, 0.85))
 
 
 class SelfTestError(RuntimeToolkitError):
@@ -89,7 +91,7 @@ def self_test(plan: str | Path) -> SelfTestReport:
     from runtime.model import open_backend
 
     plan = Path(plan)
-    if plan.suffix.lower() not in (".plan", ".engine", ".trt"):
+    if not is_plan(plan):
         raise SelfTestError(
             f"{plan}: --self-test checks TensorRT plans against the golden I/O in their manifest; "
             "for ONNX files use `python -m calibration.gate`"

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.artifacts import SPEC_KEY, Artifacts, plan_manifest
 from runtime.atomic import write_text_atomic
-from runtime.errors import SpecError
+from runtime.errors import ArtifactNameError, SpecError
 
 SCHEMA_VERSION = 1
-METADATA_KEY = "edge_toolkit.model_spec"
+METADATA_KEY = SPEC_KEY
 # Bounds on what a spec may ask for: one side of 8192 pixels is far beyond any classifier input, and a
 # resize target of 10**6 would allocate terabytes before any check of ours ran.
 MAX_SIDE = 8192
@@ -255,9 +256,10 @@ def sidecar_candidates(model_path: str | Path) -> list[Path]:
 
     ``mnist_cnn.fp32.onnx`` → ``mnist_cnn.fp32.onnx.json``, then ``mnist_cnn.json``.
     """
-    model_path = Path(model_path)
-    base = model_path.name.split(".")[0]
-    return [model_path.with_name(model_path.name + ".json"), model_path.with_name(base + ".json")]
+    try:
+        return [plan_manifest(model_path), Artifacts.of(model_path).spec]
+    except ArtifactNameError:  # ".onnx" alone: no model name before the first dot
+        return [plan_manifest(model_path)]
 
 
 def spec_from_sidecar(model_path: str | Path) -> ModelSpec | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.artifacts import ORT_DISABLED_OPTIMIZERS_KEY
 from runtime.backends.base import Backend, TensorInfo
 from runtime.backends.ort_binding import BoundRunner
 from runtime.errors import ModelLoadError
@@ -38,7 +39,7 @@ def available_providers() -> list[str]:
 
 # A model may name ONNX Runtime graph transformers to leave off for it (comma-separated), e.g. the
 # CPU int8 form keeps its first Quantize below a MaxPool that would otherwise run a slow uint8 kernel.
-DISABLED_OPTIMIZERS_KEY = "edge_toolkit.ort_disabled_optimizers"
+DISABLED_OPTIMIZERS_KEY = ORT_DISABLED_OPTIMIZERS_KEY
 
 
 class SessionFromOnnx:

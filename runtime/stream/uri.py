@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from runtime.errors import RuntimeToolkitError
+
 VIDEO_SUFFIXES = frozenset(
     {
         ".mp4",
@@ -80,7 +82,7 @@ class SourceSpec:
         return self.kind.live
 
 
-class SourceSyntaxError(ValueError):
+class SourceSyntaxError(RuntimeToolkitError, ValueError):
     """A source string that looks like a stream but cannot be understood (bad query, bad size)."""
 
 
