@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from runtime.cli import error_boundary
 from runtime.errors import RuntimeToolkitError
 from train import asl, mnist, transfer
-from train.errors import TrainError
 from train.loop import init_distributed_from_env, shutdown_distributed
 
 
@@ -28,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     init_distributed_from_env()  # a no-op unless launched by torchrun
     try:
         {"mnist": mnist.run, "asl": asl.run, "transfer": transfer.run}[args.task](args)
-    except (TrainError, RuntimeToolkitError) as exc:
+    except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2  # a user error, like every CLI's (1 means "some inputs bad")
     finally:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from runtime.artifacts import Artifacts
 from runtime.atomic import write_text_atomic
 from runtime.preprocess import normalize
 from runtime.spec import ModelSpec
@@ -149,9 +150,10 @@ def train_and_save(
 
 def save_run(out: Path, model_name: str, model: torch.nn.Module, spec: ModelSpec, report: dict) -> None:
     """<out>/<model>.pt (weights + spec + report), <model>.json (spec), <model>.metrics.json."""
-    save_checkpoint(out / f"{model_name}.pt", model_name, model, spec, report)
-    spec.save(out / f"{model_name}.json")
-    write_text_atomic(out / f"{model_name}.metrics.json", json.dumps(report, indent=2) + "\n")
+    artifacts = Artifacts(out, model_name)
+    save_checkpoint(artifacts.checkpoint, model_name, model, spec, report)
+    spec.save(artifacts.spec)
+    write_text_atomic(artifacts.metrics, json.dumps(report, indent=2) + "\n")
 
 
 def _say(message: str) -> None:
