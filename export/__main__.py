@@ -11,11 +11,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from export.onnx_export import DEFAULT_OPSET, ExportError, export_fp32
+from export.onnx_export import DEFAULT_OPSET, export_fp32
+from runtime.artifacts import Artifacts
 from runtime.cli import error_boundary
 from runtime.errors import RuntimeToolkitError
 from train.checkpoint import load_checkpoint
-from train.errors import TrainError
 from train.models import MODELS, get_model
 
 
@@ -56,10 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             spec = entry.spec()
             model, out = entry.build(spec, args.weights), args.out or Path("artifacts") / args.pretrained
         path = export_fp32(model, spec, out, args.opset, uint8_input=args.uint8_input)
-    except (TrainError, ExportError, RuntimeToolkitError) as exc:
+    except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2  # a user error, like every CLI's (1 means "some inputs bad")
-    print(f"wrote {path} and {path.with_name(path.name.split('.')[0] + '.json')}")
+    print(f"wrote {path} and {Artifacts.of(path).spec}")
     return 0
 
 

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from runtime import __version__ as toolkit_version
-from runtime.atomic import atomic_path, safe_child
+from runtime.artifacts import PRECISION_KEY, Artifacts, Precision
+from runtime.atomic import atomic_path
 from runtime.errors import RuntimeToolkitError
 from runtime.spec import METADATA_KEY, ModelSpec
 
@@ -83,7 +84,7 @@ def to_onnx_proto(model: nn.Module, spec: ModelSpec, opset: int = DEFAULT_OPSET)
     proto = program.model_proto
     proto.producer_name = "edge-toolkit"
     proto.producer_version = toolkit_version
-    onnx.helper.set_model_props(proto, {METADATA_KEY: spec.to_json(), "edge_toolkit.precision": "fp32"})
+    onnx.helper.set_model_props(proto, {METADATA_KEY: spec.to_json(), PRECISION_KEY: Precision.FP32.value})
     return proto
 
 
@@ -124,12 +125,11 @@ def export_fp32(
     ``uint8_input``: fold the normalisation into the graph and write ``<name>_u8.fp32.onnx`` and
     ``<name>_u8.json`` instead (the spec's name stays the model's; only the files differ)."""
     out_dir = Path(out_dir)
-    stem = spec.name
     if uint8_input:
         model, spec = uint8_form(model, spec)
-        stem = f"{spec.name}_u8"
     try:  # the spec already refuses path-like names; this is the writer's own containment check
-        path, spec_path = safe_child(out_dir, f"{stem}.fp32.onnx"), safe_child(out_dir, f"{stem}.json")
+        artifacts = Artifacts(out_dir, spec.name).uint8() if uint8_input else Artifacts(out_dir, spec.name)
+        path, spec_path = artifacts.onnx(Precision.FP32), artifacts.spec
     except ValueError as exc:
         raise ExportError(f"spec name {spec.name!r}: {exc}") from None
     proto = check_and_infer(to_onnx_proto(model, spec, opset), str(path))

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.artifacts import ONNX_SUFFIX, is_plan
 from runtime.cli import describe, error_boundary, non_negative_int, positive_int
 from runtime.engine_manifest import load_manifest, manifest_path
 from runtime.errors import RuntimeToolkitError
@@ -74,7 +75,7 @@ class TritonOptions:
 
 def _spec_for(model: Path) -> ModelSpec:
     spec = spec_from_sidecar(model)
-    if spec is None and model.suffix == ".onnx":
+    if spec is None and model.suffix == ONNX_SUFFIX:
         import onnx
 
         from runtime.spec import METADATA_KEY
@@ -92,7 +93,7 @@ def check_model(model: Path, spec: ModelSpec) -> ModelSpec:
     config is written from it: Triton would load the repository and answer with the wrong shapes. An ONNX file
     is opened with ONNX Runtime and checked like the runtime does; a plan is checked against the spec its
     manifest recorded at build time (a plan cannot be opened without a GPU)."""
-    if model.suffix == ".onnx":
+    if model.suffix == ONNX_SUFFIX:
         from runtime.backends.onnxruntime import OnnxRuntimeBackend
         from runtime.model import check_spec_matches
 
@@ -228,14 +229,14 @@ def write_repository(
     name = name or spec.name
     if not name.replace("_", "").replace("-", "").isalnum():
         raise TritonExportError(f"model name {name!r}: use letters, digits, '_' or '-' (it becomes a folder name)")
-    if model.suffix in (".plan", ".engine"):
+    if is_plan(model):
         platform, filename = "tensorrt_plan", "model.plan"
         manifest = load_manifest(model)
         profile_max = min(p["max"][0] for p in manifest.profiles) if manifest.profiles else options.max_batch
         if options.max_batch > profile_max:
             print(f"note: max_batch_size lowered to {profile_max}, the plan's optimization profile maximum")
             options = dataclasses.replace(options, max_batch=profile_max)
-    elif model.suffix == ".onnx":
+    elif model.suffix == ONNX_SUFFIX:
         platform, filename = "onnxruntime_onnx", "model.onnx"
     else:
         raise TritonExportError(f"{model}: expected a .plan or .onnx file")
@@ -338,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.threads,
         )
         target = write_repository(args.model, args.repo, args.name, options, ServingBackend(args.backend))
-    except (TritonExportError, RuntimeToolkitError, OSError) as exc:
+    except (RuntimeToolkitError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {target} ({(target / 'config.pbtxt').read_text().splitlines()[1]})")
