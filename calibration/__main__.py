@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from calibration.dataset import DEFAULT_SEED, DEFAULT_SIZE, CalibrationSetError
+from calibration.dataset import DEFAULT_SEED, DEFAULT_SIZE
 from calibration.gate import markdown
 from calibration.pipeline import CalibrationOptions
 from calibration.ranges import Method
@@ -24,7 +24,6 @@ from calibration.workflow import calibrate_and_gate
 from runtime.cli import describe, error_boundary, positive_int
 from runtime.errors import RuntimeToolkitError
 from train.data.paths import resolve_data_dir
-from train.errors import DataError, TrainError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with quiet:
             result, gate = calibrate_and_gate(args.model, artifacts, data_dir, options, not args.no_exclusion)
-    except (DataError, TrainError, CalibrationSetError, RuntimeToolkitError, OSError) as exc:
+    except (RuntimeToolkitError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:

@@ -42,10 +42,10 @@ class LabelledSplit:
 
 def check_model_name(model: str, artifacts: Path) -> None:
     """Model names become file names in the artifact folder: refuse any that would leave it."""
-    from runtime.atomic import safe_child
+    from runtime.artifacts import Artifacts
 
     try:
-        safe_child(artifacts, f"{model}.json")
+        Artifacts(artifacts, model)
     except ValueError as exc:
         raise DataError(f"--model {model!r}: {exc}") from None
 

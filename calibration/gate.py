@@ -25,13 +25,14 @@ import numpy as np
 from calibration.data import TEST, LabelledSplit, check_model_name, dataset_of, load_split
 from calibration.run_check import check_one_run
 from calibration.variants import Precision
+from runtime.artifacts import ONNX_PRECISIONS, Artifacts
 from runtime.atomic import write_figure_atomic, write_text_atomic
 from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.spec import ModelSpec
 from train.data.paths import resolve_data_dir
-from train.errors import DataError, TrainError
+from train.errors import DataError
 
 MIN_AGREEMENT = 0.999  # FP32 export and FP16 vs FP32 PyTorch
 INT8_MAX_DROP_PP = {"mnist": 0.5, "sign_mnist": 0.5, "image_folder": 1.0}  # by data set kind
@@ -215,24 +216,25 @@ def run_gate(
     artifacts: Path,
     data_dir: Path,
     folder: Path | None = None,
-    precisions: Sequence[Precision] = tuple(Precision),
+    precisions: Sequence[Precision] = ONNX_PRECISIONS,
     write: bool = True,
 ) -> GateResult:
     artifacts = Path(artifacts)
     check_model_name(model, artifacts)
-    checkpoint = artifacts / f"{model}.pt"
+    names = Artifacts(artifacts, model)
+    checkpoint = names.checkpoint
     if not checkpoint.is_file():
         raise DataError(
             f"{checkpoint}: checkpoint not found; the gate compares against FP32 PyTorch. "
             f"Train first (`python -m train ...`) or pass --artifacts"
         )
     check_one_run(artifacts, model)  # variants from two calibration runs are refused, naming the stale file
-    deployed = ModelSpec.load(artifacts / f"{model}.json")
+    deployed = ModelSpec.load(names.spec)
     split = load_split(deployed, data_dir, TEST, folder)
     spec, reference = reference_logits(checkpoint, split)
     if deployed.labels != spec.labels:  # the deployed spec would print these labels: they must be the trained ones
         raise DataError(
-            f"{artifacts / f'{model}.json'}: its labels differ from the checkpoint's ({checkpoint}); "
+            f"{names.spec}: its labels differ from the checkpoint's ({checkpoint}); "
             "results would be mislabelled: re-export the model (`python -m export`)"
         )
     rows, matrices = [], {"fp32 pytorch": confusion(split.labels, reference.argmax(1), spec.num_classes)}
@@ -257,9 +259,9 @@ def run_gate(
             "rows": [r.to_dict() for r in rows],
             "passed": all(r.passed for r in rows),
         }
-        files["json"] = str(write_text_atomic(artifacts / f"{model}.gate.json", json.dumps(report, indent=2) + "\n"))
-        files["markdown"] = str(write_text_atomic(artifacts / f"{model}.gate.md", markdown(rows)))
-        files["png"] = str(plot_confusions(artifacts / f"{model}.confusion.png", model, matrices, spec.labels))
+        files["json"] = str(write_text_atomic(names.gate_json, json.dumps(report, indent=2) + "\n"))
+        files["markdown"] = str(write_text_atomic(names.gate_md, markdown(rows)))
+        files["png"] = str(plot_confusions(names.confusion_png, model, matrices, spec.labels))
     return GateResult(rows, files)
 
 
@@ -286,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     artifacts = args.artifacts or Path("artifacts") / args.model
     try:
         result = run_gate(args.model, artifacts, resolve_data_dir(args.data_dir), args.folder)
-    except (DataError, TrainError, RuntimeToolkitError, OSError) as exc:
+    except (RuntimeToolkitError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:

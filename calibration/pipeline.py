@@ -22,6 +22,7 @@ from calibration.data import TRAIN, check_model_name, load_split
 from calibration.dataset import DEFAULT_SEED, DEFAULT_SIZE, build_calibration_set, save_calibration_set
 from calibration.ranges import Method, amax, calibrate, prepare, save_ranges
 from calibration.variants import Precision, write_fp16, write_int8, write_int8_ort
+from runtime.artifacts import CALIBRATION_METHOD_KEY, CALIBRATION_SHA256_KEY, Artifacts
 from runtime.calib_cache import write_cache
 from runtime.spec import ModelSpec
 
@@ -50,7 +51,7 @@ class CalibrationResult:
 
 
 def prepared_path(artifacts: Path, model: str) -> Path:
-    return Path(artifacts) / f"{model}.prep.onnx"
+    return Artifacts(Path(artifacts), model).prep_onnx
 
 
 def calibrate_model(
@@ -59,7 +60,8 @@ def calibrate_model(
     start = time.perf_counter()
     artifacts = Path(artifacts)
     check_model_name(model, artifacts)
-    spec = ModelSpec.load(artifacts / f"{model}.json")
+    names = Artifacts(artifacts, model)
+    spec = ModelSpec.load(names.spec)
     split = load_split(spec, data_dir, TRAIN, options.folder)
     # An explicit size larger than the split is refused (select_stratified says so), never silently clamped.
     size = options.size if options.size is not None else min(DEFAULT_SIZE, len(split.labels))
@@ -71,21 +73,21 @@ def calibrate_model(
     )
     prepared = prepare(Precision.FP32.path(artifacts, model), prepared_path(artifacts, model))
     ranges = calibrate(prepared, calib, spec, options.method)
-    ranges_file = save_ranges(ranges, artifacts / f"{model}.ranges.json")
+    ranges_file = save_ranges(ranges, names.ranges)
     log(f"{options.method.value} ranges for {len(ranges.data)} tensors → {ranges_file.name}")
-    stamp = {"edge_toolkit.calibration_sha256": calib.sha256, "edge_toolkit.calibration_method": options.method.value}
+    stamp = {CALIBRATION_SHA256_KEY: calib.sha256, CALIBRATION_METHOD_KEY: options.method.value}
     fp16, kept = write_fp16(prepared, spec, Precision.FP16.path(artifacts, model), ranges, stamp)
     int8 = write_int8(prepared, ranges, spec, Precision.INT8.path(artifacts, model), calibration=stamp)
     int8_ort = write_int8_ort(prepared, ranges, spec, Precision.INT8_ORT.path(artifacts, model), calibration=stamp)
-    cache = write_cache(artifacts / f"{model}.calib.cache", amax(ranges))
+    cache = write_cache(names.calib_cache, amax(ranges))
     files = {
         "calibration_set": str(npz),
         "calibration_manifest": str(manifest),
         "prepared": str(prepared),
         "ranges": str(ranges_file),
-        "fp16": str(fp16),
-        "int8": str(int8),
-        "int8.ort": str(int8_ort),
+        Precision.FP16.value: str(fp16),
+        Precision.INT8.value: str(int8),
+        Precision.INT8_ORT.value: str(int8_ort),
         "calib.cache": str(cache),
     }
     log(f"wrote {fp16.name} ({len(kept)} node(s) kept FP32), {int8.name}, {int8_ort.name}, {cache.name}")

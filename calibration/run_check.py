@@ -21,10 +21,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from calibration.variants import Precision
+from runtime.artifacts import CALIBRATION_METHOD_KEY, CALIBRATION_SHA256_KEY, ONNX_PRECISIONS
 from runtime.calibration_set import calib_paths
 from train.errors import DataError
 
-SHA_KEY, METHOD_KEY = "edge_toolkit.calibration_sha256", "edge_toolkit.calibration_method"
+SHA_KEY, METHOD_KEY = CALIBRATION_SHA256_KEY, CALIBRATION_METHOD_KEY
 
 
 @contextmanager
@@ -55,7 +56,7 @@ def variant_stamps(artifacts: Path, model: str) -> dict[Path, tuple[str | None, 
     import onnx
 
     stamps = {}
-    for precision in Precision:
+    for precision in ONNX_PRECISIONS:
         path = precision.path(artifacts, model)
         if precision is Precision.FP32 or not path.is_file():
             continue

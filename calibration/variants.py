@@ -16,7 +16,6 @@ and is written atomically.
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 import tempfile
@@ -31,10 +30,10 @@ from onnxruntime.transformers.onnx_model import OnnxModel
 
 from calibration.ranges import amax
 from export.onnx_export import save_onnx
+from runtime.artifacts import FP16_KEPT_FP32_KEY, INT8_EXCLUDED_KEY, PRECISION_KEY, Precision  # re-exported here
 from runtime.backends.onnxruntime import DISABLED_OPTIMIZERS_KEY
 from runtime.spec import METADATA_KEY, ModelSpec
 
-PRECISION_KEY = "edge_toolkit.precision"
 FP16_MAX = 65504.0
 # Activations above this share of the FP16 maximum (as calibrated) keep their node in FP32: the
 # calibration set is a sample, real inputs can go further.
@@ -46,16 +45,6 @@ MIN_INT8_REDUCTION = 32
 
 
 WRITERS = {}  # Precision → writer, filled below
-
-
-class Precision(str, enum.Enum):
-    FP32 = "fp32"
-    FP16 = "fp16"
-    INT8 = "int8"  # explicit Q/DQ for TensorRT (and any ONNX Runtime)
-    INT8_ORT = "int8.ort"  # ONNX Runtime CPU form
-
-    def path(self, folder: Path, model: str) -> Path:
-        return Path(folder) / f"{model}.{self.value}.onnx"
 
 
 def _stamp(proto: onnx.ModelProto, spec: ModelSpec, precision: Precision, extra: dict[str, str] | None = None) -> None:
@@ -84,7 +73,7 @@ def write_fp16(
     blocked = fp16_blocked_nodes(proto, ranges)
     half = convert_float_to_float16(proto, keep_io_types=True, node_block_list=blocked or None)
     OnnxModel.graph_topological_sort(half.graph, is_deterministic=True)  # the edge casts are appended last
-    _stamp(half, spec, Precision.FP16, {"edge_toolkit.fp16_kept_fp32": ",".join(blocked), **(calibration or {})})
+    _stamp(half, spec, Precision.FP16, {FP16_KEPT_FP32_KEY: ",".join(blocked), **(calibration or {})})
     onnx.checker.check_model(half, full_check=True)
     return save_onnx(half, out), blocked
 
@@ -175,7 +164,7 @@ def write_int8(
             extra={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
         )
         proto = onnx.load(str(raw))
-    _stamp(proto, spec, Precision.INT8, {"edge_toolkit.int8_excluded": ",".join(exclude), **(calibration or {})})
+    _stamp(proto, spec, Precision.INT8, {INT8_EXCLUDED_KEY: ",".join(exclude), **(calibration or {})})
     onnx.checker.check_model(proto, full_check=True)
     return save_onnx(proto, out)
 
@@ -212,7 +201,7 @@ def write_int8_ort(
         spec,
         Precision.INT8_ORT,
         {
-            "edge_toolkit.int8_excluded": ",".join(exclude),
+            INT8_EXCLUDED_KEY: ",".join(exclude),
             **(calibration or {}),
             DISABLED_OPTIMIZERS_KEY: "QDQPropagationTransformer",
         },

@@ -15,6 +15,7 @@ from calibration.ranges import load_ranges
 from calibration.run_check import METHOD_KEY, SHA_KEY, calibration_lock, variant_stamps
 from calibration.sensitivity import exclude_until_budget, rank_nodes
 from calibration.variants import WRITERS, Precision
+from runtime.artifacts import Artifacts
 from runtime.atomic import write_text_atomic
 from runtime.spec import ModelSpec
 
@@ -23,12 +24,13 @@ def fix_int8(
     model: str, artifacts: Path, data_dir: Path, folder: Path | None, failing: Sequence[Precision], log=print
 ) -> dict[str, dict]:
     """Leave the most sensitive nodes of each failing INT8 file in FP32 until its budget holds."""
-    spec = ModelSpec.load(artifacts / f"{model}.json")
+    names = Artifacts(artifacts, model)
+    spec = ModelSpec.load(names.spec)
     calib = load_calibration_set(artifacts, model)
     prepared = prepared_path(artifacts, model)
-    ranges = load_ranges(artifacts / f"{model}.ranges.json")
+    ranges = load_ranges(names.ranges)
     split = load_split(spec, data_dir, TEST, folder)
-    spec, reference = reference_logits(artifacts / f"{model}.pt", split)
+    spec, reference = reference_logits(names.checkpoint, split)
     stamps = variant_stamps(artifacts, model)  # the rewritten files keep their run id
     results = {}
     for precision in failing:
@@ -69,6 +71,6 @@ def calibrate_and_gate(
         if failing and exclusion:
             exclusions = fix_int8(model, artifacts, data_dir, options.folder, failing, log)
             result = replace(result, excluded={k: v["excluded"] for k, v in exclusions.items()})
-            write_text_atomic(artifacts / f"{model}.exclusion.json", json.dumps(exclusions, indent=2) + "\n")
+            write_text_atomic(Artifacts(artifacts, model).exclusion, json.dumps(exclusions, indent=2) + "\n")
             gate = run_gate(model, artifacts, data_dir, options.folder)
     return result, gate
