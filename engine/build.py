@@ -30,6 +30,7 @@ import numpy as np
 from engine.onnx_info import OnnxInfo, default_plan_path, inspect_onnx
 from engine.options import BuildOptions, EngineBuildError
 from engine.trt_hooks import build_device, cache_calibrator, jetson_info, make_logger, progress_monitor
+from runtime.artifacts import Precision
 from runtime.atomic import write_bytes_atomic, write_text_atomic
 from runtime.engine_manifest import (
     EngineManifest,
@@ -74,7 +75,7 @@ def parse_network(info: OnnxInfo, options: BuildOptions) -> Network:
             "not have (no calibrator classes: TensorRT 11 and TensorRT-RTX are strongly typed); "
             "build the explicit file *.int8.onnx instead"
         )
-    if implicit and info.precision != "fp32":
+    if implicit and info.precision != Precision.FP32:
         raise EngineBuildError(
             f"--calib-cache goes with the FP32 file (the cache holds its ranges), not a "
             f"{info.precision} file; pass *.prep.onnx or *.fp32.onnx"
@@ -118,17 +119,17 @@ def _profile(net: Network, info: OnnxInfo, options: BuildOptions):
 def _precision_flags(net: Network, config, info: OnnxInfo, options: BuildOptions) -> dict:
     trt, flags = net.trt, {"strongly_typed": net.path == "strongly-typed"}
     if net.path != "strongly-typed":
-        if info.precision == "fp16" or net.implicit:
+        if info.precision == Precision.FP16 or net.implicit:
             if hasattr(trt.BuilderFlag, "FP16"):
                 config.set_flag(trt.BuilderFlag.FP16)
-                flags["fp16"] = True
-        if info.precision == "int8" or net.implicit:
+                flags[Precision.FP16.value] = True
+        if info.precision == Precision.INT8 or net.implicit:
             if not hasattr(trt.BuilderFlag, "INT8"):
                 raise EngineBuildError(f"{net.flavour} {trt.__version__} has neither STRONGLY_TYPED nor the INT8 flag")
             config.set_flag(trt.BuilderFlag.INT8)
-            flags["int8"] = True
+            flags[Precision.INT8.value] = True
     if hasattr(trt.BuilderFlag, "TF32"):
-        precision = "int8-implicit" if net.implicit else info.precision
+        precision = Precision.INT8_IMPLICIT.value if net.implicit else info.precision
         if options.tf32_for(precision):
             config.set_flag(trt.BuilderFlag.TF32)
         else:
@@ -151,7 +152,7 @@ def _dla(net: Network, config, info: OnnxInfo, options: BuildOptions) -> None:
         raise EngineBuildError(
             f"--dla-core {options.dla_core}: this Jetson has {cores} DLA core(s), numbered 0…{cores - 1}"
         )
-    if info.precision == "fp32" and not net.implicit:
+    if info.precision == Precision.FP32 and not net.implicit:
         raise EngineBuildError(
             f"{info.path}: the DLA runs FP16 and INT8 only; build *.fp16.onnx or *.int8.onnx "
             "for it, or leave out --dla-core for this FP32 file"
@@ -224,7 +225,7 @@ def configure(net: Network, info: OnnxInfo, options: BuildOptions) -> tuple[Any,
     monitor = progress_monitor(trt)
     if monitor is not None:
         config.progress_monitor = monitor
-    flags.update(options.engine_flags("int8-implicit" if net.implicit else info.precision))
+    flags.update(options.engine_flags(Precision.INT8_IMPLICIT.value if net.implicit else info.precision))
     if hasattr(trt.BuilderFlag, "TF32"):
         flags["tf32"] = bool(config.get_flag(trt.BuilderFlag.TF32))
     if timing_cache is not None:
@@ -271,7 +272,7 @@ def build_engine(
         source_sha256=info.sha256,
         flavour=net.flavour,
         trt_version=net.trt.__version__,
-        precision="int8-implicit" if net.implicit else info.precision,
+        precision=Precision.INT8_IMPLICIT.value if net.implicit else info.precision,
         quantization_path=net.path,
         profiles=profiles,
         build_flags=flags,

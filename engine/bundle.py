@@ -19,50 +19,53 @@ import shutil
 import sys
 import tarfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from runtime import __version__ as toolkit_version
+from runtime.artifacts import ONNX_SUFFIX, Artifacts, Precision
 from runtime.atomic import atomic_path, safe_child, write_bytes_atomic, write_text_atomic
 from runtime.bundle import BUNDLE_FORMAT, INDEX, SUMS, BundleError, unpack, verify
 from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 
-# (suffix after "<model>", required, what it is)
-CONTENTS = (
-    (".json", True, "ModelSpec: preprocessing, labels"),
-    (".fp32.onnx", True, "FP32 model"),
-    (".fp16.onnx", False, "FP16 model (TensorRT, GPUs)"),
-    (".int8.onnx", False, "INT8 Q/DQ model (TensorRT)"),
-    (".int8.ort.onnx", False, "INT8 model for ONNX Runtime on the CPU"),
-    (".calib.npz", False, "calibration set (uint8 pixels, labels)"),
-    (".calib.json", False, "calibration set manifest (ids, sha256)"),
-    (".calib.cache", False, "TensorRT calibration cache (implicit INT8, TensorRT ≤ 10)"),
-    (".gate.json", False, "accuracy gate report of every variant"),
+# (the file among the model's artifacts, required, what it is)
+CONTENTS: tuple[tuple[Callable[[Artifacts], Path], bool, str], ...] = (
+    (lambda a: a.spec, True, "ModelSpec: preprocessing, labels"),
+    (lambda a: a.onnx(Precision.FP32), True, "FP32 model"),
+    (lambda a: a.onnx(Precision.FP16), False, "FP16 model (TensorRT, GPUs)"),
+    (lambda a: a.onnx(Precision.INT8), False, "INT8 Q/DQ model (TensorRT)"),
+    (lambda a: a.onnx(Precision.INT8_ORT), False, "INT8 model for ONNX Runtime on the CPU"),
+    (lambda a: a.calibration_set, False, "calibration set (uint8 pixels, labels)"),
+    (lambda a: a.calibration_manifest, False, "calibration set manifest (ids, sha256)"),
+    (lambda a: a.calib_cache, False, "TensorRT calibration cache (implicit INT8, TensorRT ≤ 10)"),
+    (lambda a: a.gate_json, False, "accuracy gate report of every variant"),
 )
-GOLDEN_SUFFIX = ".golden.npz"
 
 
 def _readme(model: str, names: list[str]) -> str:
-    variants = [n for n in names if n.endswith(".onnx")]
-    builds = "\n".join(f"python -m engine --onnx {model}/{n}" for n in variants if not n.endswith(".ort.onnx"))
+    here = Artifacts(Path(model), model)  # the files as the device sees them after `unpack --out <model>`
+    variants = [n for n in names if n.endswith(ONNX_SUFFIX)]
+    cpu_form = here.onnx(Precision.INT8_ORT).name  # ONNX Runtime's operators: TensorRT cannot build it
+    builds = "\n".join(f"python -m engine --onnx {model}/{n}" for n in variants if n != cpu_form)
+    plan, fp32 = here.plan(Precision.INT8), here.onnx(Precision.FP32)
     return f"""# {model}: deploy bundle
 
 Made by edge-toolkit {toolkit_version}. On the device (`pip install .[gpu] onnx`, plus JetPack's TensorRT):
 
 ```bash
-python -m engine.bundle unpack {model}.bundle.tar.gz --out {model}   # safe extraction + every checksum
+python -m engine.bundle unpack {here.bundle_archive.name} --out {model}   # safe extraction + every checksum
 python -m runtime.doctor                                              # can this machine run engines?
 {builds}
-python -m runtime.infer --engine {model}/{model}.int8.plan --self-test
-python -m runtime.infer --engine {model}/{model}.int8.plan photo.jpg
-python -m benchmarks latency --engine {model}/{model}.int8.plan --batch 1,8,64
+python -m runtime.infer --engine {plan} --self-test
+python -m runtime.infer --engine {plan} photo.jpg
+python -m benchmarks latency --engine {plan} --batch 1,8,64
 ```
 
 Without TensorRT, ONNX Runtime runs the ONNX files directly:
-`python -m runtime.infer --engine {model}/{model}.fp32.onnx photo.jpg`.
+`python -m runtime.infer --engine {fp32} photo.jpg`.
 `sha256sum -c SHA256SUMS` checks the files without this toolkit.
 """
 
@@ -70,7 +73,7 @@ Without TensorRT, ONNX Runtime runs the ONNX files directly:
 def _golden(folder: Path, model: str) -> bytes | None:
     from engine.golden import golden_from_calibration
 
-    pair = golden_from_calibration(folder / f"{model}.fp32.onnx")
+    pair = golden_from_calibration(Artifacts(folder, model).onnx(Precision.FP32))
     if pair is None:
         return None
     buffer = io.BytesIO()
@@ -82,15 +85,16 @@ def create(artifacts: Path, out: Path, model: str | None = None, log=print) -> t
     """Write ``out/<model>/`` and ``out/<model>.bundle.tar.gz``; refuses to replace an existing bundle."""
     artifacts = Path(artifacts)
     model = model or artifacts.name
-    folder, archive = safe_child(out, model), safe_child(out, f"{model}.bundle.tar.gz")
+    folder = safe_child(out, model)  # refuses a path-like name before anything is named from it
+    names = Artifacts(Path(out), model)
+    archive = names.bundle_archive
     if folder.exists() or archive.exists():
         raise BundleError(
             f"{folder if folder.exists() else archive}: already exists; choose another --out or remove "
             "it (a bundle is never overwritten in place)"
         )
-    missing = [
-        model + suffix for suffix, required, _ in CONTENTS if required and not (artifacts / (model + suffix)).is_file()
-    ]
+    here = Artifacts(artifacts, model)
+    missing = [file(here).name for file, required, _ in CONTENTS if required and not file(here).is_file()]
     if missing:
         raise BundleError(
             f"{artifacts}: {', '.join(missing)} not found; export the model first "
@@ -101,8 +105,8 @@ def create(artifacts: Path, out: Path, model: str | None = None, log=print) -> t
     staging.mkdir(parents=True)
     try:
         files: dict[str, dict] = {}
-        for suffix, _, what in CONTENTS:
-            source = artifacts / (model + suffix)
+        for file, _, what in CONTENTS:
+            source = file(here)
             if source.is_file():
                 shutil.copyfile(source, staging / source.name)
                 files[source.name] = {"what": what}
@@ -110,8 +114,8 @@ def create(artifacts: Path, out: Path, model: str | None = None, log=print) -> t
                 log(f"note: {source.name} not in {artifacts}; the bundle goes without it")
         golden = _golden(staging, model)
         if golden is not None:
-            write_bytes_atomic(staging / (model + GOLDEN_SUFFIX), golden)
-            files[model + GOLDEN_SUFFIX] = {"what": "golden I/O: calibration samples, preprocessed, and FP32 outputs"}
+            write_bytes_atomic(Artifacts(staging, model).golden, golden)
+            files[names.golden.name] = {"what": "golden I/O: calibration samples, preprocessed, and FP32 outputs"}
         write_text_atomic(staging / "README.md", _readme(model, sorted(files)))
         files["README.md"] = {"what": "device commands"}
         for name, entry in files.items():

@@ -17,6 +17,7 @@ from engine.golden import golden_from_calibration
 from engine.onnx_info import OnnxInfo, default_plan_path, inspect_onnx
 from engine.options import BuildOptions, EngineBuildError
 from engine.trt_hooks import build_device
+from runtime.artifacts import Precision
 from runtime.engine_manifest import EngineManifest, EnginePreflightError, preflight, sha256_file
 from runtime.errors import ModelLoadError
 from runtime.trt_import import import_tensorrt
@@ -25,7 +26,7 @@ _logger = logging.getLogger(__name__)
 
 
 def _cache_key(info: OnnxInfo, options: BuildOptions, flavour: str, version: str, device: dict | None) -> dict:
-    precision = "int8-implicit" if options.calib_cache else info.precision
+    precision = Precision.INT8_IMPLICIT.value if options.calib_cache else info.precision
     return {
         "source_sha256": info.sha256,
         "flavour": flavour,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.artifacts import Artifacts, Precision
 from runtime.atomic import write_bytes_atomic
 from runtime.engine_manifest import golden_path, sha256_file
 
@@ -34,14 +35,14 @@ def golden_from_calibration(onnx_path: Path, count: int = GOLDEN_SAMPLES) -> tup
     from runtime.preprocess import normalize
 
     onnx_path = Path(onnx_path)
-    model = onnx_path.name.split(".")[0]
-    shipped = onnx_path.with_name(f"{model}.golden.npz")
+    names = Artifacts.of(onnx_path)
+    shipped = names.golden
     if shipped.is_file():  # a deploy bundle's: the training machine's reference (verified by its SHA256SUMS)
         with np.load(shipped, allow_pickle=False) as data:
             return data["inputs"][:count], data["outputs"][:count]
-    fp32 = onnx_path.with_name(f"{model}.fp32.onnx")
+    fp32 = names.onnx(Precision.FP32)
     try:
-        calib = load_calibration_set(onnx_path.parent, model)
+        calib = load_calibration_set(names.folder, names.model)
     except CalibrationSetError:
         return None
     if not fp32.is_file():

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.options import EngineBuildError
+from runtime.artifacts import CALIBRATION_SHA256_KEY, PRECISION_KEY, Precision, plan_beside
 from runtime.engine_manifest import sha256_file
 from runtime.spec import METADATA_KEY, ModelSpec
 
@@ -52,20 +53,19 @@ def inspect_onnx(path: Path) -> OnnxInfo:
     spec = ModelSpec.from_json(meta[METADATA_KEY], source=f"{path} metadata") if METADATA_KEY in meta else None
     if spec is not None:
         _check_spec(path, proto, spec)
-    _check_calibration_run(path, meta.get("edge_toolkit.calibration_sha256"))
+    _check_calibration_run(path, meta.get(CALIBRATION_SHA256_KEY))
     return OnnxInfo(
         path,
         sha256_file(path),
-        meta.get("edge_toolkit.precision", "fp32"),
+        meta.get(PRECISION_KEY, Precision.FP32.value),
         spec,
-        meta.get("edge_toolkit.calibration_sha256"),
+        meta.get(CALIBRATION_SHA256_KEY),
         meta,
     )
 
 
 def default_plan_path(onnx_path: Path) -> Path:
-    name = Path(onnx_path).name
-    return Path(onnx_path).with_name((name[:-5] if name.endswith(".onnx") else name) + ".plan")
+    return plan_beside(onnx_path)
 
 
 @dataclass

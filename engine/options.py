@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.artifacts import Precision
 from runtime.errors import ModelLoadError
 
 HARDWARE_LEVELS = ("none", "ampere+")
@@ -72,7 +73,7 @@ class BuildOptions:
     def tf32_for(self, precision: str) -> bool:
         """TF32 stays on (TensorRT's default) for fp16/int8 plans, whose precision is lower anyway; an fp32
         plan gets it only with ``--tf32``."""
-        return self.tf32 or precision != "fp32"
+        return self.tf32 or precision != Precision.FP32
 
     def engine_flags(self, precision: str) -> dict:
         """The options that change the plan's contents: recorded in the manifest and compared by the cache."""
