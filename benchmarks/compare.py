@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.timing import environment, measure, parse_batches
+from runtime.artifacts import ONNX_PRECISIONS, TENSORRT_PRECISIONS, Artifacts
 from runtime.atomic import write_figure_atomic, write_text_atomic
 from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
@@ -33,7 +34,7 @@ from runtime.postprocess import to_probabilities
 from runtime.preprocess import normalize
 from runtime.spec import ModelSpec
 
-PRECISIONS = ("fp32", "fp16", "int8", "int8.ort")
+PRECISIONS = ONNX_PRECISIONS
 TORCH = "pytorch-eager-fp32"
 # The runtime's own overhead: our backend call vs ONNX Runtime's bare session.run, same ready input.
 BARE, CALL = "bare-session-run-fp32", "runtime-backend-call-fp32"
@@ -75,7 +76,7 @@ def _runtime_fn(classifier: Classifier, batch: np.ndarray) -> Callable[[], objec
 
 
 def gate_accuracy(artifacts: Path, model: str) -> dict[str, float]:
-    path = artifacts / f"{model}.gate.json"
+    path = Artifacts(artifacts, model).gate_json
     if not path.is_file():
         return {}
     rows = json.loads(path.read_text())["rows"]
@@ -96,17 +97,16 @@ def compare(
     log=print,
 ) -> list[Row]:
     artifacts = Path(artifacts)
-    from runtime.atomic import safe_child
-
-    spec = ModelSpec.load(safe_child(artifacts, f"{model}.json"))
-    files = {f"ort-{p}": artifacts / f"{model}.{p}.onnx" for p in PRECISIONS}
+    names = Artifacts(artifacts, model)  # refuses a path-like model name
+    spec = ModelSpec.load(names.spec)
+    files = {f"ort-{p}": names.onnx(p) for p in PRECISIONS}
     files = {k: v for k, v in files.items() if v.is_file()}
     if not files:
         raise FileNotFoundError(f"{artifacts}: no {model}.<precision>.onnx files; export and calibrate first")
     accuracy = gate_accuracy(artifacts, model)
     classifiers = {k: Classifier.from_path(v).__enter__() for k, v in files.items()}
-    for precision in ("fp32", "fp16", "int8"):  # TensorRT plans, where this machine can run them
-        plan = artifacts / f"{model}.{precision}.plan"
+    for precision in TENSORRT_PRECISIONS:  # TensorRT plans, where this machine can run them
+        plan = names.plan(precision)
         if plan.is_file():
             try:
                 classifiers[f"trt-{precision}"] = Classifier.from_path(plan).__enter__()
@@ -117,8 +117,8 @@ def compare(
         for batch_size in batches:
             batch = np.resize(images, (batch_size,) + images.shape[1:])  # repeat real samples up to the batch
             fns = {k: _runtime_fn(c, batch) for k, c in classifiers.items()}
-            if with_torch and (artifacts / f"{model}.pt").is_file():
-                fns = {TORCH: _torch_fn(artifacts / f"{model}.pt", spec, batch), **fns}
+            if with_torch and names.checkpoint.is_file():
+                fns = {TORCH: _torch_fn(names.checkpoint, spec, batch), **fns}
             medians: dict[str, list[float]] = {k: [] for k in fns}
             for _ in range(rounds):
                 for name, fn in fns.items():
@@ -232,11 +232,11 @@ def write_reports(model: str, artifacts: Path, rows: Sequence[Row]) -> dict[str,
         "rows": [{**asdict(r), "throughput": r.throughput} for r in rows],
     }
     files = {
-        "json": write_text_atomic(artifacts / f"{model}.compare.json", json.dumps(report, indent=2) + "\n"),
-        "markdown": write_text_atomic(artifacts / f"{model}.compare.md", markdown(model, rows)),
+        "json": write_text_atomic(Artifacts(artifacts, model).compare_json, json.dumps(report, indent=2) + "\n"),
+        "markdown": write_text_atomic(Artifacts(artifacts, model).compare_md, markdown(model, rows)),
     }
     if any(r.accuracy is not None for r in rows):
-        files["png"] = plot(artifacts / f"{model}.compare.png", model, rows)
+        files["png"] = plot(Artifacts(artifacts, model).compare_png, model, rows)
     return {k: str(v) for k, v in files.items()}
 
 
@@ -247,7 +247,7 @@ def sample_images(model: str, artifacts: Path, count: int = 64) -> np.ndarray:
     try:
         return load_calibration_set(artifacts, model).images[:count]
     except CalibrationSetError:
-        spec = ModelSpec.load(artifacts / f"{model}.json")
+        spec = ModelSpec.load(Artifacts(artifacts, model).spec)
         shape = (count, spec.height, spec.width) + ((spec.channels,) if spec.channels > 1 else ())
         return np.zeros(shape, np.uint8)
 

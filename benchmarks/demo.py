@@ -21,16 +21,16 @@ from PIL import Image
 from benchmarks import compare as precision_compare
 from benchmarks.latency_line import compare_batch1
 from benchmarks.timing import environment
-from calibration.dataset import CalibrationSetError
 from calibration.gate import markdown as gate_markdown
 from calibration.pipeline import CalibrationOptions
 from calibration.workflow import calibrate_and_gate
-from engine.build import BuildOptions, EngineBuildError
+from engine.build import BuildOptions
 from engine.cache import ensure_engine
-from export.onnx_export import ExportError, export_fp32
+from export.onnx_export import export_fp32
 from export.parity import check_parity
 from runtime import infer
 from runtime.apps import doggy_door
+from runtime.artifacts import TENSORRT_PRECISIONS, Artifacts
 from runtime.atomic import write_text_atomic
 from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
@@ -41,7 +41,6 @@ from train.data.image_folder import load_image_folder
 from train.data.mnist import load_mnist
 from train.data.paths import DATA_DIR_ENV, resolve_data_dir
 from train.data.sign_mnist import load_sign_mnist
-from train.errors import TrainError
 from train.loop import TrainConfig
 from train.mnist import train_mnist
 from train.models import get_model
@@ -192,7 +191,7 @@ def run_model(demo: DemoModel, data_dir: Path, out: Path, progress: bool) -> dic
     folder = out / demo.name
     print(f"\n== {demo.name}: train → export → runtime → parity → latency → calibrate → gate → engines → compare")
     demo.train(data_dir, folder, progress)
-    ckpt = load_checkpoint(folder / f"{demo.name}.pt")
+    ckpt = load_checkpoint(Artifacts(folder, demo.name).checkpoint)
     engine = export_fp32(ckpt.model, ckpt.spec, folder)
     print(f"exported {engine}")
     samples = demo.samples(data_dir, out)
@@ -234,8 +233,8 @@ def build_engines(name: str, folder: Path) -> list[dict]:
     """Every TensorRT precision file → plan with whatever TensorRT imports here (TensorRT-RTX ahead of time on a
     CPU machine). What cannot be built here is said, not hidden."""
     results = []
-    for precision in ("fp32", "fp16", "int8"):
-        onnx_path = folder / f"{name}.{precision}.onnx"
+    for precision in TENSORRT_PRECISIONS:
+        onnx_path = Artifacts(folder, name).onnx(precision)
         try:
             plan, manifest, why = ensure_engine(onnx_path, options=BuildOptions())
             results.append(
@@ -250,7 +249,7 @@ def build_engines(name: str, folder: Path) -> list[dict]:
                     "bytes": manifest.plan_bytes,
                 }
             )
-        except (EngineBuildError, RuntimeToolkitError) as exc:
+        except RuntimeToolkitError as exc:
             print(f"engine {precision}: NOT BUILT: {exc}")
             results.append({"precision": precision, "built": False, "reason": str(exc)})
     try:
@@ -370,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\n== doggy door: SKIPPED, {data_dir / 'dli_images'} (the course photos) not found")
         elif not args.no_doggy_door:
             door = run_doggy_door(data_dir, args.out)
-    except (TrainError, ExportError, RuntimeToolkitError, CalibrationSetError, EngineBuildError) as exc:
+    except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print_report(rows)

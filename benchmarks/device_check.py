@@ -25,6 +25,7 @@ import numpy as np
 
 from benchmarks.timing import parse_batches
 from runtime import doctor
+from runtime.artifacts import TENSORRT_PRECISIONS, Artifacts
 from runtime.atomic import write_text_atomic
 from runtime.cli import describe, error_boundary
 
@@ -101,8 +102,8 @@ def tensorrt_models(artifacts: Path, batches: Sequence[int]) -> list[dict]:
 
     results = []
     for folder in sorted(p for p in artifacts.iterdir() if p.is_dir()):
-        for precision in ("fp32", "fp16", "int8"):
-            onnx_path = folder / f"{folder.name}.{precision}.onnx"
+        for precision in TENSORRT_PRECISIONS:
+            onnx_path = Artifacts(folder, folder.name).onnx(precision)
             if not onnx_path.is_file():
                 continue
             row: dict = {"model": folder.name, "precision": precision}

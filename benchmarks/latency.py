@@ -31,6 +31,7 @@ from PIL import Image
 
 from benchmarks.plots import save_log2_panels
 from benchmarks.timing import LatencyStats, environment, measure, parse_batches, stats_from_samples
+from runtime.artifacts import Artifacts
 from runtime.atomic import write_text_atomic
 from runtime.cli import describe, error_boundary, non_negative_float, positive_float, positive_int
 from runtime.errors import RuntimeToolkitError
@@ -71,9 +72,8 @@ def encoded_samples(engine: Path, count: int = 64) -> list[bytes]:
     """PNG bytes of real samples: the calibration set beside the model when there is one, else noise."""
     from runtime.spec import spec_from_sidecar
 
-    model = engine.name.split(".")[0]
     images = None
-    calib = engine.parent / f"{model}.calib.npz"
+    calib = Artifacts.of(engine).calibration_set
     if calib.is_file():
         with np.load(calib, allow_pickle=False) as data:
             images = data["images"][:count]

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.timing import environment, measure, parse_batches
+from runtime.artifacts import Artifacts
 from runtime.atomic import write_text_atomic
 from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
@@ -96,7 +97,7 @@ def _floor_fn(ort: Any, session: Any, x: np.ndarray, graph_id: int, device_id: i
 
 def _torch_fn(engine: Path, x: np.ndarray) -> tuple[Callable[[], np.ndarray] | None, str]:
     """PyTorch eager CUDA from ``<model>.pt`` beside the model, or None and why it is skipped."""
-    checkpoint = engine.parent / f"{engine.name.split('.')[0]}.pt"
+    checkpoint = Artifacts.of(engine).checkpoint
     try:
         import torch
     except ImportError:

@@ -447,7 +447,6 @@ def _images(args: argparse.Namespace) -> list[bytes]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime.triton_install import ServeError
 
     try:
         settings = LoadSettings(
@@ -467,7 +466,7 @@ def run(args: argparse.Namespace) -> int:
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     try:
         results = run_both(args.model, encoded, settings, log)
-    except (RuntimeToolkitError, ServeError) as exc:
+    except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     doc = report(args.model, settings, results)

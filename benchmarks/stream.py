@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.timing import environment, measure
+from runtime.artifacts import Artifacts
 from runtime.atomic import write_figure_atomic, write_text_atomic
 from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
@@ -81,7 +82,7 @@ def sample_images(engine: Path, count: int = 64, images: Path | None = None) -> 
     set beside the model; else seeded noise of the spec's size."""
     from runtime.spec import spec_from_sidecar
 
-    calib = images or engine.parent / f"{engine.name.split('.')[0]}.calib.npz"
+    calib = images or Artifacts.of(engine).calibration_set
     if calib.is_file():
         with np.load(calib, allow_pickle=False) as data:
             return np.asarray(data["images"][:count])
