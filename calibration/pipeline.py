@@ -35,10 +35,37 @@ class CalibrationOptions:
     folder: Path | None = None  # image-folder data set root (transfer models)
 
 
+@dataclass(frozen=True)
+class CalibrationFiles:
+    """What one calibration run wrote, each file named by ``runtime.artifacts.Artifacts``."""
+
+    calibration_set: Path
+    calibration_manifest: Path
+    prepared: Path
+    ranges: Path
+    fp16: Path
+    int8: Path
+    int8_ort: Path
+    calib_cache: Path
+
+    def to_dict(self) -> dict[str, str]:
+        """The ``files`` object of ``python -m calibration --json`` (variants keyed by their precision)."""
+        return {
+            "calibration_set": str(self.calibration_set),
+            "calibration_manifest": str(self.calibration_manifest),
+            "prepared": str(self.prepared),
+            "ranges": str(self.ranges),
+            Precision.FP16.value: str(self.fp16),
+            Precision.INT8.value: str(self.int8),
+            Precision.INT8_ORT.value: str(self.int8_ort),
+            "calib.cache": str(self.calib_cache),
+        }
+
+
 @dataclass
 class CalibrationResult:
     model: str
-    files: dict[str, str]
+    files: CalibrationFiles
     calibration_sha256: str
     calibration_size: int
     method: str
@@ -47,7 +74,7 @@ class CalibrationResult:
     excluded: dict[str, list[str]] = field(default_factory=dict)  # precision → nodes left in FP32 by the gate
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {**self.__dict__, "files": self.files.to_dict()}
 
 
 def prepared_path(artifacts: Path, model: str) -> Path:
@@ -80,16 +107,7 @@ def calibrate_model(
     int8 = write_int8(prepared, ranges, spec, Precision.INT8.path(artifacts, model), calibration=stamp)
     int8_ort = write_int8_ort(prepared, ranges, spec, Precision.INT8_ORT.path(artifacts, model), calibration=stamp)
     cache = write_cache(names.calib_cache, amax(ranges))
-    files = {
-        "calibration_set": str(npz),
-        "calibration_manifest": str(manifest),
-        "prepared": str(prepared),
-        "ranges": str(ranges_file),
-        Precision.FP16.value: str(fp16),
-        Precision.INT8.value: str(int8),
-        Precision.INT8_ORT.value: str(int8_ort),
-        "calib.cache": str(cache),
-    }
+    files = CalibrationFiles(npz, manifest, prepared, ranges_file, fp16, int8, int8_ort, cache)
     log(f"wrote {fp16.name} ({len(kept)} node(s) kept FP32), {int8.name}, {int8_ort.name}, {cache.name}")
     return CalibrationResult(
         model, files, calib.sha256, len(calib.labels), options.method.value, kept, time.perf_counter() - start
