@@ -74,6 +74,7 @@ def mnist_test(data_dir):
 def trained_mnist(tmp_path_factory, data_dir):
     """Both MNIST models trained briefly on real data and exported: {name: (checkpoint, onnx path)}."""
     from export.onnx_export import export_fp32
+    from runtime.artifacts import Artifacts
     from train.checkpoint import load_checkpoint
     from train.loop import TrainConfig
     from train.mnist import train_mnist
@@ -82,7 +83,7 @@ def trained_mnist(tmp_path_factory, data_dir):
     models = {}
     for name, limit in (("mnist_mlp", None), ("mnist_cnn", 12000)):
         train_mnist(name, data_dir, out / name, TrainConfig(epochs=1), limit=limit, progress=False)
-        ckpt = load_checkpoint(out / name / f"{name}.pt")
+        ckpt = load_checkpoint(Artifacts(out / name, name).checkpoint)
         models[name] = (ckpt, export_fp32(ckpt.model, ckpt.spec, out / name))
     return models
 

@@ -6,6 +6,7 @@ import pytest
 from onnx import numpy_helper
 
 from calibration.variants import PRECISION_KEY, Precision, shallow_convolutions
+from runtime.artifacts import ONNX_PRECISIONS
 from runtime.backends.onnxruntime import DISABLED_OPTIMIZERS_KEY
 from runtime.spec import METADATA_KEY
 
@@ -63,7 +64,7 @@ def test_every_variant_keeps_accuracy_on_real_test_digits(calibrated_cnn, mnist_
 
     folder, _ = calibrated_cnn
     accuracies = {}
-    for precision in Precision:
+    for precision in ONNX_PRECISIONS:
         with Classifier.from_path(precision.path(folder, "mnist_cnn")) as clf:
             logits = clf.run(normalize(mnist_test.images[:2000], clf.spec), 500)
         accuracies[precision] = float((logits.argmax(1) == mnist_test.labels[:2000]).mean())
