@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.options import EngineBuildError
-from runtime.artifacts import CALIBRATION_SHA256_KEY, PRECISION_KEY, Precision, plan_beside
+from runtime.artifacts import CALIBRATION_SHA256_KEY, PRECISION_KEY, Artifacts, Precision, plan_beside
 from runtime.engine_manifest import sha256_file
 from runtime.spec import METADATA_KEY, ModelSpec
 
@@ -109,11 +109,9 @@ def _check_calibration_run(path: Path, stamped: str | None) -> None:
     calibration the new set can sit beside old variants, and a cached engine of the old run would be reused."""
     import json
 
-    from runtime.calibration_set import calib_paths
-
     if not stamped:
         return
-    _, manifest = calib_paths(path.parent, path.name.split(".")[0])
+    manifest = Artifacts.of(path).calibration_manifest
     if not manifest.is_file():
         return  # a bundle or a folder without the set: nothing to compare with
     try:
