@@ -26,7 +26,7 @@ import numpy as np
 
 from benchmarks.timing import environment, measure, parse_batches
 from runtime.atomic import write_figure_atomic, write_text_atomic
-from runtime.cli import describe, error_boundary
+from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
@@ -269,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
         batches = parse_batches(args.batch)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     try:
         rows = compare(
             args.model,
@@ -283,11 +283,11 @@ def run(args: argparse.Namespace) -> int:
         files = write_reports(args.model, artifacts, rows)
     except (FileNotFoundError, ValueError, RuntimeToolkitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     print(Path(files["json"]).read_text() if args.json else markdown(args.model, rows), end="")
     if not args.json:
         print(f"written: {', '.join(files.values())}")
-    return 0
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

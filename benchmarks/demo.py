@@ -32,7 +32,7 @@ from export.parity import check_parity
 from runtime import infer
 from runtime.apps import doggy_door
 from runtime.atomic import write_text_atomic
-from runtime.cli import describe, error_boundary
+from runtime.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.spec import ModelSpec
 from train.asl import train_asl
@@ -354,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [m for m in wanted if m not in known]
     if unknown:
         print(f"error: unknown demo model(s) {unknown}; choose from {sorted(known)}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     data_dir = resolve_data_dir(args.data_dir)
     try:
         rows = []
@@ -372,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             door = run_doggy_door(data_dir, args.out)
     except (TrainError, ExportError, RuntimeToolkitError, CalibrationSetError, EngineBuildError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USER_ERROR
     print_report(rows)
     print_precision_report(rows)
     report = {"environment": environment(), "models": rows, "doggy_door": door}
@@ -386,15 +386,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in rows
         if "skipped" not in r and not (r["accuracy_ok"] and r["parity"]["passed"] and r["gate_passed"])
     ]
-    if door is not None and door["exit_status"] != 0:
+    if door is not None and door["exit_status"] != EXIT_OK:
         failed.append("doggy_door")
     if failed:
         print(
             f"FAILED: {', '.join(failed)} missed the accuracy target, the parity gate or the precision gate",
             file=sys.stderr,
         )
-        return 1
-    return 0
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -32,7 +32,16 @@ from PIL import Image
 from benchmarks.plots import save_log2_panels
 from benchmarks.timing import LatencyStats, environment, measure, parse_batches, stats_from_samples
 from runtime.atomic import write_text_atomic
-from runtime.cli import describe, error_boundary, non_negative_float, positive_float, positive_int
+from runtime.cli import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    EXIT_USER_ERROR,
+    describe,
+    error_boundary,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
@@ -313,28 +322,28 @@ def run(args: argparse.Namespace) -> int:
         batches = parse_batches(args.batch)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     baseline = None
     if args.baseline is not None:
         try:
             baseline = json.loads(args.baseline.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             print(f"error: --baseline {args.baseline}: cannot read it as a JSON report ({exc})", file=sys.stderr)
-            return 2
+            return EXIT_USER_ERROR
         if not isinstance(baseline, dict) or not isinstance(baseline.get("results"), list) or not baseline["results"]:
             print(
                 f'error: --baseline {args.baseline}: not a latency report (no "results" list); give a JSON '
                 "file written by `python -m benchmarks latency`",
                 file=sys.stderr,
             )
-            return 2
+            return EXIT_USER_ERROR
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     execution: dict = {}
     try:
         cuda = cuda_options_from_args(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     try:
         results = sweep(
             args.engine,
@@ -350,7 +359,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     profile = recommend_profile(results)
     report = {
         "engine": str(args.engine),
@@ -379,7 +388,7 @@ def run(args: argparse.Namespace) -> int:
         )
     for line in report["regressions"]:
         print(f"REGRESSION {line}", file=sys.stderr)
-    return 1 if report["regressions"] else 0
+    return EXIT_CHECK_FAILED if report["regressions"] else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,7 +34,7 @@ import numpy as np
 
 from benchmarks.timing import environment, measure, parse_batches
 from runtime.atomic import write_text_atomic
-from runtime.cli import describe, error_boundary
+from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.providers import CudaOptions, Provider, parse_providers
 
@@ -320,7 +320,7 @@ def run(args: argparse.Namespace) -> int:
         batches = sorted(set(parse_batches(args.batch)))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     try:
         spec = args.providers
         if spec is None:
@@ -334,12 +334,12 @@ def run(args: argparse.Namespace) -> int:
         )
     except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     stem = (args.out or args.engine.parent) / f"{args.engine.name}.ortgpu"
     write_text_atomic(Path(f"{stem}.json"), json.dumps(report, indent=2) + "\n")
     write_text_atomic(Path(f"{stem}.md"), markdown(report))
     print(json.dumps(report, indent=2) if args.json else markdown(report) + f"written: {stem}.{{json,md}}")
-    return 0
+    return EXIT_OK
 
 
 @error_boundary

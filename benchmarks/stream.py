@@ -31,7 +31,7 @@ from PIL import Image
 
 from benchmarks.timing import environment, measure
 from runtime.atomic import write_figure_atomic, write_text_atomic
-from runtime.cli import describe, error_boundary
+from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 
@@ -235,25 +235,25 @@ def run(args: argparse.Namespace) -> int:
             "--streams 1,2,4,8 --size 640x480 --frames 300",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_USER_ERROR
     try:
         import av  # noqa: F401  (the clips are encoded and decoded with PyAV)
     except ImportError:
         print("error: benchmarks stream needs PyAV: pip install '.[stream]'", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     try:
         report = _measure(args, counts, (width, height), log)
     except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     out = args.out or args.engine.parent
     stem = args.engine.name + ".stream"
     write_text_atomic(out / f"{stem}.json", json.dumps(report, indent=2) + "\n")
     _write_csv(out / f"{stem}.csv", report)
     written = "json,csv" + (",png" if _plot(out / f"{stem}.png", args.engine, report) else "")
     print(json.dumps(report, indent=2) if args.json else f"written: {out / stem}.{{{written}}}")
-    return 0
+    return EXIT_OK
 
 
 def _measure(args, counts: list[int], size: tuple[int, int], log) -> dict:

@@ -26,7 +26,7 @@ from calibration.data import TEST, LabelledSplit, check_model_name, dataset_of, 
 from calibration.run_check import check_one_run
 from calibration.variants import Precision
 from runtime.atomic import write_figure_atomic, write_text_atomic
-from runtime.cli import describe, error_boundary
+from runtime.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.spec import ModelSpec
@@ -288,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_gate(args.model, artifacts, resolve_data_dir(args.data_dir), args.folder)
     except (DataError, TrainError, RuntimeToolkitError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     if args.json:
         print(Path(result.files["json"]).read_text(), end="")
     else:
@@ -297,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for row in result.rows:
         if not row.passed:
             print(f"FAIL {row.failure()}", file=sys.stderr)
-    return 0 if result.passed else 1
+    return EXIT_OK if result.passed else EXIT_CHECK_FAILED
 
 
 if __name__ == "__main__":

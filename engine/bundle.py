@@ -27,7 +27,7 @@ import numpy as np
 from runtime import __version__ as toolkit_version
 from runtime.atomic import atomic_path, safe_child, write_bytes_atomic, write_text_atomic
 from runtime.bundle import BUNDLE_FORMAT, INDEX, SUMS, BundleError, unpack, verify
-from runtime.cli import describe, error_boundary
+from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 
 # (suffix after "<model>", required, what it is)
@@ -182,10 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {message}", file=sys.stderr)
         if args.json:
             print(json.dumps({"ok": False, "error": message}))
-        return 2
+        return EXIT_USER_ERROR
     if args.json:
         print(json.dumps({"ok": True, **result}))
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from export.onnx_export import DEFAULT_OPSET, ExportError, export_fp32
-from runtime.cli import error_boundary
+from runtime.cli import EXIT_OK, EXIT_USER_ERROR, error_boundary
 from runtime.errors import RuntimeToolkitError
 from train.checkpoint import load_checkpoint
 from train.errors import TrainError
@@ -58,9 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = export_fp32(model, spec, out, args.opset, uint8_input=args.uint8_input)
     except (TrainError, ExportError, RuntimeToolkitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2  # a user error, like every CLI's (1 means "some inputs bad")
+        return EXIT_USER_ERROR
     print(f"wrote {path} and {path.with_name(path.name.split('.')[0] + '.json')}")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":
