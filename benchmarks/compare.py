@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -32,6 +33,8 @@ from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
 from runtime.preprocess import normalize
 from runtime.spec import ModelSpec
+
+_logger = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8.ort")
 TORCH = "pytorch-eager-fp32"
@@ -93,7 +96,7 @@ def compare(
     duration_s: float = 1.0,
     rounds: int = 3,
     with_torch: bool = True,
-    log=print,
+    log: Callable[[str], None] = _logger.info,
 ) -> list[Row]:
     artifacts = Path(artifacts)
     from runtime.atomic import safe_child

@@ -274,7 +274,13 @@ def run_model(demo: DemoModel, data_dir: Path, out: Path, progress: bool, say: R
     say(gate_markdown(gate.rows).rstrip("\n"))
     engines = build_engines(demo.name, folder, say)
     rows = precision_compare.compare(
-        demo.name, folder, precision_compare.sample_images(demo.name, folder), batches=(1, 64), duration_s=0.5, rounds=3
+        demo.name,
+        folder,
+        precision_compare.sample_images(demo.name, folder),
+        batches=(1, 64),
+        duration_s=0.5,
+        rounds=3,
+        log=say,
     )
     return ModelReport(
         model=demo.name,

@@ -20,9 +20,10 @@ import argparse
 import csv
 import io
 import json
+import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,8 @@ from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
 from runtime.preprocess import preprocess
 from runtime.providers import CudaOptions, add_provider_arguments, cuda_options_from_args
+
+_logger = logging.getLogger(__name__)
 
 COV_WARNING = 0.025
 KNEE_GAIN = 0.10
@@ -154,7 +157,7 @@ def sweep(
     duration_s: float = 1.0,
     iterations: int | None = None,
     threads: int | None = None,
-    log=print,
+    log: Callable[[str], None] = _logger.info,
     providers: str | None = None,
     cuda: CudaOptions | None = None,
     execution: dict | None = None,

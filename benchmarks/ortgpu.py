@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -37,6 +38,8 @@ from runtime.atomic import write_text_atomic
 from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.providers import CudaOptions, Provider, parse_providers
+
+_logger = logging.getLogger(__name__)
 
 ORT_RUN, RUNTIME, RUNTIME_GRAPH, FLOOR, TORCH = (
     "ort-run",
@@ -223,7 +226,7 @@ def run_benchmark(
     duration_s: float,
     warmup_s: float,
     rounds: int,
-    log=print,
+    log: Callable[[str], None] = _logger.info,
 ) -> dict:
     cpu = _session(engine, [Provider("CPUExecutionProvider")], CudaOptions())
     state: dict = {}

@@ -20,10 +20,11 @@ import argparse
 import csv
 import io
 import json
+import logging
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,8 @@ from runtime.atomic import write_figure_atomic, write_text_atomic
 from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
+
+_logger = logging.getLogger(__name__)
 
 STAGES = ("decode", "preprocess", "inference", "sink")
 
@@ -166,7 +169,9 @@ def inference_overhead(classifier: Classifier, batch: int, duration_s: float = 1
     }
 
 
-def rss_run(classifier: Classifier, clips: Sequence[Path], seconds: float, log=print) -> dict:
+def rss_run(
+    classifier: Classifier, clips: Sequence[Path], seconds: float, log: Callable[[str], None] = _logger.info
+) -> dict:
     """4 looped streams for ``seconds``; resident memory (MiB) sampled about every second."""
     samples: list[tuple[float, float]] = []
     start = time.perf_counter()

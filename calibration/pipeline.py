@@ -14,7 +14,9 @@ the worst are left in FP32 until the budget holds (``calibration.sensitivity``).
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from calibration.ranges import Method, amax, calibrate, prepare, save_ranges
 from calibration.variants import Precision, write_fp16, write_int8, write_int8_ort
 from runtime.calib_cache import write_cache
 from runtime.spec import ModelSpec
+
+_logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,11 @@ def prepared_path(artifacts: Path, model: str) -> Path:
 
 
 def calibrate_model(
-    model: str, artifacts: Path, data_dir: Path, options: CalibrationOptions = CalibrationOptions(), log=print
+    model: str,
+    artifacts: Path,
+    data_dir: Path,
+    options: CalibrationOptions = CalibrationOptions(),
+    log: Callable[[str], None] = _logger.info,
 ) -> CalibrationResult:
     start = time.perf_counter()
     artifacts = Path(artifacts)

@@ -15,11 +15,12 @@ import argparse
 import hashlib
 import io
 import json
+import logging
 import shutil
 import sys
 import tarfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,8 @@ from runtime.atomic import atomic_path, safe_child, write_bytes_atomic, write_te
 from runtime.bundle import BUNDLE_FORMAT, INDEX, SUMS, BundleError, unpack, verify
 from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
+
+_logger = logging.getLogger(__name__)
 
 # (suffix after "<model>", required, what it is)
 CONTENTS = (
@@ -78,7 +81,9 @@ def _golden(folder: Path, model: str) -> bytes | None:
     return buffer.getvalue()
 
 
-def create(artifacts: Path, out: Path, model: str | None = None, log=print) -> tuple[Path, Path]:
+def create(
+    artifacts: Path, out: Path, model: str | None = None, log: Callable[[str], None] = _logger.info
+) -> tuple[Path, Path]:
     """Write ``out/<model>/`` and ``out/<model>.bundle.tar.gz``; refuses to replace an existing bundle."""
     artifacts = Path(artifacts)
     model = model or artifacts.name

@@ -154,7 +154,7 @@ def test_cli_transfer_writes_both_phases(small_flowers, tmp_path, capsys):
         ]
     )
     assert rc == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # narration is logged (stderr)
     assert "phase head (backbone frozen)" in out and "phase finetune (backbone trainable)" in out
     metrics = json.loads((tmp_path / "efficientnet_lite0_transfer.metrics.json").read_text())
     assert metrics["weights"] == "none" and len(metrics["phases"]) == 2
