@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -27,12 +28,14 @@ import numpy as np
 from benchmarks.timing import environment, measure, parse_batches
 from runtime.artifacts import ONNX_PRECISIONS, TENSORRT_PRECISIONS, Artifacts
 from runtime.atomic import write_figure_atomic, write_text_atomic
-from runtime.cli import describe, error_boundary
+from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
 from runtime.preprocess import normalize
 from runtime.spec import ModelSpec
+
+_logger = logging.getLogger(__name__)
 
 PRECISIONS = ONNX_PRECISIONS
 TORCH = "pytorch-eager-fp32"
@@ -94,7 +97,7 @@ def compare(
     duration_s: float = 1.0,
     rounds: int = 3,
     with_torch: bool = True,
-    log=print,
+    log: Callable[[str], None] = _logger.info,
 ) -> list[Row]:
     artifacts = Path(artifacts)
     names = Artifacts(artifacts, model)  # refuses a path-like model name
@@ -269,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
         batches = parse_batches(args.batch)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     try:
         rows = compare(
             args.model,
@@ -283,11 +286,11 @@ def run(args: argparse.Namespace) -> int:
         files = write_reports(args.model, artifacts, rows)
     except (FileNotFoundError, ValueError, RuntimeToolkitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     print(Path(files["json"]).read_text() if args.json else markdown(args.model, rows), end="")
     if not args.json:
         print(f"written: {', '.join(files.values())}")
-    return 0
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

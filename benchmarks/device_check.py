@@ -27,7 +27,7 @@ from benchmarks.timing import parse_batches
 from runtime import doctor
 from runtime.artifacts import TENSORRT_PRECISIONS, Artifacts
 from runtime.atomic import write_text_atomic
-from runtime.cli import describe, error_boundary
+from runtime.cli import EXIT_CHECK_FAILED, EXIT_OK, describe, error_boundary
 
 
 def _time(fn, repeats: int = 50) -> float:
@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nreport: {args.out}")
     failed = [r for r in report.get("tensorrt", []) if "error" in r or not r["self_test"]["passed"]]
     bad_copies = [c for c in report.get("cuda_layer", {}).get("copies", []) if not c["exact"]]
-    return 1 if failed or bad_copies else 0
+    return EXIT_CHECK_FAILED if failed or bad_copies else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmarks.timing import environment
 from runtime.atomic import write_text_atomic
-from runtime.cli import describe, error_boundary
+from runtime.cli import EXIT_OK, describe, error_boundary
 
 SIZE = (10_800, 8_150)  # 88.0 MP; Pillow refuses above 89.5 MP
 
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"88 MP JPEG ({file_mb:.1f} MB) → 224² RGB: peak RSS {peak['full']:.0f} MB full decode, "
         f"{peak['draft']:.0f} MB with draft (imports alone {peak['imports']:.0f} MB); {path}"
     )
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -20,9 +20,10 @@ import argparse
 import csv
 import io
 import json
+import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,12 +34,23 @@ from benchmarks.plots import save_log2_panels
 from benchmarks.timing import LatencyStats, environment, measure, parse_batches, stats_from_samples
 from runtime.artifacts import Artifacts
 from runtime.atomic import write_text_atomic
-from runtime.cli import describe, error_boundary, non_negative_float, positive_float, positive_int
+from runtime.cli import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    EXIT_USER_ERROR,
+    describe,
+    error_boundary,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
 from runtime.preprocess import preprocess
 from runtime.providers import CudaOptions, add_provider_arguments, cuda_options_from_args
+
+_logger = logging.getLogger(__name__)
 
 COV_WARNING = 0.025
 KNEE_GAIN = 0.10
@@ -145,7 +157,7 @@ def sweep(
     duration_s: float = 1.0,
     iterations: int | None = None,
     threads: int | None = None,
-    log=print,
+    log: Callable[[str], None] = _logger.info,
     providers: str | None = None,
     cuda: CudaOptions | None = None,
     execution: dict | None = None,
@@ -313,28 +325,28 @@ def run(args: argparse.Namespace) -> int:
         batches = parse_batches(args.batch)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     baseline = None
     if args.baseline is not None:
         try:
             baseline = json.loads(args.baseline.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             print(f"error: --baseline {args.baseline}: cannot read it as a JSON report ({exc})", file=sys.stderr)
-            return 2
+            return EXIT_USER_ERROR
         if not isinstance(baseline, dict) or not isinstance(baseline.get("results"), list) or not baseline["results"]:
             print(
                 f'error: --baseline {args.baseline}: not a latency report (no "results" list); give a JSON '
                 "file written by `python -m benchmarks latency`",
                 file=sys.stderr,
             )
-            return 2
+            return EXIT_USER_ERROR
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     execution: dict = {}
     try:
         cuda = cuda_options_from_args(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     try:
         results = sweep(
             args.engine,
@@ -350,7 +362,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     profile = recommend_profile(results)
     report = {
         "engine": str(args.engine),
@@ -379,7 +391,7 @@ def run(args: argparse.Namespace) -> int:
         )
     for line in report["regressions"]:
         print(f"REGRESSION {line}", file=sys.stderr)
-    return 1 if report["regressions"] else 0
+    return EXIT_CHECK_FAILED if report["regressions"] else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

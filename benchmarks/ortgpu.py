@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -35,9 +36,11 @@ import numpy as np
 from benchmarks.timing import environment, measure, parse_batches
 from runtime.artifacts import Artifacts
 from runtime.atomic import write_text_atomic
-from runtime.cli import describe, error_boundary
+from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.providers import CudaOptions, Provider, parse_providers
+
+_logger = logging.getLogger(__name__)
 
 ORT_RUN, RUNTIME, RUNTIME_GRAPH, FLOOR, TORCH = (
     "ort-run",
@@ -224,7 +227,7 @@ def run_benchmark(
     duration_s: float,
     warmup_s: float,
     rounds: int,
-    log=print,
+    log: Callable[[str], None] = _logger.info,
 ) -> dict:
     cpu = _session(engine, [Provider("CPUExecutionProvider")], CudaOptions())
     state: dict = {}
@@ -321,7 +324,7 @@ def run(args: argparse.Namespace) -> int:
         batches = sorted(set(parse_batches(args.batch)))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     try:
         spec = args.providers
         if spec is None:
@@ -335,12 +338,12 @@ def run(args: argparse.Namespace) -> int:
         )
     except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     stem = (args.out or args.engine.parent) / f"{args.engine.name}.ortgpu"
     write_text_atomic(Path(f"{stem}.json"), json.dumps(report, indent=2) + "\n")
     write_text_atomic(Path(f"{stem}.md"), markdown(report))
     print(json.dumps(report, indent=2) if args.json else markdown(report) + f"written: {stem}.{{json,md}}")
-    return 0
+    return EXIT_OK
 
 
 @error_boundary

@@ -39,7 +39,7 @@ from benchmarks.latency import encoded_samples
 from benchmarks.plots import save_log2_panels
 from benchmarks.timing import environment, parse_batches, stats_from_samples
 from runtime.atomic import write_text_atomic
-from runtime.cli import describe, error_boundary
+from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 
 MODES = ("in_process", "triton")
@@ -462,13 +462,13 @@ def run(args: argparse.Namespace) -> int:
         encoded = _images(args)
     except ValueError as exc:
         print(f"error: {str(exc).replace('--batch', '--concurrency')}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     try:
         results = run_both(args.model, encoded, settings, log)
     except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     doc = report(args.model, settings, results)
     out = args.out or args.model.parent
     stem = out / f"{args.model.name}.triton"
@@ -486,7 +486,7 @@ def run(args: argparse.Namespace) -> int:
                 + (f" | server CPU ratio {row['server_cpu_ratio']:.2f}" if row["server_cpu_ratio"] else "")
             )
         print(f"written: {stem}.{{json,csv,png}}")
-    return 0
+    return EXIT_OK
 
 
 @error_boundary

@@ -20,10 +20,11 @@ import argparse
 import csv
 import io
 import json
+import logging
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +33,11 @@ from PIL import Image
 from benchmarks.timing import environment, measure
 from runtime.artifacts import Artifacts
 from runtime.atomic import write_figure_atomic, write_text_atomic
-from runtime.cli import describe, error_boundary
+from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
+
+_logger = logging.getLogger(__name__)
 
 STAGES = ("decode", "preprocess", "inference", "sink")
 
@@ -167,7 +170,9 @@ def inference_overhead(classifier: Classifier, batch: int, duration_s: float = 1
     }
 
 
-def rss_run(classifier: Classifier, clips: Sequence[Path], seconds: float, log=print) -> dict:
+def rss_run(
+    classifier: Classifier, clips: Sequence[Path], seconds: float, log: Callable[[str], None] = _logger.info
+) -> dict:
     """4 looped streams for ``seconds``; resident memory (MiB) sampled about every second."""
     samples: list[tuple[float, float]] = []
     start = time.perf_counter()
@@ -236,25 +241,25 @@ def run(args: argparse.Namespace) -> int:
             "--streams 1,2,4,8 --size 640x480 --frames 300",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_USER_ERROR
     try:
         import av  # noqa: F401  (the clips are encoded and decoded with PyAV)
     except ImportError:
         print("error: benchmarks stream needs PyAV: pip install '.[stream]'", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     try:
         report = _measure(args, counts, (width, height), log)
     except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     out = args.out or args.engine.parent
     stem = args.engine.name + ".stream"
     write_text_atomic(out / f"{stem}.json", json.dumps(report, indent=2) + "\n")
     _write_csv(out / f"{stem}.csv", report)
     written = "json,csv" + (",png" if _plot(out / f"{stem}.png", args.engine, report) else "")
     print(json.dumps(report, indent=2) if args.json else f"written: {out / stem}.{{{written}}}")
-    return 0
+    return EXIT_OK
 
 
 def _measure(args, counts: list[int], size: tuple[int, int], log) -> dict:

@@ -21,7 +21,7 @@ from calibration.gate import markdown
 from calibration.pipeline import CalibrationOptions
 from calibration.ranges import Method
 from calibration.workflow import calibrate_and_gate
-from runtime.cli import describe, error_boundary, positive_int
+from runtime.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary, positive_int
 from runtime.errors import RuntimeToolkitError
 from train.data.paths import resolve_data_dir
 
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result, gate = calibrate_and_gate(args.model, artifacts, data_dir, options, not args.no_exclusion)
     except (RuntimeToolkitError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     if args.json:
         print(
             json.dumps(
@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for row in gate.rows:
         if not row.passed:
             print(f"FAIL {row.failure()}", file=sys.stderr)
-    return 0 if gate.passed else 1
+    return EXIT_OK if gate.passed else EXIT_CHECK_FAILED
 
 
 if __name__ == "__main__":

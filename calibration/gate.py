@@ -27,7 +27,7 @@ from calibration.run_check import check_one_run
 from calibration.variants import Precision
 from runtime.artifacts import ONNX_PRECISIONS, Artifacts
 from runtime.atomic import write_figure_atomic, write_text_atomic
-from runtime.cli import describe, error_boundary
+from runtime.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.spec import ModelSpec
@@ -290,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_gate(args.model, artifacts, resolve_data_dir(args.data_dir), args.folder)
     except (RuntimeToolkitError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     if args.json:
         print(Path(result.files["json"]).read_text(), end="")
     else:
@@ -299,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for row in result.rows:
         if not row.passed:
             print(f"FAIL {row.failure()}", file=sys.stderr)
-    return 0 if result.passed else 1
+    return EXIT_OK if result.passed else EXIT_CHECK_FAILED
 
 
 if __name__ == "__main__":

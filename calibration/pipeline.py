@@ -14,7 +14,9 @@ the worst are left in FP32 until the budget holds (``calibration.sensitivity``).
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,8 @@ from calibration.variants import Precision, write_fp16, write_int8, write_int8_o
 from runtime.artifacts import CALIBRATION_METHOD_KEY, CALIBRATION_SHA256_KEY, Artifacts
 from runtime.calib_cache import write_cache
 from runtime.spec import ModelSpec
+
+_logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,11 @@ def prepared_path(artifacts: Path, model: str) -> Path:
 
 
 def calibrate_model(
-    model: str, artifacts: Path, data_dir: Path, options: CalibrationOptions = CalibrationOptions(), log=print
+    model: str,
+    artifacts: Path,
+    data_dir: Path,
+    options: CalibrationOptions = CalibrationOptions(),
+    log: Callable[[str], None] = _logger.info,
 ) -> CalibrationResult:
     start = time.perf_counter()
     artifacts = Path(artifacts)

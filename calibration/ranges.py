@@ -24,6 +24,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from calibration.dataset import CalibrationSet
 from runtime.atomic import atomic_path
+from runtime.logs import quiet_logs
 from runtime.preprocess import normalize
 from runtime.spec import ModelSpec
 
@@ -78,9 +79,8 @@ def prepare(fp32: Path, out: Path) -> Path:
 
     Written to a temp file beside ``out``, checked, then renamed: a full disk leaves the previous file (or none),
     never a truncated one, and the error names ``out``."""
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
     try:
-        with atomic_path(out) as tmp:
+        with quiet_logs("onnxruntime", level=logging.WARNING), atomic_path(out) as tmp:
             quant_pre_process(str(fp32), str(tmp), skip_symbolic_shape=True)
             onnx.checker.check_model(str(tmp))
     except OSError as exc:

@@ -10,6 +10,7 @@ Runtime on this CPU).
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,8 @@ from calibration.dataset import CalibrationSet
 from calibration.variants import TENSORRT_INT8_OPS, WRITERS, Precision, quantizable_nodes
 from runtime.preprocess import normalize
 from runtime.spec import ModelSpec
+
+_logger = logging.getLogger(__name__)
 
 
 def _session(path: Path) -> ort.InferenceSession:
@@ -96,7 +99,7 @@ def exclude_until_budget(
     precision: Precision,
     spec: ModelSpec,
     sample: np.ndarray,
-    log=print,
+    log: Callable[[str], None] = _logger.info,
 ) -> Exclusion:
     """``rewrite(excluded) → file``; ``judge(file) → (passed, drop_pp)``. Tries 1, 2, 4, … worst nodes."""
     nodes = [name for name, _ in ranking]

@@ -16,7 +16,6 @@ and is written atomically.
 
 from __future__ import annotations
 
-import logging
 import math
 import tempfile
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from calibration.ranges import amax
 from export.onnx_export import save_onnx
 from runtime.artifacts import FP16_KEPT_FP32_KEY, INT8_EXCLUDED_KEY, PRECISION_KEY, Precision  # re-exported here
 from runtime.backends.onnxruntime import DISABLED_OPTIMIZERS_KEY
+from runtime.logs import quiet_logs
 from runtime.spec import METADATA_KEY, ModelSpec
 
 FP16_MAX = 65504.0
@@ -119,8 +119,8 @@ def _quantize(
     extra: dict,
     only: Sequence[str] = (),
 ) -> None:
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # "consider pre-processing": done
-    with tempfile.TemporaryDirectory(prefix="edge-int8-") as tmp:
+    # "consider pre-processing" and friends (logged to the root logger): done; quiet only during this call
+    with quiet_logs("onnxruntime"), tempfile.TemporaryDirectory(prefix="edge-int8-") as tmp:
         cache = Path(tmp) / "ranges.json"
         save_tensors_data(ranges, cache)  # quantize_static reads the ranges back instead of recalibrating
         quantize_static(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,9 +20,16 @@ from runtime.artifacts import Artifacts
 from runtime.atomic import write_text_atomic
 from runtime.spec import ModelSpec
 
+_logger = logging.getLogger(__name__)
+
 
 def fix_int8(
-    model: str, artifacts: Path, data_dir: Path, folder: Path | None, failing: Sequence[Precision], log=print
+    model: str,
+    artifacts: Path,
+    data_dir: Path,
+    folder: Path | None,
+    failing: Sequence[Precision],
+    log: Callable[[str], None] = _logger.info,
 ) -> dict[str, dict]:
     """Leave the most sensitive nodes of each failing INT8 file in FP32 until its budget holds."""
     names = Artifacts(artifacts, model)
@@ -60,7 +68,7 @@ def calibrate_and_gate(
     data_dir: Path,
     options: CalibrationOptions = CalibrationOptions(),
     exclusion: bool = True,
-    log=print,
+    log: Callable[[str], None] = _logger.info,
 ) -> tuple[CalibrationResult, GateResult]:
     """Variants → gate → (sensitivity exclusion for a failing INT8 → gate again)."""
     artifacts = Path(artifacts)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from engine.options import HARDWARE_LEVELS, BuildOptions
 from runtime.bundle import verify_beside
-from runtime.cli import describe, error_boundary
+from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 
 
@@ -102,10 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {message}", file=sys.stderr)
         if args.json:
             print(json.dumps({"ok": False, "error": message}))
-        return 2
+        return EXIT_USER_ERROR
     if args.json:
         print(json.dumps({"ok": True, "plan": str(plan), "status": status, "manifest": json.loads(manifest.to_json())}))
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

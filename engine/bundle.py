@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import io
 import json
+import logging
 import shutil
 import sys
 import tarfile
@@ -28,8 +29,10 @@ from runtime import __version__ as toolkit_version
 from runtime.artifacts import ONNX_SUFFIX, Artifacts, Precision
 from runtime.atomic import atomic_path, safe_child, write_bytes_atomic, write_text_atomic
 from runtime.bundle import BUNDLE_FORMAT, INDEX, SUMS, BundleError, unpack, verify
-from runtime.cli import describe, error_boundary
+from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
+
+_logger = logging.getLogger(__name__)
 
 # (the file among the model's artifacts, required, what it is)
 CONTENTS: tuple[tuple[Callable[[Artifacts], Path], bool, str], ...] = (
@@ -81,7 +84,9 @@ def _golden(folder: Path, model: str) -> bytes | None:
     return buffer.getvalue()
 
 
-def create(artifacts: Path, out: Path, model: str | None = None, log=print) -> tuple[Path, Path]:
+def create(
+    artifacts: Path, out: Path, model: str | None = None, log: Callable[[str], None] = _logger.info
+) -> tuple[Path, Path]:
     """Write ``out/<model>/`` and ``out/<model>.bundle.tar.gz``; refuses to replace an existing bundle."""
     artifacts = Path(artifacts)
     model = model or artifacts.name
@@ -186,10 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {message}", file=sys.stderr)
         if args.json:
             print(json.dumps({"ok": False, "error": message}))
-        return 2
+        return EXIT_USER_ERROR
     if args.json:
         print(json.dumps({"ok": True, **result}))
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

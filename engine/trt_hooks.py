@@ -3,11 +3,14 @@ what the build records about the machine (GPU, Jetson)."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 from runtime.calib_cache import retag, version_tag
+
+_logger = logging.getLogger(__name__)
 
 
 def build_device() -> dict | None:
@@ -53,7 +56,7 @@ def make_logger(trt, verbose: bool = False):
             if severity <= trt.ILogger.Severity.ERROR:
                 self.errors.append(str(msg))
             elif verbose:
-                print(f"[TensorRT] {msg}", file=sys.stderr)
+                _logger.info("[TensorRT] %s", msg)
 
     return Logger()
 

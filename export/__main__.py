@@ -13,7 +13,7 @@ from pathlib import Path
 
 from export.onnx_export import DEFAULT_OPSET, export_fp32
 from runtime.artifacts import Artifacts
-from runtime.cli import error_boundary
+from runtime.cli import EXIT_OK, EXIT_USER_ERROR, error_boundary
 from runtime.errors import RuntimeToolkitError
 from train.checkpoint import load_checkpoint
 from train.models import MODELS, get_model
@@ -58,9 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = export_fp32(model, spec, out, args.opset, uint8_input=args.uint8_input)
     except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2  # a user error, like every CLI's (1 means "some inputs bad")
+        return EXIT_USER_ERROR
     print(f"wrote {path} and {Artifacts.of(path).spec}")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 from pathlib import Path
 
 import onnx
@@ -19,6 +18,7 @@ from runtime import __version__ as toolkit_version
 from runtime.artifacts import PRECISION_KEY, Artifacts, Precision
 from runtime.atomic import atomic_path
 from runtime.errors import RuntimeToolkitError
+from runtime.logs import quiet_logs
 from runtime.spec import METADATA_KEY, ModelSpec
 
 # Opset 17 is the newest that every TensorRT we target parses (8.6 on JetPack 6.0 included).
@@ -66,8 +66,9 @@ def to_onnx_proto(model: nn.Module, spec: ModelSpec, opset: int = DEFAULT_OPSET)
     dynamic = ({0: torch.export.Dim("batch", min=1)},) if spec.dynamic_batch else None
     log = io.StringIO()
     try:
-        # The exporter narrates its steps on stdout; keep it for the error message instead.
-        with contextlib.redirect_stdout(log), _quiet_loggers("torch.onnx", "onnxscript"):
+        # The exporter narrates its steps on stdout; keep it for the error message instead. The opset-18 → 17
+        # down-conversion is expected; the exporter logs it as a warning each time.
+        with contextlib.redirect_stdout(log), quiet_logs("torch.onnx", "onnxscript"):
             program = torch.onnx.export(
                 model,
                 (example,),
@@ -86,20 +87,6 @@ def to_onnx_proto(model: nn.Module, spec: ModelSpec, opset: int = DEFAULT_OPSET)
     proto.producer_version = toolkit_version
     onnx.helper.set_model_props(proto, {METADATA_KEY: spec.to_json(), PRECISION_KEY: Precision.FP32.value})
     return proto
-
-
-@contextlib.contextmanager
-def _quiet_loggers(*names: str):
-    # The opset-18 → 17 down-conversion is expected; the exporter logs it as a warning each time.
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
 
 
 def check_and_infer(proto: onnx.ModelProto, source: str) -> onnx.ModelProto:

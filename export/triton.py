@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.artifacts import ONNX_SUFFIX, is_plan
-from runtime.cli import describe, error_boundary, non_negative_int, positive_int
+from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary, non_negative_int, positive_int
 from runtime.engine_manifest import load_manifest, manifest_path
 from runtime.errors import RuntimeToolkitError
 from runtime.spec import ModelSpec, spec_from_sidecar
@@ -341,9 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = write_repository(args.model, args.repo, args.name, options, ServingBackend(args.backend))
     except (RuntimeToolkitError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     print(f"wrote {target} ({(target / 'config.pbtxt').read_text().splitlines()[1]})")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -11,6 +11,20 @@
 * text on stdout/stderr cannot break the terminal: non-encodable characters (a non-UTF-8 file name) are
   backslash-escaped instead of raising.
 
+Every CLI's exit status comes from one table (``EXIT_CODES``, printed by ``edge --help`` and in the README):
+
+====  ==========================  =====================================================================
+code  constant                    meaning
+====  ==========================  =====================================================================
+0     EXIT_OK                     everything asked for was done (and every check held)
+1     EXIT_SOME_INPUTS_BAD        inputs: some were bad (listed on stderr); the good ones were still processed
+1     EXIT_CHECK_FAILED           checks: an accuracy/parity gate, latency budget or health check was missed
+2     EXIT_USER_ERROR             usage error, or a model, spec, artifact or data set that cannot be used
+130   EXIT_INTERRUPTED            interrupted (Ctrl-C); what was in flight was finished where possible
+====  ==========================  =====================================================================
+
+Which meaning of 1 each command uses is listed by ``edge --help`` (the ``exit_1`` column of ``edge.commands``).
+
 Use ``safe`` for any file name, label or message printed as text (control characters and newlines escaped),
 and ``dumps`` for JSON (NaN/Inf become null, so the output is always valid JSON).
 """
@@ -26,11 +40,46 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from runtime.errors import RuntimeToolkitError
+from runtime.logs import configure_cli_logging
 
+EXIT_OK = 0
+EXIT_SOME_INPUTS_BAD = 1
+EXIT_CHECK_FAILED = 1
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class ExitCode:
+    code: int
+    name: str
+    meaning: str
+
+
+EXIT_CODES = (
+    ExitCode(EXIT_OK, "EXIT_OK", "ok: everything asked for was done and every check held"),
+    ExitCode(
+        EXIT_SOME_INPUTS_BAD, "EXIT_SOME_INPUTS_BAD", "some inputs bad (listed on stderr); the good ones were processed"
+    ),
+    ExitCode(
+        EXIT_CHECK_FAILED,
+        "EXIT_CHECK_FAILED",
+        "a check missed: accuracy/parity gate, latency budget or regression, health check",
+    ),
+    ExitCode(EXIT_USER_ERROR, "EXIT_USER_ERROR", "usage error, or a model/spec/artifact/data set that cannot be used"),
+    ExitCode(EXIT_INTERRUPTED, "EXIT_INTERRUPTED", "interrupted (Ctrl-C)"),
+)
+
+
+def exit_code_table() -> str:
+    """``EXIT_CODES`` as aligned plain text (the ``edge --help`` epilog)."""
+    return "\n".join(f"  {e.code:>3}  {e.meaning}" for e in EXIT_CODES)
+
+
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x20), 0x7F]} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
 _CONTROL |= {c: f"\\x{c:02x}" for c in range(0x80, 0xA0)}  # C1 controls (CSI = 0x9b) start escapes too
 
@@ -38,6 +87,13 @@ _CONTROL |= {c: f"\\x{c:02x}" for c in range(0x80, 0xA0)}  # C1 controls (CSI = 
 def describe(doc: str | None) -> str:
     """A module docstring's first paragraph as plain argparse help text (no reST backquotes)."""
     return (doc or "").split("\n\n")[0].replace("``", "").replace("\n", " ").strip()
+
+
+def summary(doc: str | None) -> str:
+    """The first sentence of ``describe(doc)``: a one-line summary for a command list (``edge --help``)."""
+    text = describe(doc)
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
 
 
 def safe(text: object) -> str:
@@ -110,6 +166,7 @@ def error_boundary(main: Callable[[Sequence[str] | None], int]) -> Callable[[Seq
             debug = "--debug" in args or os.environ.get("EDGE_DEBUG") == "1"
             args = [a for a in args if a != "--debug"]
             want_json = "--json" in args
+        configure_cli_logging()
         old_out, old_err = sys.stdout, sys.stderr
         out, err = _Watched(old_out), _Watched(old_err)
         sys.stdout, sys.stderr = out, err
@@ -123,7 +180,7 @@ def error_boundary(main: Callable[[Sequence[str] | None], int]) -> Callable[[Seq
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
             except KeyboardInterrupt:
                 print("error: interrupted", file=sys.stderr)
-                code = 130
+                code = EXIT_INTERRUPTED
             except (RuntimeToolkitError, OSError) as exc:
                 if debug:
                     traceback.print_exc()

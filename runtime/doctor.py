@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from runtime.cli import describe, error_boundary
+from runtime.cli import EXIT_CHECK_FAILED, EXIT_OK, describe, error_boundary
 
 OK, INFO, PROBLEM = "OK", "INFO", "PROBLEM"
 
@@ -249,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{c.status:8} {c.name:13} {c.detail}")
             if c.fix:
                 print(f"{'':8} {'':13} fix: {c.fix}")
-    return 1 if any(c.status == PROBLEM for c in checks) else 0
+    return EXIT_CHECK_FAILED if any(c.status == PROBLEM for c in checks) else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -16,7 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.cli import dumps, error_boundary, positive_int, safe
+from runtime.cli import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    EXIT_SOME_INPUTS_BAD,
+    EXIT_USER_ERROR,
+    dumps,
+    error_boundary,
+    positive_int,
+    safe,
+)
 from runtime.errors import InputError, RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.postprocess import Prediction, checked_top_k
@@ -123,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             execution = backend.execution() if hasattr(backend, "execution") else None
     except RuntimeToolkitError as exc:
         print(f"error: {safe(exc)}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     if args.json:
         doc = {
             "model": model_name,
@@ -138,8 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\n{len(errors)} of {total} input(s) could not be used:", file=sys.stderr)
             for _, message in errors:
                 print(f"  {safe(message)}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_SOME_INPUTS_BAD
+    return EXIT_OK
 
 
 def self_test_main(args) -> int:
@@ -149,9 +158,9 @@ def self_test_main(args) -> int:
         report = self_test(args.engine)
     except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     print(dumps(report.to_dict()) if args.json else report.summary())
-    return 0 if report.passed else 1
+    return EXIT_OK if report.passed else EXIT_CHECK_FAILED
 
 
 def _format(path: Path, prediction: Prediction) -> str:

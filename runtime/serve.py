@@ -13,7 +13,8 @@ must match this interpreter and see its packages (``runtime.triton_install``): a
 backend folder with the stub for this Python version is made under ``~/.cache/edge-toolkit`` (the
 wheel is never modified), and the stub gets its own numpy 1.x, this environment's ``site-packages``
 and our ``runtime`` first on its ``sys.path``.
-Exit status: 0 stopped by the user, 1 the server failed or died, 2 bad arguments or no server installed.
+Exit status (the table in ``runtime.cli``): 0 stopped by the user; 2 bad arguments, no server installed, or the
+server failed or died.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.cli import describe, error_boundary
+from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.triton_install import ServeError, check_stub_site, find_triton, stub_site
 from runtime.triton_server import ModelControl, ServerOptions, TritonServer
 
@@ -91,13 +92,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"--repo {args.repo}: no such folder; write one with `python -m export.triton --backend "
             "python --model MODEL.onnx --repo DIR`",
             args.json,
-            2,
+            EXIT_USER_ERROR,
         )
     try:
         install = find_triton()
         check_stub_site(stub_site())
     except ServeError as exc:
-        return _fail(str(exc), args.json, 2)
+        return _fail(str(exc), args.json, EXIT_USER_ERROR)
     options = ServerOptions(
         repo=args.repo,
         host=args.host,
@@ -119,20 +120,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         models = server.wait_ready(stop)
     except ServeError as exc:
         server.stop()
-        return _fail(str(exc), args.json, 1)
+        return _fail(str(exc), args.json, EXIT_USER_ERROR)
     if stop.is_set():
         server.stop()
-        return 0
+        return EXIT_OK
     _announce(server, models, args.json)
-    code = 0
+    code = EXIT_OK
     while not stop.wait(0.5):
         if not server.running:
             code = _fail(
-                f"tritonserver exited unexpectedly ({server.exit_description()}); log: {server.log_path}", False, 1
+                f"tritonserver exited unexpectedly ({server.exit_description()}); log: {server.log_path}",
+                False,
+                EXIT_USER_ERROR,
             )
             break
     server.stop()
-    if code == 0 and not args.json:
+    if code == EXIT_OK and not args.json:
         print("stopped", flush=True)
     return code
 

@@ -1,4 +1,4 @@
-"""The packages follow the pipeline: runtime → train → export → calibration → engine → benchmarks.
+"""The packages follow the pipeline: runtime → train → export → calibration → engine → benchmarks → edge.
 
 Every import (module level or inside a function: a lazy import is still a dependency) is read from the
 source with ``ast``; an import of a package later in the order is a back-arrow, and modules that import
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-ORDER = ("runtime", "train", "export", "calibration", "engine", "benchmarks")
+ORDER = ("runtime", "train", "export", "calibration", "engine", "benchmarks", "edge")
 # The one allowed back-arrow: `python -m export.engine` kept as an alias of `python -m engine` (see its docstring).
 ALLOWED = {("export.engine", "engine.__main__")}
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from runtime.cli import error_boundary
+from runtime.cli import EXIT_OK, EXIT_USER_ERROR, error_boundary
 from runtime.errors import RuntimeToolkitError
 from train import asl, mnist, transfer
 from train.loop import init_distributed_from_env, shutdown_distributed
@@ -29,10 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         {"mnist": mnist.run, "asl": asl.run, "transfer": transfer.run}[args.task](args)
     except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2  # a user error, like every CLI's (1 means "some inputs bad")
+        return EXIT_USER_ERROR
     finally:
         shutdown_distributed()
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ up to float summation order. Only rank 0 prints.
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -25,6 +27,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import BatchSampler, Dataset, DistributedSampler
 from tqdm import tqdm
+
+_logger = logging.getLogger(__name__)
 
 
 class LrSchedule(str, enum.Enum):
@@ -177,7 +181,8 @@ def fit(
     if LrSchedule(config.schedule) is LrSchedule.COSINE:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs * len(batches)))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    show = progress and rank == 0
+    # Bars only on a terminal: redirected to a file, each update would be one more `\r` line in the log.
+    show = progress and rank == 0 and sys.stderr.isatty()
     history = []
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
@@ -204,7 +209,7 @@ def fit(
         metrics = EpochMetrics(epoch, total_loss / seen, correct / seen, val_loss, val_acc, time.perf_counter() - start)
         history.append(metrics)
         if rank == 0:  # the per-epoch line stays even without progress bars
-            tqdm.write(
+            _logger.info(
                 f"{desc} epoch {epoch}/{config.epochs}: loss {metrics.train_loss:.4f} acc {metrics.train_accuracy:.4f}"
                 f" | val loss {val_loss:.4f} acc {val_acc:.4f} | {metrics.seconds:.1f}s"
             )

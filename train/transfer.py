@@ -9,6 +9,7 @@ the held-out data.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import torch
@@ -20,6 +21,8 @@ from train.loop import TrainConfig, evaluate, fit, is_main_process, seed_everyth
 from train.models import get_model
 from train.models.transfer import BACKBONES
 from train.workflow import save_run, to_tensors, train_inputs
+
+_logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -146,11 +149,11 @@ def train_transfer(
     if is_main_process():
         save_run(Path(out), entry.name, model, spec, report)
         for p in phases:
-            print(
+            _logger.info(
                 f"{entry.name} phase {p['phase']} (backbone {'frozen' if p['frozen_backbone'] else 'trainable'}): "
                 f"val accuracy {p['val_accuracy']:.4f}"
             )
-        print(f"{entry.name}: validation accuracy {val_acc:.4f} on {len(y_va)} images; wrote {out}")
+        _logger.info(f"{entry.name}: validation accuracy {val_acc:.4f} on {len(y_va)} images; wrote {out}")
     return report
 
 

@@ -8,6 +8,7 @@ preprocessing — after the optional training augmentation, never instead of it.
 from __future__ import annotations
 
 import json
+import logging
 import statistics
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,6 +24,8 @@ from runtime.spec import ModelSpec
 from train.checkpoint import save_checkpoint
 from train.loop import TrainConfig, barrier, evaluate, fit, is_main_process, seed_everything, split_train_val
 from train.models import get_model
+
+_logger = logging.getLogger(__name__)
 
 Augment = Callable[[torch.Tensor], torch.Tensor]  # pixels (N, C, H, W) 0..255 → float pixels 0..255
 TestLoader = Callable[[], tuple[np.ndarray, np.ndarray]]
@@ -143,7 +146,7 @@ def train_and_save(
         }
     )
     save_run(out, model_name, model, spec, report)
-    print(f"{model_name}: test accuracy {test_acc:.4f} on {len(test_labels)} images; wrote {out}")
+    _logger.info(f"{model_name}: test accuracy {test_acc:.4f} on {len(test_labels)} images; wrote {out}")
     barrier()
     return report
 
@@ -158,4 +161,4 @@ def save_run(out: Path, model_name: str, model: torch.nn.Module, spec: ModelSpec
 
 def _say(message: str) -> None:
     if is_main_process():
-        print(message)
+        _logger.info(message)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.cli import describe
+from runtime.cli import EXIT_OK, EXIT_SOME_INPUTS_BAD, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import InputError, RuntimeToolkitError, SpecError
 from runtime.model import Classifier
 from runtime.postprocess import Prediction
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     results, errors = [], []
@@ -79,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results.append(DoorResult(str(path), decide(prediction), prediction))
     except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     if args.json:
         print(
             json.dumps(
@@ -91,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{r.path}: {r.decision.value} ({r.prediction.label}, p={r.prediction.probability:.2f})")
     for message in errors:
         print(f"error: {message}", file=sys.stderr)
-    return 1 if errors else 0
+    return EXIT_SOME_INPUTS_BAD if errors else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -16,7 +16,15 @@ import sys
 import threading
 from pathlib import Path
 
-from runtime.cli import non_negative_int, positive_float, positive_int
+from runtime.cli import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOME_INPUTS_BAD,
+    EXIT_USER_ERROR,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from runtime.providers import CudaOptions
 from runtime.stream.uri import SourceKind, SourceSyntaxError, is_stream_source, parse_source
 
@@ -85,13 +93,13 @@ def run_streams(args: argparse.Namespace, providers: str | None, cuda: CudaOptio
         return _run(args, specs, options, providers, cuda)
     except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("error: interrupted again: stopped without finishing the frames in flight", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except OSError as exc:  # an output that cannot be written (disk full, a folder that cannot be created)
         print(f"error: cannot write the output: {exc}; free space or choose another path", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
 
 
 def _run(args, specs, options, providers, cuda) -> int:
@@ -133,8 +141,8 @@ def _run(args, specs, options, providers, cuda) -> int:
     else:
         print(format_summary(doc), file=sys.stderr)
     if interrupted:
-        return 130
-    return 1 if doc["errors"] else 0
+        return EXIT_INTERRUPTED
+    return EXIT_SOME_INPUTS_BAD if doc["errors"] else EXIT_OK
 
 
 def _run_interruptible(pipeline) -> bool:
@@ -178,4 +186,4 @@ def _options(args):
 
 def _usage(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
-    return 2
+    return EXIT_USER_ERROR

@@ -336,7 +336,7 @@ def test_kill_during_load_and_restart_loses_and_duplicates_nothing(trained_mnist
                 time.sleep(0.02)
             assert 0 < len(answers) < workers * per_worker, "the kill must land during the load"
             os.kill(first.info["pid"], signal.SIGKILL)
-            assert first.process.wait(30) == 1
+            assert first.process.wait(30) == 2  # EXIT_USER_ERROR: the server died
             assert "tritonserver exited unexpectedly (killed by signal 9)" in first.process.stderr.read()
             second = ServeProcess.start(tmp_path / "repo", *ports)
             for future in futures:
@@ -398,7 +398,7 @@ def test_serve_cli_user_errors(tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         done = serve("--repo", str(tmp_path), "--http-port", str(port), "--grpc-port", "0", "--metrics-port", "0")
-    assert done.returncode == 1 and f"port {port} on 127.0.0.1 is in use" in done.stderr
+    assert done.returncode == 2 and f"port {port} on 127.0.0.1 is in use" in done.stderr
 
 
 def test_a_model_that_fails_to_load_stops_the_server_with_its_reason(repo, tmp_path):
@@ -426,7 +426,7 @@ def test_a_model_that_fails_to_load_stops_the_server_with_its_reason(repo, tmp_p
         text=True,
         timeout=120,
     )
-    assert done.returncode == 1 and "tritonserver exited before it was ready (exit status 1)" in done.stderr
+    assert done.returncode == 2 and "tritonserver exited before it was ready (exit status 1)" in done.stderr
     error = json.loads(done.stdout)["error"]
     assert "unable to find backend library for backend 'onnxruntime'" in error
     log = Path(error.rsplit("; full log: ", 1)[1])

@@ -40,7 +40,7 @@ def test_two_process_ddp_matches_single_process(tmp_path, data_dir):
     one = _train([], tmp_path / "one", data_dir, [sys.executable])
     assert one.returncode == 0, one.stderr[-3000:]
     # Rank 0 alone reports and writes.
-    assert two.stdout.count("test accuracy") == 1
+    assert two.stderr.count("test accuracy") == 1
     a = torch.load(tmp_path / "one" / "mnist_mlp.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "two" / "mnist_mlp.pt", weights_only=True)["state_dict"]
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4

@@ -112,7 +112,7 @@ def test_cli_trains_and_writes_checkpoint_spec_and_metrics(tmp_path, data_dir, c
     assert 0.7 < metrics["test"]["accuracy"] <= 1.0
     assert len(metrics["history"]) == 1 and metrics["history"][0]["val_accuracy"] > 0.7
     assert (tmp_path / "mnist_mlp.json").is_file() and (tmp_path / "mnist_mlp.pt").is_file()
-    assert "test accuracy" in capsys.readouterr().out
+    assert "test accuracy" in capsys.readouterr().err  # narration is logged (stderr)
 
 
 def test_cli_kfold_reports_each_setting_and_trains_the_best(tmp_path, data_dir, capsys):
@@ -137,7 +137,7 @@ def test_cli_kfold_reports_each_setting_and_trains_the_best(tmp_path, data_dir, 
         ]
     )
     assert rc == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # narration is logged (stderr)
     assert "kfold lr=0.001 batch=128: val acc" in out and "± " in out
     kfold = json.loads((tmp_path / "mnist_mlp.metrics.json").read_text())["kfold"]
     assert kfold["k"] == 3 and len(kfold["results"]) == 2

@@ -154,7 +154,7 @@ def test_cli_transfer_writes_both_phases(small_flowers, tmp_path, capsys):
         ]
     )
     assert rc == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # narration is logged (stderr)
     assert "phase head (backbone frozen)" in out and "phase finetune (backbone trainable)" in out
     metrics = json.loads((tmp_path / "efficientnet_lite0_transfer.metrics.json").read_text())
     assert metrics["weights"] == "none" and len(metrics["phases"]) == 2
@@ -163,7 +163,7 @@ def test_cli_transfer_writes_both_phases(small_flowers, tmp_path, capsys):
 @pytest.mark.slow
 def test_offline_pretrained_backbone_reaches_90_percent_on_flowers(data_dir, tmp_path):
     """The real EfficientNet-Lite0 ImageNet weights, full resolution, the flowers subset."""
-    from benchmarks.demo import TRANSFER_BUDGET
+    from benchmarks.flow import TRANSFER_BUDGET
 
     report = train_transfer(
         "efficientnet_lite0",

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from runtime.cli import EXIT_OK, EXIT_USER_ERROR, error_boundary
 from train.data.fetch import copy_mnist, fetch_mnist
 from train.data.mnist import load_mnist
 from train.data.paths import DATA_DIR_ENV, resolve_data_dir
@@ -32,13 +33,14 @@ def _verified(data_dir: Path) -> bool:
         return False
 
 
+@error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     data_dir = resolve_data_dir(args.data_dir)
     try:
         if _verified(data_dir):
             print(f"MNIST already present and verified in {data_dir / 'mnist'}")
-            return 0
+            return EXIT_OK
         if args.source is not None:
             copy_mnist(args.source, data_dir)
         else:
@@ -48,9 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_mnist(data_dir, "test")
     except TrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USER_ERROR
     print(f"MNIST written and verified in {data_dir / 'mnist'}")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":
