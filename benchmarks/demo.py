@@ -31,10 +31,10 @@ from export.onnx_export import ExportError, export_fp32
 from export.parity import check_parity
 from runtime import infer
 from runtime.apps import doggy_door
-from runtime.atomic import write_text_atomic
 from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.spec import ModelSpec
+from runtime.writer import Kind, add_force_argument, set_force, write_artifact
 from train.asl import train_asl
 from train.checkpoint import load_checkpoint
 from train.data.image_folder import load_image_folder
@@ -174,6 +174,7 @@ DEMO_MODELS = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.demo", description=describe(__doc__))
+    add_force_argument(parser)
     parser.add_argument("--data-dir", default=None, help=f"data root (default ${DATA_DIR_ENV} or ./data)")
     parser.add_argument("--out", type=Path, default=Path("artifacts"), help="artifact folder (default artifacts)")
     parser.add_argument(
@@ -349,6 +350,7 @@ def print_report(rows: list[dict]) -> None:
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_force(args.force)
     wanted = [m.strip() for m in args.models.split(",") if m.strip()]
     known = {m.name: m for m in DEMO_MODELS}
     unknown = [m for m in wanted if m not in known]
@@ -376,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_report(rows)
     print_precision_report(rows)
     report = {"environment": environment(), "models": rows, "doggy_door": door}
-    write_text_atomic(args.out / "demo_report.json", json.dumps(report, indent=2) + "\n")
+    write_artifact(args.out / "demo_report.json", json.dumps(report, indent=2) + "\n", Kind.REPORT)
     print(
         f"\nreport written to {args.out / 'demo_report.json'} (machine: {report['environment']['cpu']}, "
         f"{report['environment']['cores']} cores)"

@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 
 from benchmarks.timing import environment, measure, parse_batches
-from runtime.atomic import write_text_atomic
 from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.providers import CudaOptions, Provider, parse_providers
+from runtime.writer import Kind, add_force_argument, set_force, write_artifact
 
 ORT_RUN, RUNTIME, RUNTIME_GRAPH, FLOOR, TORCH = (
     "ort-run",
@@ -312,9 +312,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     p.add_argument("--out", type=Path, default=None, help="report folder (default: beside the engine)")
     p.add_argument("--json", action="store_true", help="print the JSON report")
+    add_force_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    set_force(args.force)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     try:
         batches = sorted(set(parse_batches(args.batch)))
@@ -336,8 +338,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     stem = (args.out or args.engine.parent) / f"{args.engine.name}.ortgpu"
-    write_text_atomic(Path(f"{stem}.json"), json.dumps(report, indent=2) + "\n")
-    write_text_atomic(Path(f"{stem}.md"), markdown(report))
+    write_artifact(Path(f"{stem}.json"), json.dumps(report, indent=2) + "\n", Kind.REPORT)
+    write_artifact(Path(f"{stem}.md"), markdown(report), Kind.TEXT)
     print(json.dumps(report, indent=2) if args.json else markdown(report) + f"written: {stem}.{{json,md}}")
     return 0
 

@@ -25,11 +25,11 @@ import numpy as np
 from calibration.data import TEST, LabelledSplit, check_model_name, dataset_of, load_split
 from calibration.run_check import check_one_run
 from calibration.variants import Precision
-from runtime.atomic import write_figure_atomic, write_text_atomic
 from runtime.cli import describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.spec import ModelSpec
+from runtime.writer import Kind, write_artifact, write_figure
 from train.data.paths import resolve_data_dir
 from train.errors import DataError, TrainError
 
@@ -197,7 +197,7 @@ def plot_confusions(path: Path, model: str, matrices: dict[str, np.ndarray], lab
         ax.set_ylabel("true")
     fig.suptitle(f"{model}: test-split mistakes (true × predicted, diagonal left out; darkest = {peak})")
     fig.tight_layout()
-    return write_figure_atomic(fig, path)
+    return write_figure(fig, path)
 
 
 @dataclass
@@ -257,8 +257,9 @@ def run_gate(
             "rows": [r.to_dict() for r in rows],
             "passed": all(r.passed for r in rows),
         }
-        files["json"] = str(write_text_atomic(artifacts / f"{model}.gate.json", json.dumps(report, indent=2) + "\n"))
-        files["markdown"] = str(write_text_atomic(artifacts / f"{model}.gate.md", markdown(rows)))
+        text = json.dumps(report, indent=2) + "\n"
+        files["json"] = str(write_artifact(artifacts / f"{model}.gate.json", text, Kind.REPORT, artifacts))
+        files["markdown"] = str(write_artifact(artifacts / f"{model}.gate.md", markdown(rows), Kind.TEXT, artifacts))
         files["png"] = str(plot_confusions(artifacts / f"{model}.confusion.png", model, matrices, spec.labels))
     return GateResult(rows, files)
 

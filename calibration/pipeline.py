@@ -6,7 +6,8 @@ Files written into the model's artifact folder, beside ``<name>.fp32.onnx``:
 - ``<name>.prep.onnx``: the FP32 graph prepared for quantization (BatchNorm folded), the graph the
   ranges and the cache describe (build the implicit-INT8 TensorRT engine from it);
 - ``<name>.ranges.json``: the activation ranges (ONNX Runtime's format);
-- ``<name>.fp16.onnx``, ``<name>.int8.onnx``, ``<name>.int8.ort.onnx``, ``<name>.calib.cache``.
+- ``<name>.fp16.onnx``, ``<name>.int8.onnx``, ``<name>.int8.ort.onnx``, ``<name>.calib.cache``;
+- ``<name>.calibration-run.json``, last: the run id and the sha256 of every file above (``runtime.calibration_run``).
 
 Then the accuracy gate runs; when an INT8 file misses its budget, nodes are ranked by sensitivity and
 the worst are left in FP32 until the budget holds (``calibration.sensitivity``).
@@ -23,7 +24,10 @@ from calibration.dataset import DEFAULT_SEED, DEFAULT_SIZE, build_calibration_se
 from calibration.ranges import Method, amax, calibrate, prepare, save_ranges
 from calibration.variants import Precision, write_fp16, write_int8, write_int8_ort
 from runtime.calib_cache import write_cache
+from runtime.calibration_run import RunId, run_path, write_run
+from runtime.calibration_set import calib_paths
 from runtime.spec import ModelSpec
+from runtime.writer import Kind, check_replace
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,28 @@ def prepared_path(artifacts: Path, model: str) -> Path:
     return Path(artifacts) / f"{model}.prep.onnx"
 
 
+def check_outputs(artifacts: Path, model: str) -> None:
+    """Refuse (unless ``--force``) any output path of the run that holds a file of another kind."""
+    calib_npz, calib_json = calib_paths(artifacts, model)
+    outputs = [
+        (calib_npz, Kind.CALIB_SET),
+        (calib_json, Kind.CALIB_MANIFEST),
+        (prepared_path(artifacts, model), Kind.ONNX),
+    ]
+    outputs += [(p.path(artifacts, model), Kind.ONNX) for p in (Precision.FP16, Precision.INT8, Precision.INT8_ORT)]
+    outputs += [
+        (artifacts / f"{model}.ranges.json", Kind.RANGES),
+        (artifacts / f"{model}.calib.cache", Kind.CALIB_CACHE),
+    ]
+    for path, kind in outputs + [(run_path(artifacts, model), Kind.CALIB_RUN)]:
+        check_replace(path, kind)
+
+
+def record_run(artifacts: Path, model: str, run: RunId, files: dict[str, str]) -> Path:
+    """The run file over ``files`` (a CalibrationResult's, the run file itself left out): written last."""
+    return write_run(artifacts, model, run, [Path(f) for key, f in files.items() if key != "run"])
+
+
 def calibrate_model(
     model: str, artifacts: Path, data_dir: Path, options: CalibrationOptions = CalibrationOptions(), log=print
 ) -> CalibrationResult:
@@ -60,6 +86,7 @@ def calibrate_model(
     artifacts = Path(artifacts)
     check_model_name(model, artifacts)
     spec = ModelSpec.load(artifacts / f"{model}.json")
+    check_outputs(artifacts, model)  # before the run writes anything: no half run over a foreign file
     split = load_split(spec, data_dir, TRAIN, options.folder)
     # An explicit size larger than the split is refused (select_stratified says so), never silently clamped.
     size = options.size if options.size is not None else min(DEFAULT_SIZE, len(split.labels))
@@ -88,6 +115,8 @@ def calibrate_model(
         "int8.ort": str(int8_ort),
         "calib.cache": str(cache),
     }
+    run = RunId(calib.sha256, options.method.value, options.seed, len(calib.labels))
+    files["run"] = str(record_run(artifacts, model, run, files))
     log(f"wrote {fp16.name} ({len(kept)} node(s) kept FP32), {int8.name}, {int8_ort.name}, {cache.name}")
     return CalibrationResult(
         model, files, calib.sha256, len(calib.labels), options.method.value, kept, time.perf_counter() - start

@@ -23,9 +23,10 @@ from onnxruntime.quantization.calibrate import TensorsData, create_calibrator, l
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from calibration.dataset import CalibrationSet
-from runtime.atomic import atomic_path
+from runtime.calibration_run import check_run
 from runtime.preprocess import normalize
 from runtime.spec import ModelSpec
+from runtime.writer import Kind, artifact_path
 
 
 class Method(str, enum.Enum):
@@ -80,7 +81,7 @@ def prepare(fp32: Path, out: Path) -> Path:
     never a truncated one, and the error names ``out``."""
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
     try:
-        with atomic_path(out) as tmp:
+        with artifact_path(out, Kind.ONNX) as tmp:
             quant_pre_process(str(fp32), str(tmp), skip_symbolic_shape=True)
             onnx.checker.check_model(str(tmp))
     except OSError as exc:
@@ -113,7 +114,7 @@ def calibrate(prepared: Path, calib: CalibrationSet, spec: ModelSpec, method: Me
 
 def save_ranges(ranges: TensorsData, path: Path) -> Path:
     """Atomic, verified, and with the usual permissions (ONNX Runtime's own writer leaves 0600)."""
-    with atomic_path(path) as tmp:
+    with artifact_path(path, Kind.RANGES) as tmp:
         save_tensors_data(ranges, tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp-like 0600 otherwise; every other artifact is 0644
         load_tensors_data(tmp)  # verify what will land
@@ -121,7 +122,11 @@ def save_ranges(ranges: TensorsData, path: Path) -> Path:
 
 
 def load_ranges(path: Path) -> TensorsData:
-    return load_tensors_data(Path(path))
+    """The ranges, refused when the folder's calibration run file records another ``*.ranges.json``."""
+    path = Path(path)
+    if path.name.endswith(".ranges.json"):
+        check_run(path.parent, path.name[: -len(".ranges.json")], [path])
+    return load_tensors_data(path)
 
 
 def amax(ranges: TensorsData) -> dict[str, float]:

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from runtime.atomic import write_text_atomic
 from runtime.preprocess import normalize
 from runtime.spec import ModelSpec
+from runtime.writer import Kind, check_replace, write_artifact
 from train.checkpoint import save_checkpoint
 from train.loop import TrainConfig, barrier, evaluate, fit, is_main_process, seed_everything, split_train_val
 from train.models import get_model
@@ -111,6 +111,7 @@ def train_and_save(
     """Train (after optional K-fold model selection), test once, write <out>/<model>.pt/.json/.metrics.json."""
     entry = get_model(model_name)
     spec = entry.spec()
+    check_outputs(out, model_name)  # a file of another kind in --out is refused before training, not after
     report: dict = {"model": model_name, **(info or {}), "train_images": len(images)}
     if kfold:
         cv = cross_validate(model_name, images, labels, spec, kfold, grid or [config], augment, progress)
@@ -147,11 +148,16 @@ def train_and_save(
     return report
 
 
+def check_outputs(out: Path, model_name: str) -> None:
+    for suffix, kind in ((".pt", Kind.CHECKPOINT), (".json", Kind.SPEC), (".metrics.json", Kind.REPORT)):
+        check_replace(out / f"{model_name}{suffix}", kind)
+
+
 def save_run(out: Path, model_name: str, model: torch.nn.Module, spec: ModelSpec, report: dict) -> None:
     """<out>/<model>.pt (weights + spec + report), <model>.json (spec), <model>.metrics.json."""
     save_checkpoint(out / f"{model_name}.pt", model_name, model, spec, report)
     spec.save(out / f"{model_name}.json")
-    write_text_atomic(out / f"{model_name}.metrics.json", json.dumps(report, indent=2) + "\n")
+    write_artifact(out / f"{model_name}.metrics.json", json.dumps(report, indent=2) + "\n", Kind.REPORT, out)
 
 
 def _say(message: str) -> None:
