@@ -50,6 +50,7 @@ class Look(str, enum.Enum):
     ONNX = "an ONNX model written by this toolkit"
     ONNX_FOREIGN = "an ONNX model not written by this toolkit (no edge_toolkit metadata)"
     PLAN = "a TensorRT plan"
+    TIMING_CACHE = "a TensorRT timing cache"
     CALIB_CACHE = "a TensorRT calibration cache"
     CHECKPOINT = "a PyTorch checkpoint"
     CALIB_SET = "a calibration set (.npz)"
@@ -79,7 +80,7 @@ class Kind(enum.Enum):
     ONNX = ("an ONNX model", (Look.ONNX,))
     PLAN = ("a TensorRT plan", (Look.PLAN,))
     ENGINE_MANIFEST = ("an engine manifest", (Look.ENGINE_MANIFEST,))
-    TIMING_CACHE = ("a TensorRT timing cache", (Look.BINARY,))  # TensorRT's own binary, no magic we know
+    TIMING_CACHE = ("a TensorRT timing cache", (Look.TIMING_CACHE, Look.BINARY))  # BINARY: a version we don't know
     CALIB_CACHE = ("a TensorRT calibration cache", (Look.CALIB_CACHE,))
     CHECKPOINT = ("a PyTorch checkpoint", (Look.CHECKPOINT,))
     CALIB_SET = ("a calibration set", (Look.CALIB_SET,))
@@ -181,6 +182,8 @@ def identify(path: str | os.PathLike) -> Look | None:
         head = fh.read(16)
         if head[:4] in PLAN_MAGICS:
             return Look.PLAN
+        if head[:4] == b"ptrt":  # what TensorRT 10 / TensorRT-RTX timing caches start with (seen here)
+            return Look.TIMING_CACHE
         if head.startswith(b"PK\x03\x04"):
             return _zip_look(path)
         if head.startswith(b"\x1f\x8b"):
