@@ -27,13 +27,13 @@ import numpy as np
 
 from benchmarks.timing import environment, measure, parse_batches
 from runtime.artifacts import ONNX_PRECISIONS, TENSORRT_PRECISIONS, Artifacts
-from runtime.atomic import write_figure_atomic, write_text_atomic
 from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
 from runtime.preprocess import normalize
 from runtime.spec import ModelSpec
+from runtime.writer import Kind, add_force_argument, set_force, write_artifact, write_figure
 
 _logger = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ def plot(path: Path, model: str, rows: Sequence[Row]) -> Path:
         ax.grid(alpha=0.3)
     fig.suptitle(f"{model}: accuracy vs latency (end to end from decoded images)")
     fig.tight_layout()
-    return write_figure_atomic(fig, path)
+    return write_figure(fig, path)
 
 
 def write_reports(model: str, artifacts: Path, rows: Sequence[Row]) -> dict[str, str]:
@@ -235,8 +235,10 @@ def write_reports(model: str, artifacts: Path, rows: Sequence[Row]) -> dict[str,
         "rows": [{**asdict(r), "throughput": r.throughput} for r in rows],
     }
     files = {
-        "json": write_text_atomic(Artifacts(artifacts, model).compare_json, json.dumps(report, indent=2) + "\n"),
-        "markdown": write_text_atomic(Artifacts(artifacts, model).compare_md, markdown(model, rows)),
+        "json": write_artifact(
+            Artifacts(artifacts, model).compare_json, json.dumps(report, indent=2) + "\n", Kind.REPORT
+        ),
+        "markdown": write_artifact(Artifacts(artifacts, model).compare_md, markdown(model, rows), Kind.TEXT),
     }
     if any(r.accuracy is not None for r in rows):
         files["png"] = plot(Artifacts(artifacts, model).compare_png, model, rows)
@@ -263,10 +265,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch eager out")
     parser.add_argument("--json", action="store_true", help="print the JSON report")
+    add_force_argument(parser)
 
 
 @error_boundary
 def run(args: argparse.Namespace) -> int:
+    set_force(args.force)
     artifacts = args.artifacts or Path("artifacts") / args.model
     try:
         batches = parse_batches(args.batch)

@@ -17,14 +17,15 @@ from pathlib import Path
 
 from benchmarks.flow import DEMO_MODELS, run_doggy_door, run_model
 from benchmarks.timing import environment
-from runtime.atomic import write_text_atomic
 from runtime.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
+from runtime.writer import Kind, add_force_argument, set_force, write_artifact
 from train.data.paths import DATA_DIR_ENV, resolve_data_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.demo", description=describe(__doc__))
+    add_force_argument(parser)
     parser.add_argument("--data-dir", default=None, help=f"data root (default ${DATA_DIR_ENV} or ./data)")
     parser.add_argument("--out", type=Path, default=Path("artifacts"), help="artifact folder (default artifacts)")
     parser.add_argument(
@@ -96,6 +97,7 @@ def print_report(rows: list[dict]) -> None:
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_force(args.force)
     wanted = [m.strip() for m in args.models.split(",") if m.strip()]
     known = {m.name: m for m in DEMO_MODELS}
     unknown = [m for m in wanted if m not in known]
@@ -123,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_report(rows)
     print_precision_report(rows)
     report = {"environment": environment(), "models": rows, "doggy_door": door}
-    write_text_atomic(args.out / "demo_report.json", json.dumps(report, indent=2) + "\n")
+    write_artifact(args.out / "demo_report.json", json.dumps(report, indent=2) + "\n", Kind.REPORT)
     print(
         f"\nreport written to {args.out / 'demo_report.json'} (machine: {report['environment']['cpu']}, "
         f"{report['environment']['cores']} cores)"

@@ -26,8 +26,8 @@ import numpy as np
 from benchmarks.timing import parse_batches
 from runtime import doctor
 from runtime.artifacts import TENSORRT_PRECISIONS, Artifacts
-from runtime.atomic import write_text_atomic
 from runtime.cli import EXIT_CHECK_FAILED, EXIT_OK, describe, error_boundary
+from runtime.writer import Kind, add_force_argument, set_force, write_artifact
 
 
 def _time(fn, repeats: int = 50) -> float:
@@ -184,10 +184,12 @@ def torch_baselines(artifacts: Path) -> list[dict]:
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.device_check", description=describe(__doc__))
+    add_force_argument(parser)
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="model folders (default artifacts)")
     parser.add_argument("--batch", default="1,8,64", help="latency sweep batch sizes for engines")
     parser.add_argument("--out", type=Path, default=Path("device_report.json"), help="JSON report path")
     args = parser.parse_args(argv)
+    set_force(args.force)
     report: dict = {"doctor": [c.__dict__ for c in doctor.run_checks()], "skipped": {}}
     for c in doctor.run_checks():
         print(f"{c.status:8} {c.name:13} {c.detail}")
@@ -226,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 report["skipped"]["torch"] = "torch has no CUDA here"
         except ImportError as exc:
             report["skipped"]["torch"] = f"torch not installed ({exc})"
-    write_text_atomic(args.out, json.dumps(report, indent=2, default=str) + "\n")
+    write_artifact(args.out, json.dumps(report, indent=2, default=str) + "\n", Kind.REPORT)
     print(f"\nreport: {args.out}")
     failed = [r for r in report.get("tensorrt", []) if "error" in r or not r["self_test"]["passed"]]
     bad_copies = [c for c in report.get("cuda_layer", {}).get("copies", []) if not c["exact"]]

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.timing import environment
-from runtime.atomic import write_text_atomic
 from runtime.cli import EXIT_OK, describe, error_boundary
+from runtime.writer import Kind, add_force_argument, set_force, write_artifact
 
 SIZE = (10_800, 8_150)  # 88.0 MP; Pillow refuses above 89.5 MP
 
@@ -66,9 +66,11 @@ def measure(mode: str, path: Path) -> dict:
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.jpeg_draft", description=describe(__doc__))
+    add_force_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("benchmarks") / "results", help="report folder")
     parser.add_argument("--repeats", type=int, default=3, help="fresh processes per mode (default 3)")
     args = parser.parse_args(argv)
+    set_force(args.force)
     with tempfile.TemporaryDirectory(prefix="edge-jpeg-") as tmp:
         jpeg = Path(tmp) / "88mp.jpg"
         make_jpeg(jpeg)
@@ -90,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": runs,
         "environment": environment(),
     }
-    path = write_text_atomic(args.out / "jpeg_draft.json", json.dumps(report, indent=2) + "\n")
+    path = write_artifact(args.out / "jpeg_draft.json", json.dumps(report, indent=2) + "\n", Kind.REPORT)
     print(
         f"88 MP JPEG ({file_mb:.1f} MB) → 224² RGB: peak RSS {peak['full']:.0f} MB full decode, "
         f"{peak['draft']:.0f} MB with draft (imports alone {peak['imports']:.0f} MB); {path}"

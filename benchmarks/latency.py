@@ -33,7 +33,6 @@ from PIL import Image
 from benchmarks.plots import save_log2_panels
 from benchmarks.timing import LatencyStats, environment, measure, parse_batches, stats_from_samples
 from runtime.artifacts import Artifacts
-from runtime.atomic import write_text_atomic
 from runtime.cli import (
     EXIT_CHECK_FAILED,
     EXIT_OK,
@@ -49,6 +48,7 @@ from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
 from runtime.preprocess import preprocess
 from runtime.providers import CudaOptions, add_provider_arguments, cuda_options_from_args
+from runtime.writer import Kind, add_force_argument, set_force, write_artifact
 
 _logger = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ def write_csv(path: Path, results: Sequence[BatchResult]) -> Path:
                     *shares,
                 ]
             )
-    return write_text_atomic(path, buffer.getvalue())
+    return write_artifact(path, buffer.getvalue(), Kind.TEXT)
 
 
 def plot(path: Path, engine: Path, results: Sequence[BatchResult]) -> Path | None:
@@ -293,6 +293,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", type=Path, default=None, help="an earlier JSON report: exit 1 on regressions")
     p.add_argument("--threshold", type=float, default=0.10, help="regression threshold (default 0.10 = 10 %%)")
     p.add_argument("--json", action="store_true", help="print the JSON report")
+    add_force_argument(p)
 
 
 # Checked in run(), not as argparse types: `python -m benchmarks latency` parses in benchmarks/__main__, whose
@@ -320,6 +321,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 @error_boundary
 def run(args: argparse.Namespace) -> int:
+    set_force(args.force)
     check_arguments(args)
     try:
         batches = parse_batches(args.batch)
@@ -377,9 +379,9 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or args.engine.parent
     stem = args.engine.name + ".latency"
     report["regressions"] = regressions(report, baseline, args.threshold) if baseline else []
-    write_text_atomic(out / f"{stem}.json", json.dumps(report, indent=2) + "\n")
+    write_artifact(out / f"{stem}.json", json.dumps(report, indent=2) + "\n", Kind.REPORT)
     write_csv(out / f"{stem}.csv", results)
-    write_text_atomic(out / f"{stem}.md", markdown(args.engine, results, profile))
+    write_artifact(out / f"{stem}.md", markdown(args.engine, results, profile), Kind.TEXT)
     png = plot(out / f"{stem}.png", args.engine, results)
     if args.json:
         print(json.dumps(report, indent=2))

@@ -35,10 +35,10 @@ import numpy as np
 
 from benchmarks.timing import environment, measure, parse_batches
 from runtime.artifacts import Artifacts
-from runtime.atomic import write_text_atomic
 from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.providers import CudaOptions, Provider, parse_providers
+from runtime.writer import Kind, add_force_argument, set_force, write_artifact
 
 _logger = logging.getLogger(__name__)
 
@@ -316,9 +316,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     p.add_argument("--out", type=Path, default=None, help="report folder (default: beside the engine)")
     p.add_argument("--json", action="store_true", help="print the JSON report")
+    add_force_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    set_force(args.force)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     try:
         batches = sorted(set(parse_batches(args.batch)))
@@ -340,8 +342,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     stem = (args.out or args.engine.parent) / f"{args.engine.name}.ortgpu"
-    write_text_atomic(Path(f"{stem}.json"), json.dumps(report, indent=2) + "\n")
-    write_text_atomic(Path(f"{stem}.md"), markdown(report))
+    write_artifact(Path(f"{stem}.json"), json.dumps(report, indent=2) + "\n", Kind.REPORT)
+    write_artifact(Path(f"{stem}.md"), markdown(report), Kind.TEXT)
     print(json.dumps(report, indent=2) if args.json else markdown(report) + f"written: {stem}.{{json,md}}")
     return EXIT_OK
 

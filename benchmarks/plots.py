@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.atomic import write_figure_atomic
+from runtime.writer import write_figure
 
 
 def save_log2_panels(fig, panels: Sequence[tuple[object, str]], xlabel: str, title: str, path: Path) -> Path:
@@ -18,4 +18,4 @@ def save_log2_panels(fig, panels: Sequence[tuple[object, str]], xlabel: str, tit
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    return write_figure_atomic(fig, path)
+    return write_figure(fig, path)

@@ -38,9 +38,9 @@ from pathlib import Path
 from benchmarks.latency import encoded_samples
 from benchmarks.plots import save_log2_panels
 from benchmarks.timing import environment, parse_batches, stats_from_samples
-from runtime.atomic import write_text_atomic
 from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
+from runtime.writer import Kind, add_force_argument, set_force, write_artifact
 
 MODES = ("in_process", "triton")
 
@@ -382,7 +382,7 @@ def write_csv(path: Path, results: Sequence[LoadResult]) -> Path:
                 _ms(r.server_cpu_ms_per_request),
             ]
         )
-    return write_text_atomic(path, buffer.getvalue())
+    return write_artifact(path, buffer.getvalue(), Kind.TEXT)
 
 
 def _ms(value: float | None) -> str:
@@ -433,6 +433,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", type=Path, default=None, help="a folder of real images to send (default: see above)")
     p.add_argument("--out", type=Path, default=None, help="report folder (default: beside the model)")
     p.add_argument("--json", action="store_true", help="print the JSON report")
+    add_force_argument(p)
 
 
 def _images(args: argparse.Namespace) -> list[bytes]:
@@ -447,6 +448,7 @@ def _images(args: argparse.Namespace) -> list[bytes]:
 
 
 def run(args: argparse.Namespace) -> int:
+    set_force(args.force)
 
     try:
         settings = LoadSettings(
@@ -472,7 +474,7 @@ def run(args: argparse.Namespace) -> int:
     doc = report(args.model, settings, results)
     out = args.out or args.model.parent
     stem = out / f"{args.model.name}.triton"
-    write_text_atomic(Path(f"{stem}.json"), json.dumps(doc, indent=2) + "\n")
+    write_artifact(Path(f"{stem}.json"), json.dumps(doc, indent=2) + "\n", Kind.REPORT)
     write_csv(Path(f"{stem}.csv"), results)
     plot(Path(f"{stem}.png"), args.model, results)
     if args.json:

@@ -32,10 +32,10 @@ from PIL import Image
 
 from benchmarks.timing import environment, measure
 from runtime.artifacts import Artifacts
-from runtime.atomic import write_figure_atomic, write_text_atomic
 from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
+from runtime.writer import Kind, add_force_argument, set_force, write_artifact, write_figure
 
 _logger = logging.getLogger(__name__)
 
@@ -227,9 +227,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: its choice)")
     p.add_argument("--out", type=Path, default=None, help="report folder (default: beside the engine)")
     p.add_argument("--json", action="store_true", help="print the JSON report")
+    add_force_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    set_force(args.force)
     try:
         counts = sorted({int(n) for n in args.streams.split(",") if n.strip()})
         width, height = (int(v) for v in args.size.lower().split("x"))
@@ -255,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USER_ERROR
     out = args.out or args.engine.parent
     stem = args.engine.name + ".stream"
-    write_text_atomic(out / f"{stem}.json", json.dumps(report, indent=2) + "\n")
+    write_artifact(out / f"{stem}.json", json.dumps(report, indent=2) + "\n", Kind.REPORT)
     _write_csv(out / f"{stem}.csv", report)
     written = "json,csv" + (",png" if _plot(out / f"{stem}.png", args.engine, report) else "")
     print(json.dumps(report, indent=2) if args.json else f"written: {out / stem}.{{{written}}}")
@@ -360,7 +362,7 @@ def _write_csv(path: Path, report: dict) -> Path:
                 *[r["stage_share"][s] for s in STAGES],
             ]
         )
-    return write_text_atomic(path, buffer.getvalue())
+    return write_artifact(path, buffer.getvalue(), Kind.TEXT)
 
 
 def _plot(path: Path, engine: Path, report: dict) -> bool:
@@ -388,7 +390,7 @@ def _plot(path: Path, engine: Path, report: dict) -> bool:
     right.legend()
     fig.suptitle(f"{engine.name}: multi-stream throughput and stage shares")
     fig.tight_layout()
-    write_figure_atomic(fig, path)
+    write_figure(fig, path)
     return True
 
 

@@ -23,6 +23,7 @@ from calibration.ranges import Method
 from calibration.workflow import calibrate_and_gate
 from runtime.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary, positive_int
 from runtime.errors import RuntimeToolkitError
+from runtime.writer import set_force
 from train.data.paths import resolve_data_dir
 
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="report an INT8 budget miss instead of leaving sensitive nodes in FP32",
     )
+    parser.add_argument("--force", action="store_true", help="replace output files of another kind")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     return parser
 
@@ -62,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_force(args.force)
     artifacts = args.artifacts or Path("artifacts") / args.model
     data_dir = resolve_data_dir(args.data_dir)
     options = CalibrationOptions(Method(args.method), args.calib_size, args.seed, args.folder)

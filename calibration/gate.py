@@ -26,11 +26,11 @@ from calibration.data import TEST, LabelledSplit, check_model_name, dataset_of, 
 from calibration.run_check import check_one_run
 from calibration.variants import Precision
 from runtime.artifacts import ONNX_PRECISIONS, Artifacts
-from runtime.atomic import write_figure_atomic, write_text_atomic
 from runtime.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.spec import ModelSpec
+from runtime.writer import Kind, write_artifact, write_figure
 from train.data.paths import resolve_data_dir
 from train.errors import DataError
 
@@ -198,7 +198,7 @@ def plot_confusions(path: Path, model: str, matrices: dict[str, np.ndarray], lab
         ax.set_ylabel("true")
     fig.suptitle(f"{model}: test-split mistakes (true × predicted, diagonal left out; darkest = {peak})")
     fig.tight_layout()
-    return write_figure_atomic(fig, path)
+    return write_figure(fig, path)
 
 
 @dataclass
@@ -259,8 +259,9 @@ def run_gate(
             "rows": [r.to_dict() for r in rows],
             "passed": all(r.passed for r in rows),
         }
-        files["json"] = str(write_text_atomic(names.gate_json, json.dumps(report, indent=2) + "\n"))
-        files["markdown"] = str(write_text_atomic(names.gate_md, markdown(rows)))
+        text = json.dumps(report, indent=2) + "\n"
+        files["json"] = str(write_artifact(names.gate_json, text, Kind.REPORT, artifacts))
+        files["markdown"] = str(write_artifact(names.gate_md, markdown(rows), Kind.TEXT, artifacts))
         files["png"] = str(plot_confusions(names.confusion_png, model, matrices, spec.labels))
     return GateResult(rows, files)
 

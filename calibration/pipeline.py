@@ -6,7 +6,8 @@ Files written into the model's artifact folder, beside ``<name>.fp32.onnx``:
 - ``<name>.prep.onnx``: the FP32 graph prepared for quantization (BatchNorm folded), the graph the
   ranges and the cache describe (build the implicit-INT8 TensorRT engine from it);
 - ``<name>.ranges.json``: the activation ranges (ONNX Runtime's format);
-- ``<name>.fp16.onnx``, ``<name>.int8.onnx``, ``<name>.int8.ort.onnx``, ``<name>.calib.cache``.
+- ``<name>.fp16.onnx``, ``<name>.int8.onnx``, ``<name>.int8.ort.onnx``, ``<name>.calib.cache``;
+- ``<name>.calibration-run.json``, last: the run id and the sha256 of every file above (``runtime.calibration_run``).
 
 Then the accuracy gate runs; when an INT8 file misses its budget, nodes are ranked by sensitivity and
 the worst are left in FP32 until the budget holds (``calibration.sensitivity``).
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from calibration.data import TRAIN, check_model_name, load_split
@@ -26,7 +27,10 @@ from calibration.ranges import Method, amax, calibrate, prepare, save_ranges
 from calibration.variants import Precision, write_fp16, write_int8, write_int8_ort
 from runtime.artifacts import CALIBRATION_METHOD_KEY, CALIBRATION_SHA256_KEY, Artifacts
 from runtime.calib_cache import write_cache
+from runtime.calibration_run import RunId, run_path, write_run
+from runtime.calibration_set import calib_paths
 from runtime.spec import ModelSpec
+from runtime.writer import Kind, check_replace
 
 _logger = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ class CalibrationFiles:
     int8: Path
     int8_ort: Path
     calib_cache: Path
+    run: Path | None = None  # the run file, written last over all of the above
 
     def to_dict(self) -> dict[str, str]:
         """The ``files`` object of ``python -m calibration --json`` (variants keyed by their precision)."""
@@ -63,6 +68,7 @@ class CalibrationFiles:
             Precision.INT8.value: str(self.int8),
             Precision.INT8_ORT.value: str(self.int8_ort),
             "calib.cache": str(self.calib_cache),
+            **({"run": str(self.run)} if self.run else {}),
         }
 
 
@@ -85,6 +91,28 @@ def prepared_path(artifacts: Path, model: str) -> Path:
     return Artifacts(Path(artifacts), model).prep_onnx
 
 
+def check_outputs(artifacts: Path, model: str) -> None:
+    """Refuse (unless ``--force``) any output path of the run that holds a file of another kind."""
+    calib_npz, calib_json = calib_paths(artifacts, model)
+    outputs = [
+        (calib_npz, Kind.CALIB_SET),
+        (calib_json, Kind.CALIB_MANIFEST),
+        (prepared_path(artifacts, model), Kind.ONNX),
+    ]
+    outputs += [(p.path(artifacts, model), Kind.ONNX) for p in (Precision.FP16, Precision.INT8, Precision.INT8_ORT)]
+    outputs += [
+        (Artifacts(artifacts, model).ranges, Kind.RANGES),
+        (Artifacts(artifacts, model).calib_cache, Kind.CALIB_CACHE),
+    ]
+    for path, kind in outputs + [(run_path(artifacts, model), Kind.CALIB_RUN)]:
+        check_replace(path, kind)
+
+
+def record_run(artifacts: Path, model: str, run: RunId, files: dict[str, str]) -> Path:
+    """The run file over ``files`` (a CalibrationResult's, the run file itself left out): written last."""
+    return write_run(artifacts, model, run, [Path(f) for key, f in files.items() if key != "run"])
+
+
 def calibrate_model(
     model: str,
     artifacts: Path,
@@ -97,6 +125,7 @@ def calibrate_model(
     check_model_name(model, artifacts)
     names = Artifacts(artifacts, model)
     spec = ModelSpec.load(names.spec)
+    check_outputs(artifacts, model)  # before the run writes anything: no half run over a foreign file
     split = load_split(spec, data_dir, TRAIN, options.folder)
     # An explicit size larger than the split is refused (select_stratified says so), never silently clamped.
     size = options.size if options.size is not None else min(DEFAULT_SIZE, len(split.labels))
@@ -116,6 +145,8 @@ def calibrate_model(
     int8_ort = write_int8_ort(prepared, ranges, spec, Precision.INT8_ORT.path(artifacts, model), calibration=stamp)
     cache = write_cache(names.calib_cache, amax(ranges))
     files = CalibrationFiles(npz, manifest, prepared, ranges_file, fp16, int8, int8_ort, cache)
+    run = RunId(calib.sha256, options.method.value, options.seed, len(calib.labels))
+    files = replace(files, run=record_run(artifacts, model, run, files.to_dict()))
     log(f"wrote {fp16.name} ({len(kept)} node(s) kept FP32), {int8.name}, {int8_ort.name}, {cache.name}")
     return CalibrationResult(
         model, files, calib.sha256, len(calib.labels), options.method.value, kept, time.perf_counter() - start

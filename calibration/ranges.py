@@ -23,10 +23,12 @@ from onnxruntime.quantization.calibrate import TensorsData, create_calibrator, l
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from calibration.dataset import CalibrationSet
-from runtime.atomic import atomic_path
+from runtime.artifacts import Artifacts
+from runtime.calibration_run import check_run
 from runtime.logs import quiet_logs
 from runtime.preprocess import normalize
 from runtime.spec import ModelSpec
+from runtime.writer import Kind, artifact_path
 
 
 class Method(str, enum.Enum):
@@ -80,7 +82,7 @@ def prepare(fp32: Path, out: Path) -> Path:
     Written to a temp file beside ``out``, checked, then renamed: a full disk leaves the previous file (or none),
     never a truncated one, and the error names ``out``."""
     try:
-        with quiet_logs("onnxruntime", level=logging.WARNING), atomic_path(out) as tmp:
+        with quiet_logs("onnxruntime", level=logging.WARNING), artifact_path(out, Kind.ONNX) as tmp:
             quant_pre_process(str(fp32), str(tmp), skip_symbolic_shape=True)
             onnx.checker.check_model(str(tmp))
     except OSError as exc:
@@ -113,7 +115,7 @@ def calibrate(prepared: Path, calib: CalibrationSet, spec: ModelSpec, method: Me
 
 def save_ranges(ranges: TensorsData, path: Path) -> Path:
     """Atomic, verified, and with the usual permissions (ONNX Runtime's own writer leaves 0600)."""
-    with atomic_path(path) as tmp:
+    with artifact_path(path, Kind.RANGES) as tmp:
         save_tensors_data(ranges, tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp-like 0600 otherwise; every other artifact is 0644
         load_tensors_data(tmp)  # verify what will land
@@ -121,7 +123,12 @@ def save_ranges(ranges: TensorsData, path: Path) -> Path:
 
 
 def load_ranges(path: Path) -> TensorsData:
-    return load_tensors_data(Path(path))
+    """The ranges, refused when the folder's calibration run file records another ``*.ranges.json``."""
+    path = Path(path)
+    names = Artifacts.of(path)
+    if names.ranges == path:
+        check_run(names.folder, names.model, [path])
+    return load_tensors_data(path)
 
 
 def amax(ranges: TensorsData) -> dict[str, float]:

@@ -8,7 +8,9 @@ calibration set beside the variants of another, and the gate passed. Now:
   file is left behind to go stale or litter a folder where the run failed early.
 - ``check_one_run``: the run id of a set is its calibration-set sha256 and method; every calibrated variant
   carries both in its ONNX metadata. The gate refuses variants whose id differs from the calibration manifest
-  beside them (or from each other), naming the stale file.
+  beside them (or from each other), naming the stale file; then every file the run derived (ranges and TensorRT
+  cache included, which have no room for a stamp) against ``<model>.calibration-run.json``
+  (``runtime.calibration_run``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from calibration.variants import Precision
 from runtime.artifacts import CALIBRATION_METHOD_KEY, CALIBRATION_SHA256_KEY, ONNX_PRECISIONS
+from runtime.calibration_run import check_run
 from runtime.calibration_set import calib_paths
 from train.errors import DataError
 
@@ -66,10 +69,15 @@ def variant_stamps(artifacts: Path, model: str) -> dict[Path, tuple[str | None, 
 
 
 def check_one_run(artifacts: Path, model: str) -> None:
-    """Refuse an artifact folder whose calibrated variants come from different calibration runs."""
+    """Refuse an artifact folder whose calibrated variants come from different calibration runs, or whose derived
+    files (ranges, TensorRT cache, prepared ONNX, variants, set) are not the ones its run file records."""
     stamps = {p: s for p, s in variant_stamps(artifacts, model).items() if s[0] is not None}
-    if not stamps:
-        return
+    if stamps:
+        _check_stamps(artifacts, model, stamps)
+    check_run(artifacts, model)  # then every derived file against the run file (ranges and cache included)
+
+
+def _check_stamps(artifacts: Path, model: str, stamps: dict[Path, tuple[str | None, str | None]]) -> None:
     _, manifest_path = calib_paths(artifacts, model)
     rerun = f"run `python -m calibration --model {model} --artifacts {artifacts}` again"
     if manifest_path.is_file():

@@ -11,14 +11,15 @@ from pathlib import Path
 from calibration.data import TEST, load_split
 from calibration.dataset import load_calibration_set
 from calibration.gate import GateResult, judge, reference_logits, run_gate
-from calibration.pipeline import CalibrationOptions, CalibrationResult, calibrate_model, prepared_path
+from calibration.pipeline import CalibrationOptions, CalibrationResult, calibrate_model, prepared_path, record_run
 from calibration.ranges import load_ranges
 from calibration.run_check import METHOD_KEY, SHA_KEY, calibration_lock, variant_stamps
 from calibration.sensitivity import exclude_until_budget, rank_nodes
 from calibration.variants import WRITERS, Precision
 from runtime.artifacts import Artifacts
-from runtime.atomic import write_text_atomic
+from runtime.calibration_run import RunId
 from runtime.spec import ModelSpec
+from runtime.writer import Kind, write_artifact
 
 _logger = logging.getLogger(__name__)
 
@@ -79,6 +80,10 @@ def calibrate_and_gate(
         if failing and exclusion:
             exclusions = fix_int8(model, artifacts, data_dir, options.folder, failing, log)
             result = replace(result, excluded={k: v["excluded"] for k, v in exclusions.items()})
-            write_text_atomic(Artifacts(artifacts, model).exclusion, json.dumps(exclusions, indent=2) + "\n")
+            text = json.dumps(exclusions, indent=2) + "\n"
+            write_artifact(Artifacts(artifacts, model).exclusion, text, Kind.REPORT, artifacts)
+            # the rewritten variants belong to the same run: the run file records their new sha256
+            run = RunId(result.calibration_sha256, result.method, options.seed, result.calibration_size)
+            record_run(artifacts, model, run, result.files.to_dict())
             gate = run_gate(model, artifacts, data_dir, options.folder)
     return result, gate

@@ -22,6 +22,7 @@ from engine.options import HARDWARE_LEVELS, BuildOptions
 from runtime.bundle import verify_beside
 from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
+from runtime.writer import set_force
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="which TensorRT to use (default: tensorrt if it imports, else tensorrt_rtx)",
     )
-    p.add_argument("--force", action="store_true", help="rebuild even when the existing plan is current")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="rebuild even when the existing plan is current, replacing a file of another kind at --out",
+    )
     p.add_argument("--json", action="store_true", help="print the manifest (or the error) as JSON on stdout")
     return p
 
@@ -67,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_force(args.force)
 
     def say(message: str) -> None:
         print(message, file=sys.stderr if args.json else sys.stdout, flush=True)

@@ -31,10 +31,10 @@ from engine.onnx_info import OnnxInfo, default_plan_path, inspect_onnx
 from engine.options import BuildOptions, EngineBuildError
 from engine.trt_hooks import build_device, cache_calibrator, jetson_info, make_logger, progress_monitor
 from runtime.artifacts import Precision
-from runtime.atomic import write_bytes_atomic, write_text_atomic
 from runtime.engine_manifest import (
     EngineManifest,
     describe_foreign,
+    golden_path,
     identify_bytes,
     manifest_path,
     preflight,
@@ -43,6 +43,7 @@ from runtime.engine_manifest import (
 )
 from runtime.errors import ModelLoadError
 from runtime.trt_import import import_tensorrt
+from runtime.writer import Kind, check_replace, write_artifact
 
 _logger = logging.getLogger(__name__)
 
@@ -254,8 +255,9 @@ def build_engine(
     log: Callable[[str], None] = _logger.info,
 ) -> tuple[Path, EngineManifest]:
     """Parse, configure, build, write ``out`` + manifest (+ golden I/O). Raises EngineBuildError."""
-    info = inspect_onnx(onnx_path)
+    info = inspect_onnx(onnx_path, options.calib_cache)
     out = Path(out) if out else default_plan_path(info.path)
+    check_outputs(out)  # before minutes of building, not after
     net = parse_network(info, options)
     config, flags, profiles, timing_cache = configure(net, info, options)
     device = build_device()
@@ -288,6 +290,13 @@ def build_engine(
     return out, manifest
 
 
+def check_outputs(out: Path) -> None:
+    """Refuse (unless ``--force``) a plan path, manifest or golden path that holds a file of another kind."""
+    check_replace(out, Kind.PLAN)
+    check_replace(manifest_path(out), Kind.ENGINE_MANIFEST)
+    check_replace(golden_path(out), Kind.GOLDEN)
+
+
 def write_plan(out: Path, data: bytes, manifest: EngineManifest, golden, timing_cache, options: BuildOptions) -> None:
     """Stage 4: golden I/O, plan, then manifest last — an interrupted build leaves no manifest, and preflight
     refuses a plan without one. What landed is verified by preflight."""
@@ -298,12 +307,12 @@ def write_plan(out: Path, data: bytes, manifest: EngineManifest, golden, timing_
 
             manifest.golden = write_golden(out, *golden)
             written.append(Path(out).with_name(manifest.golden["file"]))
-        write_bytes_atomic(out, data)
-        write_text_atomic(manifest_path(out), manifest.to_json())
+        write_artifact(out, data, Kind.PLAN)
+        write_artifact(manifest_path(out), manifest.to_json(), Kind.ENGINE_MANIFEST)
     except BaseException:  # a full disk: no orphan golden file beside no plan or manifest
         for path in written:
             path.unlink(missing_ok=True)
         raise
     if timing_cache is not None:
-        write_bytes_atomic(Path(options.timing_cache), bytes(timing_cache.serialize()))
+        write_artifact(Path(options.timing_cache), bytes(timing_cache.serialize()), Kind.TIMING_CACHE)
     preflight(out)

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.build import build_engine
+from engine.build import build_engine, check_outputs
 from engine.golden import golden_from_calibration
 from engine.onnx_info import OnnxInfo, default_plan_path, inspect_onnx
 from engine.options import BuildOptions, EngineBuildError
@@ -61,8 +61,9 @@ def ensure_engine(
 ) -> tuple[Path, EngineManifest, str]:
     """Reuse ``out`` when its manifest matches this source, TensorRT, GPU, precision, profile, calibration and
     build flags; otherwise rebuild, saying why. Returns (plan, manifest, "reused" | reason for building)."""
-    info = inspect_onnx(onnx_path)
+    info = inspect_onnx(onnx_path, options.calib_cache)
     out = Path(out) if out else default_plan_path(info.path)
+    check_outputs(out)  # a foreign file at --out is refused before TensorRT is even imported
     try:
         trt, flavour = import_tensorrt(options.flavour)
     except ModelLoadError as exc:

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime.artifacts import Artifacts, Precision
-from runtime.atomic import write_bytes_atomic
 from runtime.engine_manifest import golden_path, sha256_file
+from runtime.writer import Kind, write_artifact
 
 GOLDEN_SAMPLES = 8
 
@@ -23,7 +23,7 @@ def write_golden(plan: Path, inputs: np.ndarray, outputs: np.ndarray) -> dict:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, inputs=inputs.astype(np.float32), outputs=outputs.astype(np.float32))
     path = golden_path(plan)
-    write_bytes_atomic(path, buffer.getvalue())
+    write_artifact(path, buffer.getvalue(), Kind.GOLDEN)
     return {"file": path.name, "sha256": sha256_file(path), "count": int(len(inputs))}
 
 

@@ -21,8 +21,9 @@ class OnnxInfo:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
-def inspect_onnx(path: Path) -> OnnxInfo:
-    """Read the file, refuse what the TensorRT parser would choke on, with our own message."""
+def inspect_onnx(path: Path, calib_cache: Path | None = None) -> OnnxInfo:
+    """Read the file, refuse what the TensorRT parser would choke on, with our own message; refuse an ONNX file
+    or ``calib_cache`` that its folder's calibration run file does not record (``runtime.calibration_run``)."""
     import onnx
 
     path = Path(path)
@@ -54,6 +55,7 @@ def inspect_onnx(path: Path) -> OnnxInfo:
     if spec is not None:
         _check_spec(path, proto, spec)
     _check_calibration_run(path, meta.get(CALIBRATION_SHA256_KEY))
+    _check_run_files(path, calib_cache)
     return OnnxInfo(
         path,
         sha256_file(path),
@@ -101,6 +103,18 @@ def _check_spec(path: Path, proto, spec: ModelSpec) -> None:
     try:
         check_spec_matches(spec, _GraphIO(infos(proto.graph.input), infos(proto.graph.output)), str(path))
     except SpecError as exc:
+        raise EngineBuildError(str(exc)) from None
+
+
+def _check_run_files(path: Path, calib_cache: Path | None) -> None:
+    from runtime.calibration_run import CalibrationRunError, check_run
+
+    cache = Path(calib_cache) if calib_cache else None
+    try:
+        check_run(path.parent, Artifacts.of(path).model, [path])
+        if cache is not None and Artifacts.of(cache).calib_cache == cache:
+            check_run(cache.parent, Artifacts.of(cache).model, [cache])
+    except CalibrationRunError as exc:
         raise EngineBuildError(str(exc)) from None
 
 

@@ -15,6 +15,7 @@ from export.onnx_export import DEFAULT_OPSET, export_fp32
 from runtime.artifacts import Artifacts
 from runtime.cli import EXIT_OK, EXIT_USER_ERROR, error_boundary
 from runtime.errors import RuntimeToolkitError
+from runtime.writer import set_force
 from train.checkpoint import load_checkpoint
 from train.models import MODELS, get_model
 
@@ -41,12 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fold scale/mean/std into the graph: <name>_u8.fp32.onnx takes uint8 pixels (4x fewer bytes to the GPU)",
     )
+    parser.add_argument("--force", action="store_true", help="replace output files of another kind")
     return parser
 
 
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_force(args.force)
     try:
         if args.checkpoint:
             ckpt = load_checkpoint(args.checkpoint)

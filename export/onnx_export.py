@@ -16,10 +16,10 @@ from torch import nn
 
 from runtime import __version__ as toolkit_version
 from runtime.artifacts import PRECISION_KEY, Artifacts, Precision
-from runtime.atomic import atomic_path
 from runtime.errors import RuntimeToolkitError
 from runtime.logs import quiet_logs
 from runtime.spec import METADATA_KEY, ModelSpec
+from runtime.writer import Kind, artifact_path
 
 # Opset 17 is the newest that every TensorRT we target parses (8.6 on JetPack 6.0 included).
 DEFAULT_OPSET = 17
@@ -98,7 +98,7 @@ def check_and_infer(proto: onnx.ModelProto, source: str) -> onnx.ModelProto:
 
 
 def save_onnx(proto: onnx.ModelProto, path: Path) -> Path:
-    with atomic_path(path) as tmp:
+    with artifact_path(path, Kind.ONNX) as tmp:
         onnx.save(proto, tmp)
     onnx.checker.check_model(str(path))  # verify what landed on disk
     return Path(path)

@@ -34,6 +34,7 @@ from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary, non_
 from runtime.engine_manifest import load_manifest, manifest_path
 from runtime.errors import RuntimeToolkitError
 from runtime.spec import ModelSpec, spec_from_sidecar
+from runtime.writer import ForeignFileError, force_enabled, set_force
 
 _DTYPES = {"float32": "TYPE_FP32", "uint8": "TYPE_UINT8"}
 
@@ -253,6 +254,11 @@ def write_repository(
     repo = Path(repo)
     repo.mkdir(parents=True, exist_ok=True)
     target = repo / name
+    if target.exists() and not (target.is_dir() and (target / "config.pbtxt").is_file()) and not force_enabled():
+        what = "a folder that is not a Triton model (no config.pbtxt)" if target.is_dir() else "not a folder"
+        raise ForeignFileError(
+            f"{target}: already exists and is {what}; it would be replaced: pass --force to replace it"
+        )
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
     os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700: a server running as another user could not read it
     try:
@@ -327,7 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="Python backend: ONNX Runtime intra-op threads per instance (default: its choice)",
     )
+    p.add_argument("--force", action="store_true", help="replace a --repo/--name folder that is not a Triton model")
     args = p.parse_args(argv)
+    set_force(args.force)
     try:
         options = TritonOptions(
             args.max_batch,

@@ -167,6 +167,10 @@ class Artifacts:
         return self._file(".calib.cache")
 
     @property
+    def calibration_run(self) -> Path:
+        return self._file(".calibration-run.json")
+
+    @property
     def exclusion(self) -> Path:
         return self._file(".exclusion.json")
 

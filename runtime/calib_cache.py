@@ -18,8 +18,8 @@ import re
 import struct
 from pathlib import Path
 
-from runtime.atomic import write_text_atomic
 from runtime.errors import RuntimeToolkitError
+from runtime.writer import Kind, write_artifact
 
 ALGORITHM = "EntropyCalibration2"
 DEFAULT_TAG = "8601"  # TensorRT 8.6.1 (JetPack 6.0)
@@ -58,7 +58,7 @@ def render(amax: dict[str, float], tag: str = DEFAULT_TAG, algorithm: str = ALGO
 
 def write_cache(path: Path, amax: dict[str, float], tag: str = DEFAULT_TAG) -> Path:
     text = render(amax, tag)
-    write_text_atomic(path, text)
+    write_artifact(path, text, Kind.CALIB_CACHE)
     if read_cache(path)[1].keys() != {line.rsplit(": ", 1)[0] for line in text.splitlines()[1:]}:
         raise CacheFormatError(f"{path}: written cache does not read back")  # verify what landed
     return Path(path)

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from runtime.artifacts import Artifacts
-from runtime.atomic import write_bytes_atomic, write_text_atomic
+from runtime.calibration_run import check_run
 from runtime.errors import RuntimeToolkitError
+from runtime.writer import Kind, write_artifact
 
 MANIFEST_FORMAT = "edge-toolkit-calibration-set/1"
 TRAIN = "train"
@@ -95,13 +96,14 @@ def save_calibration_set(calib: CalibrationSet, folder: Path) -> tuple[Path, Pat
     npz, manifest = calib_paths(folder, calib.model)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, images=calib.images, labels=calib.labels)
-    write_bytes_atomic(npz, buffer.getvalue())
-    write_text_atomic(manifest, json.dumps(calib.manifest(), indent=1) + "\n")
+    write_artifact(npz, buffer.getvalue(), Kind.CALIB_SET, folder)
+    write_artifact(manifest, json.dumps(calib.manifest(), indent=1) + "\n", Kind.CALIB_MANIFEST, folder)
     return npz, manifest
 
 
 def load_calibration_set(folder: Path, model: str) -> CalibrationSet:
     npz, manifest_path = calib_paths(folder, model)
+    check_run(folder, model, [npz, manifest_path])  # a set from another run than the files derived from it
     try:
         manifest = json.loads(manifest_path.read_text())
         with np.load(npz, allow_pickle=False) as data:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from runtime.artifacts import SPEC_KEY, Artifacts, plan_manifest
-from runtime.atomic import write_text_atomic
 from runtime.errors import ArtifactNameError, SpecError
+from runtime.writer import Kind, write_artifact
 
 SCHEMA_VERSION = 1
 METADATA_KEY = SPEC_KEY
@@ -227,7 +227,7 @@ class ModelSpec:
         return cls.from_dict(data, source)
 
     def save(self, path: str | Path) -> Path:
-        return write_text_atomic(path, self.to_json() + "\n")
+        return write_artifact(path, self.to_json() + "\n", Kind.SPEC)
 
     @classmethod
     def load(cls, path: str | Path) -> ModelSpec:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from runtime.cli import EXIT_OK, EXIT_USER_ERROR, error_boundary
 from runtime.errors import RuntimeToolkitError
+from runtime.writer import set_force
 from train import asl, mnist, transfer
 from train.loop import init_distributed_from_env, shutdown_distributed
 
@@ -18,12 +19,15 @@ def build_parser() -> argparse.ArgumentParser:
     mnist.add_arguments(sub.add_parser("mnist", help="MNIST MLP or CNN (course lab 1)"))
     asl.add_arguments(sub.add_parser("asl", help="ASL sign-language CNN with augmentation (course labs 2-4)"))
     transfer.add_arguments(sub.add_parser("transfer", help="pretrained backbone + new head, two phases (course lab 5)"))
+    for task in sub.choices.values():
+        task.add_argument("--force", action="store_true", help="replace files of another kind in --out")
     return parser
 
 
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_force(args.force)
     init_distributed_from_env()  # a no-op unless launched by torchrun
     try:
         {"mnist": mnist.run, "asl": asl.run, "transfer": transfer.run}[args.task](args)

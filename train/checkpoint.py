@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from runtime.atomic import atomic_path
 from runtime.spec import ModelSpec
+from runtime.writer import Kind, artifact_path
 from train.errors import TrainError
 from train.models import get_model
 
@@ -34,7 +34,7 @@ def save_checkpoint(path: Path, model_name: str, model: nn.Module, spec: ModelSp
         "spec": spec.to_json(),
         "metrics": json.dumps(metrics),
     }
-    with atomic_path(path) as tmp:
+    with artifact_path(path, Kind.CHECKPOINT) as tmp:
         torch.save(payload, tmp)
     return Path(path)
 

@@ -20,7 +20,7 @@ from train.data.image_folder import list_image_folder, load_image_folder
 from train.loop import TrainConfig, evaluate, fit, is_main_process, seed_everything, split_train_val
 from train.models import get_model
 from train.models.transfer import BACKBONES
-from train.workflow import save_run, to_tensors, train_inputs
+from train.workflow import check_outputs, save_run, to_tensors, train_inputs
 
 _logger = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ def train_transfer(
     train_xy = (train_xy[0] if augment else train_xy[0].contiguous(memory_format=torch.channels_last), train_xy[1])
     val = (val[0].contiguous(memory_format=torch.channels_last), val[1])
 
+    check_outputs(Path(out), entry.name)  # before training: a file of another kind in --out is refused
     seed_everything(head.seed)
     model = entry.build(spec, weights).to(memory_format=torch.channels_last)
     phases = []

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from runtime.artifacts import Artifacts
-from runtime.atomic import write_text_atomic
 from runtime.preprocess import normalize
 from runtime.spec import ModelSpec
+from runtime.writer import Kind, check_replace, write_artifact
 from train.checkpoint import save_checkpoint
 from train.loop import TrainConfig, barrier, evaluate, fit, is_main_process, seed_everything, split_train_val
 from train.models import get_model
@@ -115,6 +115,7 @@ def train_and_save(
     """Train (after optional K-fold model selection), test once, write <out>/<model>.pt/.json/.metrics.json."""
     entry = get_model(model_name)
     spec = entry.spec()
+    check_outputs(out, model_name)  # a file of another kind in --out is refused before training, not after
     report: dict = {"model": model_name, **(info or {}), "train_images": len(images)}
     if kfold:
         cv = cross_validate(model_name, images, labels, spec, kfold, grid or [config], augment, progress)
@@ -151,12 +152,18 @@ def train_and_save(
     return report
 
 
+def check_outputs(out: Path, model_name: str) -> None:
+    names = Artifacts(out, model_name)
+    for path, kind in ((names.checkpoint, Kind.CHECKPOINT), (names.spec, Kind.SPEC), (names.metrics, Kind.REPORT)):
+        check_replace(path, kind)
+
+
 def save_run(out: Path, model_name: str, model: torch.nn.Module, spec: ModelSpec, report: dict) -> None:
     """<out>/<model>.pt (weights + spec + report), <model>.json (spec), <model>.metrics.json."""
     artifacts = Artifacts(out, model_name)
     save_checkpoint(artifacts.checkpoint, model_name, model, spec, report)
     spec.save(artifacts.spec)
-    write_text_atomic(artifacts.metrics, json.dumps(report, indent=2) + "\n")
+    write_artifact(artifacts.metrics, json.dumps(report, indent=2) + "\n", Kind.REPORT, out)
 
 
 def _say(message: str) -> None:

@@ -121,6 +121,40 @@ def _export(name: str) -> Callable[[World, Path], list[str]]:
     return lambda w, out: ["export", "--checkpoint", str(w.checkpoints[name]), "--out", str(out / "sub")]
 
 
+# --- one writer (issue 13): a file of another kind at an output path is refused, kept, and --force is named ---
+
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00a holiday photo"
+NOTES = "my notes, not a TensorRT calibration cache\n"
+
+
+def _plant(out: Path, name: str, data: bytes | str) -> Path:
+    path = out / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def _kept(name: str, data: bytes | str) -> Callable[[World, Path], None]:
+    def check(world: World, out: Path) -> None:
+        assert (out / name).read_bytes() == (data.encode() if isinstance(data, str) else data), name
+
+    return check
+
+
+def _foreign_onnx(w: World, out: Path) -> list[str]:
+    shutil.copy(w.model, _plant(out, "sub/mnist_mlp.fp32.onnx", b""))  # a model without our metadata
+    return _export("good")(w, out)
+
+
+def _foreign_onnx_kept(world: World, out: Path) -> None:
+    assert (out / "sub" / "mnist_mlp.fp32.onnx").read_bytes() == world.model.read_bytes()
+
+
+def _triton_folder(w: World, out: Path) -> list[str]:
+    _plant(out, "repo/tiny/keep.txt", "a folder of the user's, not a Triton model")
+    return ["export.triton", "--model", str(w.model), "--repo", str(out / "repo"), "--name", "tiny"]
+
+
 CASES: list[Case] = [
     Case(
         "infer: model file missing",
@@ -394,5 +428,62 @@ CASES: list[Case] = [
         "exit 2, one line, JSON error document",
         lambda w, out: ["benchmarks", "ortgpu", "--engine", str(w / "missing.onnx"), "--json"],
         lambda w: "missing.onnx",
+    ),
+    Case(
+        "export: a JPEG at the model's .fp32.onnx path",
+        "one writer",
+        "refused (looks like a JPEG image), the file kept; --force replaces it",
+        lambda w, out: _plant(out, "sub/mnist_mlp.fp32.onnx", JPEG) and _export("good")(w, out),
+        lambda w: "looks like a JPEG image, not an ONNX model; pass --force to replace it",
+        _kept("sub/mnist_mlp.fp32.onnx", JPEG),
+    ),
+    Case(
+        "export: somebody's own ONNX model at the .fp32.onnx path",
+        "one writer",
+        "refused (an ONNX model without our metadata), the file kept",
+        _foreign_onnx,
+        lambda w: "not written by this toolkit",
+        _foreign_onnx_kept,
+    ),
+    Case(
+        "train: a JPEG at the .metrics.json path",
+        "one writer",
+        "refused before training, the file kept",
+        lambda w, out: (
+            _plant(out, "mnist_cnn.metrics.json", JPEG)
+            and ["train", "mnist", "--data-dir", str(DATA), "--limit", "64", "--epochs", "1", "--out", str(out)]
+        ),
+        lambda w: "mnist_cnn.metrics.json: already exists and looks like a JPEG image",
+        _kept("mnist_cnn.metrics.json", JPEG),
+    ),
+    Case(
+        "calibration: notes at the .calib.cache path",
+        "one writer",
+        "refused before the run writes anything, the file kept",
+        lambda w, out: (
+            _plant(_calibration_folder(w, out), "mnist_cnn.calib.cache", NOTES)
+            and ["calibration", "--model", "mnist_cnn", "--artifacts", str(out), "--data-dir", str(DATA), "--json"]
+        ),
+        lambda w: "mnist_cnn.calib.cache: already exists and looks like a text file",
+        _kept("mnist_cnn.calib.cache", NOTES),
+    ),
+    Case(
+        "engine: --out names the model's spec JSON",
+        "one writer",
+        "refused before TensorRT is needed, the spec kept",
+        lambda w, out: (
+            _plant(out, "mnist_cnn.json", w.mnist_spec.read_bytes())
+            and ["engine", "--onnx", str(w.model), "--out", str(out / "mnist_cnn.json"), "--json"]
+        ),
+        lambda w: "looks like a model spec (JSON), not a TensorRT plan; pass --force",
+        lambda w, out: _kept("mnist_cnn.json", w.mnist_spec.read_bytes())(w, out),
+    ),
+    Case(
+        "export.triton: --repo/--name is a folder that is not a Triton model",
+        "one writer",
+        "refused (the folder would be replaced), kept",
+        _triton_folder,
+        lambda w: "is a folder that is not a Triton model (no config.pbtxt)",
+        _kept("repo/tiny/keep.txt", "a folder of the user's, not a Triton model"),
     ),
 ]

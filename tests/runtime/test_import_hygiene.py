@@ -17,7 +17,7 @@ def test_runtime_imports_no_heavy_or_sibling_packages():
         " runtime.backends.ort_binding, runtime.stream.cli, runtime.stream.uri, runtime.stream.sources,"
         " runtime.stream.pipeline, runtime.stream.sinks, runtime.stream.report,"
         " runtime.serve, runtime.triton_install, runtime.triton_server, runtime.triton_model, runtime.cli,"
-        " runtime.files, runtime.artifacts, runtime.errors, runtime.logs;"
+        " runtime.files, runtime.artifacts, runtime.errors, runtime.logs, runtime.writer, runtime.calibration_run;"
         "print(json.dumps(sorted(m for m in sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
