@@ -98,9 +98,9 @@ def _octave_sizes(height: int, width: int, config: DreamConfig) -> list[tuple[in
 
 
 def dream(model: nn.Module, layer: nn.Module, image: np.ndarray, config: DreamConfig = DreamConfig()) -> DreamResult:
-    """Dream ``image`` ((H, W, 3) uint8) on ``layer`` of ``model``; the model is left unchanged."""
+    """Dream ``image`` ((H, W, 3) uint8) on ``layer`` of ``model``; the model is put in eval mode and frozen."""
     mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (backbone_info(BACKBONE).mean, backbone_info(BACKBONE).std))
-    original = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    original = torch.tensor(image).permute(2, 0, 1)[None].float() / 255  # a copy: PIL arrays are read-only
     height, width = image.shape[:2]
     scale = min(1.0, config.max_side / max(height, width))
     work = (max(32, round(height * scale)), max(32, round(width * scale)))
