@@ -1,6 +1,7 @@
 """The accuracy gate on real test digits: passing variants pass, a broken INT8 fails by name."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,8 @@ def test_gate_writes_json_markdown_and_plot(calibrated_cnn, data_dir):
     assert "| mnist_cnn | int8 |" in (folder / "mnist_cnn.gate.md").read_text()
     int8 = report["rows"][2]
     low, high = int8["accuracy_ci"]
-    assert low < int8["accuracy"] < high and high - low < 0.01  # Wilson 95 % on 10k images: well under 1 pp wide
+    wald = 2 * 1.96 * math.sqrt(int8["accuracy"] * (1 - int8["accuracy"]) / 10000)  # what 10k images allow
+    assert low < int8["accuracy"] < high and abs((high - low) - wald) < 0.05 * wald  # Wilson ≈ Wald this far from 0/1
     assert int8["difference_ci"][0] > -0.005 and int8["verdict"] == "within budget"  # shown within 0.5 pp
     # b and c are images where exactly one of the two is right: a subset of the images where they differ.
     assert int8["mcnemar_b"] + int8["mcnemar_c"] <= round(10000 * (1 - int8["agreement"]))
