@@ -21,28 +21,32 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
-from torch import nn
 
 from runtime.atomic import write_bytes_atomic
 from runtime.cli import describe, error_boundary, positive_float, positive_int
 from runtime.preprocess import load_image, to_color_mode
 from runtime.spec import ColorMode
 from train.errors import TrainError
-from train.models.transfer import backbone_info
+
+if TYPE_CHECKING:  # torch is imported where it is used: a bad argument is refused without loading it
+    import torch
+    from torch import nn
 
 BACKBONE = "efficientnet_lite0"
+LAYERS = ("stem", *(f"block{i}" for i in range(16)), "head")  # EfficientNet-Lite0, shallow → deep
 
 
 def layer_table(model: nn.Module) -> dict[str, nn.Module]:
-    """User-facing layer names → modules: the stem, the 16 MBConv blocks, the head (shallow → deep)."""
+    """``LAYERS`` → modules: the stem, the 16 MBConv blocks, the head."""
     table = {"stem": model._bn0}
     table.update({f"block{i}": block for i, block in enumerate(model._blocks)})
     table["head"] = model._bn1
+    if tuple(table) != LAYERS:
+        raise TrainError(f"EfficientNet-Lite0 layers {tuple(table)} differ from {LAYERS}; update train/dream.py")
     return table
 
 
@@ -85,6 +89,8 @@ def _layer_mean(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> torch.Te
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    import torch.nn.functional as F
+
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
@@ -99,6 +105,10 @@ def _octave_sizes(height: int, width: int, config: DreamConfig) -> list[tuple[in
 
 def dream(model: nn.Module, layer: nn.Module, image: np.ndarray, config: DreamConfig = DreamConfig()) -> DreamResult:
     """Dream ``image`` ((H, W, 3) uint8) on ``layer`` of ``model``; the model is put in eval mode and frozen."""
+    import torch
+
+    from train.models.transfer import backbone_info
+
     mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (backbone_info(BACKBONE).mean, backbone_info(BACKBONE).std))
     original = torch.tensor(image).permute(2, 0, 1)[None].float() / 255  # a copy: PIL arrays are read-only
     height, width = image.shape[:2]
@@ -132,6 +142,8 @@ def dream(model: nn.Module, layer: nn.Module, image: np.ndarray, config: DreamCo
 
 def load_backbone() -> nn.Module:
     """The EfficientNet-Lite0 ImageNet classifier with its shipped weights (offline)."""
+    from train.models.transfer import backbone_info
+
     return backbone_info(BACKBONE).load("imagenet")
 
 
@@ -162,22 +174,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.list_layers:
+        print("\n".join(LAYERS))
+        return 0
+    if args.image is None or args.layer is None:
+        parser.error("--image and --layer are required (or --list-layers)")
+    if args.layer not in LAYERS:
+        raise TrainError(
+            f"--layer {args.layer!r}: no such layer; expected one of {', '.join(LAYERS)} (`--list-layers` lists them)"
+        )
+    image = np.array(to_color_mode(load_image(args.image), ColorMode.RGB))
+    import torch
+
     if args.threads > 0:
         # One step is tens of milliseconds of small convolutions: a second OpenMP thread gains little on an idle
         # machine and, on a busy one, spin-waiting made each step 20× slower in CPU time (measured here).
         torch.set_num_threads(args.threads)
     model = load_backbone()
     layers = layer_table(model)
-    if args.list_layers:
-        print("\n".join(layers))
-        return 0
-    if args.image is None or args.layer is None:
-        parser.error("--image and --layer are required (or --list-layers)")
-    if args.layer not in layers:
-        raise TrainError(
-            f"--layer {args.layer!r}: no such layer; expected one of {', '.join(layers)} (`--list-layers` lists them)"
-        )
-    image = np.array(to_color_mode(load_image(args.image), ColorMode.RGB))
     config = DreamConfig(
         args.steps, args.lr, args.octaves, jitter=max(0, args.jitter), max_side=args.max_side, seed=args.seed
     )
