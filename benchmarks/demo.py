@@ -36,18 +36,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _verdict_word(row: dict) -> str:
+    """As the gate's table: PASS shown within budget, pass only for want of data (inconclusive), FAIL a real miss."""
+    return "FAIL" if not row["passed"] else "PASS" if row["verdict"] == "within budget" else "pass"
+
+
 def print_precision_report(rows: list[dict]) -> None:
     done = [r for r in rows if "skipped" not in r]
     if not done:
         return
     print("\n== accuracy gate (test split, ONNX Runtime CPU vs FP32 PyTorch)")
-    print("| model | precision | accuracy | Δ pp | agreement | budget | verdict |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | precision | accuracy (95 % CI) | Δ pp (95 % CI) | b / c | agreement | budget | verdict |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in done:
         for g in r["gate"]:
+            low, high = (100 * x for x in g["accuracy_ci"])
+            d_low, d_high = (100 * x for x in g["difference_ci"])
             print(
-                f"| {r['model']} | {g['precision']} | {g['accuracy']:.4f} | {0.0 - g['drop_pp'] + 0.0:+.2f} "
-                f"| {g['agreement']:.2%} | {g['budget']} | {'PASS' if g['passed'] else 'FAIL'} |"
+                f"| {r['model']} | {g['precision']} | {g['accuracy']:.4f} ({low:.1f}–{high:.1f} %) "
+                f"| {0.0 - g['drop_pp'] + 0.0:+.2f} ({d_low:+.1f} to {d_high:+.1f}) "
+                f"| {g['mcnemar_b']} / {g['mcnemar_c']} | {g['agreement']:.2%} | {g['budget']} "
+                f"| {_verdict_word(g)}: {g['verdict_text']} |"
             )
     print("\n== engines (TensorRT-family builds on this machine)")
     for r in done:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from calibration.dataset import DEFAULT_SEED, DEFAULT_SIZE
-from calibration.gate import markdown
+from calibration.gate import markdown, verdict_lines
 from calibration.pipeline import CalibrationOptions
 from calibration.ranges import Method
 from calibration.workflow import calibrate_and_gate
@@ -85,9 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     else:
         print(markdown(gate.rows), end="")
-    for row in gate.rows:
-        if not row.passed:
-            print(f"FAIL {row.failure()}", file=sys.stderr)
+    for line in verdict_lines(gate.rows):
+        print(line, file=sys.stderr)
     return EXIT_OK if gate.passed else EXIT_CHECK_FAILED
 
 

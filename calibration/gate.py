@@ -9,6 +9,12 @@ the FP32 export) agree with PyTorch on ≥ 99.9 % of the images; INT8 loses at m
 accuracy on MNIST and ASL and 1 pp on a transfer-learning model. Writes ``<name>.gate.json``,
 ``<name>.gate.md`` and ``<name>.confusion.png``; exits 1 naming each model and precision that
 missed its budget, 2 when the inputs are missing or broken.
+
+Every accuracy carries a 95 % Wilson interval and every variant is compared with FP32 PyTorch on the same
+images (exact McNemar test, interval for the paired difference: ``calibration.statistics``). A verdict is
+"within budget", "beyond budget" (a real miss: exit 1) or "inconclusive" when the split is too small to
+tell, with about how many images would decide. Inconclusive passes, with a note on stderr, unless
+``--strict``, which demands that every budget is shown to hold.
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from calibration.data import TEST, LabelledSplit, check_model_name, dataset_of, load_split
 from calibration.run_check import check_one_run
+from calibration.statistics import Judgement, PairedTable, Verdict, judge_agreement, judge_drop
 from calibration.variants import Precision
 from runtime.artifacts import ONNX_PRECISIONS, Artifacts
 from runtime.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
@@ -66,6 +74,7 @@ class GateRow:
     agreement: float
     max_abs_diff: float
     budget: Budget
+    paired: PairedTable  # per-image right/wrong of FP32 PyTorch and this variant: McNemar's b and c
     per_class: list[dict] = field(default_factory=list)  # label, reference, accuracy, change_pp
 
     @property
@@ -73,22 +82,47 @@ class GateRow:
         return 100.0 * (self.reference_accuracy - self.accuracy)
 
     @property
-    def passed(self) -> bool:
+    def agreeing(self) -> int:
+        return round(self.agreement * self.images)
+
+    @cached_property
+    def stats(self) -> Judgement:
+        """Intervals, the paired test against FP32 PyTorch, and the verdict on the budget."""
         if self.budget.max_drop_pp is not None:
-            return self.drop_pp <= self.budget.max_drop_pp + 1e-9
-        return self.agreement >= self.budget.min_agreement
+            return judge_drop(self.paired, self.agreeing, self.budget.max_drop_pp / 100)
+        return judge_agreement(self.paired, self.agreeing, self.budget.min_agreement)
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.stats.verdict
+
+    @property
+    def passed(self) -> bool:
+        """Fails only on a real miss; an inconclusive split passes (``passes(strict=True)`` fails it)."""
+        return self.verdict is not Verdict.BEYOND
+
+    def passes(self, strict: bool = False) -> bool:
+        return self.verdict is Verdict.WITHIN if strict else self.passed
 
     def failure(self) -> str:
+        s = self.stats
         got = (
-            f"accuracy drop {self.drop_pp:.2f} pp"
+            f"accuracy drop {self.drop_pp:.2f} pp (95 % CI of the change {s.difference_ci.points()}, "
+            f"b={self.paired.reference_only}, c={self.paired.variant_only}, McNemar p={s.mcnemar_p:.2g})"
             if self.budget.max_drop_pp is not None
-            else f"agreement {self.agreement:.3%}"
+            else f"agreement {self.agreement:.3%} (95 % CI {s.agreement_ci.percent()} %)"
         )
-        return f"{self.model} {self.precision}: {got}, budget {self.budget.describe()}"
+        return f"{self.model} {self.precision}: {got}, budget {self.budget.describe()}: {s.describe()}"
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        out.update(drop_pp=self.drop_pp, passed=self.passed, budget=self.budget.describe())
+        out.update(
+            drop_pp=self.drop_pp,
+            passed=self.passed,
+            passed_strict=self.passes(strict=True),
+            budget=self.budget.describe(),
+            **self.stats.to_dict(),
+        )
         return out
 
 
@@ -156,26 +190,47 @@ def judge(
         agreement=float((top == ref_top).mean()),
         max_abs_diff=float(np.abs(logits - reference).max()),
         budget=budget_for(precision, dataset_of(spec).split(":")[0]),
+        paired=PairedTable.from_predictions(split.labels, ref_top, top),
         per_class=per_class_change(split.labels, ref_top, top, spec.labels),
     )
     return row, top
 
 
-def markdown(rows: Sequence[GateRow]) -> str:
+def verdict_cell(row: GateRow, strict: bool = False) -> str:
+    """PASS/FAIL by the exit-code rule, then what the statistics say ("pass" in lower case: not shown to hold)."""
+    if row.verdict is Verdict.INCONCLUSIVE:
+        return f"{'FAIL' if strict else 'pass'}: {row.stats.describe()}"
+    return f"{'PASS' if row.passed else 'FAIL'}: {row.verdict.value}"
+
+
+def markdown(rows: Sequence[GateRow], strict: bool = False) -> str:
     lines = [
-        "| model | precision | images | accuracy | Δ vs FP32 PyTorch | agreement | max abs Δlogit | worst class change"
-        " | budget | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | precision | images | accuracy (95 % CI) | Δ vs FP32 PyTorch (95 % CI) | b / c (McNemar p) "
+        "| agreement | max abs Δlogit | worst class change | budget | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         worst = min(r.per_class, key=lambda c: c["change_pp"], default=None)
         worst_text = f"{worst['label']} {worst['change_pp']:+.2f} pp" if worst else ""
         lines.append(
-            f"| {r.model} | {r.precision} | {r.images} | {r.accuracy:.4f} | {0.0 - r.drop_pp + 0.0:+.2f} pp "
+            f"| {r.model} | {r.precision} | {r.images} | {r.accuracy:.4f} ({r.stats.accuracy_ci.percent()} %) "
+            f"| {0.0 - r.drop_pp + 0.0:+.2f} pp ({r.stats.difference_ci.points()}) "
+            f"| {r.paired.reference_only} / {r.paired.variant_only} ({r.stats.mcnemar_p:.2g}) "
             f"| {r.agreement:.4%} | {r.max_abs_diff:.2e} | {worst_text} | {r.budget.describe()} "
-            f"| {'PASS' if r.passed else 'FAIL'} |"
+            f"| {verdict_cell(r, strict)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def verdict_lines(rows: Sequence[GateRow], strict: bool = False) -> list[str]:
+    """What a CLI prints on stderr: each failing row, and each inconclusive one that passed only for want of data."""
+    lines = []
+    for row in rows:
+        if not row.passes(strict):
+            lines.append(f"FAIL {row.failure()}")
+        elif row.verdict is Verdict.INCONCLUSIVE:
+            lines.append(f"NOTE {row.failure()} (counts as a pass; --strict fails it)")
+    return lines
 
 
 def plot_confusions(path: Path, model: str, matrices: dict[str, np.ndarray], labels: Sequence[str]) -> Path:
@@ -210,6 +265,9 @@ class GateResult:
     def passed(self) -> bool:
         return all(r.passed for r in self.rows)
 
+    def passes(self, strict: bool = False) -> bool:
+        return all(r.passes(strict) for r in self.rows)
+
 
 def run_gate(
     model: str,
@@ -218,6 +276,7 @@ def run_gate(
     folder: Path | None = None,
     precisions: Sequence[Precision] = ONNX_PRECISIONS,
     write: bool = True,
+    strict: bool = False,
 ) -> GateResult:
     artifacts = Path(artifacts)
     check_model_name(model, artifacts)
@@ -257,11 +316,12 @@ def run_gate(
             "test_split": f"{split.dataset}/{split.split}",
             "images": len(split.labels),
             "rows": [r.to_dict() for r in rows],
-            "passed": all(r.passed for r in rows),
+            "strict": strict,
+            "passed": all(r.passes(strict) for r in rows),
         }
         text = json.dumps(report, indent=2) + "\n"
         files["json"] = str(write_artifact(names.gate_json, text, Kind.REPORT, artifacts))
-        files["markdown"] = str(write_artifact(names.gate_md, markdown(rows), Kind.TEXT, artifacts))
+        files["markdown"] = str(write_artifact(names.gate_md, markdown(rows, strict), Kind.TEXT, artifacts))
         files["png"] = str(plot_confusions(names.confusion_png, model, matrices, spec.labels))
     return GateResult(rows, files)
 
@@ -279,6 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="image-folder data set root for transfer models (default <data-dir>/flowers)",
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail an inconclusive verdict too: every budget must be shown to hold on this split",
+    )
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     return parser
 
@@ -288,19 +353,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     artifacts = args.artifacts or Path("artifacts") / args.model
     try:
-        result = run_gate(args.model, artifacts, resolve_data_dir(args.data_dir), args.folder)
+        result = run_gate(args.model, artifacts, resolve_data_dir(args.data_dir), args.folder, strict=args.strict)
     except (RuntimeToolkitError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     if args.json:
         print(Path(result.files["json"]).read_text(), end="")
     else:
-        print(markdown(result.rows), end="")
+        print(markdown(result.rows, args.strict), end="")
         print(f"written: {', '.join(result.files.values())}")
-    for row in result.rows:
-        if not row.passed:
-            print(f"FAIL {row.failure()}", file=sys.stderr)
-    return EXIT_OK if result.passed else EXIT_CHECK_FAILED
+    for line in verdict_lines(result.rows, args.strict):
+        print(line, file=sys.stderr)
+    return EXIT_OK if result.passes(args.strict) else EXIT_CHECK_FAILED
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
 """The accuracy gate on real test digits: passing variants pass, a broken INT8 fails by name."""
 
 import json
+import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -8,6 +12,8 @@ from calibration import gate
 from calibration.ranges import load_ranges
 from calibration.variants import Precision, write_int8
 from runtime.spec import ModelSpec
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_gate_writes_json_markdown_and_plot(calibrated_cnn, data_dir):
@@ -20,6 +26,13 @@ def test_gate_writes_json_markdown_and_plot(calibrated_cnn, data_dir):
     assert len(report["rows"][0]["per_class"]) == 10
     assert (folder / "mnist_cnn.confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| mnist_cnn | int8 |" in (folder / "mnist_cnn.gate.md").read_text()
+    int8 = report["rows"][2]
+    low, high = int8["accuracy_ci"]
+    wald = 2 * 1.96 * math.sqrt(int8["accuracy"] * (1 - int8["accuracy"]) / 10000)  # what 10k images allow
+    assert low < int8["accuracy"] < high and abs((high - low) - wald) < 0.05 * wald  # Wilson ≈ Wald this far from 0/1
+    assert int8["difference_ci"][0] > -0.005 and int8["verdict"] == "within budget"  # shown within 0.5 pp
+    # b and c are images where exactly one of the two is right: a subset of the images where they differ.
+    assert int8["mcnemar_b"] + int8["mcnemar_c"] <= round(10000 * (1 - int8["agreement"]))
 
 
 def test_gate_fails_naming_model_and_precision(calibrated_cnn, data_dir, tmp_path, capsys):
@@ -41,7 +54,8 @@ def test_gate_fails_naming_model_and_precision(calibrated_cnn, data_dir, tmp_pat
     code = gate.main(["--model", "mnist_cnn", "--artifacts", str(broken), "--data-dir", str(data_dir)])
     err = capsys.readouterr().err
     assert code == 1
-    assert "FAIL mnist_cnn int8: accuracy drop" in err and "budget accuracy drop ≤ 0.5 pp" in err
+    assert "FAIL mnist_cnn int8: accuracy drop" in err and "budget accuracy drop ≤ 0.5 pp: beyond budget" in err
+    assert "McNemar p=" in err  # the drop is shown to be real, not one unlucky image
 
 
 def test_missing_checkpoint_is_a_clear_usage_error(tmp_path, data_dir, capsys):
@@ -75,3 +89,39 @@ def test_calibration_cli_json_is_clean_and_complete(calibrated_cnn, data_dir, tm
     assert doc["calibration"]["method"] == "minmax" and len(doc["gate"]) == 4
     for suffix in ("fp16.onnx", "int8.onnx", "int8.ort.onnx", "calib.cache", "calib.json", "gate.md"):
         assert (tmp_path / f"mnist_cnn.{suffix}").is_file()
+
+
+def test_a_200_image_split_is_inconclusive_and_strict_fails_it(calibrated_cnn, data_dir):
+    """The transfer model's situation on real digits: 200 test images cannot show a budget holds."""
+    from dataclasses import replace
+
+    from calibration.data import TEST, load_split
+
+    folder, _ = calibrated_cnn
+    split = load_split(ModelSpec.load(folder / "mnist_cnn.json"), data_dir, TEST)
+    small = replace(split, images=split.images[:200], labels=split.labels[:200], ids=split.ids[:200])
+    spec, reference = gate.reference_logits(folder / "mnist_cnn.pt", small)
+    rows = [gate.judge("mnist_cnn", p, p.path(folder, "mnist_cnn"), small, spec, reference)[0] for p in Precision]
+    assert [r.verdict.value for r in rows] == ["inconclusive"] * 4, gate.markdown(rows)
+    assert all(r.passed and not r.passes(strict=True) for r in rows)
+    table = gate.markdown(rows)
+    assert "| pass: inconclusive: split too small to decide (n=200, 0 disagree; ≈ 3,900 images would decide) |" in table
+    assert "| FAIL: inconclusive" in gate.markdown(rows, strict=True)
+    lines = gate.verdict_lines(rows)
+    assert len(lines) == 4 and all(line.startswith("NOTE mnist_cnn ") for line in lines)
+    assert all(line.startswith("FAIL ") for line in gate.verdict_lines(rows, strict=True))
+
+
+def test_gate_cli_strict_passes_budgets_shown_to_hold(calibrated_cnn, data_dir):
+    folder, _ = calibrated_cnn
+    done = subprocess.run(
+        [sys.executable, "-m", "calibration.gate", "--model", "mnist_cnn", "--artifacts", str(folder)]
+        + ["--data-dir", str(data_dir), "--strict", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    doc = json.loads(done.stdout)
+    assert done.returncode == 0, done.stderr
+    assert doc["strict"] and doc["passed"] and {r["verdict"] for r in doc["rows"]} == {"within budget"}
