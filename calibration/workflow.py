@@ -9,7 +9,7 @@ from pathlib import Path
 
 from calibration.data import TEST, load_split
 from calibration.dataset import load_calibration_set
-from calibration.gate import GateResult, judge, reference_logits, run_gate
+from calibration.gate import GateResult, judge, reference_result, run_gate
 from calibration.pipeline import CalibrationOptions, CalibrationResult, calibrate_model, prepared_path
 from calibration.ranges import load_ranges
 from calibration.run_check import METHOD_KEY, SHA_KEY, calibration_lock, variant_stamps
@@ -28,7 +28,7 @@ def fix_int8(
     prepared = prepared_path(artifacts, model)
     ranges = load_ranges(artifacts / f"{model}.ranges.json")
     split = load_split(spec, data_dir, TEST, folder)
-    spec, reference = reference_logits(artifacts / f"{model}.pt", split)
+    spec, reference = reference_result(artifacts / f"{model}.pt", split)
     stamps = variant_stamps(artifacts, model)  # the rewritten files keep their run id
     results = {}
     for precision in failing:
