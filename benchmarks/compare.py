@@ -233,7 +233,7 @@ def write_reports(model: str, artifacts: Path, rows: Sequence[Row]) -> dict[str,
 
 def sample_images(model: str, artifacts: Path, count: int = 64) -> np.ndarray:
     """Real samples to time with: the calibration set's images (training split), else zeros."""
-    from calibration.dataset import CalibrationSetError, load_calibration_set
+    from calibration.calibration_set import CalibrationSetError, load_calibration_set
 
     try:
         return load_calibration_set(artifacts, model).images[:count]

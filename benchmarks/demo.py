@@ -21,10 +21,10 @@ from PIL import Image
 from benchmarks import compare as precision_compare
 from benchmarks.latency_line import compare_batch1
 from benchmarks.timing import environment
-from calibration.dataset import CalibrationSetError
+from calibration.calibrate import CalibrationOptions
+from calibration.calibrate_and_gate import calibrate_and_gate
+from calibration.calibration_set import CalibrationSetError
 from calibration.gate import markdown as gate_markdown
-from calibration.pipeline import CalibrationOptions
-from calibration.workflow import calibrate_and_gate
 from engine.build import BuildOptions, EngineBuildError
 from engine.cache import ensure_engine
 from export.onnx_export import ExportError, export_fp32

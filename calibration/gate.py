@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.data import TEST, LabelledSplit, check_model_name, dataset_of, load_split
 from calibration.run_check import check_one_run
+from calibration.splits import TEST, LabelledSplit, check_model_name, dataset_of, load_split
 from calibration.variants import Precision
 from export.harness import Batch, RunResult, compare_results, file_runner, run_backends, torch_runner
 from runtime.atomic import write_figure_atomic, write_text_atomic

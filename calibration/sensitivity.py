@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from onnxruntime.quantization.calibrate import TensorsData
 
-from calibration.dataset import CalibrationSet
+from calibration.calibration_set import CalibrationSet
 from calibration.variants import TENSORRT_INT8_OPS, WRITERS, Precision, quantizable_nodes
 from export.harness import Batch, Feed, Timing, compare_results, file_runner, run_backends
 from runtime.preprocess import normalize

@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from calibration.data import TRAIN, check_model_name, load_split
-from calibration.dataset import DEFAULT_SEED, DEFAULT_SIZE, build_calibration_set, save_calibration_set
+from calibration.calibration_set import DEFAULT_SEED, DEFAULT_SIZE, build_calibration_set, save_calibration_set
 from calibration.ranges import Method, amax, calibrate, prepare, save_ranges
+from calibration.splits import TRAIN, check_model_name, load_split
 from calibration.variants import Precision, write_fp16, write_int8, write_int8_ort
 from runtime.calib_cache import write_cache
 from runtime.spec import ModelSpec

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from calibration.data import TEST, load_split
-from calibration.dataset import load_calibration_set
+from calibration.calibrate import CalibrationOptions, CalibrationResult, calibrate_model, prepared_path
+from calibration.calibration_set import load_calibration_set
 from calibration.gate import GateResult, judge, reference_result, run_gate
-from calibration.pipeline import CalibrationOptions, CalibrationResult, calibrate_model, prepared_path
 from calibration.ranges import load_ranges
 from calibration.run_check import METHOD_KEY, SHA_KEY, calibration_lock, variant_stamps
 from calibration.sensitivity import exclude_until_budget, rank_nodes
+from calibration.splits import TEST, load_split
 from calibration.variants import WRITERS, Precision
 from runtime.atomic import write_text_atomic
 from runtime.spec import ModelSpec
