@@ -93,6 +93,10 @@ class Timing:
     calls: int = 1
     seconds: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.calls < 1:  # every batch needs one call to have outputs at all
+            raise ValueError(f"Timing.calls must be at least 1, got {self.calls}")
+
 
 @dataclass
 class RunResult:

@@ -11,7 +11,6 @@ Like the runtime's backends it is built from the module or a zero-argument loade
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,14 +28,6 @@ class TorchBackend(Backend):
         self._loader = source if not isinstance(source, nn.Module) else (lambda: source)
         self.spec = spec
         self._model: nn.Module | None = None
-
-    @classmethod
-    def from_checkpoint(cls, path: Path) -> TorchBackend:
-        """The checkpoint's model with the spec saved in it (the checkpoint is read here: the spec is needed now)."""
-        from train.checkpoint import load_checkpoint
-
-        ckpt = load_checkpoint(Path(path))
-        return cls(ckpt.model, ckpt.spec)
 
     @property
     def inputs(self) -> tuple[TensorInfo, ...]:

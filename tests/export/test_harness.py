@@ -55,10 +55,12 @@ def test_a_different_model_shows_up_in_the_comparison(trained_mnist, mnist_test)
     assert any(c.change_pp != 0.0 for c in comparison.per_class)
 
 
-def test_runner_names_must_be_unique(trained_mnist):
+def test_runner_names_must_be_unique_and_every_batch_gets_a_timed_call(trained_mnist):
     _, onnx_path = trained_mnist["mnist_cnn"]
     with pytest.raises(ValueError, match="unique"):
         run_backends([file_runner(onnx_path, "a"), file_runner(onnx_path, "a")], [])
+    with pytest.raises(ValueError, match="at least 1"):
+        Timing(calls=0)
 
 
 def test_a_file_runs_with_the_session_settings_it_is_deployed_with(calibrated_cnn, mnist_test):
