@@ -4,8 +4,9 @@
 
 PyTorch eager FP32 (the checkpoint) against our runtime with ONNX Runtime on every precision file
 found (fp32, fp16, int8, int8.ort), and TensorRT plans beside them where this machine can run them
-(else each is named with the reason it was not measured). Each timed call starts from decoded uint8 images and ends with
-class probabilities (preprocessing included on both sides). The candidates are measured in
+(else each is named with the reason it was not measured), all through the comparison harness
+(``export.harness``): each model file opened as ``runtime.infer`` opens it. Each timed call starts from decoded
+uint8 images and ends with class probabilities (preprocessing included on both sides). The candidates are measured in
 interleaved rounds and each reports the median of its round medians, so a noisy neighbour hurts
 all of them alike. Ratios are against PyTorch eager and against ONNX Runtime FP32 at the same
 batch. Accuracy comes from the accuracy gate's report (``<model>.gate.json``) when present.
@@ -15,22 +16,24 @@ Writes ``<model>.compare.json``, ``.md`` and an accuracy-vs-latency ``.png``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import statistics
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.timing import environment, measure, parse_batches
+from benchmarks.timing import environment, parse_batches
+from export.harness import Batch, Runner, Timing, file_runner, run_backends, torch_runner
 from runtime.artifacts import ONNX_PRECISIONS, TENSORRT_PRECISIONS, Artifacts
 from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
 from runtime.model import Classifier
-from runtime.postprocess import to_probabilities
 from runtime.preprocess import normalize
 from runtime.spec import ModelSpec
 from runtime.writer import Kind, add_force_argument, set_force, write_artifact, write_figure
@@ -58,24 +61,11 @@ class Row:
         return 1000.0 * self.batch / self.median_ms
 
 
-def _torch_fn(checkpoint: Path, spec: ModelSpec, batch: np.ndarray) -> Callable[[], object]:
-    import torch
-
+def _torch_runner(checkpoint: Path) -> Runner:
     from train.checkpoint import load_checkpoint
 
-    model = load_checkpoint(checkpoint).model.eval()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-
-    @torch.inference_mode()
-    def run():
-        return torch.softmax(model(torch.from_numpy(normalize(batch, spec))), dim=1).numpy()
-
-    return run
-
-
-def _runtime_fn(classifier: Classifier, batch: np.ndarray) -> Callable[[], object]:
-    spec = classifier.spec
-    return lambda: to_probabilities(classifier.run(normalize(batch, spec)), spec)
+    ckpt = load_checkpoint(checkpoint)
+    return torch_runner(ckpt.model, ckpt.spec, TORCH, probabilities=True, batch_size=None)
 
 
 def gate_accuracy(artifacts: Path, model: str) -> dict[str, float]:
@@ -101,38 +91,42 @@ def compare(
 ) -> list[Row]:
     artifacts = Path(artifacts)
     names = Artifacts(artifacts, model)  # refuses a path-like model name
-    spec = ModelSpec.load(names.spec)
+    ModelSpec.load(names.spec)  # a missing spec fails before anything runs
     files = {f"ort-{p}": names.onnx(p) for p in PRECISIONS}
     files = {k: v for k, v in files.items() if v.is_file()}
     if not files:
         raise FileNotFoundError(f"{artifacts}: no {model}.<precision>.onnx files; export and calibrate first")
     accuracy = gate_accuracy(artifacts, model)
-    classifiers = {k: Classifier.from_path(v).__enter__() for k, v in files.items()}
-    for precision in TENSORRT_PRECISIONS:  # TensorRT plans, where this machine can run them
-        plan = names.plan(precision)
-        if plan.is_file():
-            try:
-                classifiers[f"trt-{precision}"] = Classifier.from_path(plan).__enter__()
-            except RuntimeToolkitError as exc:
-                log(f"  {plan.name}: not measured ({exc})")
+    # Every candidate is opened once, as runtime.infer opens it, and timed from uint8 images to probabilities.
+    runners = {k: file_runner(v, k, probabilities=True, batch_size=None) for k, v in files.items()}
+    if with_torch and names.checkpoint.is_file():
+        runners = {TORCH: _torch_runner(names.checkpoint), **runners}
+    timing = Timing(warmup_s=0.2, seconds=duration_s, calls=5)
     rows: list[Row] = []
-    try:
+    with ExitStack() as stack:  # open for all rounds (run_backends leaves an active classifier as it is)
+        for runner in runners.values():
+            stack.enter_context(runner.classifier)
+        for precision in TENSORRT_PRECISIONS:  # TensorRT plans, where this machine can run them
+            plan = names.plan(precision)
+            if plan.is_file():
+                runner = file_runner(plan, f"trt-{precision}", probabilities=True, batch_size=None)
+                try:
+                    stack.enter_context(runner.classifier)
+                except RuntimeToolkitError as exc:
+                    log(f"  {plan.name}: not measured ({exc})")
+                    continue
+                runners[runner.name] = runner
         for batch_size in batches:
-            batch = np.resize(images, (batch_size,) + images.shape[1:])  # repeat real samples up to the batch
-            fns = {k: _runtime_fn(c, batch) for k, c in classifiers.items()}
-            if with_torch and names.checkpoint.is_file():
-                fns = {TORCH: _torch_fn(names.checkpoint, spec, batch), **fns}
-            medians: dict[str, list[float]] = {k: [] for k in fns}
-            for _ in range(rounds):
-                for name, fn in fns.items():
-                    medians[name].append(
-                        measure(name, fn, batch_size, warmup_s=0.2, duration_s=duration_s, min_iterations=5).median_ms
-                    )
+            batch = Batch(np.resize(images, (batch_size,) + images.shape[1:]))  # repeat real samples up to the batch
+            medians: dict[str, list[float]] = {k: [] for k in runners}
+            for _ in range(rounds):  # interleaved rounds: a noisy neighbour hurts every candidate alike
+                for name, result in run_backends(list(runners.values()), [batch], timing).items():
+                    medians[name].append(result.median_ms())
             here = {
                 k: Row(k, batch_size, statistics.median(v), v, accuracy=accuracy.get(k)) for k, v in medians.items()
             }
-            if "ort-fp32" in classifiers:
-                bare, call = paired_overhead(classifiers["ort-fp32"], batch, duration_s * rounds)
+            if "ort-fp32" in runners:
+                bare, call = paired_overhead(runners["ort-fp32"].classifier, batch.images, duration_s * rounds)
                 here[BARE], here[CALL] = Row(BARE, batch_size, bare, [bare]), Row(CALL, batch_size, call, [call])
             for row in here.values():
                 if TORCH in here:
@@ -141,9 +135,6 @@ def compare(
                     row.vs_ort_fp32 = here["ort-fp32"].median_ms / row.median_ms
             rows.extend(here.values())
             log(f"  {model} batch {batch_size}: " + ", ".join(f"{k} {r.median_ms:.3f} ms" for k, r in here.items()))
-    finally:
-        for c in classifiers.values():
-            c.__exit__(None, None, None)
     return rows
 
 
@@ -247,7 +238,7 @@ def write_reports(model: str, artifacts: Path, rows: Sequence[Row]) -> dict[str,
 
 def sample_images(model: str, artifacts: Path, count: int = 64) -> np.ndarray:
     """Real samples to time with: the calibration set's images (training split), else zeros."""
-    from calibration.dataset import CalibrationSetError, load_calibration_set
+    from calibration.calibration_set import CalibrationSetError, load_calibration_set
 
     try:
         return load_calibration_set(artifacts, model).images[:count]
@@ -286,6 +277,7 @@ def run(args: argparse.Namespace) -> int:
             args.duration_s,
             args.rounds,
             not args.no_torch,
+            log=functools.partial(print, file=sys.stderr) if args.json else print,  # --json: stdout is the document
         )
         files = write_reports(args.model, artifacts, rows)
     except (FileNotFoundError, ValueError, RuntimeToolkitError) as exc:

@@ -18,10 +18,10 @@ from PIL import Image
 
 from benchmarks import compare as precision_compare
 from benchmarks.latency_line import LatencyComparison, compare_batch1
+from calibration.calibrate import CalibrationOptions, CalibrationResult
+from calibration.calibrate_and_gate import calibrate_and_gate
 from calibration.gate import GateResult
 from calibration.gate import markdown as gate_markdown
-from calibration.pipeline import CalibrationOptions, CalibrationResult
-from calibration.workflow import calibrate_and_gate
 from engine.build import BuildOptions
 from engine.cache import ensure_engine
 from export.onnx_export import export_fp32

@@ -2,7 +2,7 @@
 
 Both sides start from a decoded uint8 image and end with class probabilities: PyTorch runs the
 training transform + the eager model + softmax; the runtime runs its preprocessing + ONNX
-Runtime + softmax.
+Runtime + softmax. Both run through the comparison harness (``export.harness``), one after the other.
 """
 
 from __future__ import annotations
@@ -11,13 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
-from benchmarks.timing import LatencyStats, measure
-from runtime.model import Classifier
-from runtime.postprocess import to_probabilities
-from runtime.preprocess import normalize, preprocess
+from benchmarks.timing import LatencyStats, stats_from_samples
+from export.harness import Batch, Feed, Timing, file_runner, run_backends, torch_runner
 from runtime.spec import ModelSpec
 
 
@@ -50,18 +47,11 @@ class LatencyComparison:
 def compare_batch1(
     model: nn.Module, spec: ModelSpec, engine: Path, image: np.ndarray, duration_s: float = 1.5
 ) -> LatencyComparison:
-    model = model.eval()
-
-    @torch.inference_mode()
-    def eager() -> np.ndarray:
-        x = torch.from_numpy(normalize(image[None], spec))
-        return torch.softmax(model(x), dim=1).numpy()
-
-    with Classifier.from_path(engine) as classifier:
-
-        def ours() -> np.ndarray:
-            return to_probabilities(classifier.run(preprocess(image, classifier.spec)[None]), classifier.spec)
-
-        runtime_stats = measure("runtime-ort-cpu", ours, duration_s=duration_s)
-    torch_stats = measure("torch-eager", eager, duration_s=duration_s)
+    runners = [
+        file_runner(engine, "runtime-ort-cpu", feed=Feed.PER_IMAGE, probabilities=True),
+        torch_runner(model, spec, "torch-eager", probabilities=True),
+    ]
+    timing = Timing(warmup_s=0.3, seconds=duration_s, calls=20)
+    results = run_backends(runners, [Batch(image[None])], timing)
+    runtime_stats, torch_stats = (stats_from_samples(r.name, r.latencies_ms[0]) for r in results.values())
     return LatencyComparison(spec.name, torch_stats, runtime_stats)

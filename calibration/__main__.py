@@ -1,7 +1,7 @@
 """``python -m calibration --model asl_cnn``: FP16 and calibrated INT8 variants, then the accuracy gate.
 
 Reads ``<artifacts>/<model>.fp32.onnx``, ``<model>.json`` and ``<model>.pt`` (the reference for the
-gate), writes the variants beside them (see ``calibration.pipeline``), judges every precision on the
+gate), writes the variants beside them (see ``calibration.calibrate``), judges every precision on the
 test split (``calibration.gate``) and, when an INT8 file misses its budget, leaves the most
 sensitive nodes in FP32 until it holds. Exit 0 when every budget holds, 1 when one still fails
 (named), 2 on missing or broken inputs.
@@ -16,11 +16,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from calibration.dataset import DEFAULT_SEED, DEFAULT_SIZE
+from calibration.calibrate import CalibrationOptions
+from calibration.calibrate_and_gate import calibrate_and_gate
+from calibration.calibration_set import DEFAULT_SEED, DEFAULT_SIZE
 from calibration.gate import markdown, verdict_lines
-from calibration.pipeline import CalibrationOptions
 from calibration.ranges import Method
-from calibration.workflow import calibrate_and_gate
 from runtime.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary, positive_int
 from runtime.errors import RuntimeToolkitError
 from runtime.writer import set_force

@@ -29,14 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.data import TEST, LabelledSplit, check_model_name, dataset_of, load_split
 from calibration.run_check import check_one_run
+from calibration.splits import TEST, LabelledSplit, check_model_name, dataset_of, load_split
 from calibration.statistics import Judgement, PairedTable, Verdict, judge_agreement, judge_drop
 from calibration.variants import Precision
+from export.harness import Batch, RunResult, compare_results, file_runner, run_backends, torch_runner
 from runtime.artifacts import ONNX_PRECISIONS, Artifacts
 from runtime.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from runtime.errors import RuntimeToolkitError
-from runtime.model import Classifier
 from runtime.spec import ModelSpec
 from runtime.writer import Kind, write_artifact, write_figure
 from train.data.paths import resolve_data_dir
@@ -126,47 +126,26 @@ class GateRow:
         return out
 
 
-def per_class_change(
-    labels: np.ndarray, reference: np.ndarray, predicted: np.ndarray, names: Sequence[str]
-) -> list[dict]:
-    rows = []
-    for index, name in enumerate(names):
-        mask = labels == index
-        if not mask.any():
-            continue
-        ref, got = float((reference[mask] == index).mean()), float((predicted[mask] == index).mean())
-        rows.append(
-            {
-                "label": name,
-                "images": int(mask.sum()),
-                "reference": ref,
-                "accuracy": got,
-                "change_pp": 100.0 * (got - ref),
-            }
-        )
-    return rows
-
-
 def confusion(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
     matrix = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(matrix, (labels, predicted), 1)
     return matrix
 
 
-def variant_logits(path: Path, split: LabelledSplit, spec: ModelSpec, batch_size: int = 256) -> np.ndarray:
-    """Logits through the runtime, from the same uint8 images the reference sees."""
-    from runtime.preprocess import normalize
+def variant_result(path: Path, split: LabelledSplit) -> RunResult:
+    """The variant through the runtime as deployed (its own spec, its session settings), from the same uint8
+    images the reference sees."""
+    runner = file_runner(path)
+    return run_backends([runner], [Batch(split.images, split.labels)])[runner.name]
 
-    with Classifier.from_path(path) as classifier:
-        return classifier.run(normalize(split.images, spec), batch_size)
 
-
-def reference_logits(checkpoint: Path, split: LabelledSplit) -> tuple[ModelSpec, np.ndarray]:
-    from export.parity import torch_logits
+def reference_result(checkpoint: Path, split: LabelledSplit) -> tuple[ModelSpec, RunResult]:
+    """FP32 PyTorch (the checkpoint) on the split, through the same harness."""
     from train.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
-    return ckpt.spec, torch_logits(ckpt.model, split.images, ckpt.spec)
+    runner = torch_runner(ckpt.model, ckpt.spec, "fp32 pytorch")
+    return ckpt.spec, run_backends([runner], [Batch(split.images, split.labels)])[runner.name]
 
 
 def judge(
@@ -175,25 +154,25 @@ def judge(
     path: Path,
     split: LabelledSplit,
     spec: ModelSpec,
-    reference: np.ndarray,
-    logits: np.ndarray | None = None,
+    reference: RunResult,
+    result: RunResult | None = None,
 ) -> tuple[GateRow, np.ndarray]:
-    logits = variant_logits(path, split, spec) if logits is None else logits
-    ref_top, top = reference.argmax(1), logits.argmax(1)
+    result = variant_result(path, split) if result is None else result
+    comparison = compare_results(reference, result, spec.labels)
     row = GateRow(
         model=model,
         precision=precision.value,
         file=str(path),
-        images=len(split.labels),
-        accuracy=float((top == split.labels).mean()),
-        reference_accuracy=float((ref_top == split.labels).mean()),
-        agreement=float((top == ref_top).mean()),
-        max_abs_diff=float(np.abs(logits - reference).max()),
+        images=comparison.images,
+        accuracy=comparison.accuracy,
+        reference_accuracy=comparison.reference_accuracy,
+        agreement=comparison.agreement,
+        max_abs_diff=comparison.max_abs_diff,
         budget=budget_for(precision, dataset_of(spec).split(":")[0]),
-        paired=PairedTable.from_predictions(split.labels, ref_top, top),
-        per_class=per_class_change(split.labels, ref_top, top, spec.labels),
+        paired=PairedTable.from_predictions(split.labels, reference.top1, result.top1),
+        per_class=[asdict(change) for change in comparison.per_class],
     )
-    return row, top
+    return row, result.top1
 
 
 def verdict_cell(row: GateRow, strict: bool = False) -> str:
@@ -290,13 +269,13 @@ def run_gate(
     check_one_run(artifacts, model)  # variants from two calibration runs are refused, naming the stale file
     deployed = ModelSpec.load(names.spec)
     split = load_split(deployed, data_dir, TEST, folder)
-    spec, reference = reference_logits(checkpoint, split)
+    spec, reference = reference_result(checkpoint, split)
     if deployed.labels != spec.labels:  # the deployed spec would print these labels: they must be the trained ones
         raise DataError(
             f"{names.spec}: its labels differ from the checkpoint's ({checkpoint}); "
             "results would be mislabelled: re-export the model (`python -m export`)"
         )
-    rows, matrices = [], {"fp32 pytorch": confusion(split.labels, reference.argmax(1), spec.num_classes)}
+    rows, matrices = [], {"fp32 pytorch": confusion(split.labels, reference.top1, spec.num_classes)}
     for precision in precisions:
         path = precision.path(artifacts, model)
         if not path.is_file():

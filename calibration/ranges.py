@@ -22,7 +22,7 @@ from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod
 from onnxruntime.quantization.calibrate import TensorsData, create_calibrator, load_tensors_data, save_tensors_data
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from calibration.dataset import CalibrationSet
+from calibration.calibration_set import CalibrationSet
 from runtime.artifacts import Artifacts
 from runtime.calibration_run import check_run
 from runtime.logs import quiet_logs

@@ -5,53 +5,39 @@ Ranking (on the calibration set, never the test split): for each quantizable nod
 squared logit error it causes alone. ``exclude_until_budget`` then leaves the top 1, 2, 4, … nodes
 out of quantization, re-judging on the test split each time, and stops at the first set that meets
 the budget. It reports what was excluded and what that cost in latency (batch 1 and 64, ONNX
-Runtime on this CPU).
+Runtime on this CPU). Every file runs through the comparison harness (``export.harness``), opened as
+``runtime.infer`` opens it, so the int8 CPU form runs with the session settings it carries.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from onnxruntime.quantization.calibrate import TensorsData
 
-from calibration.dataset import CalibrationSet
+from calibration.calibration_set import CalibrationSet
 from calibration.variants import TENSORRT_INT8_OPS, WRITERS, Precision, quantizable_nodes
+from export.harness import Batch, Feed, Timing, compare_results, file_runner, run_backends
 from runtime.preprocess import normalize
 from runtime.spec import ModelSpec
 
 _logger = logging.getLogger(__name__)
 
-
-def _session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+# Latency of a candidate file: its inference alone on a ready batch, with the session setup it is deployed with.
+LATENCY_TIMING = Timing(warmup_calls=10, calls=30)
 
 
-def run_onnx(path: Path, batch: np.ndarray, input_name: str, batch_size: int = 256) -> np.ndarray:
-    session = _session(path)
-    return np.concatenate(
-        [session.run(None, {input_name: batch[i : i + batch_size]})[0] for i in range(0, len(batch), batch_size)]
-    )
-
-
-def median_latency_ms(path: Path, batch: np.ndarray, input_name: str, repeats: int = 30) -> float:
-    session = _session(path)
-    for _ in range(10):
-        session.run(None, {input_name: batch})
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        session.run(None, {input_name: batch})
-        times.append(time.perf_counter() - start)
-    return 1000.0 * float(np.median(times))
+def latencies_ms(path: Path, spec: ModelSpec, sample: np.ndarray) -> tuple[float, float]:
+    """Median ms of one call at batch 1 and at batch 64 (real samples repeated), as ``runtime.infer`` opens it."""
+    batches = [Batch(normalize(sample[:1], spec)), Batch(normalize(np.resize(sample, (64,) + sample.shape[1:]), spec))]
+    runner = file_runner(path, spec=spec, feed=Feed.READY, batch_size=None)
+    result = run_backends([runner], batches, LATENCY_TIMING)[runner.name]
+    return result.median_ms(0), result.median_ms(1)
 
 
 def rank_nodes(
@@ -63,14 +49,16 @@ def rank_nodes(
     limit: int = 256,
 ) -> list[tuple[str, float]]:
     """(node, score) for every quantizable node, worst first."""
-    batch = normalize(calib.images[:limit], spec)
-    reference = run_onnx(prepared, batch, spec.input_name)
+    batch = [Batch(calib.images[:limit])]
+    fp32 = Precision.FP32.value
+    reference = run_backends([file_runner(prepared, fp32, spec)], batch)[fp32]
     writer = WRITERS[precision]
     scores = []
     with tempfile.TemporaryDirectory(prefix="edge-sens-") as tmp:
         for node in quantizable_nodes(prepared, TENSORRT_INT8_OPS):
             path = writer(prepared, ranges, spec, Path(tmp) / f"{len(scores)}.onnx", only=[node])
-            scores.append((node, float(np.mean((run_onnx(path, batch, spec.input_name) - reference) ** 2))))
+            result = run_backends([file_runner(path, node, spec)], batch)[node]
+            scores.append((node, compare_results(reference, result).mean_squared_diff))
     return sorted(scores, key=lambda item: -item[1])
 
 
@@ -103,10 +91,9 @@ def exclude_until_budget(
 ) -> Exclusion:
     """``rewrite(excluded) → file``; ``judge(file) → (passed, drop_pp)``. Tries 1, 2, 4, … worst nodes."""
     nodes = [name for name, _ in ranking]
-    batch1, batch64 = normalize(sample[:1], spec), normalize(np.resize(sample, (64,) + sample.shape[1:]), spec)
     steps, excluded, passed = [], [], False
     path = rewrite([])
-    before = (median_latency_ms(path, batch1, spec.input_name), median_latency_ms(path, batch64, spec.input_name))
+    before = latencies_ms(path, spec, sample)
     count = 1
     while count <= len(nodes):
         excluded = nodes[:count]
@@ -120,7 +107,7 @@ def exclude_until_budget(
         if passed or count == len(nodes):
             break
         count = min(count * 2, len(nodes))
-    after = (median_latency_ms(path, batch1, spec.input_name), median_latency_ms(path, batch64, spec.input_name))
+    after = latencies_ms(path, spec, sample)
     return Exclusion(
         precision.value,
         excluded,

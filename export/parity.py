@@ -2,23 +2,20 @@
 
 Both sides start from the same uint8 images. PyTorch gets them through the training transform
 (``runtime.preprocess.normalize`` on the whole stack); the runtime gets each image through
-``runtime.preprocess.preprocess`` and its own batching — so the gate also covers preprocessing.
+``runtime.preprocess.preprocess`` and its own batching — so the gate also covers preprocessing. Both sides
+run through the comparison harness (``export.harness``), PyTorch as one more backend.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
-from runtime.model import Classifier
-from runtime.preprocess import normalize, preprocess
+from export.harness import Batch, Feed, compare_results, file_runner, run_backends, torch_runner
 from runtime.spec import ModelSpec
-from train.loop import predict_logits
 
 MAX_ABS_LOGIT_DIFF = 1e-4
 
@@ -53,16 +50,6 @@ class ParityReport:
         )
 
 
-def torch_logits(model: nn.Module, images: np.ndarray, spec: ModelSpec) -> np.ndarray:
-    return predict_logits(model, torch.from_numpy(normalize(images, spec))).numpy()
-
-
-def runtime_logits(engine: Path, images: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
-    with Classifier.from_path(engine) as classifier:
-        batch = np.stack([preprocess(img, classifier.spec) for img in images])
-        return classifier.run(batch, batch_size)
-
-
 def check_parity(
     model: nn.Module,
     spec: ModelSpec,
@@ -71,16 +58,16 @@ def check_parity(
     labels: np.ndarray | None = None,
     tolerance: float = MAX_ABS_LOGIT_DIFF,
 ) -> ParityReport:
-    ref = torch_logits(model, images, spec)
-    got = runtime_logits(engine, list(images))
-    ref_top, got_top = ref.argmax(1), got.argmax(1)
+    runners = [torch_runner(model, spec), file_runner(engine, "runtime", feed=Feed.PER_IMAGE)]
+    results = run_backends(runners, [Batch(images, labels)])
+    comparison = compare_results(results["pytorch"], results["runtime"])
     return ParityReport(
         model=spec.name,
         engine=str(engine),
-        images=len(images),
-        agreement=float((ref_top == got_top).mean()),
-        max_abs_diff=float(np.abs(ref - got).max()),
-        torch_accuracy=None if labels is None else float((ref_top == labels).mean()),
-        runtime_accuracy=None if labels is None else float((got_top == labels).mean()),
+        images=comparison.images,
+        agreement=comparison.agreement,
+        max_abs_diff=comparison.max_abs_diff,
+        torch_accuracy=comparison.reference_accuracy,
+        runtime_accuracy=comparison.accuracy,
         tolerance=tolerance,
     )

@@ -1,7 +1,7 @@
 """The calibration set's files: ``<model>.calib.npz`` (uint8 pixels, labels) and ``<model>.calib.json``.
 
 Written on the training machine by ``python -m calibration`` (which also chooses the samples, see
-``calibration.dataset``) and read on both sides: the calibration itself, and on the device the engine
+``calibration.calibration_set``) and read on both sides: the calibration itself, and on the device the engine
 builder's golden I/O and the deploy bundle. Loading re-checks the sha256 of the pixels and labels
 against the manifest and refuses any split but the training split. numpy only.
 """

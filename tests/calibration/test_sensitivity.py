@@ -4,9 +4,9 @@ import numpy as np
 import onnx
 import pytest
 
+from calibration.calibrate_and_gate import fix_int8
 from calibration.ranges import Method, calibrate, load_ranges
 from calibration.variants import Precision, fp16_blocked_nodes, write_int8
-from calibration.workflow import fix_int8
 from runtime.spec import ModelSpec
 
 
@@ -66,7 +66,7 @@ def test_fp16_keeps_nodes_near_the_half_limit_in_fp32(calibrated_cnn):
 
 @pytest.mark.parametrize("method", [Method.MINMAX, Method.PERCENTILE])
 def test_other_calibration_methods_give_ranges_for_every_activation(calibrated_cnn, method):
-    from calibration.dataset import load_calibration_set
+    from calibration.calibration_set import load_calibration_set
 
     folder, _ = calibrated_cnn
     calib = load_calibration_set(folder, "mnist_cnn")

@@ -35,6 +35,7 @@ DEVICE_MODULES = (
     "engine.bundle",
     "export.triton",
     "export.engine",
+    "export.harness",  # benchmarks compare imports it; PyTorch loads only for a PyTorch runner
     "benchmarks.latency",
     "benchmarks.timing",
     "benchmarks.__main__",

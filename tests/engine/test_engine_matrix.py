@@ -7,7 +7,7 @@ pipeline), and each precision built: plan non-empty, manifest valid, build time 
 
 import pytest
 
-from calibration.pipeline import CalibrationOptions, calibrate_model
+from calibration.calibrate import CalibrationOptions, calibrate_model
 from calibration.ranges import Method
 from engine.build import BuildOptions, build_engine
 from export.onnx_export import export_fp32

@@ -81,7 +81,7 @@ def test_gate_refuses_deployed_labels_that_differ_from_the_checkpoint(
 @pytest.fixture(scope="module")
 def other_run(calibrated_cnn, data_dir, tmp_path_factory):
     """The same model calibrated again with another seed and method: the files a second run leaves."""
-    from calibration.pipeline import CalibrationOptions, calibrate_model
+    from calibration.calibrate import CalibrationOptions, calibrate_model
     from calibration.ranges import Method
 
     folder, _ = calibrated_cnn
@@ -156,7 +156,7 @@ def test_two_runs_with_another_seed_and_method_leave_a_set_that_is_refused(
 def test_a_run_killed_after_it_wrote_a_derived_file_leaves_a_set_that_is_refused(
     calibrated_cnn, other_run, data_dir, tmp_path, zygote
 ):  # finding 9, reproduction 2: a run killed after the calibration set and ranges (same set, new ranges)
-    from calibration.dataset import load_calibration_set
+    from calibration.calibration_set import load_calibration_set
 
     mixed = _mixed(calibrated_cnn, other_run, tmp_path, "mnist_cnn.ranges.json")
     gate = zygote.run(

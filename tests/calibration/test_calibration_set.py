@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from calibration.data import LabelledSplit, load_split
-from calibration.dataset import (
+from calibration.calibration_set import (
     CalibrationSetError,
     build_calibration_set,
     calib_paths,
@@ -10,6 +9,7 @@ from calibration.dataset import (
     save_calibration_set,
     select_stratified,
 )
+from calibration.splits import LabelledSplit, load_split
 from train.models import get_model
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from calibration.data import LabelledSplit
+from calibration.splits import LabelledSplit
 
 # The calibration-set file format lives in runtime/ (the device side reads it too); re-exported for callers here.
 from runtime.calibration_set import MANIFEST_FORMAT as MANIFEST_FORMAT

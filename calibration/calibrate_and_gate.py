@@ -8,13 +8,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from calibration.data import TEST, load_split
-from calibration.dataset import load_calibration_set
-from calibration.gate import GateResult, judge, reference_logits, run_gate
-from calibration.pipeline import CalibrationOptions, CalibrationResult, calibrate_model, prepared_path, record_run
+from calibration.calibrate import CalibrationOptions, CalibrationResult, calibrate_model, prepared_path, record_run
+from calibration.calibration_set import load_calibration_set
+from calibration.gate import GateResult, judge, reference_result, run_gate
 from calibration.ranges import load_ranges
 from calibration.run_check import METHOD_KEY, SHA_KEY, calibration_lock, variant_stamps
 from calibration.sensitivity import exclude_until_budget, rank_nodes
+from calibration.splits import TEST, load_split
 from calibration.variants import WRITERS, Precision
 from runtime.artifacts import Artifacts
 from runtime.calibration_run import RunId
@@ -39,7 +39,7 @@ def fix_int8(
     prepared = prepared_path(artifacts, model)
     ranges = load_ranges(names.ranges)
     split = load_split(spec, data_dir, TEST, folder)
-    spec, reference = reference_logits(names.checkpoint, split)
+    spec, reference = reference_result(names.checkpoint, split)
     stamps = variant_stamps(artifacts, model)  # the rewritten files keep their run id
     results = {}
     for precision in failing:

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from calibration.data import TRAIN, check_model_name, load_split
-from calibration.dataset import DEFAULT_SEED, DEFAULT_SIZE, build_calibration_set, save_calibration_set
+from calibration.calibration_set import DEFAULT_SEED, DEFAULT_SIZE, build_calibration_set, save_calibration_set
 from calibration.ranges import Method, amax, calibrate, prepare, save_ranges
+from calibration.splits import TRAIN, check_model_name, load_split
 from calibration.variants import Precision, write_fp16, write_int8, write_int8_ort
 from runtime.artifacts import CALIBRATION_METHOD_KEY, CALIBRATION_SHA256_KEY, Artifacts
 from runtime.calib_cache import write_cache
