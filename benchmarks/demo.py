@@ -21,6 +21,7 @@ from PIL import Image
 from benchmarks import compare as precision_compare
 from benchmarks.latency_line import compare_batch1
 from benchmarks.timing import environment
+from calibration import robustness
 from calibration.dataset import CalibrationSetError
 from calibration.gate import markdown as gate_markdown
 from calibration.pipeline import CalibrationOptions
@@ -205,6 +206,8 @@ def run_model(demo: DemoModel, data_dir: Path, out: Path, progress: bool) -> dic
     print(latency.summary())
     accuracy = held_out_accuracy(ckpt.metrics)
     folder_arg = data_dir / demo.data if demo.data == "flowers" else None
+    robust = robustness.run(engine, data_dir, robustness.DEMO_SAMPLES, folder_arg)  # before the gate, which cites it
+    print(robust.line())
     calibration, gate = calibrate_and_gate(demo.name, folder, data_dir, CalibrationOptions(folder=folder_arg))
     print(gate_markdown(gate.rows), end="")
     engines = build_engines(demo.name, folder)
@@ -224,6 +227,7 @@ def run_model(demo: DemoModel, data_dir: Path, out: Path, progress: bool) -> dic
         "calibration": calibration.to_dict(),
         "gate": [r.to_dict() for r in gate.rows],
         "gate_passed": gate.passed,
+        "robustness": robust.to_dict(),
         "engines": engines,
         "compare": [{**r.__dict__, "throughput": r.throughput} for r in rows],
         "compare_files": compare_files,
@@ -344,6 +348,9 @@ def print_report(rows: list[dict]) -> None:
             f"| {'PASS' if r['parity']['passed'] else 'FAIL'} | {r['parity']['max_abs_diff']:.1e} "
             f"| {lat['runtime']['median_ms']:.3f} | {lat['torch_eager']['median_ms']:.3f} | {lat['speedup']:.2f}x |"
         )
+    for r in rows:
+        if "robustness" in r:
+            print(f"{r['model']} {r['robustness']['line']}")
 
 
 @error_boundary

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from calibration.data import TEST, LabelledSplit, check_model_name, dataset_of, load_split
+from calibration.robustness import read_line
 from calibration.run_check import check_one_run
 from calibration.variants import Precision
 from runtime.atomic import write_figure_atomic, write_text_atomic
@@ -257,8 +258,12 @@ def run_gate(
             "rows": [r.to_dict() for r in rows],
             "passed": all(r.passed for r in rows),
         }
+        # Camera-like re-shots (calibration.robustness), where a report lies beside a judged file.
+        robust = [line for p in precisions if (line := read_line(p.path(artifacts, model)))]
+        report["robustness"] = robust
         files["json"] = str(write_text_atomic(artifacts / f"{model}.gate.json", json.dumps(report, indent=2) + "\n"))
-        files["markdown"] = str(write_text_atomic(artifacts / f"{model}.gate.md", markdown(rows)))
+        text = markdown(rows) + "".join(f"\n{line}\n" for line in robust)
+        files["markdown"] = str(write_text_atomic(artifacts / f"{model}.gate.md", text))
         files["png"] = str(plot_confusions(artifacts / f"{model}.confusion.png", model, matrices, spec.labels))
     return GateResult(rows, files)
 
