@@ -29,7 +29,7 @@ class AugmentConfig:
     contrast: float = 0.5
     translate: float = 0.0  # fraction of the side; with zoom, one RandomAffine replaces the course's rotation
     zoom: tuple[float, float] | None = None  # RandomAffine scale: < 1 shrinks the subject, the border fills in
-    perspective: float = 0.0  # distortion scale, applied to half of the images
+    perspective: float = 0.0  # distortion scale, half of the images (kornia fills its corners black, not border)
     gradient: float = 0.0  # largest gain of a linear lighting gradient (half of the images)
     blur_p: float = 0.0  # share of images blurred (Gaussian, sigma 0.1–1.2 pixels of the 28×28 input)
     noise_std: float = 0.0  # Gaussian sensor noise in 0..1 units (half of the images)
