@@ -101,6 +101,9 @@ def print_report(rows: list[dict]) -> None:
             f"| {'PASS' if r['parity']['passed'] else 'FAIL'} | {r['parity']['max_abs_diff']:.1e} "
             f"| {lat['runtime']['median_ms']:.3f} | {lat['torch_eager']['median_ms']:.3f} | {lat['speedup']:.2f}x |"
         )
+    for r in rows:
+        if "robustness" in r:
+            print(f"{r['model']} {r['robustness']['line']}")
 
 
 @error_boundary

@@ -18,10 +18,12 @@ from PIL import Image
 
 from benchmarks import compare as precision_compare
 from benchmarks.latency_line import LatencyComparison, compare_batch1
+from calibration import robustness
 from calibration.calibrate import CalibrationOptions, CalibrationResult
 from calibration.calibrate_and_gate import calibrate_and_gate
 from calibration.gate import GateResult
 from calibration.gate import markdown as gate_markdown
+from calibration.robustness import RobustnessReport
 from engine.build import BuildOptions
 from engine.cache import ensure_engine
 from export.onnx_export import export_fp32
@@ -217,6 +219,7 @@ class ModelReport:
     engines: list[EngineResult]
     compare: list[precision_compare.Row]
     compare_files: dict[str, str]  # the comparison report files written beside the model
+    robustness: RobustnessReport  # camera-like re-shots of the held-out split through the runtime
 
     @property
     def accuracy_ok(self) -> bool:
@@ -243,6 +246,7 @@ class ModelReport:
             "engines": [e.to_dict() for e in self.engines],
             "compare": [{**r.__dict__, "throughput": r.throughput} for r in self.compare],
             "compare_files": self.compare_files,
+            "robustness": self.robustness.to_dict(),
         }
 
 
@@ -271,6 +275,8 @@ def run_model(demo: DemoModel, data_dir: Path, out: Path, progress: bool, say: R
     latency = compare_batch1(ckpt.model, ckpt.spec, engine, images[0])
     say(latency.summary())
     folder_arg = data_dir / demo.data if demo.data == "flowers" else None
+    robust = robustness.run(engine, data_dir, robustness.DEMO_SAMPLES, folder_arg)  # before the gate, which cites it
+    say(robust.line())
     calibration, gate = calibrate_and_gate(demo.name, folder, data_dir, CalibrationOptions(folder=folder_arg), log=say)
     say(gate_markdown(gate.rows).rstrip("\n"))
     engines = build_engines(demo.name, folder, say)
@@ -296,6 +302,7 @@ def run_model(demo: DemoModel, data_dir: Path, out: Path, progress: bool, say: R
         engines=engines,
         compare=rows,
         compare_files=precision_compare.write_reports(demo.name, folder, rows),
+        robustness=robust,
     )
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from calibration.robustness import read_line
 from calibration.run_check import check_one_run
 from calibration.splits import TEST, LabelledSplit, check_model_name, dataset_of, load_split
 from calibration.statistics import Judgement, PairedTable, Verdict, judge_agreement, judge_drop
@@ -298,9 +299,13 @@ def run_gate(
             "strict": strict,
             "passed": all(r.passes(strict) for r in rows),
         }
+        # Camera-like re-shots (calibration.robustness), where a report lies beside a judged file.
+        robust = [line for p in precisions if (line := read_line(names.onnx(p)))]
+        report["robustness"] = robust
         text = json.dumps(report, indent=2) + "\n"
         files["json"] = str(write_artifact(names.gate_json, text, Kind.REPORT, artifacts))
-        files["markdown"] = str(write_artifact(names.gate_md, markdown(rows, strict), Kind.TEXT, artifacts))
+        text = markdown(rows, strict) + "".join(f"\n{line}\n" for line in robust)
+        files["markdown"] = str(write_artifact(names.gate_md, text, Kind.TEXT, artifacts))
         files["png"] = str(plot_confusions(names.confusion_png, model, matrices, spec.labels))
     return GateResult(rows, files)
 

@@ -8,17 +8,40 @@ mean ± std per setting, then trains the best setting on the full training split
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from pathlib import Path
 
+from train.augment import AugmentConfig, course_augmentation
 from train.data.mnist import load_mnist
 from train.data.paths import resolve_data_dir
 from train.loop import TrainConfig
 from train.options import add_common_arguments, config_and_grid
 from train.workflow import train_and_save
 
+# ``--augment camera``: a milder camera augmentation than ASL's (a digit is thin; a strong zoom-out or blur
+# erases strokes), no flip (a mirrored 2 is no digit).
+MNIST_CAMERA = AugmentConfig(
+    rotation_degrees=10.0,
+    crop_scale=(1.0, 1.0),
+    hflip_p=0.0,
+    brightness=0.2,
+    contrast=0.3,
+    translate=0.08,
+    zoom=(0.9, 1.1),
+    gradient=0.2,
+    blur_p=0.2,
+    noise_std=0.02,
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser, "mnist", "mnist_cnn", epochs=4)
+    parser.add_argument(
+        "--augment",
+        choices=["none", "camera"],
+        default="none",
+        help="none (default, as the course) or camera (rotation, shift, zoom, lighting, blur, noise)",
+    )
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -32,6 +55,7 @@ def run(args: argparse.Namespace) -> dict:
         grid=grid,
         limit=args.limit,
         progress=not args.no_progress,
+        augment=MNIST_CAMERA if args.augment == "camera" else None,
     )
 
 
@@ -44,6 +68,7 @@ def train_mnist(
     grid: list[TrainConfig] | None = None,
     limit: int | None = None,
     progress: bool = True,
+    augment: AugmentConfig | None = None,
 ) -> dict:
     train = load_mnist(data_dir, "train")
     images, labels = train.images[:limit], train.labels[:limit]
@@ -61,6 +86,7 @@ def train_mnist(
         config,
         kfold=kfold,
         grid=grid,
+        augment=course_augmentation(28, 28, augment) if augment else None,
         progress=progress,
-        info={"data_dir": str(data_dir)},
+        info={"data_dir": str(data_dir), "augmentation": asdict(augment) if augment else None},
     )

@@ -29,3 +29,26 @@ def test_augmentation_can_crop_to_a_smaller_output():
     augment = course_augmentation(24, 24)
     out = augment(torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8))
     assert out.shape == (3, 3, 24, 24)
+
+
+def test_camera_augmentation_is_seeded_and_fills_a_shrunk_subject_with_its_border():
+    from dataclasses import replace
+
+    from train.augment import CAMERA
+
+    # A bright frame-filling square on a grey border: zooming out must bring in grey, never black corners.
+    batch = torch.full((8, 1, 28, 28), 120, dtype=torch.uint8)
+    batch[:, :, 4:24, 4:24] = 220
+    augment = course_augmentation(28, 28, CAMERA)
+    seed_everything(3)
+    a = augment(batch)
+    seed_everything(3)
+    assert torch.equal(a, augment(batch)) and a.shape == (8, 1, 28, 28)
+    assert 0.0 <= float(a.min()) and float(a.max()) <= 255.0
+    # Rotation, shift and zoom only (kornia's RandomPerspective has no border mode: its corners are black).
+    geometric = course_augmentation(
+        28, 28, replace(CAMERA, brightness=0.0, contrast=0.0, gradient=0.0, noise_std=0.0, perspective=0.0)
+    )
+    seed_everything(3)
+    out = geometric(batch)
+    assert not torch.equal(out, batch.float()) and float(out.min()) > 60  # border padding, not zeros
