@@ -30,14 +30,15 @@ import numpy as np
 
 from calibration.render import ALL, PERTURBATIONS, Perturbation, render
 from calibration.splits import TEST, LabelledSplit, load_split
-from runtime.atomic import write_bytes_atomic, write_text_atomic
-from runtime.cli import describe, dumps, error_boundary, positive_int
+from runtime.atomic import write_bytes_atomic
+from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, dumps, error_boundary, positive_int
 from runtime.errors import RuntimeToolkitError
 from runtime.infer import classify_files
 from runtime.model import Classifier
 from runtime.preprocess import preprocess_batch
+from runtime.writer import Kind, add_force_argument, set_force, write_artifact
 from train.data.paths import resolve_data_dir
-from train.errors import DataError, TrainError
+from train.errors import DataError
 
 DEFAULT_SAMPLES = 500
 DEMO_SAMPLES = 50  # the demo's per-condition count (about 12 s of CPU for a 28×28 model): a quick look
@@ -210,8 +211,8 @@ def report_paths(model_file: Path) -> tuple[Path, Path]:
 
 def write_report(report: RobustnessReport, model_file: Path) -> tuple[Path, Path]:
     json_path, md_path = report_paths(model_file)
-    write_text_atomic(json_path, json.dumps(report.to_dict(), indent=2) + "\n")
-    write_text_atomic(md_path, report.markdown())
+    write_artifact(json_path, json.dumps(report.to_dict(), indent=2) + "\n", Kind.REPORT)
+    write_artifact(md_path, report.markdown(), Kind.TEXT)
     return json_path, md_path
 
 
@@ -238,29 +239,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="the renderer's seed (fixed: same seed, same bytes)")
     parser.add_argument("--keep", type=Path, default=None, help="also keep the re-shots in this folder")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+    add_force_argument(parser)
     return parser
 
 
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_force(args.force)
     try:
         if not args.model.is_file():
             raise DataError(f"{args.model}: model file not found; give an exported .onnx (`python -m export`)")
         report = evaluate(args.model, resolve_data_dir(args.data_dir), args.samples, args.seed, args.folder, args.keep)
         files = write_report(report, args.model)
-    except (DataError, TrainError, RuntimeToolkitError, OSError) as exc:
+    except (RuntimeToolkitError, OSError) as exc:
         if args.json:
             print(dumps({"error": str(exc)}))
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     if args.json:
         print(dumps(report.to_dict()))
     else:
         print(report.markdown(), end="")
         print(report.line())
         print(f"written: {', '.join(str(f) for f in files)}")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ COMMANDS = (
     Command("export", "export.__main__", Exit1.NEVER, "train"),
     Command("calibrate", "calibration.__main__", Exit1.CHECKS, "train"),
     Command("gate", "calibration.gate", Exit1.CHECKS, "train"),
+    Command("robustness", "calibration.robustness", Exit1.NEVER, "train"),
+    Command("dream", "train.dream", Exit1.NEVER, "train"),
     Command("build", "engine.__main__", Exit1.NEVER, "runtime,tensorrt-rtx"),
     Command("bundle", "engine.bundle", Exit1.NEVER, "runtime"),
     Command("triton", "export.triton", Exit1.NEVER, "train"),

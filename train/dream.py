@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from runtime.atomic import write_bytes_atomic
-from runtime.cli import describe, error_boundary, positive_float, positive_int
+from runtime.cli import EXIT_OK, describe, error_boundary, positive_float, positive_int
 from runtime.preprocess import load_image, to_color_mode
 from runtime.spec import ColorMode
+from runtime.writer import Kind, add_force_argument, set_force, write_artifact
 from train.errors import TrainError
 
 if TYPE_CHECKING:  # torch is imported where it is used: a bad argument is refused without loading it
@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=1, help="CPU threads for torch (default 1; 0 = torch's own default)"
     )
     parser.add_argument("--out", type=Path, default=None, help="PNG to write (default <image stem>.dream.png here)")
+    add_force_argument(parser)
     return parser
 
 
@@ -174,9 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    set_force(args.force)
     if args.list_layers:
         print("\n".join(LAYERS))
-        return 0
+        return EXIT_OK
     if args.image is None or args.layer is None:
         parser.error("--image and --layer are required (or --list-layers)")
     if args.layer not in LAYERS:
@@ -200,13 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out or Path(f"{args.image.stem}.dream.png")
     buffer = io.BytesIO()
     Image.fromarray(result.image).save(buffer, format="PNG", optimize=True)
-    write_bytes_atomic(out, buffer.getvalue())
+    write_artifact(out, buffer.getvalue(), Kind.PNG)
     first, last = result.activations[0][0], result.activations[-1][-1]
     print(
         f"wrote {out} ({image.shape[1]}×{image.shape[0]}): layer {args.layer} mean activation {first:.3f} → {last:.3f} "
         f"over {config.octaves} octaves × {config.steps} steps in {time.perf_counter() - started:.1f} s"
     )
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

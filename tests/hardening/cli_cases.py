@@ -280,6 +280,20 @@ CASES: list[Case] = [
         lambda w: "mnist_cnn.pt",
     ),
     Case(
+        "calibration.robustness: model file missing",
+        "-",
+        "exit 2, JSON error document",
+        lambda w, out: ["calibration.robustness", "--model", str(w / "empty" / "absent.fp32.onnx"), "--json"],
+        lambda w: "absent.fp32.onnx",
+    ),
+    Case(
+        "train.dream: image missing",
+        "-",
+        "exit 2, one line naming the image",
+        lambda w, out: ["train.dream", "--image", str(w / "empty" / "absent.jpg"), "--layer", "block6"],
+        lambda w: "absent.jpg",
+    ),
+    Case(
         "benchmarks latency: --iterations 0",
         "24",
         "usage error exit 2, JSON error document",
