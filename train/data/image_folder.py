@@ -49,8 +49,9 @@ def training_canvas_spec(spec: ModelSpec) -> ModelSpec:
     return replace(spec, height=side, width=side)
 
 
-def load_image_folder(root: Path, spec: ModelSpec, for_training: bool = False,
-                      classes: tuple[str, ...] | None = None) -> ImageFolderSplit:
+def load_image_folder(
+    root: Path, spec: ModelSpec, for_training: bool = False, classes: tuple[str, ...] | None = None
+) -> ImageFolderSplit:
     """Decode every image under ``root``; ``classes`` (e.g. from the training split) must match."""
     found, items = list_image_folder(root)
     if classes is not None and found != tuple(classes):
@@ -63,6 +64,9 @@ def load_image_folder(root: Path, spec: ModelSpec, for_training: bool = False,
         except InputError as exc:
             errors.append(str(exc))
     if errors:
-        raise DataError(f"{root}: {len(errors)} unreadable image(s); fix or remove them:\n  " + "\n  ".join(errors[:10]))
-    return ImageFolderSplit(np.stack(images), np.array([label for _, label in items], np.int64), found,
-                            tuple(path for path, _ in items))
+        raise DataError(
+            f"{root}: {len(errors)} unreadable image(s); fix or remove them:\n  " + "\n  ".join(errors[:10])
+        )
+    return ImageFolderSplit(
+        np.stack(images), np.array([label for _, label in items], np.int64), found, tuple(path for path, _ in items)
+    )

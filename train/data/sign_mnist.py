@@ -25,8 +25,10 @@ PIXELS = 28 * 28
 HEADER = ["label"] + [f"pixel{i}" for i in range(1, PIXELS + 1)]
 SPLIT_NAMES = {"train": "sign_mnist_train", "test": "sign_mnist_test"}
 MAX_REPORTED = 10
-_GET_HINT = ("download the CSVs from Kaggle (datamunge/sign-language-mnist) into <data-dir>/sign_mnist/ "
-             "(.csv, .csv.gz or the Kaggle zip)")
+_GET_HINT = (
+    "download the CSVs from Kaggle (datamunge/sign-language-mnist) into <data-dir>/sign_mnist/ "
+    "(.csv, .csv.gz or the Kaggle zip)"
+)
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,15 @@ def _read_capped(stream: io.BufferedIOBase, path: Path) -> bytes:
     head = stream.read(64 * 1024)
     first = head.split(b"\n", 1)[0].lstrip(b"\xef\xbb\xbf").strip()
     if head and not first.startswith(b"label,"):
-        raise DataError(f"{path}: line 1 is not the Sign-MNIST header 'label,pixel1,...,pixel784' "
-                        f"(found {first[:60]!r}...)")
+        raise DataError(
+            f"{path}: line 1 is not the Sign-MNIST header 'label,pixel1,...,pixel784' (found {first[:60]!r}...)"
+        )
     rest = stream.read(MAX_CSV_BYTES + 1 - len(head))
     if len(head) + len(rest) > MAX_CSV_BYTES:
-        raise DataError(f"{path}: decompresses to more than {MAX_CSV_BYTES >> 20} MB; Sign-MNIST CSVs are about "
-                        "100 MB (a damaged or hostile archive?)")
+        raise DataError(
+            f"{path}: decompresses to more than {MAX_CSV_BYTES >> 20} MB; Sign-MNIST CSVs are about "
+            "100 MB (a damaged or hostile archive?)"
+        )
     return head + rest
 
 
@@ -94,8 +99,9 @@ def parse_sign_mnist(text: str, source: str) -> SignMnistSplit:
         raise DataError(f"{source}: file is empty; expected a header 'label,pixel1,...,pixel784' and rows")
     header = [h.strip() for h in lines[0].split(",")]
     if header != HEADER:
-        raise DataError(f"{source}: line 1 is not the Sign-MNIST header 'label,pixel1,...,pixel784' "
-                        f"(found {lines[0][:60]!r}...)")
+        raise DataError(
+            f"{source}: line 1 is not the Sign-MNIST header 'label,pixel1,...,pixel784' (found {lines[0][:60]!r}...)"
+        )
     rows = [(n, line) for n, line in enumerate(lines[1:], start=2) if line.strip()]
     if not rows:
         raise DataError(f"{source}: header only, no data rows")
