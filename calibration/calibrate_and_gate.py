@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from calibration.calibrate import CalibrationOptions, CalibrationResult, calibrate_model, prepared_path, record_run
+from calibration.calibrate import CalibrationOptions, CalibrationResult, calibrate_model, prepared_path
 from calibration.calibration_set import load_calibration_set
 from calibration.gate import GateResult, judge, reference_result, run_gate
 from calibration.ranges import load_ranges
@@ -17,7 +17,7 @@ from calibration.sensitivity import exclude_until_budget, rank_nodes
 from calibration.splits import TEST, load_split
 from calibration.variants import WRITERS, Precision
 from runtime.artifacts import Artifacts
-from runtime.calibration_run import RunId
+from runtime.calibration_run import check_run, load_run, write_run
 from runtime.spec import ModelSpec
 from runtime.writer import Kind, write_artifact
 
@@ -41,6 +41,7 @@ def fix_int8(
     split = load_split(spec, data_dir, TEST, folder)
     spec, reference = reference_result(names.checkpoint, split)
     stamps = variant_stamps(artifacts, model)  # the rewritten files keep their run id
+    run = check_run(artifacts, model)  # every file still the one its run derived, before any is rewritten
     results = {}
     for precision in failing:
         log(f"{model} {precision.value} misses its budget: ranking nodes by sensitivity on the calibration set")
@@ -60,6 +61,10 @@ def fix_int8(
         exclusion = exclude_until_budget(ranking, rewrite, judge_file, precision, spec, calib.images, log)
         log("  " + exclusion.summary())
         results[precision.value] = {**exclusion.__dict__, "ranking": ranking}
+    loaded = load_run(artifacts, model)
+    if run is not None and loaded is not None:  # the rewritten variants belong to the same run: record their sha256
+        listed = [Path(artifacts) / name for name in loaded[1]]
+        write_run(artifacts, model, run, [p for p in listed if p.is_file()])
     return results
 
 
@@ -82,8 +87,5 @@ def calibrate_and_gate(
             result = replace(result, excluded={k: v["excluded"] for k, v in exclusions.items()})
             text = json.dumps(exclusions, indent=2) + "\n"
             write_artifact(Artifacts(artifacts, model).exclusion, text, Kind.REPORT, artifacts)
-            # the rewritten variants belong to the same run: the run file records their new sha256
-            run = RunId(result.calibration_sha256, result.method, options.seed, result.calibration_size)
-            record_run(artifacts, model, run, result.files.to_dict())
             gate = run_gate(model, artifacts, data_dir, options.folder)
     return result, gate

@@ -49,6 +49,8 @@ def test_demo_mnist_path_end_to_end(tmp_path, data_dir, capsys):
     assert all(r["parity"]["passed"] for r in rows.values()) and report["doggy_door"] is None
     assert "| mnist_cnn |" in out and "latency mnist_cnn batch 1" in out
     assert all(r["gate_passed"] for r in rows.values()) and "== accuracy gate" in out
+    # the robustness line beside the clean accuracy (issue 16): camera-like re-shots through the runtime
+    assert "mnist_cnn robustness: clean" in out and rows["mnist_cnn"]["robustness"]["all_combined"] > 0.5
     assert {g["precision"] for g in rows["mnist_cnn"]["gate"]} == {"fp32", "fp16", "int8", "int8.ort"}
     assert {(c["candidate"], c["batch"]) for c in rows["mnist_cnn"]["compare"]} >= {
         ("ort-int8.ort", 64),

@@ -11,6 +11,7 @@ import numpy as np
 from calibration import gate
 from calibration.ranges import load_ranges
 from calibration.variants import Precision, write_int8
+from runtime.artifacts import ONNX_PRECISIONS
 from runtime.spec import ModelSpec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,8 +101,8 @@ def test_a_200_image_split_is_inconclusive_and_strict_fails_it(calibrated_cnn, d
     folder, _ = calibrated_cnn
     split = load_split(ModelSpec.load(folder / "mnist_cnn.json"), data_dir, TEST)
     small = replace(split, images=split.images[:200], labels=split.labels[:200], ids=split.ids[:200])
-    spec, reference = gate.reference_logits(folder / "mnist_cnn.pt", small)
-    rows = [gate.judge("mnist_cnn", p, p.path(folder, "mnist_cnn"), small, spec, reference)[0] for p in Precision]
+    spec, reference = gate.reference_result(folder / "mnist_cnn.pt", small)
+    rows = [gate.judge("mnist_cnn", p, p.path(folder, "mnist_cnn"), small, spec, reference)[0] for p in ONNX_PRECISIONS]
     assert [r.verdict.value for r in rows] == ["inconclusive"] * 4, gate.markdown(rows)
     assert all(r.passed and not r.passes(strict=True) for r in rows)
     table = gate.markdown(rows)

@@ -60,7 +60,7 @@ def _checkpoints(folder: Path) -> dict[str, Path]:
         "shape_mismatch": {"state_dict": cnn_state},
         "bad_metrics": {"metrics": "{not json"},
         "eleven_labels": {"spec": json.dumps({**spec, "labels": [str(i) for i in range(11)]})},
-        "wrong_size": {"spec": json.dumps({**spec, "height": 32, "width": 32})},
+        "wrong_size": {"spec": json.dumps({**spec, "height": 32, "width": 32, "resize_size": 32})},
     }
     paths = {}
     for name, change in variants.items():
