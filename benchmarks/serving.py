@@ -19,6 +19,9 @@ the CPU times predict once the clients run elsewhere (in-process CPU per request
 and a PNG (when matplotlib is there), with the machine. Images: ``--images DIR`` (real ones), else
 the calibration set beside the model, else noise.
 """
+# Over 400 lines: the in-process and Triton load generators must stay side by side so both modes run the same
+# request schedule and statistics; the Triton client lives in benchmarks/triton_client.py. The next split is the
+# report writers (markdown/CSV) into their own module — not done in the session that noticed it, for lack of time.
 
 from __future__ import annotations
 

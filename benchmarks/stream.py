@@ -13,6 +13,8 @@ seconds and share of each stage (decode, preprocess, inference, sink). Then, in 
 
 Writes ``<engine>.stream.{json,csv,png}`` (PNG only where matplotlib is installed) with the environment.
 """
+# Over 400 lines: the clip synthesis (PyAV), the concurrent-stream measurement and its report are one benchmark;
+# the streaming itself is runtime/stream/. Split the clip synthesis out when a second benchmark needs clips.
 
 from __future__ import annotations
 

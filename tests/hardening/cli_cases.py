@@ -1,6 +1,8 @@
 """The bad-input matrix of the CLI contract test: one row per (entry point, bad input), with the issue-13
 finding it reproduces. ``World`` holds the real files the rows point at (a tiny ONNX model, checkpoints broken
 in the ways users break them, an empty folder, an empty baseline)."""
+# Over 400 lines: a data table (one Case per bad input per CLI) plus the world it runs in; splitting it by CLI
+# would scatter the matrix that docs/BAD_INPUTS.md is generated from.
 
 from __future__ import annotations
 
