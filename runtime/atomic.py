@@ -1,11 +1,14 @@
 """Atomic file writes: a temp file in the target's folder, fsync, then ``os.replace``.
 
-An interrupted write leaves the previous good file in place and no half-written one.
+An interrupted write leaves the previous good file in place and no half-written one. A FIFO or character device
+at the target (``/dev/null``, ``/dev/stdout``, a named pipe a user reads from) is written to in place, never
+replaced: renaming over it as root would turn ``/dev/null`` into a regular file for the whole machine.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +23,11 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     path). On an exception the temp file is removed and ``target`` is untouched.
     """
     target = Path(target)
+    if is_stream_node(target):
+        yield target  # a FIFO or character device: write into it, never rename over it
+        return
+    if target.is_dir():
+        raise IsADirectoryError(21, "is a folder; give a file name inside it", str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -42,6 +50,15 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def is_stream_node(path: str | os.PathLike) -> bool:
+    """True for an existing FIFO or character device: outputs that are written to, never replaced."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -52,7 +69,7 @@ def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> Path:
     """Write, read back and compare, then rename into place."""
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
-        if tmp.read_bytes() != data:
+        if not is_stream_node(tmp) and tmp.read_bytes() != data:
             raise OSError(f"{target}: the bytes read back differ from those written (disk full or failing?)")
     return Path(target)
 

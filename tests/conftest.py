@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,20 @@ def _tensorrt_reason() -> str | None:
             "index, which this machine cannot reach; run these tests on a Jetson or GPU box"
         )
     return None
+
+
+def _dev_null_is_a_device() -> bool:
+    return stat.S_ISCHR(os.stat("/dev/null").st_mode) if os.path.exists("/dev/null") else False
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if anything it ran replaced /dev/null (CI and Jetsons run as root: it breaks the machine)."""
+    if os.name == "posix" and not _dev_null_is_a_device():
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(
+            "\nERROR: /dev/null is no longer a character device: a test or a tool it ran replaced it. "
+            "Recreate it (mknod -m 666 /dev/null c 1 3) and find the writer; tests write only in their tmp folders."
+        )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

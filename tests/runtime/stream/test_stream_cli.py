@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -131,7 +133,7 @@ def test_usage_errors_exit_2_with_one_line(engine, clips, tmp_path, args, messag
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
 
 
-def test_the_live_line_shows_on_a_terminal(engine, clips):
+def test_the_live_line_shows_on_a_terminal(engine, clips, tmp_path):
     import os
     import pty
 
@@ -149,7 +151,7 @@ def test_the_live_line_shows_on_a_terminal(engine, clips):
                 "--max-frames",
                 "1200",
                 "--jsonl",
-                os.devnull,
+                str(tmp_path / "frames.jsonl"),  # never a system path: tests write only in their tmp folders
             ],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
@@ -172,3 +174,32 @@ def test_the_live_line_shows_on_a_terminal(engine, clips):
     text = seen.decode(errors="replace")
     live = text.split("1200 frame(s) classified")[0]  # what came before the final summary
     assert "\r" in live and "digits.mp4 " in live and " fps" in live and "p50" in live
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="making a device node needs root")
+def test_jsonl_into_a_character_device_writes_to_it_and_keeps_it_a_device(engine, clips, tmp_path):
+    # A twin of /dev/null inside tmp_path: the headline of issue 21 was `--jsonl /dev/null` renaming a regular
+    # file over the device, as root, for the whole machine.
+    node = tmp_path / "null"
+    os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    done = run_cli("--engine", str(engine), str(clips["h264"]), "--max-frames", "3", "--jsonl", str(node))
+    assert done.returncode == 0, done.stderr
+    assert stat.S_ISCHR(os.stat(node).st_mode)
+    assert not list(tmp_path.glob(".null.*"))  # no temp file left beside it
+
+
+def test_jsonl_into_a_fifo_streams_lines_to_the_reader(engine, clips, tmp_path):
+    fifo = tmp_path / "frames.fifo"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime.infer", "--engine", str(engine), str(clips["h264"]), "--max-frames", "4"]
+        + ["--jsonl", str(fifo)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    with open(fifo) as reader:  # blocks until the CLI opens the FIFO for writing
+        lines = reader.read().splitlines()
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    assert [json.loads(line)["frame"] for line in lines] == [0, 1, 2, 3]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
