@@ -36,9 +36,9 @@ $(DEVICE_VENV)/.installed: pyproject.toml
 
 device-venv: $(DEVICE_VENV)/.installed
 
-# The real Triton Inference Server for `python -m runtime.serve` and its tests: the nvidia-pytriton wheel without
+# The real Triton Inference Server for `python -m serving.serve` and its tests: the nvidia-pytriton wheel without
 # its declared deps (they pin numpy < 2; we never import pytriton), and numpy 1.x for the wheel's Python-backend
-# stub only (its pybind11 predates numpy 2), in a folder apart from the venv's numpy (runtime.triton_server).
+# stub only (its pybind11 predates numpy 2), in a folder apart from the venv's numpy (serving.triton_server).
 TRITON_WHEEL ?= nvidia-pytriton==0.7.0
 serve-install:
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,7 +50,7 @@ data: install
 	$(PY) -m train.data fetch-mnist --data-dir $(DATA_DIR)
 
 demo: data
-	$(PY) -m benchmarks.demo --data-dir $(DATA_DIR) --out $(OUT)
+	$(PY) -m pipeline.demo --data-dir $(DATA_DIR) --out $(OUT)
 
 # Lint and format check (ruff, configured in pyproject.toml); `ruff format .` fixes the formatting.
 lint: install

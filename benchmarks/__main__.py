@@ -1,7 +1,7 @@
 """``python -m benchmarks <command>``: ``latency`` (one engine, batch sweep), ``compare`` (backends and
 precisions side by side), ``ortgpu`` (ONNX Runtime on the GPU: IOBinding and CUDA graphs against the
 floor), ``stream`` (1 to 8 concurrent video streams), ``triton`` (load test through the real Triton server vs
-the in-process batcher) or ``demo`` (the main job)."""
+the in-process batcher) (the main job is ``edge demo``, ``python -m pipeline.demo``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from benchmarks import compare, latency, ortgpu, serving, stream
-from runtime.cli import describe, error_boundary
+from formats.cli import describe, error_boundary
 
 
 @error_boundary
@@ -26,14 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "triton", help="requests/s and p50/p95/p99 vs concurrency: Triton vs the in-process DynamicBatcher"
         )
     )
-    commands.add_parser("demo", help="the main job (train → export → calibrate → parity → benchmark)", add_help=False)
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "demo":
-        from benchmarks import demo
-
-        return demo.main(rest)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args = parser.parse_args(argv)
     runners = {
         "latency": latency.run,
         "compare": compare.run,

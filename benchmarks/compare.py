@@ -5,7 +5,7 @@
 PyTorch eager FP32 (the checkpoint) against our runtime with ONNX Runtime on every precision file
 found (fp32, fp16, int8, int8.ort), and TensorRT plans beside them where this machine can run them
 (else each is named with the reason it was not measured), all through the comparison harness
-(``export.harness``): each model file opened as ``runtime.infer`` opens it. Each timed call starts from decoded
+(``harness.compare``): each model file opened as ``runtime.infer`` opens it. Each timed call starts from decoded
 uint8 images and ends with class probabilities (preprocessing included on both sides). The candidates are measured in
 interleaved rounds and each reports the median of its round medians, so a noisy neighbour hurts
 all of them alike. Ratios are against PyTorch eager and against ONNX Runtime FP32 at the same
@@ -29,14 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.timing import environment, parse_batches
-from export.harness import Batch, Runner, Timing, file_runner, run_backends, torch_runner
-from runtime.artifacts import ONNX_PRECISIONS, TENSORRT_PRECISIONS, Artifacts
-from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
-from runtime.errors import RuntimeToolkitError
+from formats.artifacts import ONNX_PRECISIONS, TENSORRT_PRECISIONS, Artifacts
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.errors import RuntimeToolkitError
+from formats.writer import Kind, add_force_argument, set_force, write_artifact, write_figure
+from harness.compare import Batch, Runner, Timing, file_runner, run_backends, torch_runner
 from runtime.model import Classifier
 from runtime.preprocess import normalize
 from runtime.spec import ModelSpec
-from runtime.writer import Kind, add_force_argument, set_force, write_artifact, write_figure
 
 _logger = logging.getLogger(__name__)
 

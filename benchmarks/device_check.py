@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.timing import parse_batches
+from formats.artifacts import TENSORRT_PRECISIONS, Artifacts
+from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, describe, error_boundary
+from formats.writer import Kind, add_force_argument, set_force, write_artifact
 from runtime import doctor
-from runtime.artifacts import TENSORRT_PRECISIONS, Artifacts
-from runtime.cli import EXIT_CHECK_FAILED, EXIT_OK, describe, error_boundary
-from runtime.writer import Kind, add_force_argument, set_force, write_artifact
 
 
 def _time(fn, repeats: int = 50) -> float:

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.timing import environment
-from runtime.cli import EXIT_OK, describe, error_boundary
-from runtime.writer import Kind, add_force_argument, set_force, write_artifact
+from formats.cli import EXIT_OK, describe, error_boundary
+from formats.writer import Kind, add_force_argument, set_force, write_artifact
 
 SIZE = (10_800, 8_150)  # 88.0 MP; Pillow refuses above 89.5 MP
 

@@ -34,8 +34,8 @@ from PIL import Image
 
 from benchmarks.plots import save_log2_panels
 from benchmarks.timing import LatencyStats, environment, measure, parse_batches, stats_from_samples
-from runtime.artifacts import Artifacts
-from runtime.cli import (
+from formats.artifacts import Artifacts
+from formats.cli import (
     EXIT_CHECK_FAILED,
     EXIT_OK,
     EXIT_USER_ERROR,
@@ -45,12 +45,12 @@ from runtime.cli import (
     positive_float,
     positive_int,
 )
-from runtime.errors import RuntimeToolkitError
+from formats.errors import RuntimeToolkitError
+from formats.writer import Kind, add_force_argument, set_force, write_artifact
 from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
 from runtime.preprocess import preprocess
 from runtime.providers import CudaOptions, add_provider_arguments, cuda_options_from_args
-from runtime.writer import Kind, add_force_argument, set_force, write_artifact
 
 _logger = logging.getLogger(__name__)
 

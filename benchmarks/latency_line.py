@@ -2,7 +2,7 @@
 
 Both sides start from a decoded uint8 image and end with class probabilities: PyTorch runs the
 training transform + the eager model + softmax; the runtime runs its preprocessing + ONNX
-Runtime + softmax. Both run through the comparison harness (``export.harness``), one after the other.
+Runtime + softmax. Both run through the comparison harness (``harness.compare``), one after the other.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from torch import nn
 
 from benchmarks.timing import LatencyStats, stats_from_samples
-from export.harness import Batch, Feed, Timing, file_runner, run_backends, torch_runner
+from harness.compare import Batch, Feed, Timing, file_runner, run_backends, torch_runner
 from runtime.spec import ModelSpec
 
 

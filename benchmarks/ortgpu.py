@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 
 from benchmarks.timing import environment, measure, parse_batches
-from runtime.artifacts import Artifacts
-from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
-from runtime.errors import RuntimeToolkitError
+from formats.artifacts import Artifacts
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.errors import RuntimeToolkitError
+from formats.writer import Kind, add_force_argument, set_force, write_artifact
 from runtime.providers import CudaOptions, Provider, parse_providers
-from runtime.writer import Kind, add_force_argument, set_force, write_artifact
 
 _logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.writer import write_figure
+from formats.writer import write_figure
 
 
 def save_log2_panels(fig, panels: Sequence[tuple[object, str]], xlabel: str, title: str, path: Path) -> Path:

@@ -8,7 +8,7 @@ and machine, one right after the other (``--rounds N`` alternates them N times a
 - ``in_process``: each client thread decodes and preprocesses its image, submits it to one
   ``runtime.batcher.DynamicBatcher`` around the model, and takes the top-k from its row;
 - ``triton``: each client thread sends the PNG bytes with ``tritonclient`` (gRPC by default) to
-  ``tritonserver`` (``runtime.serve``) running the Python-backend model (``export.triton --backend
+  ``tritonserver`` (``serving.serve``) running the Python-backend model (``serving.repository --backend
   python``), which decodes, preprocesses, batches (Triton's dynamic batcher) and answers.
 
 Both batchers get the same ``--max-batch`` and queue delay. Reports requests/s, p50/p95/p99 latency,
@@ -41,9 +41,9 @@ from pathlib import Path
 from benchmarks.latency import encoded_samples
 from benchmarks.plots import save_log2_panels
 from benchmarks.timing import environment, parse_batches, stats_from_samples
-from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
-from runtime.errors import RuntimeToolkitError
-from runtime.writer import Kind, add_force_argument, set_force, write_artifact
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.errors import RuntimeToolkitError
+from formats.writer import Kind, add_force_argument, set_force, write_artifact
 
 MODES = ("in_process", "triton")
 
@@ -244,9 +244,9 @@ def triton_point(server, name: str, encoded: list[bytes], settings: LoadSettings
 def run_both(model: Path, encoded: list[bytes], settings: LoadSettings, log) -> list[LoadResult]:
     """Both set-ups ready at once; at each concurrency one runs right after the other, so slow drifts in
     the machine's load hit both alike."""
-    from export.triton import ServingBackend, TritonOptions, write_repository
     from runtime.model import Classifier
-    from runtime.triton_server import ServerOptions, TritonServer
+    from serving.repository import ServingBackend, TritonOptions, write_repository
+    from serving.triton_server import ServerOptions, TritonServer
 
     results = []
     with tempfile.TemporaryDirectory(prefix="triton_bench_") as tmp:

@@ -33,11 +33,11 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.timing import environment, measure
-from runtime.artifacts import Artifacts
-from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
-from runtime.errors import RuntimeToolkitError
+from formats.artifacts import Artifacts
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.errors import RuntimeToolkitError
+from formats.writer import Kind, add_force_argument, set_force, write_artifact, write_figure
 from runtime.model import Classifier
-from runtime.writer import Kind, add_force_argument, set_force, write_artifact, write_figure
 
 _logger = logging.getLogger(__name__)
 

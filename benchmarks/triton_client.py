@@ -1,4 +1,4 @@
-"""A small client for the Python-backend classifier (``python -m export.triton --backend python``).
+"""A small client for the Python-backend classifier (``python -m serving.repository --backend python``).
 
 ``TritonClassifier(url, model, Protocol.GRPC).classify([png_bytes, ...], request_id="r1")`` sends
 encoded images (or ``classify_tensor`` a preprocessed batch) with ``tritonclient`` and returns the
@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from runtime.triton_model import IMAGE_INPUT, PROBABILITIES, TOP_K_INDICES, TOP_K_LABELS
+from serving.triton_model import IMAGE_INPUT, PROBABILITIES, TOP_K_INDICES, TOP_K_LABELS
 
 T = TypeVar("T")
 OUTPUTS = (PROBABILITIES, TOP_K_LABELS, TOP_K_INDICES)

@@ -21,9 +21,9 @@ from calibration.calibrate_and_gate import calibrate_and_gate
 from calibration.calibration_set import DEFAULT_SEED, DEFAULT_SIZE
 from calibration.gate import markdown, verdict_lines
 from calibration.ranges import Method
-from runtime.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary, positive_int
-from runtime.errors import RuntimeToolkitError
-from runtime.writer import set_force
+from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary, positive_int
+from formats.errors import RuntimeToolkitError
+from formats.writer import set_force
 from train.data.paths import resolve_data_dir
 
 

@@ -7,7 +7,7 @@ Files written into the model's artifact folder, beside ``<name>.fp32.onnx``:
   ranges and the cache describe (build the implicit-INT8 TensorRT engine from it);
 - ``<name>.ranges.json``: the activation ranges (ONNX Runtime's format);
 - ``<name>.fp16.onnx``, ``<name>.int8.onnx``, ``<name>.int8.ort.onnx``, ``<name>.calib.cache``;
-- ``<name>.calibration-run.json``, last: the run id and the sha256 of every file above (``runtime.calibration_run``).
+- ``<name>.calibration-run.json``, last: the run id and the sha256 of every file above (``formats.calibration_run``).
 
 Then the accuracy gate runs; when an INT8 file misses its budget, nodes are ranked by sensitivity and
 the worst are left in FP32 until the budget holds (``calibration.sensitivity``).
@@ -25,12 +25,12 @@ from calibration.calibration_set import DEFAULT_SEED, DEFAULT_SIZE, build_calibr
 from calibration.ranges import Method, amax, calibrate, prepare, save_ranges
 from calibration.splits import TRAIN, check_model_name, load_split
 from calibration.variants import Precision, write_fp16, write_int8, write_int8_ort
-from runtime.artifacts import CALIBRATION_METHOD_KEY, CALIBRATION_SHA256_KEY, Artifacts
-from runtime.calib_cache import write_cache
-from runtime.calibration_run import RunId, run_path, write_run
-from runtime.calibration_set import calib_paths
+from formats.artifacts import CALIBRATION_METHOD_KEY, CALIBRATION_SHA256_KEY, Artifacts
+from formats.calib_cache import write_cache
+from formats.calibration_run import RunId, run_path, write_run
+from formats.calibration_set import calib_paths
+from formats.writer import Kind, check_replace
 from runtime.spec import ModelSpec
-from runtime.writer import Kind, check_replace
 
 _logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class CalibrationOptions:
 
 @dataclass(frozen=True)
 class CalibrationFiles:
-    """What one calibration run wrote, each file named by ``runtime.artifacts.Artifacts``."""
+    """What one calibration run wrote, each file named by ``formats.artifacts.Artifacts``."""
 
     calibration_set: Path
     calibration_manifest: Path

@@ -16,10 +16,10 @@ from calibration.run_check import METHOD_KEY, SHA_KEY, calibration_lock, variant
 from calibration.sensitivity import exclude_until_budget, rank_nodes
 from calibration.splits import TEST, load_split
 from calibration.variants import WRITERS, Precision
-from runtime.artifacts import Artifacts
-from runtime.calibration_run import check_run, load_run, write_run
+from formats.artifacts import Artifacts
+from formats.calibration_run import check_run, load_run, write_run
+from formats.writer import Kind, write_artifact
 from runtime.spec import ModelSpec
-from runtime.writer import Kind, write_artifact
 
 _logger = logging.getLogger(__name__)
 

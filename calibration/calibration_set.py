@@ -15,17 +15,17 @@ import numpy as np
 from calibration.splits import LabelledSplit
 
 # The calibration-set file format lives in runtime/ (the device side reads it too); re-exported for callers here.
-from runtime.calibration_set import MANIFEST_FORMAT as MANIFEST_FORMAT
-from runtime.calibration_set import TRAIN, CalibrationSet, CalibrationSetError
-from runtime.calibration_set import calib_paths as calib_paths
-from runtime.calibration_set import content_sha256 as content_sha256
-from runtime.calibration_set import load_calibration_set as load_calibration_set
-from runtime.calibration_set import save_calibration_set as save_calibration_set
+from formats.calibration_set import MANIFEST_FORMAT as MANIFEST_FORMAT
+from formats.calibration_set import TRAIN, CalibrationSet, CalibrationSetError
+from formats.calibration_set import calib_paths as calib_paths
+from formats.calibration_set import content_sha256 as content_sha256
+from formats.calibration_set import load_calibration_set as load_calibration_set
+from formats.calibration_set import save_calibration_set as save_calibration_set
 
 DEFAULT_SIZE = 512
 DEFAULT_SEED = 0
 
-# The file format (CalibrationSet, save/load, the hash) is in runtime.calibration_set: the device reads it
+# The file format (CalibrationSet, save/load, the hash) is in formats.calibration_set: the device reads it
 # too, without torch. This module only chooses the samples, which needs the training data.
 
 

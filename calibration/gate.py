@@ -34,12 +34,12 @@ from calibration.run_check import check_one_run
 from calibration.splits import TEST, LabelledSplit, check_model_name, dataset_of, load_split
 from calibration.statistics import Judgement, PairedTable, Verdict, judge_agreement, judge_drop
 from calibration.variants import Precision
-from export.harness import Batch, RunResult, compare_results, file_runner, run_backends, torch_runner
-from runtime.artifacts import ONNX_PRECISIONS, Artifacts
-from runtime.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
-from runtime.errors import RuntimeToolkitError
+from formats.artifacts import ONNX_PRECISIONS, Artifacts
+from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.errors import RuntimeToolkitError
+from formats.writer import Kind, write_artifact, write_figure
+from harness.compare import Batch, RunResult, compare_results, file_runner, run_backends, torch_runner
 from runtime.spec import ModelSpec
-from runtime.writer import Kind, write_artifact, write_figure
 from train.data.paths import resolve_data_dir
 from train.errors import DataError
 

@@ -23,12 +23,12 @@ from onnxruntime.quantization.calibrate import TensorsData, create_calibrator, l
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from calibration.calibration_set import CalibrationSet
-from runtime.artifacts import Artifacts
-from runtime.calibration_run import check_run
-from runtime.logs import quiet_logs
+from formats.artifacts import Artifacts
+from formats.calibration_run import check_run
+from formats.logs import quiet_logs
+from formats.writer import Kind, artifact_path
 from runtime.preprocess import normalize
 from runtime.spec import ModelSpec
-from runtime.writer import Kind, artifact_path
 
 
 class Method(str, enum.Enum):

@@ -30,13 +30,13 @@ import numpy as np
 
 from calibration.render import ALL, PERTURBATIONS, Perturbation, render
 from calibration.splits import TEST, LabelledSplit, load_split
-from runtime.atomic import write_bytes_atomic
-from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, dumps, error_boundary, positive_int
-from runtime.errors import RuntimeToolkitError
+from formats.atomic import write_bytes_atomic
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, dumps, error_boundary, positive_int
+from formats.errors import RuntimeToolkitError
+from formats.writer import Kind, add_force_argument, set_force, write_artifact
 from runtime.infer import classify_files
 from runtime.model import Classifier
 from runtime.preprocess import preprocess_batch
-from runtime.writer import Kind, add_force_argument, set_force, write_artifact
 from train.data.paths import resolve_data_dir
 from train.errors import DataError
 

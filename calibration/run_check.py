@@ -10,7 +10,7 @@ calibration set beside the variants of another, and the gate passed. Now:
   carries both in its ONNX metadata. The gate refuses variants whose id differs from the calibration manifest
   beside them (or from each other), naming the stale file; then every file the run derived (ranges and TensorRT
   cache included, which have no room for a stamp) against ``<model>.calibration-run.json``
-  (``runtime.calibration_run``).
+  (``formats.calibration_run``).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from calibration.variants import Precision
-from runtime.artifacts import CALIBRATION_METHOD_KEY, CALIBRATION_SHA256_KEY, ONNX_PRECISIONS
-from runtime.calibration_run import check_run
-from runtime.calibration_set import calib_paths
+from formats.artifacts import CALIBRATION_METHOD_KEY, CALIBRATION_SHA256_KEY, ONNX_PRECISIONS
+from formats.calibration_run import check_run
+from formats.calibration_set import calib_paths
 from train.errors import DataError
 
 SHA_KEY, METHOD_KEY = CALIBRATION_SHA256_KEY, CALIBRATION_METHOD_KEY

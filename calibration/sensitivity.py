@@ -5,7 +5,7 @@ Ranking (on the calibration set, never the test split): for each quantizable nod
 squared logit error it causes alone. ``exclude_until_budget`` then leaves the top 1, 2, 4, … nodes
 out of quantization, re-judging on the test split each time, and stops at the first set that meets
 the budget. It reports what was excluded and what that cost in latency (batch 1 and 64, ONNX
-Runtime on this CPU). Every file runs through the comparison harness (``export.harness``), opened as
+Runtime on this CPU). Every file runs through the comparison harness (``harness.compare``), opened as
 ``runtime.infer`` opens it, so the int8 CPU form runs with the session settings it carries.
 """
 
@@ -22,7 +22,7 @@ from onnxruntime.quantization.calibrate import TensorsData
 
 from calibration.calibration_set import CalibrationSet
 from calibration.variants import TENSORRT_INT8_OPS, WRITERS, Precision, quantizable_nodes
-from export.harness import Batch, Feed, Timing, compare_results, file_runner, run_backends
+from harness.compare import Batch, Feed, Timing, compare_results, file_runner, run_backends
 from runtime.preprocess import normalize
 from runtime.spec import ModelSpec
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.calibration_set import TRAIN
+from formats.calibration_set import TRAIN
 from runtime.spec import ModelSpec
 from train.data.image_folder import load_image_folder
 from train.data.mnist import load_mnist
@@ -42,7 +42,7 @@ class LabelledSplit:
 
 def check_model_name(model: str, artifacts: Path) -> None:
     """Model names become file names in the artifact folder: refuse any that would leave it."""
-    from runtime.artifacts import Artifacts
+    from formats.artifacts import Artifacts
 
     try:
         Artifacts(artifacts, model)

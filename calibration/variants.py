@@ -29,9 +29,9 @@ from onnxruntime.transformers.onnx_model import OnnxModel
 
 from calibration.ranges import amax
 from export.onnx_export import save_onnx
-from runtime.artifacts import FP16_KEPT_FP32_KEY, INT8_EXCLUDED_KEY, PRECISION_KEY, Precision  # re-exported here
+from formats.artifacts import FP16_KEPT_FP32_KEY, INT8_EXCLUDED_KEY, PRECISION_KEY, Precision  # re-exported here
+from formats.logs import quiet_logs
 from runtime.backends.onnxruntime import DISABLED_OPTIMIZERS_KEY
-from runtime.logs import quiet_logs
 from runtime.spec import METADATA_KEY, ModelSpec
 
 FP16_MAX = 65504.0

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 
 from edge.commands import BY_NAME, COMMANDS, Exit1
-from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, dumps, exit_code_table, safe
-from runtime.logs import LEVEL_ENV
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, dumps, exit_code_table, safe
+from formats.logs import LEVEL_ENV
 
 
 def build_parser() -> argparse.ArgumentParser:

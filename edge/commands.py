@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from runtime.cli import summary
+from formats.cli import summary
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Exit1(Enum):
-    """What exit status 1 means for a command (see ``runtime.cli.EXIT_CODES``)."""
+    """What exit status 1 means for a command (see ``formats.cli.EXIT_CODES``)."""
 
     NEVER = "-"
     INPUTS = "some inputs bad"
@@ -60,15 +60,15 @@ COMMANDS = (
     Command("dream", "train.dream", Exit1.NEVER, "train"),
     Command("build", "engine.__main__", Exit1.NEVER, "runtime,tensorrt-rtx"),
     Command("bundle", "engine.bundle", Exit1.NEVER, "runtime"),
-    Command("triton", "export.triton", Exit1.NEVER, "train"),
+    Command("triton", "serving.repository", Exit1.NEVER, "runtime"),
     Command("infer", "runtime.infer", Exit1.BOTH, "runtime"),
     Command("doggy-door", "runtime.apps.doggy_door", Exit1.INPUTS, "runtime"),
     Command("doctor", "runtime.doctor", Exit1.CHECKS, "runtime"),
-    Command("serve", "runtime.serve", Exit1.NEVER, "serve"),
+    Command("serve", "serving.serve", Exit1.NEVER, "serve"),
     Command("bench", "benchmarks.__main__", Exit1.CHECKS, "dev"),
     Command("stream", "benchmarks.stream", Exit1.NEVER, "dev"),
     Command("device-check", "benchmarks.device_check", Exit1.CHECKS, "dev"),
     Command("jpeg-draft", "benchmarks.jpeg_draft", Exit1.NEVER, "dev"),
-    Command("demo", "benchmarks.demo", Exit1.CHECKS, "dev"),
+    Command("demo", "pipeline.demo", Exit1.CHECKS, "dev"),
 )
 BY_NAME = {c.name: c for c in COMMANDS}

@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.options import HARDWARE_LEVELS, BuildOptions
-from runtime.bundle import verify_beside
-from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
-from runtime.errors import RuntimeToolkitError
-from runtime.writer import set_force
+from formats.bundle import verify_beside
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.errors import RuntimeToolkitError
+from formats.writer import set_force
 
 
 def build_parser() -> argparse.ArgumentParser:

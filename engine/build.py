@@ -30,8 +30,8 @@ import numpy as np
 from engine.onnx_info import OnnxInfo, default_plan_path, inspect_onnx
 from engine.options import BuildOptions, EngineBuildError
 from engine.trt_hooks import build_device, cache_calibrator, jetson_info, make_logger, progress_monitor
-from runtime.artifacts import Precision
-from runtime.engine_manifest import (
+from formats.artifacts import Precision
+from formats.engine_manifest import (
     EngineManifest,
     describe_foreign,
     golden_path,
@@ -41,9 +41,9 @@ from runtime.engine_manifest import (
     rebuild_command,
     sha256_file,
 )
-from runtime.errors import ModelLoadError
+from formats.errors import ModelLoadError
+from formats.writer import Kind, check_replace, write_artifact
 from runtime.trt_import import import_tensorrt
-from runtime.writer import Kind, check_replace, write_artifact
 
 _logger = logging.getLogger(__name__)
 

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from formats.artifacts import ONNX_SUFFIX, Artifacts, Precision
+from formats.atomic import atomic_path, safe_child, write_bytes_atomic, write_text_atomic
+from formats.bundle import BUNDLE_FORMAT, INDEX, SUMS, BundleError, unpack, verify
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.errors import RuntimeToolkitError
 from runtime import __version__ as toolkit_version
-from runtime.artifacts import ONNX_SUFFIX, Artifacts, Precision
-from runtime.atomic import atomic_path, safe_child, write_bytes_atomic, write_text_atomic
-from runtime.bundle import BUNDLE_FORMAT, INDEX, SUMS, BundleError, unpack, verify
-from runtime.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
-from runtime.errors import RuntimeToolkitError
 
 _logger = logging.getLogger(__name__)
 

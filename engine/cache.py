@@ -17,9 +17,9 @@ from engine.golden import golden_from_calibration
 from engine.onnx_info import OnnxInfo, default_plan_path, inspect_onnx
 from engine.options import BuildOptions, EngineBuildError
 from engine.trt_hooks import build_device
-from runtime.artifacts import Precision
-from runtime.engine_manifest import EngineManifest, EnginePreflightError, preflight, sha256_file
-from runtime.errors import ModelLoadError
+from formats.artifacts import Precision
+from formats.engine_manifest import EngineManifest, EnginePreflightError, preflight, sha256_file
+from formats.errors import ModelLoadError
 from runtime.trt_import import import_tensorrt
 
 _logger = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.artifacts import Artifacts, Precision
-from runtime.engine_manifest import golden_path, sha256_file
-from runtime.writer import Kind, write_artifact
+from formats.artifacts import Artifacts, Precision
+from formats.engine_manifest import golden_path, sha256_file
+from formats.writer import Kind, write_artifact
 
 GOLDEN_SAMPLES = 8
 
@@ -30,7 +30,7 @@ def write_golden(plan: Path, inputs: np.ndarray, outputs: np.ndarray) -> dict:
 def golden_from_calibration(onnx_path: Path, count: int = GOLDEN_SAMPLES) -> tuple[np.ndarray, np.ndarray] | None:
     """Golden I/O for a plan built from ``onnx_path``: a bundle's ``<model>.golden.npz`` when there is one, else
     the model's calibration set run through its FP32 ONNX (ONNX Runtime); None without either."""
-    from runtime.calibration_set import CalibrationSetError, load_calibration_set
+    from formats.calibration_set import CalibrationSetError, load_calibration_set
     from runtime.model import Classifier
     from runtime.preprocess import normalize
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.options import EngineBuildError
-from runtime.artifacts import CALIBRATION_SHA256_KEY, PRECISION_KEY, Artifacts, Precision, plan_beside
-from runtime.engine_manifest import sha256_file
+from formats.artifacts import CALIBRATION_SHA256_KEY, PRECISION_KEY, Artifacts, Precision, plan_beside
+from formats.engine_manifest import sha256_file
 from runtime.spec import METADATA_KEY, ModelSpec
 
 
@@ -23,7 +23,7 @@ class OnnxInfo:
 
 def inspect_onnx(path: Path, calib_cache: Path | None = None) -> OnnxInfo:
     """Read the file, refuse what the TensorRT parser would choke on, with our own message; refuse an ONNX file
-    or ``calib_cache`` that its folder's calibration run file does not record (``runtime.calibration_run``)."""
+    or ``calib_cache`` that its folder's calibration run file does not record (``formats.calibration_run``)."""
     import onnx
 
     path = Path(path)
@@ -83,8 +83,8 @@ def _check_spec(path: Path, proto, spec: ModelSpec) -> None:
     build, and fail only on the device)."""
     import onnx
 
+    from formats.errors import SpecError
     from runtime.backends.base import TensorInfo
-    from runtime.errors import SpecError
     from runtime.model import check_spec_matches
 
     inits = {t.name for t in proto.graph.initializer}
@@ -107,7 +107,7 @@ def _check_spec(path: Path, proto, spec: ModelSpec) -> None:
 
 
 def _check_run_files(path: Path, calib_cache: Path | None) -> None:
-    from runtime.calibration_run import CalibrationRunError, check_run
+    from formats.calibration_run import CalibrationRunError, check_run
 
     cache = Path(calib_cache) if calib_cache else None
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.artifacts import Precision
-from runtime.errors import ModelLoadError
+from formats.artifacts import Precision
+from formats.errors import ModelLoadError
 
 HARDWARE_LEVELS = ("none", "ampere+")
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runtime.calib_cache import retag, version_tag
+from formats.calib_cache import retag, version_tag
 
 _logger = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from export.onnx_export import DEFAULT_OPSET, export_fp32
-from runtime.artifacts import Artifacts
-from runtime.cli import EXIT_OK, EXIT_USER_ERROR, error_boundary
-from runtime.errors import RuntimeToolkitError
-from runtime.writer import set_force
+from formats.artifacts import Artifacts
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, error_boundary
+from formats.errors import RuntimeToolkitError
+from formats.writer import set_force
 from train.checkpoint import load_checkpoint
 from train.models import MODELS, get_model
 

@@ -14,12 +14,12 @@ import onnx
 import torch
 from torch import nn
 
+from formats.artifacts import PRECISION_KEY, Artifacts, Precision
+from formats.errors import RuntimeToolkitError
+from formats.logs import quiet_logs
+from formats.writer import Kind, artifact_path
 from runtime import __version__ as toolkit_version
-from runtime.artifacts import PRECISION_KEY, Artifacts, Precision
-from runtime.errors import RuntimeToolkitError
-from runtime.logs import quiet_logs
 from runtime.spec import METADATA_KEY, ModelSpec
-from runtime.writer import Kind, artifact_path
 
 # Opset 17 is the newest that every TensorRT we target parses (8.6 on JetPack 6.0 included).
 DEFAULT_OPSET = 17

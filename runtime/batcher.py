@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.errors import InputError, RuntimeToolkitError
+from formats.errors import InputError, RuntimeToolkitError
 
 
 class QueueFull(RuntimeToolkitError):

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.errors import ModelLoadError
+from formats.errors import ModelLoadError
 
 
 class CudaError(ModelLoadError):

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from runtime.cli import EXIT_CHECK_FAILED, EXIT_OK, describe, error_boundary
+from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, describe, error_boundary
 
 OK, INFO, PROBLEM = "OK", "INFO", "PROBLEM"
 

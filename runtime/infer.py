@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.cli import (
+from formats.cli import (
     EXIT_CHECK_FAILED,
     EXIT_OK,
     EXIT_SOME_INPUTS_BAD,
@@ -26,7 +26,7 @@ from runtime.cli import (
     positive_int,
     safe,
 )
-from runtime.errors import InputError, RuntimeToolkitError
+from formats.errors import InputError, RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.postprocess import Prediction, checked_top_k
 from runtime.preprocess import find_images, preprocess

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.artifacts import is_plan
+from formats.artifacts import is_plan
+from formats.bundle import verify_beside
+from formats.errors import ModelLoadError, SpecError
+from formats.files import open_regular
 from runtime.backends.base import Backend
-from runtime.bundle import verify_beside
-from runtime.errors import ModelLoadError, SpecError
-from runtime.files import open_regular
 from runtime.postprocess import Prediction, to_probabilities, top_k
 from runtime.preprocess import ImageInput, preprocess
 from runtime.providers import CudaOptions
@@ -27,7 +27,7 @@ def open_backend(
     cuda: CudaOptions | None = None,
 ) -> Backend:
     """The backend for a model file, chosen by its suffix (not yet activated). In a deploy bundle the file and
-    the bundle's small files are first checked against its SHA256SUMS (``runtime.bundle``).
+    the bundle's small files are first checked against its SHA256SUMS (``formats.bundle``).
 
     ``providers``, ``threads`` and ``cuda`` (IOBinding, CUDA graphs, TF32) apply to ONNX files;
     ``providers`` goes through ``runtime.providers.parse_providers`` (``cpu``, ``cuda:1``, full names).

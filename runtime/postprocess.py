@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.errors import InputError
+from formats.errors import InputError
 from runtime.spec import ModelSpec, OutputKind
 
 

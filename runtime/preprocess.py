@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from runtime.errors import InputError
-from runtime.files import open_regular
+from formats.errors import InputError
+from formats.files import open_regular
 from runtime.spec import ColorMode, InputDType, Interpolation, ModelSpec, ResizePolicy
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
@@ -44,7 +44,7 @@ _PIL_RESAMPLE = {
 def load_image(path: str | os.PathLike, draft_side: int | None = None) -> Image.Image:
     """Decode an image file fully; EXIF orientation applied, first frame of an animation.
 
-    Only a regular file is opened (a FIFO or device is refused, never read: ``runtime.files``). With
+    Only a regular file is opened (a FIFO or device is refused, never read: ``formats.files``). With
     ``draft_side``, a JPEG at least twice that size on both sides is decoded at 1/2, 1/4 or 1/8 scale
     (Pillow's ``draft``: the DCT does the reduction), never below ``draft_side``: an 88-megapixel photo for a
     224-pixel model then needs a few MB instead of hundreds. Raises InputError naming the file for a missing

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.errors import ModelLoadError
+from formats.errors import ModelLoadError
 
 SHORTHANDS = {
     "cpu": "CPUExecutionProvider",

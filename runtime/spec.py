@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.artifacts import SPEC_KEY, Artifacts, plan_manifest
-from runtime.errors import ArtifactNameError, SpecError
-from runtime.writer import Kind, write_artifact
+from formats.artifacts import SPEC_KEY, Artifacts, plan_manifest
+from formats.errors import ArtifactNameError, SpecError
+from formats.writer import Kind, write_artifact
 
 SCHEMA_VERSION = 1
 METADATA_KEY = SPEC_KEY

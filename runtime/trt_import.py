@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from runtime.errors import ModelLoadError
+from formats.errors import ModelLoadError
 
 FLAVOURS = ("tensorrt", "tensorrt_rtx")
 INSTALL_HINT = (

@@ -89,7 +89,7 @@ def mnist_test(data_dir):
 def trained_mnist(tmp_path_factory, data_dir):
     """Both MNIST models trained briefly on real data and exported: {name: (checkpoint, onnx path)}."""
     from export.onnx_export import export_fp32
-    from runtime.artifacts import Artifacts
+    from formats.artifacts import Artifacts
     from train.checkpoint import load_checkpoint
     from train.loop import TrainConfig
     from train.mnist import train_mnist

@@ -1,4 +1,5 @@
-"""The packages follow the pipeline: runtime → train → export → calibration → engine → benchmarks → edge.
+"""The packages follow the pipeline: formats → runtime → engine → serving → train → export → harness → calibration →
+benchmarks → pipeline → edge.
 
 Every import (module level or inside a function: a lazy import is still a dependency) is read from the
 source with ``ast``; an import of a package later in the order is a back-arrow, and modules that import
@@ -10,9 +11,23 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-ORDER = ("runtime", "train", "export", "calibration", "engine", "benchmarks", "edge")
-# The one allowed back-arrow: `python -m export.engine` kept as an alias of `python -m engine` (see its docstring).
-ALLOWED = {("export.engine", "engine.__main__")}
+# formats: numpy-only plumbing; runtime: the deploy core; engine + serving: the rest of the device side (imports
+# only formats and runtime); train → export → harness → calibration: the training side; benchmarks, then the pipeline
+# that uses them, on top; edge assembles the commands.
+ORDER = (
+    "formats",
+    "runtime",
+    "engine",
+    "serving",
+    "train",
+    "export",
+    "harness",
+    "calibration",
+    "benchmarks",
+    "pipeline",
+    "edge",
+)
+ALLOWED: set[tuple[str, str]] = set()  # no back-arrows, no aliases
 
 
 def _modules() -> dict[str, Path]:
@@ -91,4 +106,4 @@ def test_no_import_circles():
 
 def test_the_graph_sees_real_edges():  # the checks above would pass vacuously on an empty graph
     graph = _graph()
-    assert "engine.build" in graph["engine.cache"] and "runtime.engine_manifest" in graph["engine.build"]
+    assert "engine.build" in graph["engine.cache"] and "formats.engine_manifest" in graph["engine.build"]

@@ -1,8 +1,8 @@
-"""One vocabulary: artifact file names, precision strings and metadata keys come from ``runtime.artifacts`` only.
+"""One vocabulary: artifact file names, precision strings and metadata keys come from ``formats.artifacts`` only.
 
 The package sources are read with ``ast`` (docstrings skipped: they describe the names); a string literal or
 f-string that builds an artifact file name by hand, a precision value written as a literal, or an
-``edge_toolkit.*`` metadata key outside ``runtime/artifacts.py`` fails here, naming file and line. Messages
+``edge_toolkit.*`` metadata key outside ``formats/artifacts.py`` fails here, naming file and line. Messages
 that mention a pattern in prose (``pass *.fp32.onnx``) are not names and pass.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.artifacts import (
+from formats.artifacts import (
     ONNX_PRECISIONS,
     PLAN_SUFFIXES,
     Artifacts,
@@ -22,7 +22,7 @@ from runtime.artifacts import (
     plan_golden,
     plan_manifest,
 )
-from runtime.errors import ArtifactNameError, RuntimeToolkitError
+from formats.errors import ArtifactNameError, RuntimeToolkitError
 from tests.conftest import REPO
 
 PACKAGES = ("runtime", "train", "export", "calibration", "engine", "benchmarks")
@@ -106,7 +106,7 @@ def test_no_hand_built_artifact_names_or_precision_strings():
     files = [p for pkg in PACKAGES for p in sorted((REPO / pkg).rglob("*.py")) if p != VOCABULARY]
     assert len(files) > 50  # the scan sees the tree
     found = [v for path in files for v in violations(path)]
-    assert found == [], "build these names with runtime.artifacts (Artifacts, Precision, *_KEY):\n" + "\n".join(found)
+    assert found == [], "build these names with formats.artifacts (Artifacts, Precision, *_KEY):\n" + "\n".join(found)
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from runtime.cli import EXIT_OK, EXIT_USER_ERROR, error_boundary
-from runtime.errors import RuntimeToolkitError
-from runtime.writer import set_force
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, error_boundary
+from formats.errors import RuntimeToolkitError
+from formats.writer import set_force
 from train import asl, mnist, transfer
 from train.loop import init_distributed_from_env, shutdown_distributed
 

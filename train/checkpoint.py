@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from formats.writer import Kind, artifact_path
 from runtime.spec import ModelSpec
-from runtime.writer import Kind, artifact_path
 from train.errors import TrainError
 from train.models import get_model
 

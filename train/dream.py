@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from runtime.cli import EXIT_OK, describe, error_boundary, positive_float, positive_int
+from formats.cli import EXIT_OK, describe, error_boundary, positive_float, positive_int
+from formats.writer import Kind, add_force_argument, set_force, write_artifact
 from runtime.preprocess import load_image, to_color_mode
 from runtime.spec import ColorMode
-from runtime.writer import Kind, add_force_argument, set_force, write_artifact
 from train.errors import TrainError
 
 if TYPE_CHECKING:  # torch is imported where it is used: a bad argument is refused without loading it

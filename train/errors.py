@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.errors import RuntimeToolkitError
+from formats.errors import RuntimeToolkitError
 
 
 class TrainError(RuntimeToolkitError):

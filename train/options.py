@@ -8,7 +8,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-from runtime.cli import non_negative_int, positive_float, positive_int
+from formats.cli import non_negative_int, positive_float, positive_int
 from train.data.paths import DATA_DIR_ENV
 from train.errors import TrainError
 from train.loop import LrSchedule, TrainConfig

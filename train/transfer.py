@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from runtime.cli import non_negative_int, positive_float, positive_int
+from formats.cli import non_negative_int, positive_float, positive_int
 from train.augment import AugmentConfig, course_augmentation
 from train.data.image_folder import list_image_folder, load_image_folder
 from train.loop import TrainConfig, evaluate, fit, is_main_process, seed_everything, split_train_val

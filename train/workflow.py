@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from runtime.artifacts import Artifacts
+from formats.artifacts import Artifacts
+from formats.writer import Kind, check_replace, write_artifact
 from runtime.preprocess import normalize
 from runtime.spec import ModelSpec
-from runtime.writer import Kind, check_replace, write_artifact
 from train.checkpoint import save_checkpoint
 from train.loop import TrainConfig, barrier, evaluate, fit, is_main_process, seed_everything, split_train_val
 from train.models import get_model

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.cli import EXIT_OK, EXIT_SOME_INPUTS_BAD, EXIT_USER_ERROR, describe, error_boundary
-from runtime.errors import InputError, RuntimeToolkitError, SpecError
+from formats.cli import EXIT_OK, EXIT_SOME_INPUTS_BAD, EXIT_USER_ERROR, describe, error_boundary
+from formats.errors import InputError, RuntimeToolkitError, SpecError
 from runtime.model import Classifier
 from runtime.postprocess import Prediction
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.errors import BackendInputError
+from formats.errors import BackendInputError
 
 
 @dataclass(frozen=True)

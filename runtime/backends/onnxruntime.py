@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from runtime.artifacts import ORT_DISABLED_OPTIMIZERS_KEY
+from formats.artifacts import ORT_DISABLED_OPTIMIZERS_KEY
+from formats.errors import ModelLoadError
 from runtime.backends.base import Backend, TensorInfo
 from runtime.backends.ort_binding import BoundRunner
-from runtime.errors import ModelLoadError
 from runtime.providers import GPU_PROVIDERS, CudaOptions, Provider, ProviderError, parse_providers, session_providers
 from runtime.providers import onnxruntime_module as _onnxruntime
 

@@ -1,6 +1,6 @@
 """TensorRT backend: ``tensorrt`` or ``tensorrt_rtx``, name-based I/O tensors, cuda-python memory and streams.
 
-``activate``: preflight once (``runtime.engine_manifest``: file and manifest, then TensorRT version,
+``activate``: preflight once (``formats.engine_manifest``: file and manifest, then TensorRT version,
 GPU, Jetson), then register TensorRT's plugins, set up the runtime as the manifest requires (host code
 allowed only for a version-compatible plan, which embeds its lean runtime; the DLA core it was built
 for), deserialize, create one execution context, one stream, and — sized for the profile's maximum
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from formats.engine_manifest import EngineManifest, check_file, check_machine, on_jetson
+from formats.errors import BackendInputError, ModelLoadError
 from runtime import cuda
 from runtime.backends.base import Backend, TensorInfo
-from runtime.engine_manifest import EngineManifest, check_file, check_machine, on_jetson
-from runtime.errors import BackendInputError, ModelLoadError
 from runtime.trt_import import import_tensorrt
 
 

@@ -16,7 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
-from runtime.cli import (
+from formats.cli import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SOME_INPUTS_BAD,
@@ -81,7 +81,7 @@ def run_streams(args: argparse.Namespace, providers: str | None, cuda: CudaOptio
         options = _options(args)
     except (SourceSyntaxError, ValueError) as exc:
         return _usage(str(exc))
-    from runtime.errors import RuntimeToolkitError
+    from formats.errors import RuntimeToolkitError
     from runtime.stream.sources import check_gstreamer, import_av
 
     try:

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from formats.errors import InputError, RuntimeToolkitError
 from runtime.batcher import DynamicBatcher
-from runtime.errors import InputError, RuntimeToolkitError
 from runtime.model import Classifier
 from runtime.postprocess import Prediction, to_probabilities, top_k
 from runtime.preprocess import preprocess

@@ -14,7 +14,7 @@ from typing import IO
 
 from PIL import Image, ImageDraw, ImageFont
 
-from runtime.atomic import atomic_path
+from formats.atomic import atomic_path
 from runtime.stream.pipeline import FrameResult, Roi
 from runtime.stream.sources import import_av
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from runtime.errors import RuntimeToolkitError
+from formats.errors import RuntimeToolkitError
 from runtime.stream.uri import SourceKind, SourceSpec
 
 

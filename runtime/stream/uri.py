@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from runtime.errors import RuntimeToolkitError
+from formats.errors import RuntimeToolkitError
 
 VIDEO_SUFFIXES = frozenset(
     {

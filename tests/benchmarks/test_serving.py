@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import REPO
 
 pytest.importorskip("tritonclient.grpc", reason="tritonclient not installed: pip install '.[serve]'")
-from runtime.triton_install import ServeError, check_stub_site, find_triton, stub_site  # noqa: E402
+from serving.triton_install import ServeError, check_stub_site, find_triton, stub_site  # noqa: E402
 
 try:
     find_triton()

@@ -11,7 +11,7 @@ import numpy as np
 from calibration import gate
 from calibration.ranges import load_ranges
 from calibration.variants import Precision, write_int8
-from runtime.artifacts import ONNX_PRECISIONS
+from formats.artifacts import ONNX_PRECISIONS
 from runtime.spec import ModelSpec
 
 REPO = Path(__file__).resolve().parents[2]

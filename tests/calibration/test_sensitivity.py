@@ -30,7 +30,7 @@ def broken(calibrated_cnn, tmp_path):
     from calibration.ranges import save_ranges
 
     save_ranges(ranges, tmp_path / "mnist_cnn.ranges.json")
-    from runtime.calibration_run import load_run, write_run
+    from formats.calibration_run import load_run, write_run
 
     run, files = load_run(tmp_path, "mnist_cnn")  # one run that produced the clipped file, not a mixed folder
     write_run(tmp_path, "mnist_cnn", run, [tmp_path / name for name in files])

@@ -6,7 +6,7 @@ import pytest
 from onnx import numpy_helper
 
 from calibration.variants import PRECISION_KEY, Precision, shallow_convolutions
-from runtime.artifacts import ONNX_PRECISIONS
+from formats.artifacts import ONNX_PRECISIONS
 from runtime.backends.onnxruntime import DISABLED_OPTIMIZERS_KEY
 from runtime.spec import METADATA_KEY
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from edge.commands import BY_NAME, COMMANDS
-from runtime.cli import EXIT_CODES, EXIT_OK, EXIT_USER_ERROR
+from formats.cli import EXIT_CODES, EXIT_OK, EXIT_USER_ERROR
 from tests.conftest import REPO
 
 # `python -m benchmarks <sub>` modules: reached as `edge bench <sub>` (benchmarks/__main__.py dispatches them).

@@ -8,7 +8,7 @@ import pytest
 
 from engine.build import BuildOptions, EngineBuildError, build_engine, inspect_onnx
 from engine.cache import ensure_engine
-from runtime.engine_manifest import golden_path, manifest_path, preflight
+from formats.engine_manifest import golden_path, manifest_path, preflight
 
 trt = pytest.importorskip(
     "tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13` (make install does)"

@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from engine.bundle import create
-from runtime.bundle import BundleError, unpack, verify, verify_beside
+from formats.bundle import BundleError, unpack, verify, verify_beside
 from tests.conftest import REPO
 
 

@@ -11,7 +11,7 @@ from calibration.calibrate import CalibrationOptions, calibrate_model
 from calibration.ranges import Method
 from engine.build import BuildOptions, build_engine
 from export.onnx_export import export_fp32
-from runtime.engine_manifest import preflight
+from formats.engine_manifest import preflight
 from train.models import get_model
 
 pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13` (make install)")

@@ -154,7 +154,7 @@ def _foreign_onnx_kept(world: World, out: Path) -> None:
 
 def _triton_folder(w: World, out: Path) -> list[str]:
     _plant(out, "repo/tiny/keep.txt", "a folder of the user's, not a Triton model")
-    return ["export.triton", "--model", str(w.model), "--repo", str(out / "repo"), "--name", "tiny"]
+    return ["serving.repository", "--model", str(w.model), "--repo", str(out / "repo"), "--name", "tiny"]
 
 
 CASES: list[Case] = [
@@ -411,17 +411,17 @@ CASES: list[Case] = [
         lambda w: "cuda",
     ),
     Case(
-        "runtime.serve: repository missing",
+        "serving.serve: repository missing",
         "-",
         "exit 2, one line, JSON error document",
-        lambda w, out: ["runtime.serve", "--repo", str(w / "no_repo"), "--json"],
+        lambda w, out: ["serving.serve", "--repo", str(w / "no_repo"), "--json"],
         lambda w: "no_repo",
     ),
     Case(
-        "export.triton: model missing",
+        "serving.repository: model missing",
         "-",
         "exit 2 naming the file, no repository written",
-        lambda w, out: ["export.triton", "--model", str(w / "missing.onnx"), "--repo", str(out / "repo")],
+        lambda w, out: ["serving.repository", "--model", str(w / "missing.onnx"), "--repo", str(out / "repo")],
         lambda w: "missing.onnx",
     ),
     Case(
@@ -495,7 +495,7 @@ CASES: list[Case] = [
         lambda w, out: _kept("mnist_cnn.json", w.mnist_spec.read_bytes())(w, out),
     ),
     Case(
-        "export.triton: --repo/--name is a folder that is not a Triton model",
+        "serving.repository: --repo/--name is a folder that is not a Triton model",
         "one writer",
         "refused (the folder would be replaced), kept",
         _triton_folder,

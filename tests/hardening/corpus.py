@@ -101,8 +101,8 @@ def tensor_case(name: str, behaviour: str, make: Callable[[], np.ndarray], messa
     def run(ctx: Ctx) -> None:
         import pytest
 
+        from formats.errors import BackendInputError
         from runtime.backends.onnxruntime import OnnxRuntimeBackend
-        from runtime.errors import BackendInputError
 
         with OnnxRuntimeBackend(ctx.engine) as backend:
             with pytest.raises(BackendInputError, match=message):
@@ -180,7 +180,7 @@ def onnx_case(name: str, behaviour: str, make: Callable[[Path], bytes], cli_mess
 
 
 def _plan_with_manifest(folder: Path, body: bytes = b"ftrt" + bytes(range(256)) * 8, **fields) -> Path:
-    from runtime.engine_manifest import EngineManifest, manifest_path
+    from formats.engine_manifest import EngineManifest, manifest_path
 
     plan = folder / "model.int8.plan"
     plan.write_bytes(body)
@@ -212,7 +212,7 @@ def plan_case(name: str, behaviour: str, mutate: Callable[[Path], None], message
     def run(ctx: Ctx) -> None:
         import pytest
 
-        from runtime.engine_manifest import EnginePreflightError, preflight
+        from formats.engine_manifest import EnginePreflightError, preflight
         from runtime.infer import main
 
         folder = ctx.tmp / re.sub(r"\W+", "_", name)

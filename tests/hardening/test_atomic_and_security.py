@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.atomic import safe_child, write_bytes_atomic, write_text_atomic
+from formats.atomic import safe_child, write_bytes_atomic, write_text_atomic
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("runtime", "train", "export", "calibration", "benchmarks")

@@ -8,8 +8,8 @@ import threading
 import numpy as np
 import pytest
 
+from formats.errors import InputError
 from runtime.batcher import DynamicBatcher
-from runtime.errors import InputError
 from runtime.model import Classifier
 from tests.hardening.tiny_models import write_model
 

@@ -147,7 +147,7 @@ def test_two_runs_with_another_seed_and_method_leave_a_set_that_is_refused(
     assert engine.returncode == 2 and "Traceback" not in engine.stderr, engine.stderr
     assert "mnist_cnn.calib.cache: not the file calibration run" in engine.stderr, engine.stderr
     assert json.loads(engine.stdout)["ok"] is False
-    from runtime.calibration_run import CalibrationRunError  # (imported here: the behaviour above is the test)
+    from formats.calibration_run import CalibrationRunError  # (imported here: the behaviour above is the test)
 
     with pytest.raises(CalibrationRunError, match=r"mnist_cnn.ranges.json: not the file calibration run"):
         load_ranges(mixed / "mnist_cnn.ranges.json")
@@ -165,7 +165,7 @@ def test_a_run_killed_after_it_wrote_a_derived_file_leaves_a_set_that_is_refused
     )
     assert gate.returncode == 2 and "Traceback" not in gate.stderr, gate.stderr
     assert "mnist_cnn.ranges.json: not the file calibration run" in json.loads(gate.stdout)["error"]
-    from runtime.calibration_run import CalibrationRunError
+    from formats.calibration_run import CalibrationRunError
 
     stale_set = _mixed(calibrated_cnn, other_run, tmp_path / "b", "mnist_cnn.calib.npz", "mnist_cnn.calib.json")
     with pytest.raises(CalibrationRunError, match=r"mnist_cnn.calib.npz: not the file calibration run"):

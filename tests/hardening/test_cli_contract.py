@@ -114,7 +114,7 @@ def test_full_disk_during_export_is_one_line_and_leaves_no_partial_file(world, z
 
 CRASH = """
 import sys
-from runtime.cli import error_boundary
+from formats.cli import error_boundary
 
 @error_boundary
 def main(argv=None):
@@ -143,7 +143,7 @@ def test_unexpected_exception_is_one_line_with_the_saved_traceback(tmp_path):
 
 
 def test_json_documents_never_hold_nan():
-    from runtime.cli import dumps
+    from formats.cli import dumps
 
     text = dumps({"p": float("nan"), "q": [float("inf"), 1.5]})
     assert strict_json(text) == {"p": None, "q": [None, 1.5]}
@@ -154,7 +154,7 @@ import resource, sys
 from pathlib import Path
 import numpy as np
 from engine.build import write_plan
-from runtime.engine_manifest import EngineManifest
+from formats.engine_manifest import EngineManifest
 resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
 manifest = EngineManifest(plan_sha256="0" * 64, plan_bytes=1 << 20, source_onnx="m.onnx", source_sha256="0" * 64,
                           flavour="tensorrt", trt_version="10.3.0", precision="fp32", quantization_path="fp32",

@@ -1,4 +1,4 @@
-"""The one exit-code table (``runtime.cli.EXIT_CODES``), checked over every ``edge`` command as a process
+"""The one exit-code table (``formats.cli.EXIT_CODES``), checked over every ``edge`` command as a process
 (``python -m edge SUB ...``, through the zygote so the torch-importing ones start fast): an unknown option exits
 ``EXIT_USER_ERROR`` for every command (``--help`` exiting ``EXIT_OK`` is ``tests/edge/test_edge.py``'s); the rows of
 ``OUTCOMES`` reach the other codes with real inputs where that is cheap. The bad-input matrix itself is
@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from edge.commands import COMMANDS
-from runtime.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_SOME_INPUTS_BAD, EXIT_USER_ERROR
+from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_SOME_INPUTS_BAD, EXIT_USER_ERROR
 from tests.conftest import REPO, _data_dir
 from tests.hardening.tiny_models import write_model
 

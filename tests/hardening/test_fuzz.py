@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from runtime.errors import InputError, SpecError
+from formats.errors import InputError, SpecError
 from runtime.preprocess import load_image, preprocess
 from runtime.spec import ModelSpec
 from train.data.mnist import parse_idx

@@ -75,7 +75,7 @@ def test_unconvertible_mode_fails_alone(tmp_path, tiny, digit):  # finding 5
 
 
 def test_huge_resize_size_is_a_spec_error(tmp_path, digit):  # finding 6
-    from runtime.errors import SpecError
+    from formats.errors import SpecError
     from runtime.spec import ModelSpec
 
     with pytest.raises(SpecError, match="resize_size must be an integer from max"):
@@ -125,7 +125,7 @@ def test_labels_and_names_cannot_drive_the_terminal(tmp_path, digit):  # finding
 
 
 def test_float_tiff_in_0_1_is_not_black_and_nan_pixels_are_refused(tmp_path):  # finding 19
-    from runtime.errors import InputError
+    from formats.errors import InputError
     from runtime.preprocess import load_image, to_color_mode
     from runtime.spec import ColorMode
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from runtime.writer import (
+from formats.writer import (
     ArtifactPathError,
     ForeignFileError,
     Kind,
@@ -107,7 +107,7 @@ def test_triton_force_replaces_a_folder_that_is_not_a_model(trained_mnist, tmp_p
     _, onnx_path = trained_mnist["mnist_mlp"]
     (tmp_path / "repo" / "mnist_mlp").mkdir(parents=True)
     (tmp_path / "repo" / "mnist_mlp" / "notes.txt").write_text("mine")
-    argv = [sys.executable, "-m", "export.triton", "--model", str(onnx_path), "--repo", str(tmp_path / "repo")]
+    argv = [sys.executable, "-m", "serving.repository", "--model", str(onnx_path), "--repo", str(tmp_path / "repo")]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     refused = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
     assert refused.returncode == 2 and "pass --force" in refused.stderr, refused.stderr

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from formats.errors import BackendInputError, ModelLoadError
 from runtime.backends.onnxruntime import OnnxRuntimeBackend, SessionFromOnnx
-from runtime.errors import BackendInputError, ModelLoadError
 
 
 @pytest.fixture(scope="module")

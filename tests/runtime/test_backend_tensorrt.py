@@ -5,7 +5,7 @@ GPU with a clear message."""
 import numpy as np
 import pytest
 
-from runtime.errors import ModelLoadError
+from formats.errors import ModelLoadError
 from runtime.model import Classifier
 
 
@@ -44,7 +44,7 @@ def test_engine_matches_onnx_runtime_and_splits_big_batches(trained_mnist, mnist
 
 def test_activation_hashes_the_plan_once(trained_mnist, tmp_path, monkeypatch):
     pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13`")
-    import runtime.engine_manifest as em
+    import formats.engine_manifest as em
     from engine.build import BuildOptions, build_engine
     from runtime import cuda
     from runtime.backends.tensorrt import TensorRTBackend
@@ -92,8 +92,8 @@ def test_cuda_graphs_give_the_same_outputs(trained_mnist, mnist_test, tmp_path):
 @pytest.mark.tensorrt
 @pytest.mark.gpu
 def test_inputs_outside_the_profile_and_version_compatible_plans(trained_mnist, mnist_test, tmp_path):
+    from formats.errors import BackendInputError
     from runtime.backends.tensorrt import TensorRTBackend
-    from runtime.errors import BackendInputError
 
     _, onnx_path = trained_mnist["mnist_cnn"]
     plan = _built(onnx_path, tmp_path, "m.fp32.plan", min_batch=2, opt_batch=4, max_batch=8)
@@ -115,8 +115,8 @@ def test_inputs_outside_the_profile_and_version_compatible_plans(trained_mnist, 
 def test_the_runtime_is_set_up_as_the_manifest_requires(flags, host_code):
     # (The DLA core is set the same way, but TensorRT-RTX has no DLA and keeps DLA_core at -1: not shown here.)
     trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13`")
+    from formats.engine_manifest import EngineManifest
     from runtime.backends.tensorrt import make_runtime
-    from runtime.engine_manifest import EngineManifest
 
     manifest = EngineManifest(
         plan_sha256="0" * 64,

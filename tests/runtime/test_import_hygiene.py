@@ -12,12 +12,12 @@ FORBIDDEN = ("torch", "torchvision", "onnx", "train", "export", "calibration", "
 def test_runtime_imports_no_heavy_or_sibling_packages():
     code = (
         "import sys, json, runtime, runtime.infer, runtime.model, runtime.preprocess, runtime.spec,"
-        " runtime.backends.onnxruntime, runtime.backends.tensorrt, runtime.cuda, runtime.engine_manifest,"
+        " runtime.backends.onnxruntime, runtime.backends.tensorrt, runtime.cuda, formats.engine_manifest,"
         " runtime.batcher, runtime.self_test, runtime.doctor, runtime.trt_import, runtime.providers,"
         " runtime.backends.ort_binding, runtime.stream.cli, runtime.stream.uri, runtime.stream.sources,"
         " runtime.stream.pipeline, runtime.stream.sinks, runtime.stream.report,"
-        " runtime.serve, runtime.triton_install, runtime.triton_server, runtime.triton_model, runtime.cli,"
-        " runtime.files, runtime.artifacts, runtime.errors, runtime.logs, runtime.writer, runtime.calibration_run;"
+        " serving.serve, serving.triton_install, serving.triton_server, serving.triton_model, formats.cli,"
+        " formats.files, formats.artifacts, formats.errors, formats.logs, formats.writer, formats.calibration_run;"
         "print(json.dumps(sorted(m for m in sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runtime.errors import InputError
+from formats.errors import InputError
 from runtime.preprocess import (
     find_images,
     load_image,

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from runtime.errors import SpecError
+from formats.errors import SpecError
 from runtime.spec import (
     ColorMode,
     Interpolation,

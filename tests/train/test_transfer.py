@@ -163,7 +163,7 @@ def test_cli_transfer_writes_both_phases(small_flowers, tmp_path, capsys):
 @pytest.mark.slow
 def test_offline_pretrained_backbone_reaches_90_percent_on_flowers(data_dir, tmp_path):
     """The real EfficientNet-Lite0 ImageNet weights, full resolution, the flowers subset."""
-    from benchmarks.flow import TRANSFER_BUDGET
+    from pipeline.flow import TRANSFER_BUDGET
 
     report = train_transfer(
         "efficientnet_lite0",

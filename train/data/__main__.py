@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.cli import EXIT_OK, EXIT_USER_ERROR, error_boundary
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, error_boundary
 from train.data.fetch import copy_mnist, fetch_mnist
 from train.data.mnist import load_mnist
 from train.data.paths import DATA_DIR_ENV, resolve_data_dir

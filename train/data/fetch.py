@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.atomic import write_bytes_atomic
+from formats.atomic import write_bytes_atomic
 from train.data.mnist import MNIST_MD5, SPLIT_FILES
 from train.errors import DataError
 

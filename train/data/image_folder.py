@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import InputError
+from formats.errors import InputError
 from runtime.preprocess import IMAGE_SUFFIXES, image_to_pixels, load_image
 from runtime.spec import ModelSpec
 from train.errors import DataError

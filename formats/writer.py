@@ -1,0 +1,258 @@
+"""The one artifact writer: atomic, usual permissions, contained in its folder, and never over a file of another kind.
+
+Every artifact the toolkit writes (ONNX models, plans and their manifests, specs, calibration sets, ranges and
+caches, checkpoints, golden I/O, reports, figures) goes through ``write_artifact`` or ``artifact_path`` with the
+``Kind`` it writes. Before the atomic replace (``formats.atomic``) the file already at the target is identified by
+its content (``identify``: magic bytes, zip members, JSON keys — never the file name) and a file that is not of the
+kind being written (a calibration cache where a timing cache goes, an image where a report goes, somebody's own
+ONNX model without our metadata) is refused with one line naming it, unless the CLI was given ``--force``
+(``set_force``). Replacing a file of the same kind needs no flag: re-running a command into its folder works.
+
+The target's name must be a plain file name and, when ``folder`` is given, its parent — resolved, links
+followed — must lie inside the resolved ``folder``. stdlib only (the runtime ships alone to the device).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import mmap
+import os
+import re
+import stat
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+
+from formats.atomic import atomic_path
+from formats.engine_manifest import PLAN_MAGICS
+from formats.errors import RuntimeToolkitError
+
+OUR_ONNX_MARK = b"edge_toolkit."  # every ONNX file we write carries edge_toolkit.* metadata_props
+_CACHE_HEADER = re.compile(rb"^TRT-\d+-\w+\r?$")
+_TEXT_LIMIT = 64 << 20  # larger files are not parsed (no artifact of ours that is text gets near it)
+_FORCE: ContextVar[bool] = ContextVar("edge_toolkit_force", default=False)
+
+
+class ForeignFileError(RuntimeToolkitError):
+    """The target holds a file of another kind; replacing it needs ``--force``."""
+
+
+class ArtifactPathError(RuntimeToolkitError):
+    """An output path that is not a plain name inside the chosen output folder."""
+
+
+class Look(str, enum.Enum):
+    """What a file on disk looks like, from its content."""
+
+    ONNX = "an ONNX model written by this toolkit"
+    ONNX_FOREIGN = "an ONNX model not written by this toolkit (no edge_toolkit metadata)"
+    PLAN = "a TensorRT plan"
+    TIMING_CACHE = "a TensorRT timing cache"
+    CALIB_CACHE = "a TensorRT calibration cache"
+    CHECKPOINT = "a PyTorch checkpoint"
+    CALIB_SET = "a calibration set (.npz)"
+    GOLDEN = "golden I/O (.npz)"
+    NPZ = "a numpy .npz archive"
+    ZIP = "a zip archive"
+    GZIP = "a gzip file (a bundle archive?)"
+    PNG = "a PNG image"
+    JPEG = "a JPEG image"
+    SPEC = "a model spec (JSON)"
+    CALIB_MANIFEST = "a calibration-set manifest (JSON)"
+    ENGINE_MANIFEST = "an engine manifest (JSON)"
+    RANGES = "ONNX Runtime calibration ranges (JSON)"
+    CALIB_RUN = "a calibration run file (JSON)"
+    REPORT = "a JSON report"
+    JSON_OTHER = "a JSON document that is not an object"
+    TEXT = "a text file"
+    BINARY = "a binary file of unknown kind"
+    EMPTY = "an empty file"
+    FOLDER = "a folder"
+    SPECIAL = "not a regular file (a FIFO, device or socket)"
+
+
+class Kind(enum.Enum):
+    """What a writer writes: a name for messages and the looks it may replace (besides an empty file)."""
+
+    ONNX = ("an ONNX model", (Look.ONNX,))
+    PLAN = ("a TensorRT plan", (Look.PLAN,))
+    ENGINE_MANIFEST = ("an engine manifest", (Look.ENGINE_MANIFEST,))
+    TIMING_CACHE = ("a TensorRT timing cache", (Look.TIMING_CACHE, Look.BINARY))  # BINARY: a version we don't know
+    CALIB_CACHE = ("a TensorRT calibration cache", (Look.CALIB_CACHE,))
+    CHECKPOINT = ("a PyTorch checkpoint", (Look.CHECKPOINT,))
+    CALIB_SET = ("a calibration set", (Look.CALIB_SET,))
+    GOLDEN = ("golden I/O", (Look.GOLDEN,))
+    SPEC = ("a model spec", (Look.SPEC,))
+    CALIB_MANIFEST = ("a calibration-set manifest", (Look.CALIB_MANIFEST,))
+    RANGES = ("calibration ranges", (Look.RANGES,))
+    CALIB_RUN = ("a calibration run file", (Look.CALIB_RUN,))
+    REPORT = ("a JSON report", (Look.REPORT,))
+    TEXT = ("a text report (Markdown/CSV)", (Look.TEXT,))
+    PNG = ("a PNG figure", (Look.PNG,))
+
+    @property
+    def what(self) -> str:
+        return self.value[0]
+
+    @property
+    def replaces(self) -> tuple[Look, ...]:
+        return self.value[1] + (Look.EMPTY,)
+
+
+def set_force(force: bool) -> None:
+    """Let this process's writers replace files of another kind (a CLI's ``--force``); called once by ``main``."""
+    _FORCE.set(bool(force))
+
+
+def add_force_argument(parser) -> None:
+    """``--force`` for a CLI that writes artifacts (read by ``set_force(args.force)`` at the start of ``main``)."""
+    parser.add_argument("--force", action="store_true", help="replace output files of another kind (else refused)")
+
+
+def force_enabled() -> bool:
+    return _FORCE.get()
+
+
+def _zip_look(path: Path) -> Look:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return Look.ZIP
+    if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+        return Look.CHECKPOINT  # torch.save's zip format
+    if {"images.npy", "labels.npy"} <= set(names):
+        return Look.CALIB_SET
+    if {"inputs.npy", "outputs.npy"} <= set(names):
+        return Look.GOLDEN
+    return Look.NPZ if names and all(n.endswith(".npy") for n in names) else Look.ZIP
+
+
+def _json_look(doc: object) -> Look:
+    if not isinstance(doc, dict):
+        return Look.JSON_OTHER
+    fmt = str(doc.get("format", ""))
+    if fmt.startswith("edge-toolkit-calibration-set/"):
+        return Look.CALIB_MANIFEST
+    if fmt.startswith("edge-toolkit-calibration-run/"):
+        return Look.CALIB_RUN
+    if doc.get("CLS") == "TensorsData":
+        return Look.RANGES
+    if "plan_sha256" in doc:
+        return Look.ENGINE_MANIFEST
+    if {"name", "labels", "height", "width"} <= set(doc):
+        return Look.SPEC
+    return Look.REPORT
+
+
+def _text_look(data: bytes) -> Look:
+    if b"\x00" in data:
+        return Look.BINARY
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return Look.BINARY
+    if _CACHE_HEADER.match(data.split(b"\n", 1)[0]):
+        return Look.CALIB_CACHE
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            return _json_look(json.loads(text))
+        except ValueError:
+            pass
+    return Look.TEXT
+
+
+def identify(path: str | os.PathLike) -> Look | None:
+    """What the file at ``path`` looks like, or None when there is none. A FIFO or device is never opened."""
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISDIR(info.st_mode):
+        return Look.FOLDER
+    if not stat.S_ISREG(info.st_mode):
+        return Look.SPECIAL
+    if info.st_size == 0:
+        return Look.EMPTY
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+        if head[:4] in PLAN_MAGICS:
+            return Look.PLAN
+        if head[:4] == b"ptrt":  # what TensorRT 10 / TensorRT-RTX timing caches start with (seen here)
+            return Look.TIMING_CACHE
+        if head.startswith(b"PK\x03\x04"):
+            return _zip_look(path)
+        if head.startswith(b"\x1f\x8b"):
+            return Look.GZIP
+        if head.startswith(b"\x89PNG"):
+            return Look.PNG
+        if head.startswith(b"\xff\xd8\xff"):
+            return Look.JPEG
+        if head[:1] == b"\x08":  # protobuf field 1 (varint): an ONNX ModelProto starts with ir_version
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                # our metadata_props follow the graph (field 14 after 7): search from the end
+                return Look.ONNX if mapped.rfind(OUR_ONNX_MARK) >= 0 else Look.ONNX_FOREIGN
+        if info.st_size > _TEXT_LIMIT:
+            return Look.BINARY
+        fh.seek(0)
+        return _text_look(fh.read())
+
+
+def check_replace(target: str | os.PathLike, kind: Kind) -> None:
+    """Raise ForeignFileError when ``target`` holds something ``kind`` must not replace (unless ``--force``)."""
+    look = identify(target)
+    if look is None or look in kind.replaces:
+        return
+    if look in (Look.FOLDER, Look.SPECIAL) or not _FORCE.get():  # --force never replaces a folder or a FIFO
+        fix = "give another path" if look in (Look.FOLDER, Look.SPECIAL) else "pass --force to replace it"
+        raise ForeignFileError(f"{target}: already exists and looks like {look.value}, not {kind.what}; {fix}")
+
+
+def resolve_under(target: str | os.PathLike, folder: str | os.PathLike | None = None) -> Path:
+    """``target`` with a plain file name whose resolved parent lies inside resolved ``folder`` (default: its own
+    parent). Raises ArtifactPathError naming the path."""
+    target = Path(target)
+    name = target.name
+    if not name or name in (".", "..") or "\\" in name or "\x00" in name or any(ord(c) < 32 for c in name):
+        raise ArtifactPathError(f"{target}: {name!r} is not a plain file name; use letters, digits, '.', '_', '-'")
+    parent = target.parent.resolve()
+    if folder is not None:
+        root = Path(folder).resolve()
+        if parent != root and root not in parent.parents:
+            raise ArtifactPathError(f"{target}: resolves to {parent / name}, outside the output folder {root}")
+    return parent / name
+
+
+@contextmanager
+def artifact_path(target: str | os.PathLike, kind: Kind, folder: str | os.PathLike | None = None) -> Iterator[Path]:
+    """``formats.atomic.atomic_path`` for an artifact of ``kind``: contained, kind-checked, then atomic."""
+    resolved = resolve_under(target, folder)
+    check_replace(resolved, kind)
+    with atomic_path(resolved) as tmp:
+        yield tmp
+
+
+def write_artifact(
+    target: str | os.PathLike, data: bytes | str, kind: Kind, folder: str | os.PathLike | None = None
+) -> Path:
+    """Write ``data`` (text as UTF-8) to ``target`` as ``kind``; read back and compared before the rename."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with artifact_path(target, kind, folder) as tmp:
+        tmp.write_bytes(payload)
+        if tmp.read_bytes() != payload:
+            raise OSError(f"{target}: the bytes read back differ from those written (disk full or failing?)")
+    return Path(target)
+
+
+def write_figure(figure, target: str | os.PathLike, dpi: int = 110, folder: str | os.PathLike | None = None) -> Path:
+    """Save a matplotlib figure as PNG through the writer, then close it (matplotlib imported lazily)."""
+    import matplotlib.pyplot as plt
+
+    with artifact_path(target, Kind.PNG, folder) as tmp:
+        figure.savefig(tmp, dpi=dpi, format="png")
+    plt.close(figure)
+    return Path(target)

@@ -1,0 +1,363 @@
+"""The whole pipeline for one model, as a library: train → export → deploy CLI → parity → latency → calibrate →
+gate → engines → compare, returning typed reports (``ModelReport``, ``EngineResult``, ``DoggyDoorReport``).
+
+``pipeline.demo`` is its command-line caller (the embedded demo budget, the printed tables, the JSON report).
+What a step has to say goes to ``say`` (a ``Reporter``: the demo passes ``print``; the default logs at INFO);
+the deploy CLIs it runs (``runtime.infer``, the doggy door) print their own output as they do for a user.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from benchmarks import compare as precision_compare
+from benchmarks.latency_line import LatencyComparison, compare_batch1
+from calibration import robustness
+from calibration.calibrate import CalibrationOptions, CalibrationResult
+from calibration.calibrate_and_gate import calibrate_and_gate
+from calibration.gate import GateResult
+from calibration.gate import markdown as gate_markdown
+from calibration.robustness import RobustnessReport
+from engine.build import BuildOptions
+from engine.cache import ensure_engine
+from export.onnx_export import export_fp32
+from formats.artifacts import TENSORRT_PRECISIONS, Artifacts
+from formats.errors import RuntimeToolkitError
+from harness.parity import ParityReport, check_parity
+from runtime import infer
+from runtime.apps import doggy_door
+from runtime.spec import ModelSpec
+from train.asl import train_asl
+from train.checkpoint import load_checkpoint
+from train.data.image_folder import load_image_folder
+from train.data.mnist import load_mnist
+from train.data.sign_mnist import load_sign_mnist
+from train.loop import TrainConfig
+from train.mnist import train_mnist
+from train.models import get_model
+from train.transfer import train_transfer
+
+Reporter = Callable[[str], None]  # one line of narration (no trailing newline)
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TransferBudget:
+    head: TrainConfig
+    finetune: TrainConfig
+
+
+# The demo budget: small enough for a 2-core CPU. Targets are what this budget reaches reliably here;
+# the issues' full-run targets and what full runs reached are in the README.
+ASL_BUDGET = TrainConfig(epochs=8, batch_size=32)
+# EfficientNet-Lite0 on the 400-photo flowers subset: 1e-6 (the course's VGG16 rate) does not move
+# this backbone in a demo's few epochs; 2e-4 with label smoothing plateaus at about 90.5 % val here.
+TRANSFER_BUDGET = TransferBudget(
+    head=TrainConfig(epochs=3, lr=3e-3, batch_size=32, val_fraction=0.2, label_smoothing=0.1),
+    finetune=TrainConfig(epochs=8, lr=2e-4, batch_size=32, label_smoothing=0.1),
+)
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    name: str
+    target_accuracy: float  # on the held-out split named by `held_out`
+    held_out: str
+    train: Callable[[Path, Path, bool], dict]  # (data_dir, out folder, progress) → training report
+    held_out_data: Callable[[Path, ModelSpec], tuple[np.ndarray, np.ndarray]]  # uint8 pixels at the spec's size
+    samples: Callable[[Path, Path], list[Path]]  # (data_dir, out) → image files for the deploy CLI
+    data: str  # the folder under the data root that this model needs
+
+    def missing_data(self, data_dir: Path) -> str | None:
+        """Why this model cannot run here, or None. Only MNIST can be fetched from the package index."""
+        if (data_dir / self.data).is_dir():
+            return None
+        how = {
+            "sign_mnist": "download the Sign-MNIST CSVs from Kaggle (datamunge/sign-language-mnist)",
+            "flowers": (
+                "put an ImageFolder there: train/<class>/*.jpg and val/<class>/*.jpg (e.g. TensorFlow flower_photos)"
+            ),
+        }.get(self.data, "run `make data`")
+        return f"{data_dir / self.data} not found; {how}"
+
+
+def _mnist_test(data_dir: Path, spec: ModelSpec | None = None):
+    test = load_mnist(data_dir, "test")
+    return test.images, test.labels
+
+
+def _asl_test(data_dir: Path, spec: ModelSpec):
+    test = load_sign_mnist(data_dir, "test")
+    return test.images, test.labels
+
+
+def _flowers_val(data_dir: Path, spec: ModelSpec):
+    """The flowers val photos, resized and centre-cropped as the spec says (what the runtime feeds the model)."""
+    val = load_image_folder(data_dir / "flowers" / "val", spec, classes=spec.labels)
+    return val.images, val.labels
+
+
+def _mnist_samples(data_dir: Path, out: Path) -> list[Path]:
+    """A few real test digits as PNG files, to run the deploy CLI the way a user would."""
+    images, labels = _mnist_test(data_dir)
+    folder = out / "samples" / "mnist"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(6):
+        paths.append(folder / f"test{i:04d}_label{labels[i]}.png")
+        Image.fromarray(images[i]).save(paths[-1])
+    return paths
+
+
+def _asl_samples(data_dir: Path, out: Path) -> list[Path]:
+    return [data_dir / "dli_images" / "A.jpg", data_dir / "dli_images" / "B.jpg"]  # colour photos, as in lab 4
+
+
+def _flower_samples(data_dir: Path, out: Path) -> list[Path]:
+    return [sorted((data_dir / "flowers" / "val" / c).iterdir())[0] for c in ("daisy", "roses", "sunflowers")]
+
+
+DEMO_MODELS = (
+    DemoModel(
+        "mnist_mlp",
+        0.975,
+        "MNIST test (10k)",
+        lambda d, o, p: train_mnist("mnist_mlp", d, o, TrainConfig(epochs=5), progress=p),
+        _mnist_test,
+        _mnist_samples,
+        "mnist",
+    ),
+    DemoModel(
+        "mnist_cnn",
+        0.990,
+        "MNIST test (10k)",
+        lambda d, o, p: train_mnist("mnist_cnn", d, o, TrainConfig(epochs=5), progress=p),
+        _mnist_test,
+        _mnist_samples,
+        "mnist",
+    ),
+    DemoModel(
+        "asl_cnn",
+        0.99,
+        "Sign-MNIST test (7,172)",
+        lambda d, o, p: train_asl(d, o, ASL_BUDGET, progress=p),
+        _asl_test,
+        _asl_samples,
+        "sign_mnist",
+    ),
+    DemoModel(
+        "efficientnet_lite0_transfer",
+        0.90,
+        "flowers val (200)",
+        lambda d, o, p: train_transfer(
+            "efficientnet_lite0",
+            "imagenet",
+            d / "flowers",
+            o,
+            head=TRANSFER_BUDGET.head,
+            finetune=TRANSFER_BUDGET.finetune,
+            progress=p,
+        ),
+        _flowers_val,
+        _flower_samples,
+        "flowers",
+    ),
+)
+
+
+def held_out_accuracy(report: dict) -> float:
+    return report["test"]["accuracy"] if "test" in report else report["val"]["accuracy"]
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    """One TensorRT precision of a model: built (with how, how long, how big) or why not."""
+
+    precision: str
+    built: bool
+    reason: str  # why it was (re)built or reused, or why it could not be built
+    plan: str | None = None
+    flavour: str | None = None
+    trt_version: str | None = None
+    build_seconds: float | None = None
+    bytes: int | None = None
+
+    def to_dict(self) -> dict:
+        if not self.built:
+            return {"precision": self.precision, "built": False, "reason": self.reason}
+        return {
+            "precision": self.precision,
+            "plan": self.plan,
+            "built": True,
+            "reason": self.reason,
+            "flavour": self.flavour,
+            "trt_version": self.trt_version,
+            "build_seconds": self.build_seconds,
+            "bytes": self.bytes,
+        }
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """Everything the flow measured for one model (``to_dict`` is its entry in ``demo_report.json``)."""
+
+    model: str
+    held_out: str
+    accuracy: float  # on the held-out split, from the training report
+    target_accuracy: float
+    engine: Path  # the FP32 ONNX the deploy CLI ran
+    parity: ParityReport
+    latency: LatencyComparison
+    calibration: CalibrationResult
+    gate: GateResult
+    engines: list[EngineResult]
+    compare: list[precision_compare.Row]
+    compare_files: dict[str, str]  # the comparison report files written beside the model
+    robustness: RobustnessReport  # camera-like re-shots of the held-out split through the runtime
+
+    @property
+    def accuracy_ok(self) -> bool:
+        return self.accuracy >= self.target_accuracy
+
+    @property
+    def passed(self) -> bool:
+        """The accuracy target, the parity gate and every precision's accuracy gate held."""
+        return self.accuracy_ok and self.parity.passed and self.gate.passed
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "held_out": self.held_out,
+            "accuracy": self.accuracy,
+            "target_accuracy": self.target_accuracy,
+            "accuracy_ok": self.accuracy_ok,
+            "engine": str(self.engine),
+            "parity": self.parity.to_dict(),
+            "latency": self.latency.to_dict(),
+            "calibration": self.calibration.to_dict(),
+            "gate": [r.to_dict() for r in self.gate.rows],
+            "gate_passed": self.gate.passed,
+            "engines": [e.to_dict() for e in self.engines],
+            "compare": [{**r.__dict__, "throughput": r.throughput} for r in self.compare],
+            "compare_files": self.compare_files,
+            "robustness": self.robustness.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class DoggyDoorReport:
+    engine: Path
+    exit_status: int  # the doggy-door CLI's own exit status
+
+    def to_dict(self) -> dict:
+        return {"engine": str(self.engine), "exit_status": self.exit_status}
+
+
+def run_model(demo: DemoModel, data_dir: Path, out: Path, progress: bool, say: Reporter = _logger.info) -> ModelReport:
+    folder = out / demo.name
+    say(f"\n== {demo.name}: train → export → runtime → parity → latency → calibrate → gate → engines → compare")
+    demo.train(data_dir, folder, progress)
+    ckpt = load_checkpoint(Artifacts(folder, demo.name).checkpoint)
+    engine = export_fp32(ckpt.model, ckpt.spec, folder)
+    say(f"exported {engine}")
+    samples = demo.samples(data_dir, out)
+    say(f"$ python -m runtime.infer --engine {engine} {' '.join(str(s) for s in samples)}")
+    infer.main(["--engine", str(engine), *map(str, samples)])
+    images, labels = demo.held_out_data(data_dir, ckpt.spec)
+    parity = check_parity(ckpt.model, ckpt.spec, engine, images, labels)
+    say(parity.summary())
+    latency = compare_batch1(ckpt.model, ckpt.spec, engine, images[0])
+    say(latency.summary())
+    folder_arg = data_dir / demo.data if demo.data == "flowers" else None
+    robust = robustness.run(engine, data_dir, robustness.DEMO_SAMPLES, folder_arg)  # before the gate, which cites it
+    say(robust.line())
+    calibration, gate = calibrate_and_gate(demo.name, folder, data_dir, CalibrationOptions(folder=folder_arg), log=say)
+    say(gate_markdown(gate.rows).rstrip("\n"))
+    engines = build_engines(demo.name, folder, say)
+    rows = precision_compare.compare(
+        demo.name,
+        folder,
+        precision_compare.sample_images(demo.name, folder),
+        batches=(1, 64),
+        duration_s=0.5,
+        rounds=3,
+        log=say,
+    )
+    return ModelReport(
+        model=demo.name,
+        held_out=demo.held_out,
+        accuracy=held_out_accuracy(ckpt.metrics),
+        target_accuracy=demo.target_accuracy,
+        engine=engine,
+        parity=parity,
+        latency=latency,
+        calibration=calibration,
+        gate=gate,
+        engines=engines,
+        compare=rows,
+        compare_files=precision_compare.write_reports(demo.name, folder, rows),
+        robustness=robust,
+    )
+
+
+def build_engines(name: str, folder: Path, say: Reporter = _logger.info) -> list[EngineResult]:
+    """Every TensorRT precision file → plan with whatever TensorRT imports here (TensorRT-RTX ahead of time on a
+    CPU machine). What cannot be built here is said, not hidden."""
+    results = []
+    for precision in TENSORRT_PRECISIONS:
+        onnx_path = Artifacts(folder, name).onnx(precision)
+        try:
+            plan, manifest, why = ensure_engine(onnx_path, options=BuildOptions())
+            results.append(
+                EngineResult(
+                    precision=precision,
+                    built=True,
+                    reason=why,
+                    plan=str(plan),
+                    flavour=manifest.flavour,
+                    trt_version=manifest.trt_version,
+                    build_seconds=manifest.build_seconds,
+                    bytes=manifest.plan_bytes,
+                )
+            )
+        except RuntimeToolkitError as exc:
+            say(f"engine {precision}: NOT BUILT: {exc}")
+            results.append(EngineResult(precision=precision, built=False, reason=str(exc)))
+    try:
+        from runtime.trt_import import import_tensorrt
+
+        trt, flavour = import_tensorrt()
+        if not hasattr(trt, "IInt8EntropyCalibrator2"):
+            say(
+                f"engine int8-implicit (calibration cache): not built: {flavour} {trt.__version__} has no "
+                "calibrators (strongly typed); the cache is for TensorRT ≤ 10 on JetPack 5/6"
+            )
+    except RuntimeToolkitError:
+        pass
+    from runtime import cuda
+
+    try:
+        gpus = cuda.device_count()
+    except RuntimeToolkitError:
+        gpus = 0
+    if not gpus and any(r.built for r in results):
+        say(
+            "engines built, not run: executing a plan needs a GPU with TensorRT (then `make device-check` and "
+            "`python -m runtime.infer --engine X.plan --self-test`)"
+        )
+    return results
+
+
+def run_doggy_door(data_dir: Path, out: Path, say: Reporter = _logger.info) -> DoggyDoorReport:
+    say("\n== doggy door: EfficientNet-Lite0 ImageNet classifier (offline weights) → ONNX → runtime app")
+    entry = get_model("efficientnet_lite0_imagenet")
+    spec = entry.spec()
+    engine = export_fp32(entry.build(spec, "imagenet"), spec, out / entry.name)
+    photos = [data_dir / "dli_images" / f for f in ("happy_dog.jpg", "Penny.jpg", "brown_bear.jpg", "sleepy_cat.jpg")]
+    return DoggyDoorReport(engine, doggy_door.main(["--engine", str(engine), *map(str, photos)]))

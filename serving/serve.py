@@ -1,0 +1,167 @@
+"""Serve a Triton model repository with the real Triton Inference Server: ``python -m serving.serve --repo DIR``.
+
+Starts ``tritonserver`` from the ``nvidia-pytriton`` wheel (``pip install '.[serve]'`` then
+``pip install --no-deps nvidia-pytriton==0.7.0``; ``make serve-install`` does both), waits until
+every model has loaded, prints the HTTP, gRPC and metrics endpoints and stops the server cleanly on
+Ctrl-C or SIGTERM. Ports default to Triton's 8000/8001/8002; ``0`` picks a free one. Listens on
+127.0.0.1 unless ``--host`` says otherwise.
+
+The wheel's server has only the Python backend (no ONNX Runtime or TensorRT backend): repositories
+written by ``python -m serving.repository --backend python`` run here; ``onnxruntime_onnx`` and
+``tensorrt_plan`` models need NVIDIA's Triton containers or JetPack's Triton. The Python-backend stub
+must match this interpreter and see its packages (``serving.triton_install``): a copy of the wheel's
+backend folder with the stub for this Python version is made under ``~/.cache/edge-toolkit`` (the
+wheel is never modified), and the stub gets its own numpy 1.x, this environment's ``site-packages``
+and our ``runtime`` first on its ``sys.path``.
+Exit status (the table in ``formats.cli``): 0 stopped by the user; 2 bad arguments, no server installed, or the
+server failed or died.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from serving.triton_install import ServeError, check_stub_site, find_triton, stub_site
+from serving.triton_server import ModelControl, ServerOptions, TritonServer
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m serving.serve", description=describe(__doc__))
+    p.add_argument("--repo", type=Path, required=True, help="model repository (from `python -m serving.repository`)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--http-port", type=_port, default=8000, help="HTTP port (default 8000; 0 = a free port)")
+    p.add_argument("--grpc-port", type=_port, default=8001, help="gRPC port (default 8001; 0 = a free port)")
+    p.add_argument("--metrics-port", type=_port, default=8002, help="metrics port (default 8002; 0 = a free port)")
+    p.add_argument(
+        "--model-control",
+        choices=[m.value for m in ModelControl],
+        default=ModelControl.NONE.value,
+        help="Triton's model control mode (default none: load everything at start)",
+    )
+    p.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="keep serving when a model fails to load (it is reported UNAVAILABLE with the reason)",
+    )
+    p.add_argument("--log-verbose", type=int, default=0, help="Triton's verbose log level (default 0)")
+    p.add_argument(
+        "--log-file",
+        type=Path,
+        default=None,
+        help="where the server's own log goes (default: a temporary file, kept only if the server fails)",
+    )
+    p.add_argument("--startup-timeout-s", type=float, default=120.0, help="give up on loading after this long")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (endpoints and model states, or the error) on one line",
+    )
+    return p
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number 0–65535, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0–65535, got {value}")
+    return value
+
+
+def _fail(message: str, as_json: bool, code: int) -> int:
+    if as_json:
+        print(json.dumps({"ok": False, "error": message}), flush=True)
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+@error_boundary
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.repo.is_dir():
+        return _fail(
+            f"--repo {args.repo}: no such folder; write one with `python -m serving.repository --backend "
+            "python --model MODEL.onnx --repo DIR`",
+            args.json,
+            EXIT_USER_ERROR,
+        )
+    try:
+        install = find_triton()
+        check_stub_site(stub_site())
+    except ServeError as exc:
+        return _fail(str(exc), args.json, EXIT_USER_ERROR)
+    options = ServerOptions(
+        repo=args.repo,
+        host=args.host,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        model_control=ModelControl(args.model_control),
+        exit_on_error=not args.keep_going,
+        log_verbose=args.log_verbose,
+        log_file=args.log_file,
+        startup_timeout_s=args.startup_timeout_s,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    server = TritonServer(options, install)
+    try:
+        server.start()
+        models = server.wait_ready(stop)
+    except ServeError as exc:
+        server.stop()
+        return _fail(str(exc), args.json, EXIT_USER_ERROR)
+    if stop.is_set():
+        server.stop()
+        return EXIT_OK
+    _announce(server, models, args.json)
+    code = EXIT_OK
+    while not stop.wait(0.5):
+        if not server.running:
+            code = _fail(
+                f"tritonserver exited unexpectedly ({server.exit_description()}); log: {server.log_path}",
+                False,
+                EXIT_USER_ERROR,
+            )
+            break
+    server.stop()
+    if code == EXIT_OK and not args.json:
+        print("stopped", flush=True)
+    return code
+
+
+def _announce(server: TritonServer, models: list[dict], as_json: bool) -> None:
+    endpoints = server.endpoints
+    if as_json:
+        doc = {
+            "pid": server.pid,
+            "serve_pid": os.getpid(),
+            **endpoints.to_dict(),
+            "models": models,
+            "log": str(server.log_path),
+            "tritonserver": str(server.install.server),
+        }
+        print(json.dumps(doc), flush=True)
+        return
+    print(f"Triton Inference Server ready (pid {server.pid}, log {server.log_path})")
+    print(f"  HTTP     {endpoints.http_url}")
+    print(f"  gRPC     {endpoints.grpc_url}")
+    print(f"  metrics  {endpoints.metrics_url}/metrics")
+    for model in models:
+        reason = f"  ({model['reason']})" if model.get("reason") else ""
+        print(f"  model {model['name']} v{model.get('version', '?')}: {model.get('state', '?')}{reason}")
+    print("Ctrl-C stops the server.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
