@@ -175,7 +175,7 @@ class PyAVReader:
     def _open_once(self):
         av = self._av
         spec = self.spec
-        if spec.kind is SourceKind.IMAGE_SEQUENCE and not _sequence_files(spec.target):
+        if spec.kind is SourceKind.IMAGE_SEQUENCE and not sequence_files(spec.target):
             raise SourceError(
                 f"{spec.uri}: no image file matches this sequence; check the folder and pattern (quote "
                 "a glob so the shell does not expand it: 'frames/*.png')",
@@ -343,7 +343,7 @@ def check_gstreamer(uri: str):
     return cv2
 
 
-def _sequence_files(target: str) -> list[str]:
+def sequence_files(target: str) -> list[str]:
     """The files an image2 pattern (``%05d``) or glob would read, found with the same rules as a glob."""
     return glob.glob(re.sub(r"%0?\d*d", "[0-9]*", target) if "%" in target else target)
 
