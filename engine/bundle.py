@@ -19,6 +19,7 @@ import logging
 import shutil
 import sys
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -105,9 +106,9 @@ def create(
             f"{artifacts}: {', '.join(missing)} not found; export the model first "
             f"(`python -m export --checkpoint … --out {artifacts}`)"
         )
-    staging = Path(out) / f".{model}.bundle-staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    made_out = not Path(out).exists()
+    Path(out).mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{model}.bundle-staging-", dir=out))  # ours alone: removed below
     try:
         files: dict[str, dict] = {}
         for file, _, what in CONTENTS:
@@ -144,6 +145,8 @@ def create(
         staging.rename(folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if made_out and not any(Path(out).iterdir()):
+            Path(out).rmdir()  # a failed create leaves no empty --out folder behind
     log(f"bundle {folder}/ and {archive} ({archive.stat().st_size / 1e6:.1f} MB): {len(names) + 1} files")
     return folder, archive
 
@@ -187,7 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = {"folder": str(bundle.folder), "model": bundle.model, "files": len(bundle.sums)}
             say(f"{bundle.folder}: {len(bundle.sums)} files match {SUMS}")
     except (RuntimeToolkitError, OSError, ValueError) as exc:
-        message = str(exc) if not isinstance(exc, OSError) or not exc.strerror else f"{exc.filename}: {exc.strerror}"
+        message = str(exc)
+        if isinstance(exc, OSError) and exc.strerror:
+            where = exc.filename2 or exc.filename  # a copy that failed names its destination, not its source
+            message = f"{where}: {exc.strerror}" if where else f"{exc.strerror}; free space or check the --out folder"
         print(f"error: {message}", file=sys.stderr)
         if args.json:
             print(json.dumps({"ok": False, "error": message}))
