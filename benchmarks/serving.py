@@ -41,7 +41,7 @@ from pathlib import Path
 from benchmarks.latency import encoded_samples
 from benchmarks.plots import save_log2_panels
 from benchmarks.timing import environment, parse_batches, stats_from_samples
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary, thread_count
 from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, add_force_argument, set_force, write_artifact
 
@@ -431,7 +431,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="alternate the two set-ups this many times per concurrency, then combine (default 1)",
     )
     p.add_argument(
-        "--threads", type=int, default=None, help="ONNX Runtime intra-op threads on both sides (default: its choice)"
+        "--threads",
+        type=thread_count(),
+        default=None,
+        help="ONNX Runtime intra-op threads on both sides (default: its choice)",
     )
     p.add_argument("--images", type=Path, default=None, help="a folder of real images to send (default: see above)")
     p.add_argument("--out", type=Path, default=None, help="report folder (default: beside the model)")

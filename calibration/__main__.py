@@ -21,7 +21,7 @@ from calibration.calibrate_and_gate import calibrate_and_gate
 from calibration.calibration_set import DEFAULT_SEED, DEFAULT_SIZE
 from calibration.gate import markdown, verdict_lines
 from calibration.ranges import Method
-from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary, positive_int
+from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary, positive_int, random_seed
 from formats.errors import RuntimeToolkitError
 from formats.writer import set_force
 from train.data.paths import resolve_data_dir
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"calibration samples from the training split (default {DEFAULT_SIZE})",
     )
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="selection seed (default 0)")
+    parser.add_argument("--seed", type=random_seed(), default=DEFAULT_SEED, help="selection seed (default 0)")
     parser.add_argument(
         "--no-exclusion",
         action="store_true",

@@ -31,7 +31,7 @@ import numpy as np
 from calibration.render import ALL, PERTURBATIONS, Perturbation, render
 from calibration.splits import TEST, LabelledSplit, load_split
 from formats.atomic import write_bytes_atomic
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, dumps, error_boundary, positive_int
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, dumps, error_boundary, positive_int, random_seed
 from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, add_force_argument, set_force, write_artifact
 from runtime.infer import classify_files
@@ -236,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--samples", type=positive_int(), default=DEFAULT_SAMPLES, help="test images re-shot per condition"
     )
-    parser.add_argument("--seed", type=int, default=0, help="the renderer's seed (fixed: same seed, same bytes)")
+    parser.add_argument(
+        "--seed", type=random_seed(), default=0, help="the renderer's seed (fixed: same seed, same bytes)"
+    )
     parser.add_argument("--keep", type=Path, default=None, help="also keep the re-shots in this folder")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     add_force_argument(parser)

@@ -31,7 +31,7 @@ from pathlib import Path
 from formats.artifacts import BUNDLE_SUFFIX, ONNX_SUFFIX, plan_manifest
 from formats.engine_manifest import sha256_file
 from formats.errors import RuntimeToolkitError
-from formats.files import open_regular
+from formats.files import open_regular, read_bounded
 
 BUNDLE_FORMAT = "edge-toolkit-bundle/1"
 SUMS = "SHA256SUMS"
@@ -74,11 +74,7 @@ def parse_sums(text: str, source: str) -> dict[str, str]:
 
 def _read_small(path: Path) -> bytes:
     """A bundle's index or checksum list: a regular file (never a FIFO that would hang) of bounded size."""
-    with open_regular(path, f"the bundle's {path.name}", BundleError) as fh:
-        data = fh.read(MAX_INDEX_BYTES + 1)
-    if len(data) > MAX_INDEX_BYTES:
-        raise BundleError(f"{path}: larger than {MAX_INDEX_BYTES} bytes; not a bundle's {path.name}")
-    return data
+    return read_bounded(path, f"the bundle's {path.name}", BundleError, MAX_INDEX_BYTES)
 
 
 def _parse_index(raw: bytes, source: str) -> dict:

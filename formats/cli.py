@@ -268,3 +268,40 @@ def positive_float(high: float | None = None) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+# --- the shared bounds: one place for the limits every CLI applies to the same kind of number ---
+
+MAX_THREADS = 4 * (os.cpu_count() or 1)  # more threads than 4 × cores only thrash (--threads 20000 stalled infer)
+MAX_SEED = 2**32 - 1  # numpy's and torch's seed range
+MAX_PIXELS = 89_478_485  # one image or video frame (Pillow's MAX_IMAGE_PIXELS: larger is a decompression bomb)
+MIN_FRAME_SIDE = 16  # the smallest frame side every encoder we use accepts (H.264/VP9 macroblocks)
+
+
+def thread_count(allow_zero: bool = False) -> Callable[[str], int]:
+    """An argparse type for ``--threads``: 1 (or 0, "the library's default", with ``allow_zero``) to 4 × cores."""
+    what = f"an integer from {0 if allow_zero else 1} to {MAX_THREADS} (4 × this machine's {os.cpu_count()} cores)"
+    return _number(int, 0 if allow_zero else 1, MAX_THREADS, what)
+
+
+def random_seed() -> Callable[[str], int]:
+    """An argparse type for ``--seed``: 0 to 2**32 − 1."""
+    return non_negative_int(MAX_SEED)
+
+
+def frame_size() -> Callable[[str], tuple[int, int]]:
+    """An argparse type for a ``WIDTHxHEIGHT`` frame size: even sides ≥ 16, at most ``MAX_PIXELS`` pixels."""
+
+    def parse(text: str) -> tuple[int, int]:
+        width, sep, height = text.strip().lower().partition("x")
+        if not sep or not width.isdigit() or not height.isdigit():
+            raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x480, got {text!r}")
+        size = int(width), int(height)
+        if min(size) < MIN_FRAME_SIDE or size[0] * size[1] > MAX_PIXELS or any(side % 2 for side in size):
+            raise argparse.ArgumentTypeError(
+                f"expected even sides of at least {MIN_FRAME_SIDE} and at most {MAX_PIXELS} pixels in all, got {text}"
+            )
+        return size
+
+    parse.__name__ = "WIDTHxHEIGHT"
+    return parse

@@ -25,6 +25,7 @@ from formats.cli import (
     error_boundary,
     positive_int,
     safe,
+    thread_count,
 )
 from formats.errors import InputError, RuntimeToolkitError
 from runtime.model import Classifier
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=positive_int(), default=32, help="inputs per inference call (default 32)")
     parser.add_argument("--top-k", type=positive_int(), default=1, help="classes to print per input (default 1)")
     add_provider_arguments(parser)
-    parser.add_argument("--threads", type=positive_int(), default=None, help="intra-op threads (default: ORT's choice)")
+    parser.add_argument("--threads", type=thread_count(), default=None, help="intra-op threads (default: ORT's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     add_stream_arguments(parser)
     return parser

@@ -8,7 +8,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-from formats.cli import non_negative_int, positive_float, positive_int
+from formats.cli import non_negative_int, positive_float, positive_int, random_seed
 from train.data.paths import DATA_DIR_ENV
 from train.errors import TrainError
 from train.loop import LrSchedule, TrainConfig
@@ -28,7 +28,7 @@ def add_common_arguments(
     parser.add_argument("--epochs", type=positive_int(100_000), default=epochs)
     parser.add_argument("--lr", type=positive_float(10.0), default=1e-3)
     parser.add_argument("--batch-size", type=positive_int(1_000_000), default=batch_size)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=random_seed(), default=0)
     parser.add_argument(
         "--schedule",
         choices=[s.value for s in LrSchedule],

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from formats.cli import non_negative_int, positive_float, positive_int
+from formats.cli import non_negative_int, positive_float, positive_int, random_seed
 from train.augment import AugmentConfig, course_augmentation
 from train.data.image_folder import list_image_folder, load_image_folder
 from train.loop import TrainConfig, evaluate, fit, is_main_process, seed_everything, split_train_val
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=positive_int(1_000_000), default=32)
     parser.add_argument("--val-fraction", type=float, default=0.2, help="held out when DIR has no val/ folder")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=random_seed(), default=0)
     parser.add_argument("--label-smoothing", type=float, default=0.1, help="cross-entropy label smoothing")
     parser.add_argument("--no-augment", action="store_true")
     parser.add_argument("--no-progress", action="store_true")

@@ -7,7 +7,9 @@ in the ways users break them, an empty folder, an empty baseline)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +39,7 @@ class World:
 @dataclass(frozen=True)
 class Case:
     id: str
-    finding: str  # the issue-13 finding(s) this row reproduces ("-" for a row that guards the contract only)
+    finding: str  # the finding(s) this row reproduces: issue 13's number, "21.N" for issue 21's ("-": contract only)
     behaviour: str
     argv: Callable[[World, Path], list[str]]
     names: Callable[[World], str]  # what the error line must name
@@ -89,6 +91,11 @@ def make_world(root: Path) -> World:
     Image.fromarray(np.tile(np.arange(28, dtype=np.uint8) * 9, (28, 1))).save(digit)
     (root / "empty").mkdir()
     (root / "baseline_empty.json").write_text("{}")
+    os.mkfifo(root / "baseline.fifo")
+    try:  # a /dev/zero twin inside the world (never a system path); a FIFO where mknod is not allowed
+        os.mknod(root / "zero", 0o666 | stat.S_IFCHR, os.makedev(1, 5))
+    except PermissionError:
+        os.mkfifo(root / "zero")
     spec = root / "specs" / "mnist_cnn.json"
     spec.parent.mkdir()
     get_model("mnist_cnn").spec().save(spec)
@@ -501,5 +508,98 @@ CASES: list[Case] = [
         _triton_folder,
         lambda w: "is a folder that is not a Triton model (no config.pbtxt)",
         _kept("repo/tiny/keep.txt", "a folder of the user's, not a Triton model"),
+    ),
+    # issue 21: numbers from the command line are bounded by one shared set of argparse types (formats/cli.py)
+    Case(
+        "infer: --threads 20000",
+        "21.9",
+        "usage error exit 2 (at most 4 × the cores), before the model is opened",
+        lambda w, out: ["runtime.infer", "--engine", str(w.model), str(w.digit), "--threads", "20000", "--json"],
+        lambda w: "--threads",
+    ),
+    Case(
+        "train.dream: --threads 100000",
+        "21.9",
+        "usage error exit 2 (was SIGSEGV, exit 139)",
+        lambda w, out: ["train.dream", "--image", str(w.digit), "--layer", "block6", "--threads", "100000"],
+        lambda w: "--threads",
+    ),
+    Case(
+        "calibration: --seed -1",
+        "21.22",
+        "usage error exit 2 naming --seed",
+        lambda w, out: ["calibration", "--model", "mnist_cnn", "--artifacts", str(w / "empty"), "--seed", "-1"],
+        lambda w: "--seed",
+    ),
+    Case(
+        "calibration.robustness: --seed -1",
+        "21.22",
+        "usage error exit 2 naming --seed",
+        lambda w, out: ["calibration.robustness", "--model", str(w.model), "--seed", "-1", "--json"],
+        lambda w: "--seed",
+    ),
+    Case(
+        "train: --seed -1",
+        "21.22",
+        "usage error exit 2 naming --seed",
+        lambda w, out: ["train", "mnist", "--seed", "-1", "--out", str(out)],
+        lambda w: "--seed",
+    ),
+    Case(
+        "benchmarks stream: --size 1x1",
+        "21.23",
+        "usage error exit 2 (even sides of at least 16)",
+        lambda w, out: ["benchmarks", "stream", "--engine", str(w.model), "--size", "1x1", "--json"],
+        lambda w: "--size",
+    ),
+    Case(
+        "benchmarks stream: --size 20000x20000",
+        "21.23",
+        "usage error exit 2 (within the pixel bound images have)",
+        lambda w, out: ["benchmarks", "stream", "--engine", str(w.model), "--size", "20000x20000", "--json"],
+        lambda w: "--size",
+    ),
+    Case(
+        "benchmarks stream: --images missing",
+        "21.23",
+        "exit 2 naming the file (was: benchmarked random noise, exit 0)",
+        lambda w, out: [
+            "benchmarks",
+            "stream",
+            "--engine",
+            str(w.model),
+            "--images",
+            str(w / "nope.npz"),
+            "--streams",
+            "1",
+            "--frames",
+            "2",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        lambda w: "nope.npz",
+    ),
+    Case(
+        "benchmarks latency: --baseline is a FIFO",
+        "21.8",
+        "refused at once (was: hung)",
+        lambda w, out: [
+            "benchmarks",
+            "latency",
+            "--engine",
+            str(w.model),
+            "--baseline",
+            str(w / "baseline.fifo"),
+            "--json",
+        ],
+        lambda w: "baseline.fifo: is a FIFO",
+    ),
+    Case(
+        "benchmarks latency: --baseline is a character device",
+        "21.8",
+        "refused at once (was: /dev/zero read until OOM-killed)",
+        lambda w, out: ["benchmarks", "latency", "--engine", str(w.model), "--baseline", str(w / "zero"), "--json"],
+        lambda w: "zero: is a",
     ),
 ]
