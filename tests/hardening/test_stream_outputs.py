@@ -125,3 +125,34 @@ def test_an_existing_video_named_like_a_pattern_is_that_file(world, tmp_path, na
     done = infer("--engine", str(world["model"]), str(clip), "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["classified"] == 4
+
+
+def test_video_frames_share_the_pixel_bound_of_images(world, tmp_path):  # finding 6
+    from PIL import Image
+
+    from formats.cli import MAX_PIXELS
+
+    assert MAX_PIXELS == Image.MAX_IMAGE_PIXELS  # one bound: preprocess refuses larger images through Pillow's
+    side = 9472  # 89.7 million pixels: just over the bound, and cheap to write as a flat JPEG
+    Image.new("L", (side, side)).save(tmp_path / "big_001.jpg", quality=10)
+    os.link(tmp_path / "big_001.jpg", tmp_path / "big_002.jpg")
+    done = infer("--engine", str(world["model"]), str(tmp_path / "big_%03d.jpg"), "--json", cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["classified"] == 0, doc
+    assert f"frames of {side}x{side} pixels, over the {MAX_PIXELS}-pixel bound" in doc["errors"][0], doc
+
+
+def test_an_undecodable_image_of_a_sequence_is_named_and_keeps_its_number(world, tmp_path):  # finding 11
+    from PIL import Image
+
+    for i in range(1, 7):
+        Image.fromarray(np.full((28, 28), 30 * i, np.uint8)).save(tmp_path / f"f{i:03d}.png")
+    for bad in ("f003.png", "f006.png"):  # one in the middle, and the last one (was dropped silently)
+        (tmp_path / bad).write_bytes(b"not a PNG")
+    for pattern in ("f%03d.png", "*.png"):
+        done = infer("--engine", str(world["model"]), str(tmp_path / pattern), cwd=tmp_path)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert [json.loads(row)["frame"] for row in done.stdout.splitlines()] == [0, 1, 3, 4]
+        for index, name in ((2, "f003.png"), (5, "f006.png")):
+            assert f"image {index} ({tmp_path / name}) is undecodable" in done.stderr, done.stderr
