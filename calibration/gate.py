@@ -140,11 +140,17 @@ def variant_result(path: Path, split: LabelledSplit) -> RunResult:
     return run_backends([runner], [Batch(split.images, split.labels)])[runner.name]
 
 
-def reference_result(checkpoint: Path, split: LabelledSplit) -> tuple[ModelSpec, RunResult]:
-    """FP32 PyTorch (the checkpoint) on the split, through the same harness."""
+def reference_result(checkpoint: Path, split: LabelledSplit, model: str | None = None) -> tuple[ModelSpec, RunResult]:
+    """FP32 PyTorch (the checkpoint) on the split, through the same harness. With ``model``, a checkpoint of
+    another model (``mnist_cnn.pt`` copied as ``mnist_mlp.pt``) is refused: its verdicts would be bogus."""
     from train.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
+    if model is not None and ckpt.spec.name != model:
+        raise DataError(
+            f"{checkpoint}: a checkpoint of model {ckpt.spec.name!r} ({ckpt.model_name}), not {model!r}; the gate "
+            f"needs {model}'s own FP32 reference: copy back the checkpoint `python -m train` wrote for {model}"
+        )
     runner = torch_runner(ckpt.model, ckpt.spec, "fp32 pytorch")
     return ckpt.spec, run_backends([runner], [Batch(split.images, split.labels)])[runner.name]
 
@@ -270,7 +276,7 @@ def run_gate(
     check_one_run(artifacts, model)  # variants from two calibration runs are refused, naming the stale file
     deployed = ModelSpec.load(names.spec)
     split = load_split(deployed, data_dir, TEST, folder)
-    spec, reference = reference_result(checkpoint, split)
+    spec, reference = reference_result(checkpoint, split, model)
     if deployed.labels != spec.labels:  # the deployed spec would print these labels: they must be the trained ones
         raise DataError(
             f"{names.spec}: its labels differ from the checkpoint's ({checkpoint}); "

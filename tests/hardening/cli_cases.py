@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.conftest import _data_dir
@@ -81,6 +82,11 @@ def _checkpoints(folder: Path) -> dict[str, Path]:
         path.parent.mkdir(parents=True)
         torch.save(payload, path)
         paths[name] = path
+    cnn = get_model("mnist_cnn")  # another model's checkpoint, to be passed off as mnist_mlp's
+    paths["mnist_cnn"] = folder / "cnn" / "mnist_cnn.pt"
+    paths["mnist_cnn"].parent.mkdir()
+    payload = {"format": FORMAT, "model_name": "mnist_cnn", "state_dict": cnn_state, "metrics": "{}"}
+    torch.save({**payload, "spec": cnn.spec().to_json()}, paths["mnist_cnn"])
     return paths
 
 
@@ -123,6 +129,16 @@ def _checkpoint_kept(world: World, out: Path) -> None:
 def _calibration_folder(world: World, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(world.mnist_spec, out / "mnist_cnn.json")
+    return out
+
+
+def _impostor_checkpoint(w: World, out: Path) -> Path:
+    """mnist_cnn.pt copied as mnist_mlp.pt beside mnist_mlp's spec (finding 21.7)."""
+    from train.models import get_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    get_model("mnist_mlp").spec().save(out / "mnist_mlp.json")
+    shutil.copy(w.checkpoints["mnist_cnn"], out / "mnist_mlp.pt")
     return out
 
 
@@ -601,5 +617,22 @@ CASES: list[Case] = [
         "refused at once (was: /dev/zero read until OOM-killed)",
         lambda w, out: ["benchmarks", "latency", "--engine", str(w.model), "--baseline", str(w / "zero"), "--json"],
         lambda w: "zero: is a",
+    ),
+    Case(
+        "calibration.gate: another model's checkpoint as the FP32 reference",
+        "21.7",
+        "refused before judging: names both models; no gate report written",
+        lambda w, out: [
+            "calibration.gate",
+            "--model",
+            "mnist_mlp",
+            "--artifacts",
+            str(_impostor_checkpoint(w, out)),
+            "--data-dir",
+            str(DATA),
+            "--json",
+        ],
+        lambda w: "a checkpoint of model 'mnist_cnn' (mnist_cnn), not 'mnist_mlp'",
+        lambda w, out: None if not list(out.glob("*.gate.*")) else pytest.fail("a gate report was written"),
     ),
 ]
