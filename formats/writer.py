@@ -103,6 +103,7 @@ class Kind(enum.Enum):
     JSONL = ("per-frame JSON Lines", (Look.JSONL,))
     VIDEO = ("an annotated video", (Look.VIDEO,))
     LOG = ("a log file", (Look.TEXT,))
+    IMAGE = ("a rendered image", (Look.PNG, Look.JPEG))
 
     @property
     def what(self) -> str:

@@ -142,6 +142,25 @@ def _impostor_checkpoint(w: World, out: Path) -> Path:
     return out
 
 
+def _keep_with_notes(w: World, out: Path) -> list[str]:
+    """robustness --keep DIR where DIR already holds the user's notes at the first re-shot's path (finding 21.12)."""
+    from calibration.robustness import CONDITIONS, subset
+
+    model = write_model(out / "m", name="mnist_mlp")
+    first = int(subset(10000, 2, 0)[0])
+    for suffix in ("png", "jpg"):
+        _plant(out, f"keep/{CONDITIONS[0][0]}/{first:05d}.{suffix}", NOTES)
+    argv = ["calibration.robustness", "--model", str(model), "--data-dir", str(DATA), "--samples", "2"]
+    return [*argv, "--keep", str(out / "keep"), "--json"]
+
+
+def _notes_kept(w: World, out: Path) -> None:
+    from calibration.robustness import CONDITIONS
+
+    kept = list((out / "keep" / CONDITIONS[0][0]).iterdir())
+    assert len(kept) == 2 and all(path.read_text() == NOTES for path in kept), kept
+
+
 def _export(name: str) -> Callable[[World, Path], list[str]]:
     return lambda w, out: ["export", "--checkpoint", str(w.checkpoints[name]), "--out", str(out / "sub")]
 
@@ -634,5 +653,13 @@ CASES: list[Case] = [
         ],
         lambda w: "a checkpoint of model 'mnist_cnn' (mnist_cnn), not 'mnist_mlp'",
         lambda w, out: None if not list(out.glob("*.gate.*")) else pytest.fail("a gate report was written"),
+    ),
+    Case(
+        "calibration.robustness: --keep DIR holds a text file at a re-shot's path",
+        "21.12",
+        "refused (looks like a text file, not a rendered image), the file kept; --force replaces it",
+        _keep_with_notes,
+        lambda w: "already exists and looks like a text file, not a rendered image; pass --force",
+        _notes_kept,
     ),
 ]
