@@ -662,4 +662,15 @@ CASES: list[Case] = [
         lambda w: "already exists and looks like a text file, not a rendered image; pass --force",
         _notes_kept,
     ),
+    Case(
+        "serving.serve: --log-file is a photo",
+        "21.17",
+        "refused before the server starts (was: the log appended to the JPEG), the photo kept",
+        lambda w, out: (
+            _plant(out, "photo.jpg", JPEG)
+            and ["serving.serve", "--repo", str(w / "empty"), "--log-file", str(out / "photo.jpg"), "--json"]
+        ),
+        lambda w: "photo.jpg: already exists and looks like a JPEG image, not a log file; pass --force",
+        _kept("photo.jpg", JPEG),
+    ),
 ]
