@@ -31,7 +31,7 @@ from runtime.model import Classifier
 from runtime.postprocess import Prediction, checked_top_k
 from runtime.preprocess import find_images, preprocess
 from runtime.providers import add_provider_arguments, cuda_options_from_args
-from runtime.stream.cli import add_stream_arguments, run_streams, wants_stream
+from runtime.stream.cli import add_stream_arguments, run_streams, stream_only_options, wants_stream
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,6 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     if wants_stream(args.inputs):
         return run_streams(args, args.providers, cuda)
+    ignored = stream_only_options(args, parser)
+    if ignored:
+        print(
+            f"error: {', '.join(ignored)}: only for video, camera and network sources, and the inputs are image "
+            "files; drop the option, or give the images as a sequence ('DIR/*.png') to run them as a stream",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
     files, errors = _expand([Path(text) for text in args.inputs])
     total = len(files) + len(errors)
     results = []

@@ -62,6 +62,50 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         help="network sources: reconnect attempts (back-off 0.5 s doubling, capped at 8 s; default 5)",
     )
     group.add_argument("--queue-size", type=positive_int(), default=8, help="frames queued per source (default 8)")
+    group.add_argument(
+        "--view",
+        type=view_address,
+        default=None,
+        metavar="[HOST:]PORT",
+        help="watch the annotated streams in a browser at http://HOST:PORT/ (HOST defaults to 127.0.0.1, "
+        "loopback only; 0.0.0.0 for every interface; PORT 0 picks a free one). Viewers never slow inference: "
+        "their frames are dropped, not queued",
+    )
+
+
+# options that mean something only for frames of a stream; given with image files they are refused, not ignored
+STREAM_ONLY = (
+    "fps",
+    "every",
+    "max_frames",
+    "loop",
+    "roi",
+    "smoothing",
+    "jsonl",
+    "annotate",
+    "reconnect",
+    "queue_size",
+    "view",
+)
+
+
+def view_address(text: str) -> tuple[str, int]:
+    """``[HOST:]PORT`` → (host, port); the host defaults to 127.0.0.1 (loopback only)."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]") if sep else "127.0.0.1"
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535 or (sep and not host):
+        raise argparse.ArgumentTypeError(f"expected [HOST:]PORT such as 8090 or 0.0.0.0:8090, got {text!r}")
+    return host, number
+
+
+def stream_only_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
+    """The stream options given (not at their default) — they mean nothing for image files."""
+    given = [name for name in STREAM_ONLY if getattr(args, name) != parser.get_default(name)]
+    return ["--" + name.replace("_", "-") for name in given]
 
 
 def wants_stream(inputs: list[str]) -> bool:
