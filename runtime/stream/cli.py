@@ -153,10 +153,27 @@ def _run(args, specs, options, providers, cuda) -> int:
     from runtime.stream.sinks import AnnotatedVideoSink, JsonLinesSink
 
     sinks = []
+    view = None
+    if args.view is not None:  # bound before the model loads: a busy port fails at once
+        from runtime.stream.view import LiveView
+
+        view = LiveView(*args.view, [spec.uri for spec in specs], options.roi)
+        url = view.start()
+        where = f"listening on {args.view[0]}"
+        if _loopback(args.view[0]):
+            where = "loopback only; --view 0.0.0.0:PORT listens on every interface"
+        print(f"live view: {url} ({where})", file=sys.stderr, flush=True)
+        sinks.append(view)
     try:
         with Classifier.from_path(args.engine, providers=providers, threads=args.threads, cuda=cuda) as classifier:
+            if view is not None:
+                view.model = classifier.spec.name
             if args.annotate is not None:
-                sinks.append(AnnotatedVideoSink(args.annotate, len(specs), args.fps or 30.0, options.roi))
+                sinks.append(
+                    AnnotatedVideoSink(
+                        args.annotate, len(specs), args.fps or 30.0, options.roi, [spec.live for spec in specs]
+                    )
+                )
             if args.jsonl is not None or not args.json:
                 sinks.append(JsonLinesSink(path=args.jsonl))
             live = LiveLine()
@@ -171,6 +188,8 @@ def _run(args, specs, options, providers, cuda) -> int:
                         pipeline.stop()
 
             pipeline = StreamPipeline(classifier, specs, options, write, on_tick=live)
+            if view is not None:
+                view.attach(pipeline.stats)
             interrupted = _run_interruptible(pipeline)
             live.clear()
             model = classifier.spec.name
@@ -179,7 +198,8 @@ def _run(args, specs, options, providers, cuda) -> int:
     finally:
         for sink in sinks:
             sink.close()
-    doc = summary(pipeline, model, str(args.engine), interrupted)
+    outputs = [entry for sink in sinks if hasattr(sink, "outputs") for entry in sink.outputs()]
+    doc = summary(pipeline, model, str(args.engine), interrupted, outputs)
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
@@ -223,9 +243,13 @@ def _options(args):
         top_k=args.top_k,
         max_batch=args.batch_size,
         queue_size=args.queue_size,
-        keep_images=args.annotate is not None,
+        keep_images=args.annotate is not None or args.view is not None,
         read=ReadOptions(loop=args.loop, reconnect_attempts=args.reconnect),
     )
+
+
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _usage(message: str) -> int:
