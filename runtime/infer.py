@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _expand(inputs: Sequence[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+def expand_inputs(inputs: Sequence[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files and the images of folders, in order; (input, message) for a folder that cannot be used."""
     files, errors = [], []
     for item in inputs:
         if item.is_dir():
@@ -123,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USER_ERROR
-    files, errors = _expand([Path(text) for text in args.inputs])
+    files, errors = expand_inputs([Path(text) for text in args.inputs])
     total = len(files) + len(errors)
     results = []
     try:
@@ -134,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else:
                     results.append((str(path), outcome))
                     if not args.json:
-                        print(_format(path, outcome))
+                        print(format_prediction(path, outcome))
             model_name = classifier.spec.name
             backend = classifier.backend
             execution = backend.execution() if hasattr(backend, "execution") else None
@@ -171,7 +172,8 @@ def self_test_main(args) -> int:
     return EXIT_OK if report.passed else EXIT_CHECK_FAILED
 
 
-def _format(path: Path, prediction: Prediction) -> str:
+def format_prediction(path: Path, prediction: Prediction) -> str:
+    """The text line of one input: ``PATH: label (p)  label (p)``; ``edge client`` prints the same."""
     ranked = "  ".join(f"{safe(lab)} ({p:.4f})" for lab, p in zip(prediction.labels, prediction.probabilities))
     return f"{safe(path)}: {ranked}"
 
