@@ -4,7 +4,9 @@ Finds the model's spec beside it (or in its metadata), preprocesses every input 
 says, runs them in batches and prints the label and probability of each. Bad inputs are listed
 and skipped; the good ones are still classified; the exit status is then 1.
 Exit status: 0 all inputs classified, 1 some inputs were bad, 2 the model or arguments are wrong.
-Video files, image sequences, cameras and network streams go to ``runtime.stream`` (see its ``cli``).
+Video files, image sequences, cameras and network streams go to ``runtime.stream`` (see its ``cli``);
+``--view 8090`` then shows them annotated in a browser (``runtime.stream.view``). Stream-only options given
+with image files are refused, not ignored.
 """
 
 from __future__ import annotations

@@ -64,7 +64,9 @@ class Endpoint:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="edge client", description=describe(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m serving.client",
+        description=describe(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("url", type=Endpoint.parse, help="the server: HOST:PORT (HTTP), http://… or grpc://…")
     p.add_argument("inputs", nargs="+", type=Path, help="image files or folders of images")

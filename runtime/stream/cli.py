@@ -1,7 +1,9 @@
 """The stream options of ``python -m runtime.infer`` and the run they start.
 
 Per-frame results are JSON Lines on stdout (or ``--jsonl FILE``); the summary goes to stderr, or to
-stdout as one JSON document with ``--json`` (then per-frame lines go only to ``--jsonl``). Exit status:
+stdout as one JSON document with ``--json`` (then per-frame lines go only to ``--jsonl``); it names every output
+(annotated videos, the JSON Lines file, the browser view) with its frame counts. ``--view [HOST:]PORT`` serves
+the annotated streams to browsers (``runtime.stream.view``) and says where on stderr. Exit status:
 0 every source read cleanly, 1 a source failed or was damaged (the others still ran), 2 usage, model or
 missing-decoder errors, 130 interrupted (after the frames in flight were finished and the summary printed).
 """

@@ -429,9 +429,10 @@ def test_a_model_that_fails_to_load_stops_the_server_with_its_reason(trained_mni
     )
     assert done.returncode == 2 and "tritonserver exited before it was ready (exit status 1)" in done.stderr
     error = json.loads(done.stdout)["error"]
-    assert 'no field named "dimz"' in error
+    assert str(broken / "config.pbtxt") in error  # the summary of the log names the config that failed
     log = Path(error.rsplit("; full log: ", 1)[1])
-    assert "failed to load all models" in log.read_text()  # the failed server's log is kept for the user
+    text = log.read_text()  # the failed server's log is kept for the user
+    assert "failed to load all models" in text and 'no field named "dimz"' in text
     log.unlink()
 
 
