@@ -1,7 +1,8 @@
 """``python -m benchmarks <command>``: ``latency`` (one engine, batch sweep), ``compare`` (backends and
 precisions side by side), ``ortgpu`` (ONNX Runtime on the GPU: IOBinding and CUDA graphs against the
 floor), ``stream`` (1 to 8 concurrent video streams), ``triton`` (load test through the real Triton server vs
-the in-process batcher) (the main job is ``edge demo``, ``python -m pipeline.demo``)."""
+the in-process batcher), ``view`` (does a browser watching ``edge infer --view`` slow inference?)
+(the main job is ``edge demo``, ``python -m pipeline.demo``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from benchmarks import compare, latency, ortgpu, serving, stream
+from benchmarks import compare, latency, live_view, ortgpu, serving, stream
 from formats.cli import describe, error_boundary
 
 
@@ -26,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "triton", help="requests/s and p50/p95/p99 vs concurrency: Triton vs the in-process DynamicBatcher"
         )
     )
+    live_view.add_arguments(commands.add_parser("view", help="frames/s with and without a --view viewer, interleaved"))
     args = parser.parse_args(argv)
     runners = {
         "latency": latency.run,
@@ -33,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ortgpu": ortgpu.run,
         "stream": stream.run,
         "triton": serving.run,
+        "view": live_view.run,
     }
     return runners[args.command](args)
 

@@ -20,7 +20,7 @@ and a PNG (when matplotlib is there), with the machine. Images: ``--images DIR``
 the calibration set beside the model, else noise.
 """
 # Over 400 lines: the in-process and Triton load generators must stay side by side so both modes run the same
-# request schedule and statistics; the Triton client lives in benchmarks/triton_client.py. The next split is the
+# request schedule and statistics; the Triton client lives in serving/triton_client.py. The next split is the
 # report writers (markdown/CSV) into their own module — not done in the session that noticed it, for lack of time.
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ def in_process_point(classifier, encoded: list[bytes], settings: LoadSettings, c
 
 
 def triton_point(server, name: str, encoded: list[bytes], settings: LoadSettings, concurrency: int) -> LoadResult:
-    from benchmarks.triton_client import Protocol, TritonClassifier
+    from serving.triton_client import Protocol, TritonClassifier
 
     protocol = Protocol(settings.protocol)
     url = server.endpoints.grpc_url if protocol is Protocol.GRPC else server.endpoints.http_url

@@ -65,6 +65,7 @@ COMMANDS = (
     Command("doggy-door", "runtime.apps.doggy_door", Exit1.INPUTS, "runtime"),
     Command("doctor", "runtime.doctor", Exit1.CHECKS, "runtime"),
     Command("serve", "serving.serve", Exit1.NEVER, "serve"),
+    Command("client", "serving.client", Exit1.INPUTS, "serve"),
     Command("bench", "benchmarks.__main__", Exit1.CHECKS, "dev"),
     Command("stream", "benchmarks.stream", Exit1.NEVER, "dev"),
     Command("device-check", "benchmarks.device_check", Exit1.CHECKS, "dev"),

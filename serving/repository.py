@@ -1,16 +1,16 @@
 """A Triton Inference Server model repository for users who outgrow one device.
 
 ``python -m serving.repository --model artifacts/asl_cnn/asl_cnn.int8.plan [--repo triton_repo] [--name asl_cnn]
-[--backend native|python] [--max-batch 64] [--preferred-batch 8,32] [--max-queue-delay-us 100] [--instances 1]``
+[--backend python|native] [--max-batch 64] [--preferred-batch 8,32] [--max-queue-delay-us 100] [--instances 1]``
 
-Writes ``<repo>/<name>/config.pbtxt`` and ``<repo>/<name>/1/model.plan`` (TensorRT, platform
-``tensorrt_plan``) or ``model.onnx`` (ONNX Runtime, ``onnxruntime_onnx``), with dynamic batching
-and the input/output names, types and shapes from the ModelSpec. ``--backend python`` instead
-writes a Python-backend model (``1/model.py``) that serves the file with our runtime and takes
-encoded image bytes (``IMAGE``) or preprocessed tensors, returning probabilities and top-k labels
-(see ``serving.triton_model``); it runs on any Triton, including ``python -m serving.serve``. A plan's
-``max_batch_size`` is
-capped by its optimization profile (read from the manifest). The ModelSpec goes beside the config
+By default (``--backend python``) writes a Python-backend model: ``<repo>/<name>/config.pbtxt``,
+``1/model.py`` and the model file, served with our runtime; it takes encoded image bytes (``IMAGE``) or
+preprocessed tensors and returns probabilities and top-k labels (see ``serving.triton_model``), and runs on
+any Triton, including ``edge serve`` (``python -m serving.serve``). ``--backend native`` instead writes
+``1/model.plan`` (TensorRT, platform ``tensorrt_plan``) or ``model.onnx`` (ONNX Runtime,
+``onnxruntime_onnx``) for Triton's own backends (NVIDIA's containers, JetPack), with dynamic batching and
+the input/output names, types and shapes from the ModelSpec. A plan's ``max_batch_size`` is capped by its
+optimization profile (read from the manifest). The ModelSpec goes beside the config
 (``spec.json``) so clients preprocess exactly as the runtime does. The folder is assembled in a
 temporary directory and renamed into place: an interrupted export leaves no half repository.
 """
@@ -317,9 +317,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--backend",
         choices=[b.value for b in ServingBackend],
-        default=ServingBackend.NATIVE.value,
-        help="native: Triton's onnxruntime/tensorrt backend (default); python: our runtime inside "
-        "Triton's Python backend (image bytes in, probabilities and top-k labels out)",
+        default=ServingBackend.PYTHON.value,
+        help="python (default): our runtime inside Triton's Python backend (image bytes in, probabilities and "
+        "top-k labels out), which `edge serve` runs; native: Triton's own onnxruntime/tensorrt backend, for "
+        "NVIDIA's Triton containers or JetPack's Triton",
     )
     p.add_argument(
         "--top-k", type=positive_int(1000), default=5, help="Python backend: labels returned per image (default 5)"
@@ -351,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     print(f"wrote {target} ({(target / 'config.pbtxt').read_text().splitlines()[1]})")
+    if args.backend == ServingBackend.PYTHON.value:
+        print(f"serve it: edge serve --repo {args.repo}   then ask it: edge client 127.0.0.1:8000 IMAGE")
     return EXIT_OK
 
 

@@ -9,7 +9,8 @@ CUDA execution provider on a ``KIND_GPU`` instance where onnxruntime-gpu is inst
 A request carries exactly one of two inputs:
 
 - ``IMAGE``: encoded images (BYTES, shape ``(n, 1)``: PNG, JPEG, … as a camera or phone sends
-  them), decoded and preprocessed on the server exactly as ``runtime.preprocess`` does;
+  them, raw or base64 as a JSON request carries them), decoded and preprocessed on the server exactly as
+  ``runtime.preprocess`` does;
 - the spec's input tensor (e.g. ``input``, float32 ``(n, C, H, W)``), already preprocessed.
 
 Triton's dynamic batching hands ``execute`` several requests at once; their samples run as one
@@ -23,8 +24,11 @@ client.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import importlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,8 +123,20 @@ def _checked_tensor(tensor: np.ndarray, spec: ModelSpec, name: str) -> np.ndarra
     return tensor
 
 
+_BASE64 = re.compile(rb"(?:data:image/[\w.+-]+;base64,)?([A-Za-z0-9+/\r\n]+={0,2})\s*")
+
+
 def _as_bytes(item: object) -> object:
-    return bytes(item) if isinstance(item, (np.bytes_, bytearray, memoryview)) else item
+    """The encoded image of one ``IMAGE`` element: raw bytes (tritonclient, the binary-data extension) or the
+    same bytes in base64 (a JSON request, as ``curl -d`` sends it; a ``data:image/…;base64,`` prefix is fine).
+    No PNG, JPEG, … file starts with base64 text, so the two cannot be confused."""
+    data = bytes(item) if isinstance(item, (np.bytes_, bytearray, memoryview)) else item
+    if isinstance(data, bytes) and len(data) >= 8 and (match := _BASE64.fullmatch(data)):
+        try:
+            return base64.b64decode(match.group(1), validate=False)
+        except binascii.Error:
+            return data
+    return data
 
 
 class BatchRunner:

@@ -18,7 +18,13 @@ from formats.cli import EXIT_CODES, EXIT_OK, EXIT_USER_ERROR
 from tests.conftest import REPO
 
 # `python -m benchmarks <sub>` modules: reached as `edge bench <sub>` (benchmarks/__main__.py dispatches them).
-BENCH_SUBCOMMANDS = {"benchmarks.latency", "benchmarks.compare", "benchmarks.ortgpu", "benchmarks.serving"}
+BENCH_SUBCOMMANDS = {
+    "benchmarks.latency",
+    "benchmarks.compare",
+    "benchmarks.ortgpu",
+    "benchmarks.serving",
+    "benchmarks.live_view",
+}
 ALIASES = {"export.engine": "engine.__main__"}  # `python -m export.engine` is kept as an alias of `python -m engine`
 
 
