@@ -201,7 +201,14 @@ def configure(net: Network, info: OnnxInfo, options: BuildOptions) -> tuple[Any,
     trt, config = net.trt, net.builder.create_builder_config()
     flags = _precision_flags(net, config, info, options)
     profile, profiles = _profile(net, info, options)
-    config.add_optimization_profile(profile)
+    logged = len(net.logger.errors)
+    if config.add_optimization_profile(profile) < 0:  # -1: TensorRT found the profile invalid
+        said = net.logger.errors[logged:]
+        raise EngineBuildError(
+            f"{info.path}: {net.flavour} rejected the optimization profile {profiles}: "
+            f"{said[0].splitlines()[0] if said else 'no error reported'}; "
+            "check --min-batch ≤ --opt-batch ≤ --max-batch"
+        )
     if net.implicit:
         config.int8_calibrator = cache_calibrator(trt, Path(options.calib_cache).read_text())
         if hasattr(config, "set_calibration_profile"):  # NvInfer.h: the calibrator needs a profile on dynamic shapes

@@ -63,7 +63,10 @@ def make_logger(trt, verbose: bool = False):
 
 def progress_monitor(trt):
     """A progress bar per build phase where TensorRT has ``IProgressMonitor`` (≥ 10), tqdm is installed and
-    stderr is a terminal; otherwise None (a Jetson has no tqdm, and a log file wants no ``\\r`` updates)."""
+    stderr is a terminal; otherwise None (a Jetson has no tqdm, and a log file wants no ``\\r`` updates).
+
+    TensorRT cancels the build when ``step_complete`` raises (or returns False), so every callback is
+    exception-proof: a broken progress bar turns itself off, it never stops a build."""
     if not hasattr(trt, "IProgressMonitor") or not sys.stderr.isatty():
         return None
     try:
@@ -75,20 +78,39 @@ def progress_monitor(trt):
         def __init__(self):
             trt.IProgressMonitor.__init__(self)
             self.bars: dict[str, Any] = {}
+            self.broken: str | None = None  # why the bars were turned off, if they were
+
+        def _safely(self, update) -> None:
+            if self.broken is not None:
+                return
+            try:
+                update()
+            except Exception as exc:  # never let a display problem reach TensorRT
+                self.broken = f"{type(exc).__name__}: {exc}"
+                _logger.debug("build progress display turned off: %s", self.broken)
 
         def phase_start(self, phase_name, parent_phase, num_steps):
-            self.bars[phase_name] = tqdm(total=num_steps, desc=f"build: {phase_name}", leave=False)
+            def start():
+                self.bars[phase_name] = tqdm(total=num_steps, desc=f"build: {phase_name}", leave=False)
+
+            self._safely(start)
 
         def step_complete(self, phase_name, step):
-            bar = self.bars.get(phase_name)
-            if bar is not None:
-                bar.update(step + 1 - bar.n)
-            return True  # keep building
+            def update():
+                bar = self.bars.get(phase_name)
+                if bar is not None:
+                    bar.update(step + 1 - bar.n)
+
+            self._safely(update)
+            return True  # keep building, whatever the display did
 
         def phase_finish(self, phase_name):
-            bar = self.bars.pop(phase_name, None)
-            if bar is not None:
-                bar.close()
+            def finish():
+                bar = self.bars.pop(phase_name, None)
+                if bar is not None:
+                    bar.close()
+
+            self._safely(finish)
 
     return Monitor()
 
