@@ -3,6 +3,7 @@ what the build records about the machine (GPU, Jetson)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -45,20 +46,64 @@ def jetson_info() -> dict | None:
 
 
 def make_logger(trt, verbose: bool = False):
-    """A TensorRT logger that keeps errors for our message instead of dumping them."""
+    """A TensorRT logger that keeps errors for our message and warnings for the manifest, instead of dumping
+    them. Warnings matter: TensorRT says "layer … cannot run on DLA, falling back to GPU" and "missing scale
+    … fall back to non-INT8" only as warnings, so they are logged (``logging``, WARNING) and counted."""
 
     class Logger(trt.ILogger):
         def __init__(self):
             trt.ILogger.__init__(self)
             self.errors: list[str] = []
+            self.warnings: list[str] = []
 
         def log(self, severity, msg):
             if severity <= trt.ILogger.Severity.ERROR:
                 self.errors.append(str(msg))
+            elif severity == trt.ILogger.Severity.WARNING:
+                self.warnings.append(str(msg))
+                _logger.warning("[TensorRT] %s", msg)
             elif verbose:
                 _logger.info("[TensorRT] %s", msg)
 
     return Logger()
+
+
+def warnings_summary(warnings: list[str], keep: int = 20) -> dict:
+    """What the manifest records about the build's warnings: how many, how many say something fell back (DLA
+    to GPU, INT8 to a wider type), and the first ``keep`` of them."""
+    fallback = [w for w in warnings if "fall" in w.lower() and "back" in w.lower()]
+    return {"count": len(warnings), "fallbacks": len(fallback), "first": [w[:300] for w in warnings[:keep]]}
+
+
+def dla_layer_placement(config, network) -> dict:
+    """Which layers the DLA can run (``IBuilderConfig.can_run_on_DLA``, asked before the build), so the
+    manifest says how much of a ``--dla-core`` plan runs on the GPU through ``--gpu-fallback``."""
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    gpu = [layer.name for layer in layers if not config.can_run_on_DLA(layer)]
+    return {"layers": len(layers), "dla_capable": len(layers) - len(gpu), "gpu_fallback_layers": gpu[:50]}
+
+
+def engine_layers(trt, runtime_logger, data: bytes) -> list[dict] | None:
+    """Each layer of the built plan as TensorRT's ``IEngineInspector`` reports it (name, type), or None where
+    that needs what is missing: the inspector (TensorRT ≥ 8.2), or a GPU to deserialize the plan on. A DLA
+    subgraph shows as one ``{ForeignNode[...]}`` layer (as do Myelin subgraphs on the GPU): read it together
+    with ``dla.gpu_fallback_layers``."""
+    if not hasattr(trt, "Runtime") or not hasattr(trt, "LayerInformationFormat"):
+        return None
+    try:
+        engine = trt.Runtime(runtime_logger).deserialize_cuda_engine(data)
+        if engine is None or not hasattr(engine, "create_engine_inspector"):
+            return None
+        info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
+    except Exception as exc:  # no GPU, an old TensorRT: the manifest says nothing rather than the build failing
+        _logger.debug("engine inspector unavailable: %s", exc)
+        return None
+    layers = info.get("Layers", []) if isinstance(info, dict) else []
+    return [
+        {"name": str(layer.get("Name", layer)) if isinstance(layer, dict) else str(layer)}
+        | ({"type": str(layer["LayerType"])} if isinstance(layer, dict) and "LayerType" in layer else {})
+        for layer in layers
+    ]
 
 
 def progress_monitor(trt):
