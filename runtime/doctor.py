@@ -161,6 +161,9 @@ def cuda_checks() -> list[Check]:
     except Exception as exc:  # CudaError: cuda-python missing
         return [Check("cuda-python", INFO, str(exc), "`pip install cuda-python` to run TensorRT engines")]
     checks = [Check("cuda-python", OK, "cuda.bindings imports")]
+    tegra = tegra_cuda_python_check()
+    if tegra is not None:
+        checks.append(tegra)
     driver, runtime = cuda.versions()
     if not driver:
         checks.append(
@@ -202,6 +205,33 @@ def cuda_checks() -> list[Check]:
         )
     )
     return checks
+
+
+TEGRA_CUDA_PYTHON_FIX = (
+    "if a CUDA call fails here, fall back to a cuda-python built for JetPack: `pip uninstall cuda-python "
+    "cuda-bindings`, then install it from jetson-ai-lab.io's pip index for your JetPack (e.g. "
+    "https://pypi.jetson-ai-lab.io/jp6/cu126) or build it from source against JetPack's CUDA; see docs/tensorrt.md"
+)
+
+
+def tegra_cuda_python_check(root: Path = Path("/")) -> Check | None:
+    """On a Jetson: say that PyPI's aarch64 cuda-bindings is a server-ARM (SBSA) build that links cudart
+    statically, and that nothing states it works on L4T's Tegra driver (unverified here: no Jetson)."""
+    if not (root / "etc" / "nv_tegra_release").is_file():
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("cuda-bindings")
+    except PackageNotFoundError:
+        return Check("cuda-python on Tegra", OK, "no PyPI cuda-bindings wheel: a JetPack build of cuda-python")
+    return Check(
+        "cuda-python on Tegra",
+        INFO,
+        f"cuda-bindings {installed}: PyPI's aarch64 wheel is built for server ARM (SBSA) with cudart linked "
+        "statically; that it works on L4T r36 (Jetson) is not stated by NVIDIA and unverified by this toolkit",
+        TEGRA_CUDA_PYTHON_FIX,
+    )
 
 
 def onnxruntime_check() -> Check:

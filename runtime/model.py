@@ -25,12 +25,14 @@ def open_backend(
     providers: str | Sequence[str] | None = None,
     threads: int | None = None,
     cuda: CudaOptions | None = None,
+    device_id: int = 0,
 ) -> Backend:
     """The backend for a model file, chosen by its suffix (not yet activated). In a deploy bundle the file and
     the bundle's small files are first checked against its SHA256SUMS (``formats.bundle``).
 
     ``providers``, ``threads`` and ``cuda`` (IOBinding, CUDA graphs, TF32) apply to ONNX files;
-    ``providers`` goes through ``runtime.providers.parse_providers`` (``cpu``, ``cuda:1``, full names).
+    ``providers`` goes through ``runtime.providers.parse_providers`` (``cpu``, ``cuda:1``, full names), which
+    carry the GPU of an ONNX file; ``device_id`` is the GPU a plan runs on.
     """
     path = Path(path)
     if os.path.lexists(path):  # a FIFO would hang the backend's read; no permission is not "re-export it"
@@ -39,7 +41,7 @@ def open_backend(
     if is_plan(path):
         from runtime.backends.tensorrt import TensorRTBackend
 
-        return TensorRTBackend(path)
+        return TensorRTBackend(path, device_id=device_id)
     from runtime.backends.onnxruntime import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(path, cuda=cuda, providers=providers, threads=threads)

@@ -233,6 +233,8 @@ def write_repository(
     if is_plan(model):
         platform, filename = "tensorrt_plan", "model.plan"
         manifest = load_manifest(model)
+        for line in server_requirements(manifest):
+            print(f"note: {line}")
         profile_max = min(p["max"][0] for p in manifest.profiles) if manifest.profiles else options.max_batch
         if options.max_batch > profile_max:
             print(f"note: max_batch_size lowered to {profile_max}, the plan's optimization profile maximum")
@@ -281,6 +283,34 @@ def write_repository(
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+# TensorRT's support matrix: version-compatible plans also run on these later majors (8 → 9, 10; 10 → 11).
+LATER_MAJORS = {8: (9, 10), 10: (11,)}
+
+
+def server_requirements(manifest) -> list[str]:
+    """What the Triton server must have to load this plan, from its manifest: a version-compatible plan needs
+    the TensorRT backend told so (``--backend-config=tensorrt,version-compatible=true``, which lets it run the
+    lean runtime the plan embeds) and a TensorRT of the same major or newer; any other plan needs exactly the
+    TensorRT that built it. A TensorRT-RTX plan cannot be served by Triton's ``tensorrt_plan`` backend at all."""
+    built = f"{manifest.flavour} {manifest.trt_version}"
+    if manifest.flavour != "tensorrt":
+        return [
+            f"this plan was built with {built}; Triton's tensorrt_plan backend loads standard TensorRT plans "
+            "only: serve it with --backend python (our runtime), or rebuild with standard TensorRT"
+        ]
+    if manifest.build_flags.get("version_compatible"):
+        major = int(manifest.trt_version.split(".")[0])
+        later = "".join(f" or {m}.x" for m in LATER_MAJORS.get(major, ()))
+        return [
+            "version-compatible plan: start tritonserver with --backend-config=tensorrt,version-compatible=true",
+            f"the server's TensorRT must be {manifest.trt_version} or a later {major}.x{later} (built with {built})",
+        ]
+    return [
+        f"the server's TensorRT must be exactly {manifest.trt_version} (the Triton release that ships it; "
+        f"built with {built}), or rebuild with --version-compatible"
+    ]
 
 
 def _umask() -> int:

@@ -73,17 +73,18 @@ class ServedModelSettings:
         )
 
 
-def choose_providers(setting: str, instance_kind: str) -> list[str] | None:
-    """ONNX Runtime providers for this instance; None means the runtime's default (CPU)."""
+def choose_providers(setting: str, instance_kind: str, device_id: int = 0) -> list[str] | None:
+    """ONNX Runtime providers for this instance; None means the runtime's default (CPU). A GPU instance's CUDA
+    provider runs on the GPU Triton gave it (``model_instance_device_id``), not always GPU 0."""
     if setting != "auto":
         return [p.strip() for p in setting.split(",") if p.strip()] or None
     if instance_kind.upper() != "GPU":
         return None
     from runtime.backends.onnxruntime import available_providers
 
-    return (
-        ["CUDAExecutionProvider", "CPUExecutionProvider"] if "CUDAExecutionProvider" in available_providers() else None
-    )
+    if "CUDAExecutionProvider" not in available_providers():
+        return None
+    return [f"CUDAExecutionProvider:{int(device_id)}", "CPUExecutionProvider"]
 
 
 def request_samples(inputs: Mapping[str, np.ndarray | None], spec: ModelSpec, name: str) -> np.ndarray:
@@ -209,8 +210,10 @@ class TritonPythonModel:
         settings = ServedModelSettings.from_config(config)
         spec = ModelSpec.load(model_dir / SPEC_FILE)
         path = model_dir / str(args["model_version"]) / settings.model_file
-        providers = choose_providers(settings.providers, args.get("model_instance_kind", "CPU"))
-        self.classifier = Classifier(open_backend(path, providers, settings.threads), spec, source=str(path))
+        device_id = int(args.get("model_instance_device_id") or 0)  # KIND_GPU instances: one per GPU
+        providers = choose_providers(settings.providers, args.get("model_instance_kind", "CPU"), device_id)
+        backend = open_backend(path, providers, settings.threads, device_id=device_id)
+        self.classifier = Classifier(backend, spec, source=str(path))
         self.classifier.__enter__()
         self.runner = BatchRunner(self.classifier, settings.top_k, settings.max_model_batch)
         self.input_names = (IMAGE_INPUT, spec.input_name)
