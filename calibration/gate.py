@@ -35,7 +35,7 @@ from calibration.splits import TEST, LabelledSplit, check_model_name, dataset_of
 from calibration.statistics import Judgement, PairedTable, Verdict, judge_agreement, judge_drop
 from calibration.variants import Precision
 from formats.artifacts import ONNX_PRECISIONS, Artifacts
-from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
 from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, write_artifact, write_figure
 from harness.compare import Batch, RunResult, compare_results, file_runner, run_backends, torch_runner
@@ -311,7 +311,15 @@ def run_gate(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m calibration.gate", description=describe(__doc__))
+    parser = command_parser(
+        "gate",
+        __doc__,
+        [
+            "edge calibrate --model asl_cnn --data-dir data          # writes the variants (and gates them)",
+            "edge gate --model asl_cnn --data-dir data               # every variant on the real test split",
+            "edge gate --model mnist_cnn --artifacts art/mnist_cnn --data-dir data --strict --json",
+        ],
+    )
     parser.add_argument("--model", required=True, help="model name, e.g. mnist_cnn, asl_cnn")
     parser.add_argument(
         "--artifacts", type=Path, default=None, help="folder with the model's files (default artifacts/<model>)"

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, describe, error_boundary
+from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, command_parser, error_boundary
 
 OK, INFO, PROBLEM = "OK", "INFO", "PROBLEM"
 
@@ -236,11 +236,22 @@ def run_checks() -> list[Check]:
     return checks
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser(
+        "doctor",
+        __doc__,
+        [
+            "edge doctor          # each check OK / INFO / PROBLEM with its fix, then a one-line verdict",
+            "edge doctor --json   # the same as JSON",
+        ],
+    )
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    return parser
+
+
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runtime.doctor", description=describe(__doc__))
-    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     checks = run_checks()
     if args.json:
         print(json.dumps([asdict(c) for c in checks], indent=2))
