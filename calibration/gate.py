@@ -249,6 +249,17 @@ class GateResult:
         return all(r.passes(strict) for r in self.rows)
 
 
+def check_calibrated(names: Artifacts, precisions: Sequence[Precision]) -> None:
+    """Refuse a folder where calibration has not run: the FP32 export alone would "pass" a gate of one row."""
+    variants = [p for p in precisions if p is not Precision.FP32]
+    if variants and not any(names.onnx(p).is_file() for p in variants):
+        raise DataError(
+            f"{names.folder}: nothing to gate: no {' / '.join(str(p) for p in variants)} variant of {names.model} "
+            f"here (only the FP32 export, if any); run `edge calibrate --model {names.model} --artifacts "
+            f"{names.folder}` first (it writes the variants and gates them)"
+        )
+
+
 def run_gate(
     model: str,
     artifacts: Path,
@@ -267,6 +278,7 @@ def run_gate(
             f"{checkpoint}: checkpoint not found; the gate compares against FP32 PyTorch. "
             f"Train first (`python -m train ...`) or pass --artifacts"
         )
+    check_calibrated(names, precisions)
     check_one_run(artifacts, model)  # variants from two calibration runs are refused, naming the stale file
     deployed = ModelSpec.load(names.spec)
     split = load_split(deployed, data_dir, TEST, folder)
