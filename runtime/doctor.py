@@ -237,12 +237,18 @@ def run_checks() -> list[Check]:
     return checks
 
 
+RTX_CAPABILITIES = ("8.0", "8.6", "8.9", "12.")
+
+
 def verdict(checks: Sequence[Check]) -> str:
     """One line that says what the checks mean for this machine: build plans, run them, or use the .onnx files."""
     status = {c.name: c.status for c in checks}
     problems = [c.name for c in checks if c.status == PROBLEM]
     can_build = OK in (status.get("tensorrt"), status.get("tensorrt-rtx"))
-    can_run = can_build and status.get("gpu") == OK and status.get("cuda driver") == OK
+    gpu = next((c.detail for c in checks if c.name == "gpu" and c.status == OK), "")
+    # TensorRT-RTX runs its plans only on RTX-class GPUs (compute capability 8.0, 8.6, 8.9, 12.x), not on an H100
+    rtx_runs = status.get("tensorrt-rtx") == OK and any(f"capability {cc}" in gpu for cc in RTX_CAPABILITIES)
+    can_run = bool(gpu) and status.get("cuda driver") == OK and (status.get("tensorrt") == OK or rtx_runs)
     onnx = all(status.get(name) == OK for name in ("onnxruntime", "numpy", "Pillow"))
     onnx_use = "use the .onnx files (`edge infer --engine m.fp32.onnx`)"
     fix = f"; fix the PROBLEM lines ({', '.join(problems)}) to do more" if problems else ""
