@@ -67,7 +67,6 @@ COMMANDS = (
     Command("serve", "serving.serve", Exit1.NEVER, "serve"),
     Command("client", "serving.client", Exit1.INPUTS, "serve"),
     Command("bench", "benchmarks.__main__", Exit1.CHECKS, "dev"),
-    Command("stream", "benchmarks.stream", Exit1.NEVER, "dev"),
     Command("device-check", "benchmarks.device_check", Exit1.CHECKS, "dev"),
     Command("jpeg-draft", "benchmarks.jpeg_draft", Exit1.NEVER, "dev"),
     Command("demo", "pipeline.demo", Exit1.CHECKS, "dev"),

@@ -30,7 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from formats.artifacts import ONNX_SUFFIX, is_plan
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary, non_negative_int, positive_int
+from formats.cli import (
+    EXIT_OK,
+    EXIT_USER_ERROR,
+    command_parser,
+    error_boundary,
+    non_negative_int,
+    positive_int,
+)
 from formats.engine_manifest import load_manifest, manifest_path
 from formats.errors import RuntimeToolkitError
 from formats.writer import ForeignFileError, force_enabled, set_force
@@ -329,9 +336,16 @@ def _batches(text: str) -> tuple[int, ...]:
     return values
 
 
-@error_boundary
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m serving.repository", description=describe(__doc__))
+def build_parser() -> argparse.ArgumentParser:
+    p = command_parser(
+        "triton",
+        __doc__,
+        [
+            "edge triton --model artifacts/mnist_cnn/mnist_cnn.fp32.onnx --repo triton_repo --backend python",
+            "edge triton --model asl_cnn/asl_cnn.int8.plan --repo triton_repo --max-batch 32   # native TensorRT",
+            "edge serve --repo triton_repo                                                     # then serve it",
+        ],
+    )
     p.add_argument("--model", type=Path, required=True, help="a .plan (with its manifest) or .onnx file")
     p.add_argument("--repo", type=Path, default=Path("triton_repo"), help="model repository root (default triton_repo)")
     p.add_argument("--name", default=None, help="model name in the repository (default: the spec's name)")
@@ -342,8 +356,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="max_batch_size (0: no batching, for a model with a fixed batch of 1)",
     )
     p.add_argument("--preferred-batch", type=_batches, default=(8, 32), help="comma-separated preferred batch sizes")
-    p.add_argument("--max-queue-delay-us", type=non_negative_int(10_000_000), default=100)
-    p.add_argument("--instances", type=positive_int(1024), default=1)
+    p.add_argument(
+        "--max-queue-delay-us",
+        type=non_negative_int(10_000_000),
+        default=100,
+        help="how long Triton's dynamic batcher waits to fill a batch, in µs",
+    )
+    p.add_argument("--instances", type=positive_int(1024), default=1, help="model instances Triton runs side by side")
     p.add_argument(
         "--backend",
         choices=[b.value for b in ServingBackend],
@@ -365,7 +384,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="Python backend: ONNX Runtime intra-op threads per instance (default: its choice)",
     )
     p.add_argument("--force", action="store_true", help="replace a --repo/--name folder that is not a Triton model")
-    args = p.parse_args(argv)
+    return p
+
+
+@error_boundary
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     set_force(args.force)
     try:
         options = TritonOptions(
