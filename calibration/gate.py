@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from calibration import real_photos
 from calibration.robustness import read_line
 from calibration.run_check import check_one_run
 from calibration.splits import TEST, LabelledSplit, check_model_name, dataset_of, load_split
@@ -320,9 +321,12 @@ def run_gate(
         # Camera-like re-shots (calibration.robustness), where a report lies beside a judged file.
         robust = [line for p in precisions if (line := read_line(names.onnx(p)))]
         report["robustness"] = robust
+        # Labelled real photos (calibration.real_photos, `edge evaluate`), where a report lies beside a judged file.
+        real = real_photos.lines_for(names.onnx(p) for p in precisions)
+        report["real_photos"] = real
         text = json.dumps(report, indent=2) + "\n"
         files["json"] = str(write_artifact(names.gate_json, text, Kind.REPORT, artifacts))
-        text = markdown(rows, strict) + "".join(f"\n{line}\n" for line in robust)
+        text = markdown(rows, strict) + "".join(f"\n{line}\n" for line in robust + real)
         files["markdown"] = str(write_artifact(names.gate_md, text, Kind.TEXT, artifacts))
         files["png"] = str(plot_confusions(names.confusion_png, model, matrices, spec.labels))
     return GateResult(rows, files)

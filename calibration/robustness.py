@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from calibration.real_photos import machine
 from calibration.render import ALL, PERTURBATIONS, Perturbation, render
 from calibration.splits import TEST, LabelledSplit, load_split
 from formats.atomic import write_bytes_atomic
@@ -123,19 +123,6 @@ class RobustnessReport:
             f"classified through the runtime (resize policy {self.resize}).\n\n"
             "| condition | images | accuracy |\n|---|---|---|\n" + "\n".join(rows) + "\n"
         )
-
-
-def machine() -> str:
-    """The CPU model (from /proc/cpuinfo where there is one) and the core count, for the report."""
-    import os
-
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            name = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), name)
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} cores"
 
 
 def subset(count: int, samples: int, seed: int) -> np.ndarray:

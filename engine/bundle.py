@@ -46,6 +46,8 @@ CONTENTS: tuple[tuple[Callable[[Artifacts], Path], bool, str], ...] = (
     (lambda a: a.calibration_manifest, False, "calibration set manifest (ids, sha256)"),
     (lambda a: a.calib_cache, False, "TensorRT calibration cache (implicit INT8, TensorRT ≤ 10)"),
     (lambda a: a.gate_json, False, "accuracy gate report of every variant"),
+    (lambda a: a.real_photos(Precision.FP32).json, False, "accuracy on labelled real photos (`edge evaluate`)"),
+    (lambda a: a.real_photos(Precision.FP32).markdown, False, "the same, as a table"),
 )
 
 
@@ -71,7 +73,20 @@ python -m benchmarks latency --engine {plan} --batch 1,8,64
 Without TensorRT, ONNX Runtime runs the ONNX files directly:
 `python -m runtime.infer --engine {fp32} photo.jpg`.
 `sha256sum -c SHA256SUMS` checks the files without this toolkit.
-"""
+{_real_photos_note(model, names)}"""
+
+
+def _real_photos_note(model: str, names: list[str]) -> str:
+    """What the model scored on labelled real photos, where the bundle carries that report, and how to re-run it."""
+    here = Artifacts(Path(model), model)
+    report = here.real_photos(Precision.FP32)
+    run = f"`edge evaluate --model {here.onnx(Precision.FP32)} PHOTOS/` scores your own labelled photos"
+    if report.markdown.name not in names:
+        return f"\nNo real-photo evaluation came with this bundle: {run}.\n"
+    return (
+        f"\nAccuracy on labelled real photos (not the test split; expect it to be lower): {report.markdown.name}. "
+        f"{run}.\n"
+    )
 
 
 def _golden(folder: Path, model: str) -> bytes | None:

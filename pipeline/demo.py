@@ -111,6 +111,9 @@ def print_report(rows: list[dict]) -> None:
     for r in rows:
         if "robustness" in r:
             print(f"{r['model']} {r['robustness']['line']}")
+        if "real_photos" in r:
+            real = r["real_photos"]
+            print(f"{r['model']} {real['line'] if 'line' in real else 'real photos: SKIPPED, ' + real['skipped']}")
 
 
 @error_boundary
