@@ -39,7 +39,7 @@ from formats.cli import (
     EXIT_CHECK_FAILED,
     EXIT_OK,
     EXIT_USER_ERROR,
-    describe,
+    command_parser,
     error_boundary,
     non_negative_float,
     positive_float,
@@ -285,6 +285,12 @@ def regressions(report: dict, baseline: dict, threshold: float) -> list[str]:
     return found
 
 
+EXAMPLES = (
+    "edge bench latency --engine artifacts/asl_cnn/asl_cnn.int8.ort.onnx --batch 1,8,64",
+    "edge bench latency --engine asl_cnn.fp32.onnx --baseline old.json --threshold 0.1   # exit 1 on a regression",
+)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", type=Path, required=True, help="model file (.onnx or .plan)")
     p.add_argument("--batch", default="1,8,64", help="comma-separated batch sizes (default 1,8,64)")
@@ -406,7 +412,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks latency", description=describe(__doc__))
+    parser = command_parser("bench latency", __doc__, EXAMPLES)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

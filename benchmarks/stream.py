@@ -34,7 +34,7 @@ from PIL import Image
 
 from benchmarks.timing import environment, measure
 from formats.artifacts import Artifacts
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary, frame_size, thread_count
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary, frame_size, thread_count
 from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, add_force_argument, set_force, write_artifact, write_figure
 from runtime.model import Classifier
@@ -218,6 +218,12 @@ def _rss_mib() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
+
+
+EXAMPLES = (
+    "edge bench stream --engine asl_cnn.fp32.onnx --streams 1,2,4,8 --frames 300",
+    "edge infer --engine asl_cnn.fp32.onnx clip.mp4      # classifying a video is `edge infer`",
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -409,7 +415,7 @@ def _plot(path: Path, engine: Path, report: dict) -> bool:
 
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks stream", description=describe(__doc__))
+    parser = command_parser("bench stream", __doc__, EXAMPLES)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -80,6 +80,47 @@ def exit_code_table() -> str:
     return "\n".join(f"  {e.code:>3}  {e.meaning}" for e in EXIT_CODES)
 
 
+# --- help that teaches: one parser class and one formatter for every command (`edge <cmd> --help`) ---
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description and the examples epilog as written, and shows every option's default.
+
+    A default is shown when it says something: not for ``None`` ("not given"; the help says what happens then),
+    a flag's ``False``, or a help text that already names its default.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = "%(default)" in text or "default" in text.lower()
+        if shown or not action.option_strings or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class CommandParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` with ``HelpFormatter``; sub-commands (``add_parser``) get it too."""
+
+    def __init__(self, *args: Any, formatter_class: type = HelpFormatter, **kwargs: Any) -> None:
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
+def examples(*lines: str) -> str:
+    """An ``examples:`` epilog, one command per line (``edge <cmd> ...  # what it does``)."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def command_parser(command: str, doc: str | None, example_lines: Sequence[str], **kwargs: Any) -> CommandParser:
+    """The parser of ``edge <command>``: usage says ``edge <command>``, the epilog holds its examples.
+
+    ``command`` is the row name in ``edge.commands`` (``"infer"``, ``"bench latency"``); the ``python -m`` entry
+    point runs the same parser, so both forms print the same help. ``tests/edge/test_help.py`` walks every parser
+    of the ``edge`` table and holds each to this.
+    """
+    kwargs.setdefault("description", describe(doc))
+    return CommandParser(prog=f"edge {command}", epilog=examples(*example_lines), **kwargs)
+
+
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x20), 0x7F]} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
 _CONTROL |= {c: f"\\x{c:02x}" for c in range(0x80, 0xA0)}  # C1 controls (CSI = 0x9b) start escapes too
 

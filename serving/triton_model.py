@@ -9,7 +9,8 @@ CUDA execution provider on a ``KIND_GPU`` instance where onnxruntime-gpu is inst
 A request carries exactly one of two inputs:
 
 - ``IMAGE``: encoded images (BYTES, shape ``(n, 1)``: PNG, JPEG, … as a camera or phone sends
-  them), decoded and preprocessed on the server exactly as ``runtime.preprocess`` does;
+  them, raw or base64 as a JSON request carries them), decoded and preprocessed on the server exactly as
+  ``runtime.preprocess`` does;
 - the spec's input tensor (e.g. ``input``, float32 ``(n, C, H, W)``), already preprocessed.
 
 Triton's dynamic batching hands ``execute`` several requests at once; their samples run as one
@@ -23,8 +24,11 @@ client.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import importlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,17 +73,18 @@ class ServedModelSettings:
         )
 
 
-def choose_providers(setting: str, instance_kind: str) -> list[str] | None:
-    """ONNX Runtime providers for this instance; None means the runtime's default (CPU)."""
+def choose_providers(setting: str, instance_kind: str, device_id: int = 0) -> list[str] | None:
+    """ONNX Runtime providers for this instance; None means the runtime's default (CPU). A GPU instance's CUDA
+    provider runs on the GPU Triton gave it (``model_instance_device_id``), not always GPU 0."""
     if setting != "auto":
         return [p.strip() for p in setting.split(",") if p.strip()] or None
     if instance_kind.upper() != "GPU":
         return None
     from runtime.backends.onnxruntime import available_providers
 
-    return (
-        ["CUDAExecutionProvider", "CPUExecutionProvider"] if "CUDAExecutionProvider" in available_providers() else None
-    )
+    if "CUDAExecutionProvider" not in available_providers():
+        return None
+    return [f"CUDAExecutionProvider:{int(device_id)}", "CPUExecutionProvider"]
 
 
 def request_samples(inputs: Mapping[str, np.ndarray | None], spec: ModelSpec, name: str) -> np.ndarray:
@@ -119,8 +124,20 @@ def _checked_tensor(tensor: np.ndarray, spec: ModelSpec, name: str) -> np.ndarra
     return tensor
 
 
+_BASE64 = re.compile(rb"(?:data:image/[\w.+-]+;base64,)?([A-Za-z0-9+/\r\n]+={0,2})\s*")
+
+
 def _as_bytes(item: object) -> object:
-    return bytes(item) if isinstance(item, (np.bytes_, bytearray, memoryview)) else item
+    """The encoded image of one ``IMAGE`` element: raw bytes (tritonclient, the binary-data extension) or the
+    same bytes in base64 (a JSON request, as ``curl -d`` sends it; a ``data:image/…;base64,`` prefix is fine).
+    No PNG, JPEG, … file starts with base64 text, so the two cannot be confused."""
+    data = bytes(item) if isinstance(item, (np.bytes_, bytearray, memoryview)) else item
+    if isinstance(data, bytes) and len(data) >= 8 and (match := _BASE64.fullmatch(data)):
+        try:
+            return base64.b64decode(match.group(1), validate=False)
+        except binascii.Error:
+            return data
+    return data
 
 
 class BatchRunner:
@@ -193,8 +210,10 @@ class TritonPythonModel:
         settings = ServedModelSettings.from_config(config)
         spec = ModelSpec.load(model_dir / SPEC_FILE)
         path = model_dir / str(args["model_version"]) / settings.model_file
-        providers = choose_providers(settings.providers, args.get("model_instance_kind", "CPU"))
-        self.classifier = Classifier(open_backend(path, providers, settings.threads), spec, source=str(path))
+        device_id = int(args.get("model_instance_device_id") or 0)  # KIND_GPU instances: one per GPU
+        providers = choose_providers(settings.providers, args.get("model_instance_kind", "CPU"), device_id)
+        backend = open_backend(path, providers, settings.threads, device_id=device_id)
+        self.classifier = Classifier(backend, spec, source=str(path))
         self.classifier.__enter__()
         self.runner = BatchRunner(self.classifier, settings.top_k, settings.max_model_batch)
         self.input_names = (IMAGE_INPUT, spec.input_name)
