@@ -161,6 +161,22 @@ def _notes_kept(w: World, out: Path) -> None:
     assert len(kept) == 2 and all(path.read_text() == NOTES for path in kept), kept
 
 
+def _one_class_folder(w: World, out: Path) -> Path:
+    folder = out / "photos" / "only_class"
+    folder.mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(np.full((32, 32, 3), 50 * i, np.uint8)).save(folder / f"{i}.png")
+    return out / "photos"
+
+
+def _one_row_csv(w: World, out: Path) -> Path:
+    path = out / "one_row.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "label," + ",".join(f"pixel{i}" for i in range(1, 785))
+    path.write_text(header + "\n" + "3," + ",".join(["128"] * 784) + "\n")
+    return path
+
+
 def _export(name: str) -> Callable[[World, Path], list[str]]:
     return lambda w, out: ["export", "--checkpoint", str(w.checkpoints[name]), "--out", str(out / "sub")]
 
@@ -672,5 +688,30 @@ CASES: list[Case] = [
         ),
         lambda w: "photo.jpg: already exists and looks like a JPEG image, not a log file; pass --force",
         _kept("photo.jpg", JPEG),
+    ),
+    Case(
+        "train transfer: an image folder with one class",
+        "21.18",
+        "refused before training: a classifier needs at least 2 classes (was: a 1-class spec written)",
+        lambda w, out: ["train", "transfer", "--data", str(_one_class_folder(w, out)), "--out", str(out / "m")],
+        lambda w: "only one class folder (only_class); a classifier needs at least 2 classes",
+    ),
+    Case(
+        "train asl: a 1-row Sign-MNIST CSV",
+        "21.18",
+        "refused: the validation split would be empty (was: val_loss NaN in metrics.json)",
+        lambda w, out: [
+            "train",
+            "asl",
+            "--train-csv",
+            str(_one_row_csv(w, out)),
+            "--test-csv",
+            str(out / "one_row.csv"),
+            "--epochs",
+            "1",
+            "--out",
+            str(out / "m"),
+        ],
+        lambda w: "leave an empty validation split",
     ),
 ]
