@@ -29,7 +29,7 @@ import numpy as np
 from formats.artifacts import ONNX_SUFFIX, Artifacts, Precision
 from formats.atomic import atomic_path, safe_child, write_bytes_atomic, write_text_atomic
 from formats.bundle import BUNDLE_FORMAT, INDEX, SUMS, BundleError, unpack, verify
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary, examples
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary, examples, safe
 from formats.errors import RuntimeToolkitError
 from runtime import __version__ as toolkit_version
 
@@ -219,17 +219,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "unpack":
             bundle = unpack(args.archive, args.out)
             result = {"folder": str(bundle.folder), "model": bundle.model, "files": len(bundle.sums)}
-            say(f"unpacked {args.archive} → {bundle.folder}/: {len(bundle.sums)} files verified")
+            say(safe(f"unpacked {args.archive} → {bundle.folder}/: {len(bundle.sums)} files verified"))
         else:
             bundle = verify(args.folder)
             result = {"folder": str(bundle.folder), "model": bundle.model, "files": len(bundle.sums)}
-            say(f"{bundle.folder}: {len(bundle.sums)} files match {SUMS}")
+            say(safe(f"{bundle.folder}: {len(bundle.sums)} files match {SUMS}"))
     except (RuntimeToolkitError, OSError, ValueError) as exc:
         message = str(exc)
         if isinstance(exc, OSError) and exc.strerror:
             where = exc.filename2 or exc.filename  # a copy that failed names its destination, not its source
             message = f"{where}: {exc.strerror}" if where else f"{exc.strerror}; free space or check the --out folder"
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {safe(message)}", file=sys.stderr)
         if args.json:
             print(json.dumps({"ok": False, "error": message}))
         return EXIT_USER_ERROR

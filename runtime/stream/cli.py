@@ -26,6 +26,7 @@ from formats.cli import (
     non_negative_int,
     positive_float,
     positive_int,
+    safe,
 )
 from formats.writer import add_force_argument, declare_inputs, set_force
 from runtime.providers import CudaOptions
@@ -143,7 +144,7 @@ def run_streams(args: argparse.Namespace, providers: str | None, cuda: CudaOptio
                 check_gstreamer(spec.uri)
         return _run(args, specs, options, providers, cuda)
     except RuntimeToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {safe(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("error: interrupted again: stopped without finishing the frames in flight", file=sys.stderr)
@@ -210,7 +211,7 @@ def _run(args, specs, options, providers, cuda) -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
-        print(format_summary(doc), file=sys.stderr)
+        print("\n".join(safe(line) for line in format_summary(doc).splitlines()), file=sys.stderr)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_SOME_INPUTS_BAD if doc["errors"] else EXIT_OK
@@ -277,5 +278,5 @@ def _loopback(host: str) -> bool:
 
 
 def _usage(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {safe(message)}", file=sys.stderr)
     return EXIT_USER_ERROR

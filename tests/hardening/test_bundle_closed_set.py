@@ -168,3 +168,10 @@ def test_a_fifo_in_place_of_a_bundle_file_is_refused_at_once(bundle, tmp_path, n
     (folder / name).unlink()
     os.mkfifo(folder / name)
     refused(cli("engine.bundle", "verify", str(folder), cwd=tmp_path, timeout=30), f"{name}: is a FIFO")
+
+
+def test_terminal_escapes_in_a_name_are_shown_escaped(tmp_path):  # finding 16
+    archive = tmp_path / "evil\x1b[2J\x07.tar.gz"
+    done = cli("engine.bundle", "unpack", str(archive), "--out", str(tmp_path / "b"), cwd=tmp_path)
+    assert done.returncode == 2 and "\x1b" not in done.stderr and "\x07" not in done.stderr, repr(done.stderr)
+    assert "evil\\x1b[2J\\x07.tar.gz: no such file" in done.stderr, done.stderr

@@ -156,3 +156,9 @@ def test_an_undecodable_image_of_a_sequence_is_named_and_keeps_its_number(world,
         assert [json.loads(row)["frame"] for row in done.stdout.splitlines()] == [0, 1, 3, 4]
         for index, name in ((2, "f003.png"), (5, "f006.png")):
             assert f"image {index} ({tmp_path / name}) is undecodable" in done.stderr, done.stderr
+
+
+def test_terminal_escapes_in_a_source_name_are_shown_escaped(world, tmp_path):  # finding 16
+    done = infer("--engine", str(world["model"]), str(tmp_path / "gone\x1b[2J.mp4"), cwd=tmp_path)
+    assert done.returncode == 1 and "\x1b" not in done.stderr, repr(done.stderr)
+    assert "gone\\x1b[2J.mp4: " in done.stderr, done.stderr
