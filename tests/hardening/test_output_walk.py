@@ -60,9 +60,9 @@ FOLDER_OUTPUTS = {
     ("bench ortgpu", "--out"),
     ("bench stream", "--out"),
     ("bench triton", "--out"),
-    ("stream", "--out"),
     ("jpeg-draft", "--out"),
     ("demo", "--out"),
+    ("evaluate", "--out"),
 }
 INPUTS = {
     ("data fetch-mnist", "--from"),
@@ -96,8 +96,11 @@ INPUTS = {
     ("bench triton", "--model"),
     ("bench triton", "--images"),
     ("device-check", "--artifacts"),
-    ("stream", "--engine"),
-    ("stream", "--images"),
+    ("bench view", "--clip"),
+    ("bench view", "--engine"),
+    ("client", "inputs"),
+    ("evaluate", "--model"),
+    ("evaluate", "folder"),
 }
 
 
