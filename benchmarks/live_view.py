@@ -1,4 +1,4 @@
-"""``python -m benchmarks view --engine FILE``: does a browser watching ``--view`` slow inference?
+"""``edge bench view --engine FILE``: does a browser watching ``--view`` slow inference?
 
 Runs ``edge infer --engine FILE CLIP --loop --max-frames N`` as users run it, in interleaved rounds of three arms:
 ``off`` (no ``--view``), ``idle`` (``--view``, nobody watching) and ``watched`` (one viewer reading the MJPEG
@@ -31,6 +31,10 @@ from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary, posi
 
 ARMS = ("off", "idle", "watched")
 REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = (
+    "edge bench view --engine artifacts/mnist_cnn/mnist_cnn.fp32.onnx   # 5 interleaved rounds, a looping digit clip",
+    "edge bench view --engine asl_cnn.fp32.onnx --clip hands.mp4 --rounds 9 --json",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -23,10 +23,12 @@ from formats.cli import (
     EXIT_OK,
     EXIT_SOME_INPUTS_BAD,
     EXIT_USER_ERROR,
+    command_parser,
     dumps,
     error_boundary,
     positive_int,
     safe,
+    thread_count,
 )
 from formats.errors import InputError, RuntimeToolkitError
 from runtime.model import Classifier
@@ -37,8 +39,16 @@ from runtime.stream.cli import add_stream_arguments, run_streams, stream_only_op
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m runtime.infer",
+    parser = command_parser(
+        "infer",
+        None,
+        [
+            "edge infer --engine artifacts/mnist_cnn/mnist_cnn.fp32.onnx digits/ --top-k 3",
+            "edge infer --engine asl_cnn.int8.ort.onnx photo.jpg --json     # INT8 on the CPU",
+            "edge infer --engine asl_cnn.fp32.onnx clip.mp4 --fps 15       # a video: JSON Lines on stdout",
+            "edge infer --engine asl_cnn.int8.plan /dev/video0 --roi center # a camera, TensorRT (GPU)",
+            "edge infer --engine asl_cnn.int8.plan --self-test             # golden I/O of the manifest",
+        ],
         description="Classify images with an exported model (.onnx; spec JSON beside it or embedded).",
     )
     parser.add_argument("--engine", required=True, type=Path, help="model file (.onnx, or a TensorRT .plan)")
@@ -53,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=positive_int(), default=32, help="inputs per inference call (default 32)")
     parser.add_argument("--top-k", type=positive_int(), default=1, help="classes to print per input (default 1)")
     add_provider_arguments(parser)
-    parser.add_argument("--threads", type=positive_int(), default=None, help="intra-op threads (default: ORT's choice)")
+    parser.add_argument("--threads", type=thread_count(), default=None, help="intra-op threads (default: ORT's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     add_stream_arguments(parser)
     return parser

@@ -31,14 +31,22 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
 from serving.triton_install import ServeError, check_stub_site, find_triton, stub_site
 from serving.triton_server import ModelControl, ServerOptions, TritonServer
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m serving.serve", description=describe(__doc__))
-    p.add_argument("--repo", type=Path, required=True, help="model repository (from `python -m serving.repository`)")
+    p = command_parser(
+        "serve",
+        __doc__,
+        [
+            "edge triton --model artifacts/mnist_cnn/mnist_cnn.fp32.onnx --repo triton_repo --backend python",
+            "edge serve --repo triton_repo                        # HTTP 8000, gRPC 8001, metrics 8002; Ctrl-C stops",
+            "edge serve --repo triton_repo --http-port 0 --json   # free ports, endpoints as JSON",
+        ],
+    )
+    p.add_argument("--repo", type=Path, required=True, help="model repository (from `edge triton`)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--http-port", type=_port, default=8000, help="HTTP port (default 8000; 0 = a free port)")
     p.add_argument("--grpc-port", type=_port, default=8001, help="gRPC port (default 8001; 0 = a free port)")

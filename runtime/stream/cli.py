@@ -27,6 +27,7 @@ from formats.cli import (
     positive_float,
     positive_int,
 )
+from formats.writer import add_force_argument, declare_inputs, set_force
 from runtime.providers import CudaOptions
 from runtime.stream.uri import SourceKind, SourceSyntaxError, is_stream_source, parse_source
 
@@ -64,6 +65,7 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         help="network sources: reconnect attempts (back-off 0.5 s doubling, capped at 8 s; default 5)",
     )
     group.add_argument("--queue-size", type=positive_int(), default=8, help="frames queued per source (default 8)")
+    add_force_argument(group)
     group.add_argument(
         "--view",
         type=view_address,
@@ -125,8 +127,11 @@ def run_streams(args: argparse.Namespace, providers: str | None, cuda: CudaOptio
     try:
         specs = [parse_source(text) for text in args.inputs]
         options = _options(args)
+        _check_outputs(args)
     except (SourceSyntaxError, ValueError) as exc:
         return _usage(str(exc))
+    set_force(args.force)
+    declare_inputs(args.engine, *(path for spec in specs for path in _input_files(spec)))
     from formats.errors import RuntimeToolkitError
     from runtime.stream.sources import check_gstreamer, import_av
 
@@ -248,6 +253,23 @@ def _options(args):
         keep_images=args.annotate is not None or args.view is not None,
         read=ReadOptions(loop=args.loop, reconnect_attempts=args.reconnect),
     )
+
+
+def _check_outputs(args) -> None:
+    if args.jsonl is not None and args.annotate is not None:
+        if os.path.abspath(args.jsonl) == os.path.abspath(args.annotate):
+            raise ValueError(f"--jsonl and --annotate both name {args.jsonl}; give each its own file")
+
+
+def _input_files(spec) -> list[Path]:
+    """The files a source reads (a video file, the frames of an image sequence): outputs must not replace them."""
+    if spec.kind is SourceKind.FILE:
+        return [Path(spec.target)]
+    if spec.kind is SourceKind.IMAGE_SEQUENCE:
+        from runtime.stream.sources import sequence_files
+
+        return [Path(name) for name in sequence_files(spec.target)]
+    return []
 
 
 def _loopback(host: str) -> bool:

@@ -1,7 +1,9 @@
 """Where per-frame results go: JSON Lines (stdout or a file) and annotated video files (PyAV).
 
 Files are written to a temporary name beside the target and renamed on ``close()`` (also after Ctrl-C),
-so an interrupted run never leaves a half-written file under the chosen name.
+so an interrupted run never leaves a half-written file under the chosen name. Paths go through the one writer
+(``formats.writer``): checked when the sink is made, before the first frame — a file of another kind needs
+``--force``, an input of the run is refused, a FIFO or character device is written into.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import IO
 
 from PIL import Image
 
-from formats.atomic import atomic_path
+from formats.writer import Kind, artifact_path, check_output
 from runtime.stream.overlay import RateMeter, draw_overlay
 from runtime.stream.pipeline import FrameResult, Roi
 from runtime.stream.sources import import_av
@@ -40,7 +42,7 @@ class JsonLinesSink:
         self._stack = contextlib.ExitStack()
         self.path, self.lines = path, 0
         if path is not None:
-            self._out = self._stack.enter_context(open(self._stack.enter_context(atomic_path(path)), "w"))
+            self._out = self._stack.enter_context(open(self._stack.enter_context(artifact_path(path, Kind.JSONL)), "w"))
         else:
             self._out = stream or sys.stdout
 
@@ -89,6 +91,8 @@ class AnnotatedVideoSink:
             if sources == 1
             else [target.with_name(f"{target.stem}.{i}{target.suffix}") for i in range(sources)]
         )
+        for path in self.paths:
+            check_output(path, Kind.VIDEO)
         self.fps, self.roi = fps, roi
         self.live = list(live) if live is not None else [False] * sources
         self.written = [0] * sources
@@ -167,7 +171,7 @@ class AnnotatedVideoSink:
         self.written[result.source] += 1
 
     def _open(self, source: int, size: tuple[int, int]):
-        tmp = self._stack.enter_context(atomic_path(self.paths[source]))
+        tmp = self._stack.enter_context(artifact_path(self.paths[source], Kind.VIDEO))
         container = self._av.open(str(tmp), "w", format=self.format)
         stream = container.add_stream(self.codec, rate=max(1, round(self.fps)))
         stream.width, stream.height = size[0] - size[0] % 2, size[1] - size[1] % 2  # 4:2:0 needs even sizes
