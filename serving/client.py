@@ -27,7 +27,7 @@ from formats.cli import (
     EXIT_OK,
     EXIT_SOME_INPUTS_BAD,
     EXIT_USER_ERROR,
-    describe,
+    command_parser,
     dumps,
     error_boundary,
     positive_int,
@@ -63,10 +63,13 @@ class Endpoint:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m serving.client",
-        description=describe(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = command_parser(
+        "client",
+        __doc__,
+        [
+            "edge client 127.0.0.1:8000 photo.jpg   # HTTP; the only ready model answers",
+            "edge client grpc://127.0.0.1:8001 photos/ --model mnist_cnn --top-k 3 --json",
+        ],
     )
     p.add_argument("url", type=Endpoint.parse, help="the server: HOST:PORT (HTTP), http://… or grpc://…")
     p.add_argument("inputs", nargs="+", type=Path, help="image files or folders of images")
