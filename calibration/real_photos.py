@@ -37,7 +37,7 @@ from formats.cli import (
     EXIT_OK,
     EXIT_SOME_INPUTS_BAD,
     EXIT_USER_ERROR,
-    describe,
+    command_parser,
     dumps,
     error_boundary,
     positive_int,
@@ -425,16 +425,14 @@ def lines_for(model_files: Iterable[Path]) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m calibration.real_photos",
-        description=describe(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=(
-            "examples:\n"
-            "  edge evaluate --model artifacts/mnist_cnn/mnist_cnn.fp32.onnx ../shared/data/digits_real\n"
-            "  edge evaluate --model artifacts/asl_cnn/asl_cnn.int8.onnx ../shared/data/asl_real/test --json\n"
-            "  edge evaluate --model asl_cnn.fp16.plan my_photos/ --out reports/   # my_photos/<letter>/*.jpg"
-        ),
+    parser = command_parser(
+        "evaluate",
+        __doc__,
+        [
+            "edge evaluate --model artifacts/mnist_cnn/mnist_cnn.fp32.onnx ../shared/data/digits_real",
+            "edge evaluate --model artifacts/asl_cnn/asl_cnn.int8.onnx ../shared/data/asl_real/test --json",
+            "edge evaluate --model asl_cnn.fp16.plan my_photos/ --out reports/   # my_photos/<letter>/*.jpg",
+        ],
     )
     parser.add_argument("--model", required=True, type=Path, help="model file (.onnx or .plan; its spec beside it)")
     parser.add_argument("folder", type=Path, help="folder of labelled photos (class sub-folders or <label>_… names)")
