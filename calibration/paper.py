@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from formats.atomic import write_bytes_atomic
-from formats.cli import EXIT_OK, describe, error_boundary, positive_int
+from formats.cli import EXIT_OK, command_parser, error_boundary, positive_int
 from train.data.mnist import load_mnist
 from train.data.paths import resolve_data_dir
 from train.loop import TrainConfig, split_train_val
@@ -81,11 +81,19 @@ def write_set(data_dir: Path, out: Path, count: int, seed: int = 0) -> list[Path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m calibration.paper", description=describe(__doc__))
+    parser = command_parser(
+        "paper",
+        __doc__,
+        [
+            "edge paper --out /tmp/paper",
+            "edge paper --out /tmp/paper --count 2000 --seed 1",
+            "edge evaluate --model artifacts/mnist_cnn/mnist_cnn.fp32.onnx /tmp/paper   # score a model on them",
+        ],
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for the renderings")
-    parser.add_argument("--data-dir", default=None, help="data root (default $EDGE_DATA_DIR or ./data)")
-    parser.add_argument("--count", type=positive_int(), default=500, help="how many digits (default 500)")
-    parser.add_argument("--seed", type=int, default=0, help="the renderer's seed (default 0)")
+    parser.add_argument("--data-dir", default=None, help="data root ($EDGE_DATA_DIR or ./data when not given)")
+    parser.add_argument("--count", type=positive_int(), default=500, help="how many digits")
+    parser.add_argument("--seed", type=int, default=0, help="the renderer's seed")
     return parser
 
 

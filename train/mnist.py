@@ -34,10 +34,10 @@ MNIST_CAMERA = AugmentConfig(
 )
 
 
-# ``--augment paper`` (the default since issue 27): what the digit deploy path (``runtime.preprocess``: polarity,
-# flattened background, 20×20 box, centre of mass) leaves of a phone photo of a written digit: another pen's stroke
-# width, a little blur, noise and shading, a small rotation, and framing a few per cent off. It runs after that
-# shared preprocessing, on the framed digits. Chosen on MNIST validation and synthetic paper renderings
+# ``--augment paper`` (``make demo`` trains with it, issue 27): what the digit deploy path (``runtime.preprocess``:
+# polarity, flattened background, 20×20 box, centre of mass) leaves of a phone photo of a written digit: another
+# pen's stroke width, a little blur, noise and shading, a small rotation, and framing a few per cent off. It runs
+# after that shared preprocessing, on the framed digits. Chosen on MNIST validation and synthetic paper renderings
 # (``calibration.paper``), never on real digit photos.
 MNIST_PAPER = AugmentConfig(
     rotation_degrees=10.0,
@@ -60,9 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--augment",
         choices=sorted(AUGMENTATIONS),
-        default="paper",
-        help="paper (default: stroke width, blur, noise, shading, small rotation and scale after the digit deploy "
-        "path), camera (rotation, shift, zoom, lighting, blur, noise) or none (as the course)",
+        default="none",
+        help="none (as the course), paper (what make demo trains with: stroke width, blur, noise, shading, small "
+        "rotation and scale after the digit deploy path) or camera (rotation, shift, zoom, lighting, blur, noise)",
     )
 
 
