@@ -347,6 +347,18 @@ CASES: list[Case] = [
         lambda w: "absent.fp32.onnx",
     ),
     Case(
+        "calibration.real_photos: model file missing",
+        "-",
+        "exit 2, one line naming the model file",
+        lambda w, out: [
+            "calibration.real_photos",
+            "--model",
+            str(w / "empty" / "absent.fp32.onnx"),
+            str(w / "nowhere"),
+        ],
+        lambda w: "absent.fp32.onnx",
+    ),
+    Case(
         "train.dream: image missing",
         "-",
         "exit 2, one line naming the image",
