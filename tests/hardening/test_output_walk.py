@@ -63,6 +63,7 @@ FOLDER_OUTPUTS = {
     ("jpeg-draft", "--out"),
     ("demo", "--out"),
     ("evaluate", "--out"),
+    ("paper", "--out"),
 }
 INPUTS = {
     ("data fetch-mnist", "--from"),
