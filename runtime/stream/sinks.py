@@ -20,6 +20,7 @@ from typing import IO
 
 from PIL import Image
 
+from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, artifact_path, check_output
 from runtime.stream.overlay import RateMeter, draw_overlay
 from runtime.stream.pipeline import FrameResult, Roi
@@ -134,8 +135,10 @@ class AnnotatedVideoSink:
                 for packet in stream.encode(None):  # flush the encoder's delayed frames
                     container.mux(packet)
                 container.close()
-        finally:
-            self._stack.close()  # renames every finished temp file into place
+        except BaseException as exc:  # the temp files are removed: a failed run never replaces a good output
+            self._stack.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._stack.close()  # renames every finished temp file into place
 
     def outputs(self) -> list[dict]:
         """For the run's summary: each file written, its frame count and the frames the encoder dropped."""
@@ -171,6 +174,11 @@ class AnnotatedVideoSink:
         self.written[result.source] += 1
 
     def _open(self, source: int, size: tuple[int, int]):
+        if min(size) < 2:
+            raise RuntimeToolkitError(
+                f"--annotate {self.paths[source]}: the first frame is {size[0]}x{size[1]} pixels; the video encoder "
+                "needs at least 2x2; leave out --annotate for this source"
+            )
         tmp = self._stack.enter_context(artifact_path(self.paths[source], Kind.VIDEO))
         container = self._av.open(str(tmp), "w", format=self.format)
         stream = container.add_stream(self.codec, rate=max(1, round(self.fps)))

@@ -162,3 +162,18 @@ def test_terminal_escapes_in_a_source_name_are_shown_escaped(world, tmp_path):  
     done = infer("--engine", str(world["model"]), str(tmp_path / "gone\x1b[2J.mp4"), cwd=tmp_path)
     assert done.returncode == 1 and "\x1b" not in done.stderr, repr(done.stderr)
     assert "gone\\x1b[2J.mp4: " in done.stderr, done.stderr
+
+
+def test_annotate_of_a_1x1_video_is_one_line_and_keeps_the_earlier_output(world, tmp_path):  # finding 15
+    from benchmarks.stream import write_video
+
+    good = tmp_path / "out.mp4"
+    done = infer(*base(world), "--annotate", str(good), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    before = good.read_bytes()
+    tiny = write_video(tmp_path / "tiny.avi", [np.zeros((1, 1), np.uint8)] * 2, "mjpeg", (1, 1))
+    done = infer("--engine", str(world["model"]), str(tiny), "--annotate", str(good), cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "unexpected" not in done.stderr, done.stderr
+    assert "the first frame is 1x1 pixels; the video encoder needs at least 2x2" in done.stderr, done.stderr
+    assert good.read_bytes() == before  # the failed run did not replace the good video
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
