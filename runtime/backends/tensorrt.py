@@ -246,10 +246,12 @@ class TensorRTBackend(Backend):
         graphed = self.cuda_graphs and rows not in self.graph_fallbacks
         if graphed and rows in self._graph_contexts:
             return self._graph_contexts[rows]  # its shapes were set once, when it was made
+        context = self._context
         if graphed and len(self._graph_contexts) < MAX_GRAPH_CONTEXTS:
-            context = self._graph_contexts[rows] = self._new_context()
-        else:
-            context = self._context
+            try:
+                context = self._graph_contexts[rows] = self._new_context()
+            except ModelLoadError as exc:  # no memory for one more context: this size runs plain, still correct
+                self._fall_back(rows, str(exc))
         for info in self._inputs:
             self._set_shape(context, info.name, (rows,) + feed[info.name].shape[1:])
         return context

@@ -98,3 +98,11 @@ def test_stage_times_and_the_trtexec_figure(monkeypatch, tmp_path):
         figure = trtexec_equivalent(backend, {"x": _x(8)}, duration_s=0.0, min_iterations=3)
         assert figure.median_ms == 0.5 and figure.iterations == 3  # the fake's event time
         assert cudart.graphs_launched - launched == 2 * 3  # per sample: the warm infer, then the bare launch
+
+
+def test_no_memory_for_a_graph_context_runs_that_size_plain(monkeypatch, tmp_path):
+    plan, _, engine = install(monkeypatch, tmp_path)
+    with TensorRTBackend(plan, cuda_graphs=True) as backend:
+        engine.behaviour.no_context = True  # the shared context exists; a second one cannot be made
+        np.testing.assert_array_equal(backend.infer({"x": _x(4)})["y"], expected(_x(4)))
+        assert "could not create an execution context" in backend.graph_fallbacks[4]
