@@ -34,7 +34,7 @@ from benchmarks.stages import equivalent_of, markdown_table, measure_stages, sta
 from benchmarks.stages import to_dict as stage_dict
 from benchmarks.timing import environment
 from formats.artifacts import Artifacts, Precision
-from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, describe, error_boundary
+from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, command_parser, error_boundary
 from formats.writer import Kind, add_force_argument, set_force, write_artifact
 from runtime.providers import CudaOptions
 
@@ -210,16 +210,27 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-@error_boundary
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_proof", description=describe(__doc__))
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser(
+        "gpu-proof",
+        __doc__,
+        [
+            "edge gpu-proof --models artifacts --out proof/             # = make gpu-proof on a lent GPU machine",
+            "edge gpu-proof --models artifacts --out proof/ --dry-run   # the CPU half (what make test runs)",
+        ],
+    )
     add_force_argument(parser)
     parser.add_argument("--models", type=Path, required=True, help="folder of model folders (their FP32 ONNX)")
     parser.add_argument("--out", type=Path, required=True, help="folder for gpu_proof.json and gpu_proof.md")
     parser.add_argument("--dry-run", action="store_true", help="the CPU half: CPU provider, no gpu tests, no torch")
     parser.add_argument("--duration-s", type=float, default=None, help="per stage table (default 0.3, dry 0.02)")
     parser.add_argument("--tests-timeout-s", type=int, default=150, help="limit for the gpu tests (default 150)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+@error_boundary
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     set_force(args.force)
     start = time.perf_counter()
     duration = args.duration_s if args.duration_s is not None else (0.02 if args.dry_run else 0.3)

@@ -70,6 +70,7 @@ COMMANDS = (
     Command("client", "serving.client", Exit1.INPUTS, "serve"),
     Command("bench", "benchmarks.__main__", Exit1.CHECKS, "dev"),
     Command("device-check", "benchmarks.device_check", Exit1.CHECKS, "dev"),
+    Command("gpu-proof", "benchmarks.gpu_proof", Exit1.CHECKS, "dev"),
     Command("jpeg-draft", "benchmarks.jpeg_draft", Exit1.NEVER, "dev"),
     Command("demo", "pipeline.demo", Exit1.CHECKS, "dev"),
 )
