@@ -23,7 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from formats.errors import InputError
 from formats.files import open_regular
-from runtime.spec import ColorMode, InputDType, Interpolation, ModelSpec, ResizePolicy
+from runtime.spec import ColorMode, InputDType, InputKind, Interpolation, ModelSpec, ResizePolicy
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
 
@@ -210,6 +210,11 @@ def array_to_image(array: np.ndarray, source: str = "array") -> Image.Image:
 
 def preprocess(item: ImageInput, spec: ModelSpec) -> np.ndarray:
     """One input (path, Pillow image or array) → one (C, H, W) sample for the model."""
+    if spec.input_kind is InputKind.HAND_LANDMARKS:  # 63 numbers from a photo resized to 1×63 would be noise
+        raise InputError(
+            f"model {spec.name} reads hand landmarks, not pixels; run it through the hand stage "
+            "(`edge infer --hands`, runtime.hand_classify)"
+        )
     if isinstance(item, np.ndarray):
         fast = _fast_pixels(item, spec)
         if fast is not None:

@@ -106,7 +106,8 @@ class AnnotatedVideoSink:
         if self.roi is not None:
             with contextlib.suppress(ValueError):
                 draw.rectangle(self.roi.box(image.size), outline=(0, 255, 0), width=2)
-        text = f"{result.prediction.label} {result.prediction.probability:.0%}"
+        prediction = result.prediction
+        text = "no hand" if prediction is None else f"{prediction.label} {prediction.probability:.0%}"
         left, top, right, bottom = draw.textbbox((4, 4), text, font=self._font)
         draw.rectangle((0, 0, right + 4, bottom + 4), fill=(0, 0, 0))
         draw.text((4, 4), text, fill=(255, 255, 255), font=self._font)
