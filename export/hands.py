@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from formats.artifacts import CONVERTED_FROM_KEY
 from formats.cli import EXIT_OK, EXIT_USER_ERROR, dumps, error_boundary
 from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, add_force_argument, artifact_path, set_force
@@ -109,6 +110,8 @@ def convert_hand_models(wheel: Path, out: Path) -> HandModels:
     for name, target in ((PALM_MODEL, models.palm), (LANDMARK_MODEL, models.landmark)):
         proto = convert_tflite(read_tflite(wheel, MEMBERS[name]))
         proto.doc_string = f"{MEMBERS[name]} from {wheel.name}, converted by export.tflite_onnx"
+        # our mark (formats.writer): a second run may replace these files without --force
+        onnx.helper.set_model_props(proto, {CONVERTED_FROM_KEY: f"{MEDIAPIPE}:{MEMBERS[name]}"})
         with artifact_path(target, Kind.ONNX) as tmp:
             onnx.save(proto, tmp)
     return models

@@ -92,6 +92,7 @@ class Kind(enum.Enum):
     REPORT = ("a JSON report", (Look.REPORT,))
     TEXT = ("a text report (Markdown/CSV)", (Look.TEXT,))
     PNG = ("a PNG figure", (Look.PNG,))
+    JPEG = ("a JPEG photo", (Look.JPEG,))  # frames recorded by `edge capture`
 
     @property
     def what(self) -> str:
