@@ -81,9 +81,9 @@ class Hand:
         """The square crop around the landmarks, ``margin`` × their larger extent, as (left, top, right, bottom)."""
         xy = self.landmarks[:, :2]
         lo, hi = xy.min(axis=0), xy.max(axis=0)
-        centre = (lo + hi) / 2
-        half = max(hi - lo) * margin / 2
-        return tuple(int(round(v)) for v in (centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half))
+        side = max(1, int(round(max(hi - lo) * margin)))
+        left, top = (int(round(c - side / 2)) for c in (lo + hi) / 2)
+        return left, top, left + side, top + side
 
     def crop(self, image: Image.Image, margin: float = CROP_MARGIN) -> Image.Image:
         """The square crop of ``image`` around this hand (outside the photo is black), for an image classifier."""
