@@ -226,18 +226,20 @@ def rotated_crop(image: Image.Image, region: Region, size: int) -> np.ndarray:
 
 
 def landmark_features(landmarks: np.ndarray, right: float) -> np.ndarray:
-    """21 landmarks (image pixels) → a 63-value feature vector: wrist at the origin, the wrist → middle-finger-base
+    """21 landmarks (image pixels) → 42 features: (x, y) with the wrist at the origin, the wrist → middle-finger-base
     distance as the unit, a left hand mirrored to a right one. Orientation is kept on purpose: ASL tells g/h from
-    p and k from p by it. ``right`` is the landmarker's handedness output (≥ 0.5: right)."""
-    points = np.asarray(landmarks, dtype=np.float32)[:, :3] - np.asarray(landmarks, dtype=np.float32)[0, :3]
-    scale = float(np.linalg.norm(points[9, :2])) or 1.0
+    p and k from p by it. ``right`` is the landmarker's handedness output (≥ 0.5: right). Depth (z) is left out:
+    with it, leave-one-signer-out on asl_real/adapt fell from 74 % to 70 % (docs/hands.md)."""
+    points = np.asarray(landmarks, dtype=np.float32)[:, :2]
+    points = points - points[0]
+    scale = float(np.linalg.norm(points[9])) or 1.0
     points = points / scale
     if right < 0.5:
         points[:, 0] = -points[:, 0]
     return points.reshape(-1).astype(np.float32)
 
 
-FEATURE_SIZE = NUM_LANDMARKS * 3
+FEATURE_SIZE = NUM_LANDMARKS * 2
 
 
 # --- the stage ----------------------------------------------------------------------------------------------

@@ -210,7 +210,7 @@ def array_to_image(array: np.ndarray, source: str = "array") -> Image.Image:
 
 def preprocess(item: ImageInput, spec: ModelSpec) -> np.ndarray:
     """One input (path, Pillow image or array) → one (C, H, W) sample for the model."""
-    if spec.input_kind is InputKind.HAND_LANDMARKS:  # 63 numbers from a photo resized to 1×63 would be noise
+    if spec.input_kind is InputKind.HAND_LANDMARKS:  # 42 numbers from a photo resized to 1×42 would be noise
         raise InputError(
             f"model {spec.name} reads hand landmarks, not pixels; run it through the hand stage "
             "(`edge infer --hands`, runtime.hand_classify)"

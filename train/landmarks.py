@@ -1,7 +1,7 @@
 """Fit the ASL landmark classifier on a user's own labelled photos: ``edge train asl --adapt DIR --out OUT``.
 
 The photos go through the hand stage (``runtime.hands``: MediaPipe's palm detector and landmarker as ONNX, from
-``--hands``, default ``--out``); each found hand becomes a 63-value feature vector, and a small MLP
+``--hands``, default ``--out``); each found hand becomes a 42-value feature vector, and a small MLP
 (``train.models.landmarks``) is fitted on them in seconds on a CPU, with each hand also seen rotated (±15°),
 scaled (±10 %) and jittered. Photos without a hand found are listed and left out. Writes
 ``<out>/asl_landmarks_adapted.pt``, ``.json`` and ``.metrics.json`` (with a leave-one-group-out accuracy over
