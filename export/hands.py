@@ -41,7 +41,7 @@ class HandsError(RuntimeToolkitError):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="edge hands",
+        prog="python -m export.hands",
         description="Convert MediaPipe's palm detector and hand landmarker (from the mediapipe wheel) to ONNX.",
         epilog="examples:" + __doc__.split("Examples:", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -52,7 +52,7 @@ class CaptureReport:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="edge capture",
+        prog="python -m runtime.apps.capture",
         description="Record labelled, hand-cropped photos from a camera, video file or image folders.",
         epilog="examples:" + __doc__.split("Examples:", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
