@@ -6,9 +6,6 @@ downloads with pip into ``--download-dir`` (x86-64 cp311 wheel, no dependencies 
 never imported), converts both with ``export.tflite_onnx`` and writes ``hand_palm.fp32.onnx`` and
 ``hand_landmark.fp32.onnx`` into ``--out``, where ``edge infer --hands`` and ``edge capture`` look for them.
 
-Examples:
-  edge hands --out artifacts
-  edge hands --out artifacts --wheel ~/Downloads/mediapipe-0.10.14-cp310-cp310-manylinux_2_17_aarch64.whl
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from formats.artifacts import CONVERTED_FROM_KEY
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, dumps, error_boundary
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, dumps, error_boundary
 from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, add_force_argument, artifact_path, set_force
 from runtime.hands import LANDMARK_MODEL, PALM_MODEL, HandModels
@@ -40,11 +37,13 @@ class HandsError(RuntimeToolkitError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m export.hands",
-        description="Convert MediaPipe's palm detector and hand landmarker (from the mediapipe wheel) to ONNX.",
-        epilog="examples:" + __doc__.split("Examples:", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = command_parser(
+        "hands",
+        __doc__,
+        [
+            "edge hands --out artifacts",
+            "edge hands --out artifacts --wheel mediapipe-0.10.14-cp310-cp310-manylinux_2_17_aarch64.whl",
+        ],
     )
     parser.add_argument(
         "--out", type=Path, required=True, help="folder for hand_palm.fp32.onnx, hand_landmark.fp32.onnx"

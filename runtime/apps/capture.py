@@ -7,12 +7,6 @@ sub-folder names of an image folder (``photos/a/*.jpg`` → a), or, with ``--key
 key you press while the camera runs (the next frame with a hand is saved under that letter; Enter alone repeats
 the last letter; ``q`` stops).
 
-Examples:
-  edge capture --out my_hands --label a /dev/video0 --max-frames 20 --every 5
-  edge capture --out my_hands --label b clip_of_b.mp4 --every 10
-  edge capture --out my_hands photos/             (photos/a/*.jpg, photos/b/*.jpg, ...)
-  edge capture --out my_hands --keys /dev/video0
-Then: edge train asl --adapt my_hands --out artifacts
 """
 
 from __future__ import annotations
@@ -29,7 +23,15 @@ from pathlib import Path
 
 from PIL import Image
 
-from formats.cli import EXIT_OK, EXIT_SOME_INPUTS_BAD, EXIT_USER_ERROR, dumps, error_boundary, positive_int
+from formats.cli import (
+    EXIT_OK,
+    EXIT_SOME_INPUTS_BAD,
+    EXIT_USER_ERROR,
+    command_parser,
+    dumps,
+    error_boundary,
+    positive_int,
+)
 from formats.errors import InputError, RuntimeToolkitError
 from formats.writer import Kind, add_force_argument, set_force, write_artifact
 from runtime.hands import CROP_MARGIN, HandFinder, HandModels
@@ -51,11 +53,16 @@ class CaptureReport:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m runtime.apps.capture",
-        description="Record labelled, hand-cropped photos from a camera, video file or image folders.",
-        epilog="examples:" + __doc__.split("Examples:", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = command_parser(
+        "capture",
+        __doc__,
+        [
+            "edge capture --out my_hands --label a /dev/video0 --max-frames 20 --every 5",
+            "edge capture --out my_hands --label b clip_of_b.mp4 --every 10",
+            "edge capture --out my_hands photos/   # photos/a/*.jpg, photos/b/*.jpg, ...",
+            "edge capture --out my_hands --keys /dev/video0",
+            "edge train asl --adapt my_hands --out artifacts   # then fit on them",
+        ],
     )
     parser.add_argument("sources", nargs="+", help="image files or folders, a video file, or a camera (/dev/video0)")
     parser.add_argument("--out", type=Path, required=True, help="data folder: photos go to OUT/<label>/")
