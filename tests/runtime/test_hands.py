@@ -129,3 +129,21 @@ def _tiny_letter_model(folder: Path) -> Path:
     onnx.save(proto, path)
     spec.save(folder / "tiny_letters.json")
     return path
+
+
+def test_a_stream_with_hands_counts_frames_without_one(hand_models, adapt_dir, tmp_path):
+    pytest.importorskip("av", reason="image sequences are read by PyAV (the stream extra)")
+    model = _tiny_letter_model(tmp_path)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    photo = ImageOps.exif_transpose(Image.open(adapt_dir / PHOTOS[0])).convert("RGB").resize((320, 320))
+    photo.save(frames / "0000.png")
+    Image.new("RGB", (320, 320), (200, 200, 190)).save(frames / "0001.png")
+    jsonl = tmp_path / "frames.jsonl"
+    args = ["infer", "--engine", str(model), "--hands", "--hand-models", str(hand_models), "--json"]
+    result = _edge(*args, "--jsonl", str(jsonl), str(frames / "%04d.png"))
+    assert result.returncode == 0, result.stderr
+    (source,) = json.loads(result.stdout)["sources"]
+    assert source["classified"] == 2 and source["no_hand"] == 1
+    labels = [json.loads(line)["label"] for line in jsonl.read_text().splitlines()]
+    assert labels[1] == "no hand" and labels[0] != "no hand"
