@@ -39,7 +39,7 @@ from train.data.image_folder import load_image_folder
 from train.data.mnist import load_mnist
 from train.data.sign_mnist import load_sign_mnist
 from train.loop import TrainConfig
-from train.mnist import train_mnist
+from train.mnist import MNIST_PAPER, train_mnist
 from train.models import get_model
 from train.transfer import train_transfer
 
@@ -129,7 +129,7 @@ DEMO_MODELS = (
         "mnist_mlp",
         0.975,
         "MNIST test (10k)",
-        lambda d, o, p: train_mnist("mnist_mlp", d, o, TrainConfig(epochs=5), progress=p),
+        lambda d, o, p: train_mnist("mnist_mlp", d, o, TrainConfig(epochs=5), progress=p, augment=MNIST_PAPER),
         _mnist_test,
         _mnist_samples,
         "mnist",
@@ -139,7 +139,7 @@ DEMO_MODELS = (
         "mnist_cnn",
         0.990,
         "MNIST test (10k)",
-        lambda d, o, p: train_mnist("mnist_cnn", d, o, TrainConfig(epochs=5), progress=p),
+        lambda d, o, p: train_mnist("mnist_cnn", d, o, TrainConfig(epochs=5), progress=p, augment=MNIST_PAPER),
         _mnist_test,
         _mnist_samples,
         "mnist",

@@ -126,7 +126,7 @@ class Recorder:
         folder = self.out / label
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{stem}.jpg"
-        write_artifact(target, buffer.getvalue(), Kind.JPEG, folder)
+        write_artifact(target, buffer.getvalue(), Kind.IMAGE, folder)
         self.report.saved[label] += 1
         self.report.files.append(str(target))
         return True
