@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 DEVICE_VENV ?= .venv-device
 DEVICE_VENV_PY := $(DEVICE_VENV)/bin/python
 
-.PHONY: install serve-install device-venv data demo lint browser test test-slow device-check gpu-proof clean
+.PHONY: install serve-install device-venv data hands demo lint browser test test-slow device-check gpu-proof clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ serve-install:
 data: install
 	$(PY) -m train.data fetch-mnist --data-dir $(DATA_DIR)
 
+# The hand stage's two ONNX models (MediaPipe's palm detector and landmarker, converted by `edge hands` from the
+# mediapipe 0.10.14 wheel, which pip downloads once; mediapipe is never installed). Tests read them from here.
+HANDS_DIR ?= $(OUT)/hands
+$(HANDS_DIR)/hand_palm.fp32.onnx: | install
+	$(PY) -m export.hands --out $(HANDS_DIR)
+
+hands: $(HANDS_DIR)/hand_palm.fp32.onnx
+
 demo: data
 	$(PY) -m pipeline.demo --data-dir $(DATA_DIR) --out $(OUT)
 
@@ -67,12 +75,12 @@ browser:
 		&& { $(APT_CHROMIUM) || { apt-get update -qq && $(APT_CHROMIUM); }; } \
 		|| echo "note: chromium not installed (needs root and apt-get): the browser test will skip"; }
 
-test: lint data device-venv browser
-	EDGE_DATA_DIR=$(abspath $(DATA_DIR)) EDGE_DEVICE_PYTHON=$(abspath $(DEVICE_VENV_PY)) $(PY) -m pytest $(PYTEST_ARGS)
+test: lint data device-venv browser hands
+	EDGE_DATA_DIR=$(abspath $(DATA_DIR)) EDGE_HANDS_DIR=$(abspath $(HANDS_DIR)) EDGE_DEVICE_PYTHON=$(abspath $(DEVICE_VENV_PY)) $(PY) -m pytest $(PYTEST_ARGS)
 
 # Also the slow tests: the whole demo and the flowers accuracy target (~15 more minutes on 2 cores).
-test-slow: data device-venv browser
-	EDGE_DATA_DIR=$(abspath $(DATA_DIR)) EDGE_DEVICE_PYTHON=$(abspath $(DEVICE_VENV_PY)) $(PY) -m pytest --run-slow $(PYTEST_ARGS)
+test-slow: data device-venv browser hands
+	EDGE_DATA_DIR=$(abspath $(DATA_DIR)) EDGE_HANDS_DIR=$(abspath $(HANDS_DIR)) EDGE_DEVICE_PYTHON=$(abspath $(DEVICE_VENV_PY)) $(PY) -m pytest --run-slow $(PYTEST_ARGS)
 
 # On a GPU box: cuda-python layer, TensorRT engines (build, self-test, latency) and PyTorch GPU baselines;
 # says what it skipped. Uses the venv when there is one, else the machine's python3.

@@ -65,6 +65,7 @@ CALIBRATION_SHA256_KEY = "edge_toolkit.calibration_sha256"  # the calibration se
 CALIBRATION_METHOD_KEY = "edge_toolkit.calibration_method"  # minmax, entropy, percentile
 INT8_EXCLUDED_KEY = "edge_toolkit.int8_excluded"  # comma-separated nodes left in FP32 in an INT8 file
 FP16_KEPT_FP32_KEY = "edge_toolkit.fp16_kept_fp32"  # comma-separated nodes left in FP32 in the FP16 file
+CONVERTED_FROM_KEY = "edge_toolkit.converted_from"  # a model converted from another format (export.hands)
 ORT_DISABLED_OPTIMIZERS_KEY = "edge_toolkit.ort_disabled_optimizers"  # ONNX Runtime graph optimizers to turn off
 
 ONNX_SUFFIX = ".onnx"

@@ -65,6 +65,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_provider_arguments(parser)
     parser.add_argument("--threads", type=thread_count(), default=None, help="intra-op threads (default: ORT's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    hands = parser.add_argument_group(
+        "hand stage",
+        "find the hand first (MediaPipe's palm detector and landmarker as ONNX; `edge hands` makes them), "
+        "classify it, and answer 'no hand' instead of a letter when none is found",
+    )
+    hands.add_argument(
+        "--hands", action="store_true", help="crop the hand before an image model (always on for a landmark model)"
+    )
+    hands.add_argument(
+        "--hand-models",
+        type=Path,
+        default=None,
+        help="folder of hand_palm/hand_landmark.fp32.onnx (default: --engine's)",
+    )
+    hands.add_argument(
+        "--fallback", type=Path, default=None, help="an image model that reads the whole photo when no hand is found"
+    )
     add_stream_arguments(parser)
     return parser
 
@@ -141,7 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = []
     try:
         with Classifier.from_path(args.engine, providers=args.providers, threads=args.threads, cuda=cuda) as classifier:
-            for path, outcome in classify_files(classifier, files, args.batch_size, args.top_k):
+            if wants_hands(args, classifier):
+                outcomes = classify_hands(classifier, files, args)
+            else:
+                outcomes = classify_files(classifier, files, args.batch_size, args.top_k)
+            for path, outcome in outcomes:
                 if isinstance(outcome, InputError):
                     errors.append((str(path), str(outcome)))
                 else:
@@ -184,8 +205,42 @@ def self_test_main(args) -> int:
     return EXIT_OK if report.passed else EXIT_CHECK_FAILED
 
 
-def format_prediction(path: Path, prediction: Prediction) -> str:
-    """The text line of one input: ``PATH: label (p)  label (p)``; ``edge client`` prints the same."""
+def wants_hands(args, classifier: Classifier) -> bool:
+    from runtime.spec import InputKind
+
+    return bool(args.hands or args.fallback) or classifier.spec.input_kind is InputKind.HAND_LANDMARKS
+
+
+def classify_hands(classifier: Classifier, files: list[Path], args) -> Iterator[tuple[Path, object]]:
+    """(file, HandResult or InputError) per file: the hand stage, then the classifier (or the fallback)."""
+    from contextlib import ExitStack
+
+    from runtime.hand_classify import HandClassifier
+    from runtime.hands import HandFinder, HandModels
+    from runtime.preprocess import load_image
+
+    folder = args.hand_models if args.hand_models is not None else args.engine.parent
+    with ExitStack() as stack:
+        finder = stack.enter_context(HandFinder(HandModels.in_folder(folder), args.providers, args.threads))
+        fallback = None
+        if args.fallback is not None:
+            fallback = stack.enter_context(Classifier.from_path(args.fallback, args.providers, args.threads))
+        reader = HandClassifier(finder, classifier, fallback)
+        for path in files:
+            try:
+                yield path, reader.classify(load_image(path), args.top_k, str(path))
+            except InputError as exc:
+                yield path, exc
+
+
+def format_prediction(path: Path, prediction) -> str:
+    """The text line of one input: ``PATH: label (p)  label (p)``; ``edge client`` prints the same. A HandResult
+    (``--hands``) prints ``PATH: no hand``, or notes that the fallback model read the whole photo."""
+    if not isinstance(prediction, Prediction):  # a HandResult
+        if prediction.prediction is None:
+            return f"{safe(path)}: no hand"
+        note = "" if prediction.answered_by.value == "hand" else f"  [{prediction.answered_by.value}: no hand found]"
+        return format_prediction(path, prediction.prediction) + note
     ranked = "  ".join(f"{safe(lab)} ({p:.4f})" for lab, p in zip(prediction.labels, prediction.probabilities))
     return f"{safe(path)}: {ranked}"
 

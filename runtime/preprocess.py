@@ -24,7 +24,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from formats.errors import InputError
 from formats.files import open_regular
-from runtime.spec import Background, ColorMode, Framing, InputDType, Interpolation, ModelSpec, Polarity, ResizePolicy
+from runtime.spec import (
+    Background,
+    ColorMode,
+    Framing,
+    InputDType,
+    InputKind,
+    Interpolation,
+    ModelSpec,
+    Polarity,
+    ResizePolicy,
+)
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
 
@@ -378,6 +388,11 @@ def array_to_image(array: np.ndarray, source: str = "array") -> Image.Image:
 
 def preprocess(item: ImageInput, spec: ModelSpec) -> np.ndarray:
     """One input (path, Pillow image or array) → one (C, H, W) sample for the model."""
+    if spec.input_kind is InputKind.HAND_LANDMARKS:  # 42 numbers from a photo resized to 1×42 would be noise
+        raise InputError(
+            f"model {spec.name} reads hand landmarks, not pixels; run it through the hand stage "
+            "(`edge infer --hands`, runtime.hand_classify)"
+        )
     if isinstance(item, np.ndarray):
         fast = _fast_pixels(item, spec)
         if fast is not None:

@@ -95,6 +95,15 @@ class Layout(str, enum.Enum):
     NCHW = "NCHW"
 
 
+class InputKind(str, enum.Enum):
+    """What the model's input tensor holds."""
+
+    IMAGE = "image"  # pixels, through runtime.preprocess
+    # 21 hand landmarks as runtime.hands.landmark_features makes them, fed as (N, 1, 1, width): the photo goes
+    # through the hand stage (runtime.hands) first, and a photo without a hand gets "no hand", not a letter.
+    HAND_LANDMARKS = "hand_landmarks"
+
+
 class InputDType(str, enum.Enum):
     FLOAT32 = "float32"
     UINT8 = "uint8"  # the graph does scale/mean/std itself
@@ -132,6 +141,7 @@ class ModelSpec:
     framing: Framing = Framing.RESIZE
     frame_box: int | None = None  # the side of the square the ink is fitted into (CENTER_OF_MASS only)
     schema_version: int = SCHEMA_VERSION
+    input_kind: InputKind = InputKind.IMAGE
 
     def __post_init__(self) -> None:
         # Coerce JSON-ish values so ModelSpec(**json.load(...)) and literal construction agree.
@@ -218,6 +228,8 @@ class ModelSpec:
             problems.append("std must not contain 0")
         if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0):
             problems.append(f"scale must be a positive finite number, got {self.scale!r}")
+        if self.input_kind is InputKind.HAND_LANDMARKS and (self.height != 1 or self.color_mode is not ColorMode.GRAY):
+            problems.append("a hand_landmarks model takes (N, 1, 1, features): height 1, color_mode L")
         if not self.input_name or not self.output_name:
             problems.append("input_name and output_name must be non-empty")
         if problems:
@@ -229,6 +241,8 @@ class ModelSpec:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name == "input_kind" and value is InputKind.IMAGE:
+                continue  # image specs stay as every earlier runtime wrote and reads them
             if isinstance(value, enum.Enum):
                 value = value.value
             elif isinstance(value, tuple):
@@ -303,6 +317,7 @@ _ENUM_FIELDS = {
     "polarity": Polarity,
     "background": Background,
     "framing": Framing,
+    "input_kind": InputKind,
 }
 
 

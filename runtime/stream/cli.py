@@ -11,6 +11,7 @@ missing-decoder errors, 130 interrupted (after the frames in flight were finishe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -173,7 +174,10 @@ def _run(args, specs, options, providers, cuda) -> int:
         print(f"live view: {url} ({where})", file=sys.stderr, flush=True)
         sinks.append(view)
     try:
-        with Classifier.from_path(args.engine, providers=providers, threads=args.threads, cuda=cuda) as classifier:
+        with (
+            Classifier.from_path(args.engine, providers=providers, threads=args.threads, cuda=cuda) as classifier,
+            _hand_stage(args, classifier, providers) as prepare,
+        ):
             if view is not None:
                 view.model = classifier.spec.name
             if args.annotate is not None:
@@ -195,7 +199,7 @@ def _run(args, specs, options, providers, cuda) -> int:
                         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                         pipeline.stop()
 
-            pipeline = StreamPipeline(classifier, specs, options, write, on_tick=live)
+            pipeline = StreamPipeline(classifier, specs, options, write, on_tick=live, prepare=prepare)
             if view is not None:
                 view.attach(pipeline.stats)
             interrupted = _run_interruptible(pipeline)
@@ -215,6 +219,28 @@ def _run(args, specs, options, providers, cuda) -> int:
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_SOME_INPUTS_BAD if doc["errors"] else EXIT_OK
+
+
+@contextlib.contextmanager
+def _hand_stage(args, classifier, providers):
+    """Per-frame preparation through the hand stage (``--hands``, or a landmark model), else None (the spec's
+    preprocessing). A fallback model is for photos (``runtime.infer`` on files); frames without a hand say so."""
+    from runtime.spec import InputKind
+
+    if not (getattr(args, "hands", False) or classifier.spec.input_kind is InputKind.HAND_LANDMARKS):
+        yield None
+        return
+    if getattr(args, "fallback", None) is not None:
+        raise ValueError(
+            "--fallback applies to image files; on video and cameras a frame without a hand says 'no hand'"
+        )
+    from runtime.hand_classify import HandClassifier
+    from runtime.hands import HandFinder, HandModels
+
+    folder = args.hand_models if getattr(args, "hand_models", None) is not None else Path(args.engine).parent
+    with HandFinder(HandModels.in_folder(folder), providers, args.threads) as finder:
+        reader = HandClassifier(finder, classifier)
+        yield lambda image: reader.sample(image)[0]
 
 
 def _run_interruptible(pipeline) -> bool:

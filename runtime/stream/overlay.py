@@ -60,9 +60,12 @@ def text_mask(text: str, size: int) -> Image.Image:
 
 
 def draw_overlay(
-    image: Image.Image, prediction: Prediction, fps: float | None = None, roi: Roi | None = None
+    image: Image.Image, prediction: Prediction | None, fps: float | None = None, roi: Roi | None = None
 ) -> Image.Image:
-    """A copy of ``image`` (RGB) with one bar per top-k class, best first, and the fps under them."""
+    """A copy of ``image`` (RGB) with one bar per top-k class, best first, and the fps under them. ``None``: the
+    hand stage found no hand in this frame (an empty bar says so)."""
+    if prediction is None:
+        prediction = Prediction((-1,), ("no hand",), (0.0,))
     image = image.convert("RGB") if image.mode != "RGB" else image.copy()
     width, height = image.size
     size = max(9, min(22, min(width, height) // 12))

@@ -48,6 +48,7 @@ def summary(
                 "dropped": stats.dropped,
                 "classified": stats.classified,
                 "failed": stats.failed,
+                "no_hand": stats.no_hand,
                 "undecodable": stats.report.undecodable,
                 "reconnects": stats.report.reconnects,
                 "accounted": stats.accounted,
@@ -91,7 +92,11 @@ def format_summary(doc: dict) -> str:
     for s in doc["sources"]:
         lat = s["latency_ms"]
         latency = f", latency p50 {lat['p50']:.1f} ms p99 {lat['p99']:.1f} ms" if lat["p50"] is not None else ""
-        extra = "".join(f", {s[k]} {k}" for k in ("skipped", "dropped", "failed", "undecodable", "reconnects") if s[k])
+        extra = "".join(
+            f", {s[k]} {k}"
+            for k in ("skipped", "dropped", "failed", "no_hand", "undecodable", "reconnects")
+            if s.get(k)
+        )
         lines.append(
             f"  {s['source']}: {s['decoded']} decoded, {s['classified']} classified{extra}, {s['fps']:.1f} fps{latency}"
         )

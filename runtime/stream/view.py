@@ -182,8 +182,10 @@ class LiveView:
                         "stream": n,
                         "source": slot.uri,
                         "frame": None if slot.result is None else slot.result.frame,
-                        "label": None if slot.result is None else slot.result.prediction.label,
-                        "top_k": [] if slot.result is None else slot.result.prediction.to_dict()["top_k"],
+                        "label": _label(slot.result),
+                        "top_k": []
+                        if _label(slot.result) in (None, NO_HAND)
+                        else slot.result.prediction.to_dict()["top_k"],
                         "fps": round(slot.meter.rate(), 2),
                         "latency_ms": {
                             "p50": round(float(np.percentile(latencies, 50)), 2) if latencies.size else None,
@@ -354,3 +356,17 @@ window.addEventListener("load", () => {
 });
 </script></body></html>
 """
+
+
+NO_HAND = "no hand"
+
+
+def _top_k(result) -> list:
+    return [] if result is None or result.prediction is None else result.prediction.to_dict()["top_k"]
+
+
+def _label(result) -> str | None:
+    """The frame's label; "no hand" where the hand stage found none (``prediction`` None)."""
+    if result is None:
+        return None
+    return NO_HAND if result.prediction is None else result.prediction.label

@@ -74,7 +74,7 @@ def test_help_lists_every_command_with_its_docstring_summary_and_the_exit_codes(
     assert BY_NAME["infer"].summary().startswith("Classify images with an exported model")
     for row in EXIT_CODES:
         assert f"{row.code:>3}  {row.meaning}" in done.stdout
-    assert "1 means some inputs bad for: evaluate, infer, doggy-door, client" in done.stdout
+    assert "1 means some inputs bad for: evaluate, infer, doggy-door, capture, client" in done.stdout
 
 
 def test_each_command_help_is_the_tools_own_help():

@@ -16,6 +16,7 @@ from torch import nn
 from runtime.spec import ModelSpec
 from train.errors import TrainError
 from train.models.asl import AslCNN, asl_spec
+from train.models.landmarks import LandmarkMLP, landmark_spec
 from train.models.mnist import MnistCNN, MnistMLP, mnist_spec
 from train.models.transfer import TransferModel, backbone_info, imagenet_labels, transfer_spec
 
@@ -73,6 +74,8 @@ MODELS: dict[str, ModelEntry] = _table(
     _fixed("mnist_mlp", MnistMLP, mnist_spec, "mnist"),
     _fixed("mnist_cnn", MnistCNN, mnist_spec, "mnist"),
     _fixed("asl_cnn", AslCNN, asl_spec, "sign_mnist"),
+    # fitted on a user's own photos by `train asl --adapt DIR` (train.landmarks), not on a fixed data set
+    _fixed("asl_landmarks_adapted", LandmarkMLP, landmark_spec, "asl_photos"),
     _transfer("vgg16"),
     _transfer("efficientnet_lite0"),
     _imagenet("vgg16"),
