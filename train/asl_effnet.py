@@ -19,6 +19,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from formats.cli import positive_float, positive_int
@@ -76,7 +77,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--from", dest="start", type=Path, default=None, help="checkpoint to adapt (with --adapt)")
     parser.add_argument(
-        "--adapt-lr", type=positive_float(10.0), default=3e-4, help="learning rate of --adapt (default 3e-4)"
+        "--adapt-lr",
+        type=positive_float(10.0),
+        default=1e-3,
+        help="learning rate of --adapt's head (default 1e-3; the backbone moves at a tenth of it)",
     )
     parser.add_argument("--adapt-epochs", type=positive_int(10_000), default=15, help="passes over DIR (--adapt)")
 
@@ -162,7 +166,9 @@ def adapt_asl_effnet(start: Path, photos: Path, out: Path, config: TrainConfig, 
     before = evaluate(model, *to_tensors(data.images, data.labels, spec))[1]
     (x, y), transform = train_inputs(data.images, data.labels, spec, photo_augmentation(ADAPT_AUGMENT))
     seed_everything(config.seed)
-    history = fit(model, (x, y), to_tensors(data.images[:0], data.labels[:0], spec), config, transform, progress)
+    no_val = to_tensors(data.images[:0], data.labels[:0], spec)
+    optimizer = torch.optim.Adam(model.param_groups(config.lr))
+    history = fit(model, (x, y), no_val, config, transform, progress, desc=ADAPTED, optimizer=optimizer)
     after = evaluate(model, *to_tensors(data.images, data.labels, spec))[1]
     report = {
         "model": ADAPTED,

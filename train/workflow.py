@@ -136,7 +136,11 @@ def train_and_save(
     val = to_tensors(images[val_idx], labels[val_idx], spec)
     seed_everything(config.seed)
     model = entry.build(spec, weights)
-    history = fit(model, train_xy, val, config, transform=transform, progress=progress, desc=model_name)
+    # A model with a pretrained part says how fast each part may move (``param_groups``); others get plain Adam.
+    optimizer = torch.optim.Adam(model.param_groups(config.lr)) if hasattr(model, "param_groups") else None
+    history = fit(
+        model, train_xy, val, config, transform=transform, progress=progress, desc=model_name, optimizer=optimizer
+    )
     if not is_main_process():  # rank 0 alone evaluates, writes and reports
         barrier()
         return report

@@ -15,7 +15,7 @@ from train.data.sign_mnist import ASL_LABELS
 from train.models.transfer import TransferModel, backbone_info
 
 BACKBONE = "efficientnet_lite0"
-IMAGE_SIZE = 96  # side of the model input; Sign-MNIST's 28×28 is resized up to it the way the runtime resizes
+IMAGE_SIZE = 64  # side of the model input; Sign-MNIST's 28×28 is resized up to it the way the runtime resizes
 
 
 def asl_effnet_spec(name: str = "asl_effnet", image_size: int | None = None) -> ModelSpec:
@@ -40,6 +40,14 @@ class AslEffNet(nn.Module):
     def __init__(self, weights: str = "none", num_classes: int = len(ASL_LABELS)) -> None:
         super().__init__()
         self.net = TransferModel(BACKBONE, num_classes, weights)  # BN statistics stay ImageNet's (see there)
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """The new head at ``lr``, the pretrained backbone at lr/10: at 1e-3 for all, Adam wrecked the ImageNet
+        features in the first steps and a 7,200-image run ended at chance (measured, docs/asl-models.md)."""
+        return [
+            {"params": list(self.net.head.parameters()), "lr": lr},
+            {"params": list(self.net.backbone.parameters()), "lr": lr / 10},
+        ]
 
     def forward(self, x):
         return self.net(x.expand(-1, 3, -1, -1))
