@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary, examples
 from formats.errors import RuntimeToolkitError
 from formats.writer import set_force
-from train import asl, mnist, transfer
+from train import asl, asl_effnet, mnist, transfer
 from train.loop import init_distributed_from_env, shutdown_distributed
 
 MNIST_EXAMPLES = (
@@ -20,6 +20,10 @@ ASL_EXAMPLES = (
     "edge train asl --epochs 12 --out artifacts/asl_cnn --data-dir data   # camera augmentation",
     "edge train asl --train-csv my_train.csv.gz --test-csv my_test.csv --out artifacts/my_asl",
 )
+ASL_EFFNET_EXAMPLES = (
+    "edge train asl_effnet --out artifacts/asl_effnet --data-dir data   # ImageNet EfficientNet-Lite0, offline",
+    "edge train asl_effnet --adapt my_hands/ --from artifacts/asl_effnet/asl_effnet.pt --out artifacts/mine",
+)
 TRANSFER_EXAMPLES = (
     "edge train transfer --backbone efficientnet_lite0 --weights imagenet --data data/flowers --out artifacts/fl",
 )
@@ -29,16 +33,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser = command_parser(
         "train",
         __doc__,
-        [*MNIST_EXAMPLES, *ASL_EXAMPLES, *TRANSFER_EXAMPLES],
+        [*MNIST_EXAMPLES, *ASL_EXAMPLES, *ASL_EFFNET_EXAMPLES, *TRANSFER_EXAMPLES],
         description="Train the course models.",
     )
-    sub = parser.add_subparsers(dest="task", required=True, metavar="{mnist,asl,transfer}", help="which model")
+    sub = parser.add_subparsers(
+        dest="task", required=True, metavar="{mnist,asl,asl_effnet,transfer}", help="which model"
+    )
     mnist.add_arguments(
         sub.add_parser("mnist", help="MNIST MLP or CNN (course lab 1)", epilog=examples(*MNIST_EXAMPLES))
     )
     asl.add_arguments(
         sub.add_parser(
             "asl", help="ASL sign-language CNN with augmentation (course labs 2-4)", epilog=examples(*ASL_EXAMPLES)
+        )
+    )
+    asl_effnet.add_arguments(
+        sub.add_parser(
+            "asl_effnet",
+            help="ASL EfficientNet-Lite0 for real photos; --adapt DIR fine-tunes it on your own hands",
+            epilog=examples(*ASL_EFFNET_EXAMPLES),
         )
     )
     transfer.add_arguments(
@@ -59,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_force(args.force)
     init_distributed_from_env()  # a no-op unless launched by torchrun
     try:
-        {"mnist": mnist.run, "asl": asl.run, "transfer": transfer.run}[args.task](args)
+        {"mnist": mnist.run, "asl": asl.run, "asl_effnet": asl_effnet.run, "transfer": transfer.run}[args.task](args)
     except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

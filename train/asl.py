@@ -28,7 +28,9 @@ AUGMENTS = {"camera": CAMERA, "course": COURSE_AUGMENT}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser, "sign_mnist", "asl_cnn", epochs=20, batch_size=32)  # the course's batch
+    add_common_arguments(
+        parser, "sign_mnist", "asl_cnn", epochs=20, batch_size=32, models=("asl_cnn",)
+    )  # the course's batch
     parser.add_argument("--train-csv", type=Path, default=None, help="a training CSV in Sign-MNIST format")
     parser.add_argument("--test-csv", type=Path, default=None, help="a test CSV in Sign-MNIST format")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")

@@ -16,15 +16,16 @@ from train.models import MODELS
 
 
 def add_common_arguments(
-    parser: argparse.ArgumentParser, dataset: str, default_model: str, epochs: int, batch_size: int = 128
+    parser: argparse.ArgumentParser,
+    dataset: str,
+    default_model: str,
+    epochs: int,
+    batch_size: int = 128,
+    models: tuple[str, ...] | None = None,
 ) -> None:
-    """Options every in-memory classifier command shares (MNIST, ASL)."""
-    parser.add_argument(
-        "--model",
-        choices=sorted(m for m, e in MODELS.items() if e.dataset == dataset),
-        default=default_model,
-        help="which architecture",
-    )
+    """Options every in-memory classifier command shares (MNIST, ASL). ``models`` None: all of the data set's."""
+    choices = models or tuple(m for m, e in MODELS.items() if e.dataset == dataset)
+    parser.add_argument("--model", choices=sorted(choices), default=default_model, help="which architecture")
     parser.add_argument("--data-dir", default=None, help=f"data root (default ${DATA_DIR_ENV} or ./data)")
     parser.add_argument("--out", type=Path, required=True, help="output folder for checkpoint, spec and metrics")
     # Bounded types: --epochs 0 would overwrite a trained checkpoint with an untrained one.

@@ -111,10 +111,15 @@ def train_and_save(
     grid: list[TrainConfig] | None = None,
     progress: bool = True,
     info: dict | None = None,
+    spec: ModelSpec | None = None,
+    weights: str = "none",
 ) -> dict:
-    """Train (after optional K-fold model selection), test once, write <out>/<model>.pt/.json/.metrics.json."""
+    """Train (after optional K-fold model selection), test once, write <out>/<model>.pt/.json/.metrics.json.
+
+    ``spec`` None means the registry's default spec; ``weights`` is where a pretrained backbone starts.
+    """
     entry = get_model(model_name)
-    spec = entry.spec()
+    spec = spec or entry.spec()
     check_outputs(out, model_name)  # a file of another kind in --out is refused before training, not after
     images = prepare_pixels(images, spec)  # the runtime's own deploy steps (MNIST: polarity, background, framing)
     report: dict = {"model": model_name, **(info or {}), "train_images": len(images)}
@@ -131,8 +136,12 @@ def train_and_save(
     train_xy, transform = train_inputs(images[train_idx], labels[train_idx], spec, augment)
     val = to_tensors(images[val_idx], labels[val_idx], spec)
     seed_everything(config.seed)
-    model = entry.build()
-    history = fit(model, train_xy, val, config, transform=transform, progress=progress, desc=model_name)
+    model = entry.build(spec, weights)
+    # A model with a pretrained part says how fast each part may move (``param_groups``); others get plain Adam.
+    optimizer = torch.optim.Adam(model.param_groups(config.lr)) if hasattr(model, "param_groups") else None
+    history = fit(
+        model, train_xy, val, config, transform=transform, progress=progress, desc=model_name, optimizer=optimizer
+    )
     if not is_main_process():  # rank 0 alone evaluates, writes and reports
         barrier()
         return report

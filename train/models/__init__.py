@@ -16,6 +16,7 @@ from torch import nn
 from runtime.spec import ModelSpec
 from train.errors import TrainError
 from train.models.asl import AslCNN, asl_spec
+from train.models.asl_effnet import AslEffNet, asl_effnet_spec
 from train.models.landmarks import LandmarkMLP, landmark_spec
 from train.models.mnist import MnistCNN, MnistMLP, mnist_spec
 from train.models.transfer import TransferModel, backbone_info, imagenet_labels, transfer_spec
@@ -50,6 +51,11 @@ def _transfer(backbone: str) -> ModelEntry:
     return ModelEntry(name, lambda s, w: TransferModel(backbone, s.num_classes, w), make_spec, "image_folder")
 
 
+def _asl_effnet(name: str) -> ModelEntry:
+    """EfficientNet-Lite0 on grayscale hands; ``asl_effnet_adapted`` is the same network after ``--adapt``."""
+    return ModelEntry(name, lambda s, w: AslEffNet(w), lambda labels, size: asl_effnet_spec(name, size), "sign_mnist")
+
+
 def _imagenet(backbone: str) -> ModelEntry:
     """The whole pretrained ImageNet classifier (the doggy door's model), no training."""
     name = f"{backbone}_imagenet"
@@ -76,6 +82,8 @@ MODELS: dict[str, ModelEntry] = _table(
     _fixed("asl_cnn", AslCNN, asl_spec, "sign_mnist"),
     # fitted on a user's own photos by `train asl --adapt DIR` (train.landmarks), not on a fixed data set
     _fixed("asl_landmarks_adapted", LandmarkMLP, landmark_spec, "asl_photos"),
+    _asl_effnet("asl_effnet"),
+    _asl_effnet("asl_effnet_adapted"),
     _transfer("vgg16"),
     _transfer("efficientnet_lite0"),
     _imagenet("vgg16"),
