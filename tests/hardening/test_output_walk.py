@@ -63,6 +63,7 @@ FOLDER_OUTPUTS = {
     ("stream", "--out"),
     ("jpeg-draft", "--out"),
     ("demo", "--out"),
+    ("gpu-proof", "--out"),
 }
 INPUTS = {
     ("data fetch-mnist", "--from"),
@@ -96,6 +97,7 @@ INPUTS = {
     ("bench triton", "--model"),
     ("bench triton", "--images"),
     ("device-check", "--artifacts"),
+    ("gpu-proof", "--models"),
     ("stream", "--engine"),
     ("stream", "--images"),
 }
