@@ -64,6 +64,7 @@ FOLDER_OUTPUTS = {
     ("demo", "--out"),
     ("evaluate", "--out"),
     ("paper", "--out"),
+    ("gpu-proof", "--out"),
 }
 INPUTS = {
     ("data fetch-mnist", "--from"),
@@ -102,6 +103,7 @@ INPUTS = {
     ("client", "inputs"),
     ("evaluate", "--model"),
     ("evaluate", "folder"),
+    ("gpu-proof", "--models"),
 }
 
 
