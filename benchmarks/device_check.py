@@ -133,12 +133,12 @@ def tensorrt_models(artifacts: Path, batches: Sequence[int]) -> list[dict]:
 def torch_baselines(artifacts: Path) -> list[dict]:
     import torch
 
-    from train.models import get_model
+    from train.cards import get_card
 
     rows = []
     device = torch.device("cuda")
     for name in ("mnist_cnn", "asl_cnn", "vgg16_transfer"):
-        entry = get_model(name)
+        entry = get_card(name)
         spec = entry.spec(labels=tuple("abcdef")) if name == "vgg16_transfer" else entry.spec()
         model = entry.build(spec, "none").to(device).eval()
         dtype = torch.float16 if name == "vgg16_transfer" else torch.float32

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from calibration.splits import LabelledSplit
-
 # The calibration-set file format lives in runtime/ (the device side reads it too); re-exported for callers here.
 from formats.calibration_set import MANIFEST_FORMAT as MANIFEST_FORMAT
 from formats.calibration_set import TRAIN, CalibrationSet, CalibrationSetError
@@ -21,6 +19,7 @@ from formats.calibration_set import calib_paths as calib_paths
 from formats.calibration_set import content_sha256 as content_sha256
 from formats.calibration_set import load_calibration_set as load_calibration_set
 from formats.calibration_set import save_calibration_set as save_calibration_set
+from train.data.splits import LabelledSplit
 
 DEFAULT_SIZE = 512
 DEFAULT_SEED = 0

@@ -16,8 +16,8 @@ from formats.artifacts import Artifacts
 from formats.cli import EXIT_OK, EXIT_USER_ERROR, error_boundary
 from formats.errors import RuntimeToolkitError
 from formats.writer import set_force
+from train.cards import DatasetKind, cards_of, get_card
 from train.checkpoint import load_checkpoint
-from train.models import MODELS, get_model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--checkpoint", type=Path, help="a .pt file written by `python -m train`")
     source.add_argument(
         "--pretrained",
-        choices=sorted(n for n, e in MODELS.items() if e.dataset == "imagenet"),
+        choices=sorted(c.name for c in cards_of(DatasetKind.IMAGENET)),
         help="export a pretrained ImageNet classifier as is (e.g. for the doggy door)",
     )
     parser.add_argument("--weights", default="imagenet", help="with --pretrained: imagenet or a .pth path")
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ckpt = load_checkpoint(args.checkpoint)
             model, spec, out = ckpt.model, ckpt.spec, args.out or args.checkpoint.parent
         else:
-            entry = get_model(args.pretrained)
+            entry = get_card(args.pretrained)
             spec = entry.spec()
             model, out = entry.build(spec, args.weights), args.out or Path("artifacts") / args.pretrained
         path = export_fp32(model, spec, out, args.opset, uint8_input=args.uint8_input)

@@ -19,7 +19,8 @@ from benchmarks.timing import environment
 from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, add_force_argument, set_force, write_artifact
-from pipeline.flow import DEMO_MODELS, run_doggy_door, run_model
+from pipeline.flow import run_doggy_door, run_model
+from train.cards import demo_cards
 from train.data.paths import DATA_DIR_ENV, resolve_data_dir
 
 
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", default=None, help=f"data root (default ${DATA_DIR_ENV} or ./data)")
     parser.add_argument("--out", type=Path, default=Path("artifacts"), help="artifact folder (default artifacts)")
     parser.add_argument(
-        "--models", default=",".join(m.name for m in DEMO_MODELS), help="comma-separated subset of the demo models"
+        "--models", default=",".join(c.name for c in demo_cards()), help="comma-separated subset of the demo models"
     )
     parser.add_argument("--no-doggy-door", action="store_true", help="skip the doggy-door example")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -111,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     set_force(args.force)
     wanted = [m.strip() for m in args.models.split(",") if m.strip()]
-    known = {m.name: m for m in DEMO_MODELS}
+    known = {c.name: c for c in demo_cards()}
     unknown = [m for m in wanted if m not in known]
     if unknown:
         print(f"error: unknown demo model(s) {unknown}; choose from {sorted(known)}", file=sys.stderr)

@@ -47,13 +47,13 @@ class Case:
 def _checkpoints(folder: Path) -> dict[str, Path]:
     import torch
 
+    from train.cards import get_card
     from train.checkpoint import FORMAT
-    from train.models import get_model
 
-    entry = get_model("mnist_mlp")
+    entry = get_card("mnist_mlp")
     spec = json.loads(entry.spec().to_json())
     state = entry.build().state_dict()
-    cnn_state = get_model("mnist_cnn").build().state_dict()
+    cnn_state = get_card("mnist_cnn").build().state_dict()
     variants = {
         "good": {},
         "traversal": {"spec": json.dumps({**spec, "name": "../../escaped"})},
@@ -83,7 +83,7 @@ def _checkpoints(folder: Path) -> dict[str, Path]:
 
 
 def make_world(root: Path) -> World:
-    from train.models import get_model
+    from train.cards import get_card
 
     digit = root / "digit.png"
     Image.fromarray(np.tile(np.arange(28, dtype=np.uint8) * 9, (28, 1))).save(digit)
@@ -91,7 +91,7 @@ def make_world(root: Path) -> World:
     (root / "baseline_empty.json").write_text("{}")
     spec = root / "specs" / "mnist_cnn.json"
     spec.parent.mkdir()
-    get_model("mnist_cnn").spec().save(spec)
+    get_card("mnist_cnn").spec().save(spec)
     return World(
         root,
         write_model(root / "tiny"),
