@@ -26,7 +26,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,10 +47,10 @@ from formats.cli import (
 )
 from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, add_force_argument, set_force, write_artifact
+from runtime.backends.table import BackendOptions, TensorRTOptions, add_backend_arguments, options_from_args
 from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
 from runtime.preprocess import preprocess
-from runtime.providers import CudaOptions, add_provider_arguments, cuda_options_from_args
 
 _logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def run_batch(
         for name, (a, b) in zip(STAGES, ((t0, t1), (t1, t2), (t2, t3), (t3, t4))):
             stages[name].append((b - a) / (t4 - t0))
     share = {name: float(np.median(values)) for name, values in stages.items()}
-    gpu = getattr(classifier.backend, "last_stage_ms", None)
+    gpu = classifier.backend.last_stage_ms
     if gpu:  # TensorRT with time_stages: the backend stage split into H2D / GPU compute / D2H (last call)
         total = sum(gpu.values()) or 1.0
         share.update({f"backend.{k}": share["backend"] * v / total for k, v in gpu.items()})
@@ -158,19 +158,17 @@ def sweep(
     warmup_s: float = 0.2,
     duration_s: float = 1.0,
     iterations: int | None = None,
-    threads: int | None = None,
     log: Callable[[str], None] = _logger.info,
-    providers: str | None = None,
-    cuda: CudaOptions | None = None,
+    options: BackendOptions | None = None,
     execution: dict | None = None,
 ) -> list[BatchResult]:
-    """One result per batch size; ``execution`` (when given) receives how the backend ran (providers, TF32…)."""
+    """One result per batch size, with the backend's stage split where it has one (a plan's H2D / compute / D2H);
+    ``execution`` (when given) receives how the backend ran (providers, TF32…)."""
     encoded = encoded_samples(engine)
     results = []
-    classifier = Classifier.from_path(engine, providers=providers, threads=threads, cuda=cuda)
-    if hasattr(classifier.backend, "time_stages"):
-        classifier.backend.time_stages = True
-    with classifier:
+    options = options or BackendOptions()
+    staged = replace(options.get(TensorRTOptions), time_stages=True)
+    with Classifier.from_path(engine, options.replace(staged)) as classifier:
         fixed = classifier.static_batch
         if fixed is not None and set(batches) != {fixed}:
             raise RuntimeToolkitError(
@@ -186,8 +184,8 @@ def sweep(
                 f"{result.end_to_end.median_ms:.3f} ms ({result.end_to_end.throughput:.0f} img/s)"
                 + (" [unstable]" if result.warnings() else "")
             )
-        if execution is not None and hasattr(classifier.backend, "execution"):
-            execution.update(classifier.backend.execution())
+        if execution is not None:
+            execution.update(classifier.backend.execution() or {})
     unstable = [w for r in results for w in r.warnings()]
     if unstable:
         log(
@@ -290,7 +288,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration-s", type=float, default=1.0, help="timed seconds per measurement (default 1)")
     p.add_argument("--iterations", type=int, default=None, help="cap on timed iterations per measurement")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: its choice)")
-    add_provider_arguments(p)
+    add_backend_arguments(p)
     p.add_argument("--out", type=Path, default=None, help="report folder (default: beside the engine)")
     p.add_argument("--baseline", type=Path, default=None, help="an earlier JSON report: exit 1 on regressions")
     p.add_argument("--threshold", type=float, default=0.10, help="regression threshold (default 0.10 = 10 %%)")
@@ -347,7 +345,7 @@ def run(args: argparse.Namespace) -> int:
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     execution: dict = {}
     try:
-        cuda = cuda_options_from_args(args)
+        options = options_from_args(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -358,10 +356,8 @@ def run(args: argparse.Namespace) -> int:
             args.warmup_ms / 1000,
             args.duration_s,
             args.iterations,
-            args.threads,
             log,
-            args.providers,
-            cuda,
+            options,
             execution,
         )
     except RuntimeToolkitError as exc:

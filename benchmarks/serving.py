@@ -244,6 +244,7 @@ def triton_point(server, name: str, encoded: list[bytes], settings: LoadSettings
 def run_both(model: Path, encoded: list[bytes], settings: LoadSettings, log) -> list[LoadResult]:
     """Both set-ups ready at once; at each concurrency one runs right after the other, so slow drifts in
     the machine's load hit both alike."""
+    from runtime.backends.table import BackendOptions, OnnxRuntimeOptions
     from runtime.model import Classifier
     from serving.repository import ServingBackend, TritonOptions, write_repository
     from serving.triton_server import ServerOptions, TritonServer
@@ -262,7 +263,7 @@ def run_both(model: Path, encoded: list[bytes], settings: LoadSettings, log) -> 
             repo=Path(tmp) / "repo", http_port=0, grpc_port=0, metrics_port=0, log_file=Path(tmp) / "tritonserver.log"
         )
         with (
-            Classifier.from_path(model, threads=settings.threads) as classifier,
+            Classifier.from_path(model, BackendOptions(OnnxRuntimeOptions(threads=settings.threads))) as classifier,
             TritonServer(server_options) as server,
         ):
             for concurrency in settings.concurrency:

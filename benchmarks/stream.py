@@ -37,6 +37,7 @@ from formats.artifacts import Artifacts
 from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
 from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, add_force_argument, set_force, write_artifact, write_figure
+from runtime.backends.table import BackendOptions, OnnxRuntimeOptions
 from runtime.model import Classifier
 
 _logger = logging.getLogger(__name__)
@@ -269,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
 def _measure(args, counts: list[int], size: tuple[int, int], log) -> dict:
     with (
         tempfile.TemporaryDirectory(prefix="edge-stream-bench-") as tmp,
-        Classifier.from_path(args.engine, threads=args.threads) as classifier,
+        Classifier.from_path(args.engine, BackendOptions(OnnxRuntimeOptions(threads=args.threads))) as classifier,
     ):
         log(f"encoding {max(counts)} clip(s) of {args.frames} frames at {size[0]}x{size[1]} (H.264)")
         clips = make_clips(

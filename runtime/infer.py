@@ -27,10 +27,10 @@ from formats.cli import (
     safe,
 )
 from formats.errors import InputError, RuntimeToolkitError
+from runtime.backends.table import add_backend_arguments, options_from_args
 from runtime.model import Classifier
 from runtime.postprocess import Prediction, checked_top_k
 from runtime.preprocess import find_images, preprocess
-from runtime.providers import add_provider_arguments, cuda_options_from_args
 from runtime.stream.cli import add_stream_arguments, run_streams, wants_stream
 
 
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch-size", type=positive_int(), default=32, help="inputs per inference call (default 32)")
     parser.add_argument("--top-k", type=positive_int(), default=1, help="classes to print per input (default 1)")
-    add_provider_arguments(parser)
+    add_backend_arguments(parser)
     parser.add_argument("--threads", type=positive_int(), default=None, help="intra-op threads (default: ORT's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     add_stream_arguments(parser)
@@ -110,16 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.inputs:
         parser.error("give image files or folders to classify (or --self-test)")
     try:
-        cuda = cuda_options_from_args(args)
+        options = options_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
     if wants_stream(args.inputs):
-        return run_streams(args, args.providers, cuda)
+        return run_streams(args, options)
     files, errors = _expand([Path(text) for text in args.inputs])
     total = len(files) + len(errors)
     results = []
     try:
-        with Classifier.from_path(args.engine, providers=args.providers, threads=args.threads, cuda=cuda) as classifier:
+        with Classifier.from_path(args.engine, options) as classifier:
             for path, outcome in classify_files(classifier, files, args.batch_size, args.top_k):
                 if isinstance(outcome, InputError):
                     errors.append((str(path), str(outcome)))
@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         print(_format(path, outcome))
             model_name = classifier.spec.name
             backend = classifier.backend
-            execution = backend.execution() if hasattr(backend, "execution") else None
+            execution = backend.execution()
     except RuntimeToolkitError as exc:
         print(f"error: {safe(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from formats.errors import InputError
+from runtime.backends.table import BackendOptions, OnnxRuntimeOptions
 from runtime.model import Classifier, open_backend
 from runtime.postprocess import to_probabilities
 from runtime.preprocess import decode_image, preprocess
@@ -157,7 +158,8 @@ class TritonPythonModel:
         spec = ModelSpec.load(model_dir / SPEC_FILE)
         path = model_dir / str(args["model_version"]) / settings.model_file
         providers = choose_providers(settings.providers, args.get("model_instance_kind", "CPU"))
-        self.classifier = Classifier(open_backend(path, providers, settings.threads), spec, source=str(path))
+        options = BackendOptions(OnnxRuntimeOptions(providers, settings.threads))
+        self.classifier = Classifier(open_backend(path, options), spec, source=str(path))
         self.classifier.__enter__()
         self.runner = BatchRunner(self.classifier, settings.top_k, settings.max_model_batch)
         self.input_names = (IMAGE_INPUT, spec.input_name)

@@ -25,7 +25,7 @@ from formats.cli import (
     positive_float,
     positive_int,
 )
-from runtime.providers import CudaOptions
+from runtime.backends.table import BackendOptions
 from runtime.stream.uri import SourceKind, SourceSyntaxError, is_stream_source, parse_source
 
 
@@ -68,8 +68,9 @@ def wants_stream(inputs: list[str]) -> bool:
     return any(is_stream_source(text) for text in inputs)
 
 
-def run_streams(args: argparse.Namespace, providers: str | None, cuda: CudaOptions | None = None) -> int:
-    """Classify the frames of ``args.inputs``; prints results and summary, returns the exit status."""
+def run_streams(args: argparse.Namespace, backend: BackendOptions | None = None) -> int:
+    """Classify the frames of ``args.inputs`` on ``backend``'s options; prints results and summary, returns the exit
+    status."""
     images = [text for text in args.inputs if not is_stream_source(text)]
     if images:
         return _usage(
@@ -90,7 +91,7 @@ def run_streams(args: argparse.Namespace, providers: str | None, cuda: CudaOptio
         for spec in specs:
             if spec.kind is SourceKind.GSTREAMER:
                 check_gstreamer(spec.uri)
-        return _run(args, specs, options, providers, cuda)
+        return _run(args, specs, options, backend)
     except RuntimeToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -102,7 +103,7 @@ def run_streams(args: argparse.Namespace, providers: str | None, cuda: CudaOptio
         return EXIT_USER_ERROR
 
 
-def _run(args, specs, options, providers, cuda) -> int:
+def _run(args, specs, options, backend) -> int:
     from runtime.model import Classifier
     from runtime.stream.pipeline import StreamPipeline
     from runtime.stream.report import LiveLine, format_summary, summary
@@ -110,7 +111,7 @@ def _run(args, specs, options, providers, cuda) -> int:
 
     sinks = []
     try:
-        with Classifier.from_path(args.engine, providers=providers, threads=args.threads, cuda=cuda) as classifier:
+        with Classifier.from_path(args.engine, backend) as classifier:
             if args.annotate is not None:
                 sinks.append(AnnotatedVideoSink(args.annotate, len(specs), args.fps or 30.0, options.roi))
             if args.jsonl is not None or not args.json:
