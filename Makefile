@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 DEVICE_VENV ?= .venv-device
 DEVICE_VENV_PY := $(DEVICE_VENV)/bin/python
 
-.PHONY: install serve-install device-venv data demo lint test test-slow device-check clean
+.PHONY: install serve-install device-venv data demo lint browser test test-slow device-check clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -59,11 +59,19 @@ lint: install
 
 # What CI runs: everything but the `slow` tests (the whole demo, full-budget training), ~10 min on 2 cores;
 # tests/engine/test_device_flow.py runs the device flow in the device profile.
-test: lint data device-venv
+# Headless Chromium for the --view browser test (tests/runtime/stream/test_view.py): installed when absent, only
+# as root where apt-get exists; elsewhere that one test skips and says how to get it.
+APT_CHROMIUM = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& { $(APT_CHROMIUM) || { apt-get update -qq && $(APT_CHROMIUM); }; } \
+		|| echo "note: chromium not installed (needs root and apt-get): the browser test will skip"; }
+
+test: lint data device-venv browser
 	EDGE_DATA_DIR=$(abspath $(DATA_DIR)) EDGE_DEVICE_PYTHON=$(abspath $(DEVICE_VENV_PY)) $(PY) -m pytest $(PYTEST_ARGS)
 
 # Also the slow tests: the whole demo and the flowers accuracy target (~15 more minutes on 2 cores).
-test-slow: data device-venv
+test-slow: data device-venv browser
 	EDGE_DATA_DIR=$(abspath $(DATA_DIR)) EDGE_DEVICE_PYTHON=$(abspath $(DEVICE_VENV_PY)) $(PY) -m pytest --run-slow $(PYTEST_ARGS)
 
 # On a GPU box: cuda-python layer, TensorRT engines (build, self-test, latency) and PyTorch GPU baselines;

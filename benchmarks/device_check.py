@@ -25,7 +25,7 @@ import numpy as np
 
 from benchmarks.timing import parse_batches
 from formats.artifacts import TENSORRT_PRECISIONS, Artifacts
-from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, describe, error_boundary
+from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, command_parser, error_boundary
 from formats.writer import Kind, add_force_argument, set_force, write_artifact
 from runtime import doctor
 
@@ -181,14 +181,24 @@ def torch_baselines(artifacts: Path) -> list[dict]:
     return rows
 
 
-@error_boundary
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.device_check", description=describe(__doc__))
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser(
+        "device-check",
+        __doc__,
+        [
+            "edge device-check --artifacts artifacts --batch 1,8,64   # = make device-check on a GPU box or Jetson",
+        ],
+    )
     add_force_argument(parser)
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="model folders (default artifacts)")
     parser.add_argument("--batch", default="1,8,64", help="latency sweep batch sizes for engines")
     parser.add_argument("--out", type=Path, default=Path("device_report.json"), help="JSON report path")
-    args = parser.parse_args(argv)
+    return parser
+
+
+@error_boundary
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     set_force(args.force)
     report: dict = {"doctor": [c.__dict__ for c in doctor.run_checks()], "skipped": {}}
     for c in doctor.run_checks():

@@ -39,13 +39,15 @@ from formats.cli import (
     EXIT_CHECK_FAILED,
     EXIT_OK,
     EXIT_USER_ERROR,
-    describe,
+    command_parser,
     error_boundary,
     non_negative_float,
     positive_float,
     positive_int,
+    thread_count,
 )
 from formats.errors import RuntimeToolkitError
+from formats.files import read_bounded
 from formats.writer import Kind, add_force_argument, set_force, write_artifact
 from runtime.backends.table import BackendOptions, TensorRTOptions, add_backend_arguments, options_from_args
 from runtime.model import Classifier
@@ -281,13 +283,21 @@ def regressions(report: dict, baseline: dict, threshold: float) -> list[str]:
     return found
 
 
+EXAMPLES = (
+    "edge bench latency --engine artifacts/asl_cnn/asl_cnn.int8.ort.onnx --batch 1,8,64",
+    "edge bench latency --engine asl_cnn.fp32.onnx --baseline old.json --threshold 0.1   # exit 1 on a regression",
+)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", type=Path, required=True, help="model file (.onnx or .plan)")
     p.add_argument("--batch", default="1,8,64", help="comma-separated batch sizes (default 1,8,64)")
     p.add_argument("--warmup-ms", type=float, default=200.0, help="untimed warm-up per batch size (default 200)")
     p.add_argument("--duration-s", type=float, default=1.0, help="timed seconds per measurement (default 1)")
     p.add_argument("--iterations", type=int, default=None, help="cap on timed iterations per measurement")
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: its choice)")
+    p.add_argument(
+        "--threads", type=thread_count(), default=None, help="ONNX Runtime intra-op threads (default: its choice)"
+    )
     add_backend_arguments(p)
     p.add_argument("--out", type=Path, default=None, help="report folder (default: beside the engine)")
     p.add_argument("--baseline", type=Path, default=None, help="an earlier JSON report: exit 1 on regressions")
@@ -331,7 +341,10 @@ def run(args: argparse.Namespace) -> int:
     baseline = None
     if args.baseline is not None:
         try:
-            baseline = json.loads(args.baseline.read_text())
+            baseline = json.loads(read_bounded(args.baseline, "a JSON latency report", RuntimeToolkitError, 64 << 20))
+        except RuntimeToolkitError as exc:  # a FIFO, a device (/dev/zero read until OOM), a folder, too large
+            print(f"error: --baseline {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             print(f"error: --baseline {args.baseline}: cannot read it as a JSON report ({exc})", file=sys.stderr)
             return EXIT_USER_ERROR
@@ -395,7 +408,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks latency", description=describe(__doc__))
+    parser = command_parser("bench latency", __doc__, EXAMPLES)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -80,6 +80,47 @@ def exit_code_table() -> str:
     return "\n".join(f"  {e.code:>3}  {e.meaning}" for e in EXIT_CODES)
 
 
+# --- help that teaches: one parser class and one formatter for every command (`edge <cmd> --help`) ---
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description and the examples epilog as written, and shows every option's default.
+
+    A default is shown when it says something: not for ``None`` ("not given"; the help says what happens then),
+    a flag's ``False``, or a help text that already names its default.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = "%(default)" in text or "default" in text.lower()
+        if shown or not action.option_strings or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class CommandParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` with ``HelpFormatter``; sub-commands (``add_parser``) get it too."""
+
+    def __init__(self, *args: Any, formatter_class: type = HelpFormatter, **kwargs: Any) -> None:
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
+def examples(*lines: str) -> str:
+    """An ``examples:`` epilog, one command per line (``edge <cmd> ...  # what it does``)."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def command_parser(command: str, doc: str | None, example_lines: Sequence[str], **kwargs: Any) -> CommandParser:
+    """The parser of ``edge <command>``: usage says ``edge <command>``, the epilog holds its examples.
+
+    ``command`` is the row name in ``edge.commands`` (``"infer"``, ``"bench latency"``); the ``python -m`` entry
+    point runs the same parser, so both forms print the same help. ``tests/edge/test_help.py`` walks every parser
+    of the ``edge`` table and holds each to this.
+    """
+    kwargs.setdefault("description", describe(doc))
+    return CommandParser(prog=f"edge {command}", epilog=examples(*example_lines), **kwargs)
+
+
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x20), 0x7F]} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
 _CONTROL |= {c: f"\\x{c:02x}" for c in range(0x80, 0xA0)}  # C1 controls (CSI = 0x9b) start escapes too
 
@@ -267,4 +308,41 @@ def positive_float(high: float | None = None) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
         return value
 
+    return parse
+
+
+# --- the shared bounds: one place for the limits every CLI applies to the same kind of number ---
+
+MAX_THREADS = 4 * (os.cpu_count() or 1)  # more threads than 4 × cores only thrash (--threads 20000 stalled infer)
+MAX_SEED = 2**32 - 1  # numpy's and torch's seed range
+MAX_PIXELS = 89_478_485  # one image or video frame (Pillow's MAX_IMAGE_PIXELS: larger is a decompression bomb)
+MIN_FRAME_SIDE = 16  # the smallest frame side every encoder we use accepts (H.264/VP9 macroblocks)
+
+
+def thread_count(allow_zero: bool = False) -> Callable[[str], int]:
+    """An argparse type for ``--threads``: 1 (or 0, "the library's default", with ``allow_zero``) to 4 × cores."""
+    what = f"an integer from {0 if allow_zero else 1} to {MAX_THREADS} (4 × this machine's {os.cpu_count()} cores)"
+    return _number(int, 0 if allow_zero else 1, MAX_THREADS, what)
+
+
+def random_seed() -> Callable[[str], int]:
+    """An argparse type for ``--seed``: 0 to 2**32 − 1."""
+    return non_negative_int(MAX_SEED)
+
+
+def frame_size() -> Callable[[str], tuple[int, int]]:
+    """An argparse type for a ``WIDTHxHEIGHT`` frame size: even sides ≥ 16, at most ``MAX_PIXELS`` pixels."""
+
+    def parse(text: str) -> tuple[int, int]:
+        width, sep, height = text.strip().lower().partition("x")
+        if not sep or not width.isdigit() or not height.isdigit():
+            raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x480, got {text!r}")
+        size = int(width), int(height)
+        if min(size) < MIN_FRAME_SIDE or size[0] * size[1] > MAX_PIXELS or any(side % 2 for side in size):
+            raise argparse.ArgumentTypeError(
+                f"expected even sides of at least {MIN_FRAME_SIDE} and at most {MAX_PIXELS} pixels in all, got {text}"
+            )
+        return size
+
+    parse.__name__ = "WIDTHxHEIGHT"
     return parse

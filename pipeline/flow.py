@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmarks import compare as precision_compare
 from benchmarks.latency_line import LatencyComparison, compare_batch1
-from calibration import robustness
+from calibration import real_photos, robustness
 from calibration.calibrate import CalibrationOptions, CalibrationResult
 from calibration.calibrate_and_gate import calibrate_and_gate
 from calibration.gate import GateResult
@@ -85,6 +85,7 @@ class ModelReport:
     compare: list[precision_compare.Row]
     compare_files: dict[str, str]  # the comparison report files written beside the model
     robustness: RobustnessReport  # camera-like re-shots of the held-out split through the runtime
+    real_photos: dict  # labelled real photos through the runtime (calibration.real_photos), or why skipped
 
     @property
     def accuracy_ok(self) -> bool:
@@ -112,6 +113,7 @@ class ModelReport:
             "compare": [{**r.__dict__, "throughput": r.throughput} for r in self.compare],
             "compare_files": self.compare_files,
             "robustness": self.robustness.to_dict(),
+            "real_photos": self.real_photos,
         }
 
 
@@ -142,6 +144,7 @@ def run_model(card: ModelCard, data_dir: Path, out: Path, progress: bool, say: R
     say(latency.summary())
     robust = robustness.run(engine, data_dir, demo.robustness_samples)  # before the gate, which cites it
     say(robust.line())
+    real = evaluate_real_photos(card, data_dir, engine, held_out_accuracy(ckpt.metrics), say)  # the gate cites it
     calibration, gate = calibrate_and_gate(card.name, folder, data_dir, CalibrationOptions(), log=say)
     say(gate_markdown(gate.rows).rstrip("\n"))
     engines = build_engines(card.name, folder, say)
@@ -168,7 +171,34 @@ def run_model(card: ModelCard, data_dir: Path, out: Path, progress: bool, say: R
         compare=rows,
         compare_files=precision_compare.write_reports(card.name, folder, rows),
         robustness=robust,
+        real_photos=real,
     )
+
+
+def evaluate_real_photos(card: ModelCard, data_dir: Path, engine: Path, reference: float, say: Reporter) -> dict:
+    """The model on its labelled real photos, through the runtime (``edge evaluate``): one line with the gap to
+    the held-out split. Skipped, saying why, where the model has no such set or the folder is absent."""
+    demo = card.demo
+    if demo.real_photos is None:
+        return {"skipped": f"no labelled real-photo set for {card.name}"}
+    root = data_dir / demo.real_photos
+    if not root.is_dir():
+        reason = f"{root} not found (real photos are evaluation data that a fresh machine does not have)"
+        say(f"real photos: SKIPPED, {reason}")
+        return {"skipped": reason}
+    report = real_photos.run(engine, root)
+    line = report.line(reference, demo.held_out)
+    say(line)
+    overall = report.overall.to_dict()
+    return {
+        "folder": str(root),
+        "images": overall["images"],
+        "accuracy": overall["accuracy"],
+        "ci": overall["ci"],
+        "gap_pp": 100 * (overall["accuracy"] - reference),
+        "by_source": [s.to_dict() for s in report.by_source()],
+        "line": line,
+    }
 
 
 def build_engines(name: str, folder: Path, say: Reporter = _logger.info) -> list[EngineResult]:

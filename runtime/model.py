@@ -12,6 +12,7 @@ import numpy as np
 from formats.bundle import verify_beside
 from formats.errors import ModelLoadError, SpecError
 from formats.files import open_regular
+from formats.writer import Look, identify
 from runtime.backends.base import Backend
 from runtime.backends.table import BackendOptions, make_backend
 from runtime.postprocess import Prediction, to_probabilities, top_k
@@ -28,8 +29,18 @@ def open_backend(path: str | os.PathLike, options: BackendOptions | None = None)
     path = Path(path)
     if os.path.lexists(path):  # a FIFO would hang the backend's read; no permission is not "re-export it"
         open_regular(path, "a model file (.onnx or .plan)", ModelLoadError).close()
+        refuse_checkpoint(path)
     verify_beside(path)
     return make_backend(path, options)
+
+
+def refuse_checkpoint(path: Path) -> None:
+    """A training checkpoint given where a model belongs gets the obvious cause, not "not an ONNX model"."""
+    if identify(path) is Look.CHECKPOINT:
+        raise ModelLoadError(
+            f"{path}: this is a checkpoint (PyTorch weights), not a model the runtime runs; export it first: "
+            f"`edge export --checkpoint {path}` writes the .fp32.onnx beside it"
+        )
 
 
 def find_spec(path: Path, backend: Backend) -> ModelSpec:

@@ -180,18 +180,18 @@ class BoundRunner:
         """A pinned host OrtValue and its numpy view for one input, or None (pageable copies)."""
         if self.device == "cpu" or self.staging.startswith("pageable"):
             return None
-        if self._pinned is None:
-            self._pinned, why = pinned_memory_info(self._ort)
+        try:  # any failure here, get_ep_devices() included, only costs speed: fall back to pageable copies
             if self._pinned is None:
-                self.staging = f"pageable: {why}"
-                return None
-        try:
+                self._pinned, why = pinned_memory_info(self._ort)
+                if self._pinned is None:
+                    self.staging = f"pageable: {why}"
+                    return None
             stage = self._ort.OrtValue.ortvalue_from_shape_and_type(list(shape), dtype, memory_info=self._pinned)
             view = stage.numpy()
             if view.__array_interface__["data"][0] != stage.data_ptr():
                 raise ValueError("OrtValue.numpy() of host-accessible memory is a copy, not a view")
             device_value.update_inplace(stage)  # OrtValue → OrtValue copies need a newer onnxruntime
-        except Exception as exc:  # any failure here only costs speed: fall back to pageable copies
+        except Exception as exc:
             self.staging = f"pageable: pinned staging failed ({type(exc).__name__}: {str(exc)[:120]})"
             return None
         self.staging = "pinned: ONNX Runtime host-accessible OrtValue"

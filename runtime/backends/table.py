@@ -34,11 +34,13 @@ class OnnxRuntimeOptions:
 @dataclass(frozen=True)
 class TensorRTOptions:
     """``cuda_graphs``: capture each batch size's enqueue once and replay it; ``flavour``: ``tensorrt`` or
-    ``tensorrt_rtx`` (None: the plan's manifest says); ``time_stages``: CUDA events around H2D / compute / D2H."""
+    ``tensorrt_rtx`` (None: the plan's manifest says); ``time_stages``: CUDA events around H2D / compute / D2H;
+    ``device_id``: the GPU the plan runs on."""
 
     cuda_graphs: bool = False
     flavour: str | None = None
     time_stages: bool = False
+    device_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,9 @@ def _make_tensorrt(path: Path, options: BackendOptions) -> Backend:
     from runtime.backends.tensorrt import TensorRTBackend
 
     o = options.get(TensorRTOptions)
-    return TensorRTBackend(path, cuda_graphs=o.cuda_graphs, flavour=o.flavour, time_stages=o.time_stages)
+    return TensorRTBackend(
+        path, cuda_graphs=o.cuda_graphs, flavour=o.flavour, time_stages=o.time_stages, device_id=o.device_id
+    )
 
 
 OPENVINO_PROVIDER = "OpenVINOExecutionProvider"

@@ -1,7 +1,9 @@
 """The stream options of ``python -m runtime.infer`` and the run they start.
 
 Per-frame results are JSON Lines on stdout (or ``--jsonl FILE``); the summary goes to stderr, or to
-stdout as one JSON document with ``--json`` (then per-frame lines go only to ``--jsonl``). Exit status:
+stdout as one JSON document with ``--json`` (then per-frame lines go only to ``--jsonl``); it names every output
+(annotated videos, the JSON Lines file, the browser view) with its frame counts. ``--view [HOST:]PORT`` serves
+the annotated streams to browsers (``runtime.stream.view``) and says where on stderr. Exit status:
 0 every source read cleanly, 1 a source failed or was damaged (the others still ran), 2 usage, model or
 missing-decoder errors, 130 interrupted (after the frames in flight were finished and the summary printed).
 """
@@ -25,6 +27,7 @@ from formats.cli import (
     positive_float,
     positive_int,
 )
+from formats.writer import add_force_argument, declare_inputs, set_force
 from runtime.backends.table import BackendOptions
 from runtime.stream.uri import SourceKind, SourceSyntaxError, is_stream_source, parse_source
 
@@ -62,6 +65,51 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         help="network sources: reconnect attempts (back-off 0.5 s doubling, capped at 8 s; default 5)",
     )
     group.add_argument("--queue-size", type=positive_int(), default=8, help="frames queued per source (default 8)")
+    add_force_argument(group)
+    group.add_argument(
+        "--view",
+        type=view_address,
+        default=None,
+        metavar="[HOST:]PORT",
+        help="watch the annotated streams in a browser at http://HOST:PORT/ (HOST defaults to 127.0.0.1, "
+        "loopback only; 0.0.0.0 for every interface; PORT 0 picks a free one). Viewers never slow inference: "
+        "their frames are dropped, not queued",
+    )
+
+
+# options that mean something only for frames of a stream; given with image files they are refused, not ignored
+STREAM_ONLY = (
+    "fps",
+    "every",
+    "max_frames",
+    "loop",
+    "roi",
+    "smoothing",
+    "jsonl",
+    "annotate",
+    "reconnect",
+    "queue_size",
+    "view",
+)
+
+
+def view_address(text: str) -> tuple[str, int]:
+    """``[HOST:]PORT`` → (host, port); the host defaults to 127.0.0.1 (loopback only)."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]") if sep else "127.0.0.1"
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535 or (sep and not host):
+        raise argparse.ArgumentTypeError(f"expected [HOST:]PORT such as 8090 or 0.0.0.0:8090, got {text!r}")
+    return host, number
+
+
+def stream_only_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
+    """The stream options given (not at their default) — they mean nothing for image files."""
+    given = [name for name in STREAM_ONLY if getattr(args, name) != parser.get_default(name)]
+    return ["--" + name.replace("_", "-") for name in given]
 
 
 def wants_stream(inputs: list[str]) -> bool:
@@ -80,8 +128,11 @@ def run_streams(args: argparse.Namespace, backend: BackendOptions | None = None)
     try:
         specs = [parse_source(text) for text in args.inputs]
         options = _options(args)
+        _check_outputs(args)
     except (SourceSyntaxError, ValueError) as exc:
         return _usage(str(exc))
+    set_force(args.force)
+    declare_inputs(args.engine, *(path for spec in specs for path in _input_files(spec)))
     from formats.errors import RuntimeToolkitError
     from runtime.stream.sources import check_gstreamer, import_av
 
@@ -110,10 +161,27 @@ def _run(args, specs, options, backend) -> int:
     from runtime.stream.sinks import AnnotatedVideoSink, JsonLinesSink
 
     sinks = []
+    view = None
+    if args.view is not None:  # bound before the model loads: a busy port fails at once
+        from runtime.stream.view import LiveView
+
+        view = LiveView(*args.view, [spec.uri for spec in specs], options.roi)
+        url = view.start()
+        where = f"listening on {args.view[0]}"
+        if _loopback(args.view[0]):
+            where = "loopback only; --view 0.0.0.0:PORT listens on every interface"
+        print(f"live view: {url} ({where})", file=sys.stderr, flush=True)
+        sinks.append(view)
     try:
         with Classifier.from_path(args.engine, backend) as classifier:
+            if view is not None:
+                view.model = classifier.spec.name
             if args.annotate is not None:
-                sinks.append(AnnotatedVideoSink(args.annotate, len(specs), args.fps or 30.0, options.roi))
+                sinks.append(
+                    AnnotatedVideoSink(
+                        args.annotate, len(specs), args.fps or 30.0, options.roi, [spec.live for spec in specs]
+                    )
+                )
             if args.jsonl is not None or not args.json:
                 sinks.append(JsonLinesSink(path=args.jsonl))
             live = LiveLine()
@@ -128,6 +196,8 @@ def _run(args, specs, options, backend) -> int:
                         pipeline.stop()
 
             pipeline = StreamPipeline(classifier, specs, options, write, on_tick=live)
+            if view is not None:
+                view.attach(pipeline.stats)
             interrupted = _run_interruptible(pipeline)
             live.clear()
             model = classifier.spec.name
@@ -136,7 +206,8 @@ def _run(args, specs, options, backend) -> int:
     finally:
         for sink in sinks:
             sink.close()
-    doc = summary(pipeline, model, str(args.engine), interrupted)
+    outputs = [entry for sink in sinks if hasattr(sink, "outputs") for entry in sink.outputs()]
+    doc = summary(pipeline, model, str(args.engine), interrupted, outputs)
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
@@ -180,9 +251,30 @@ def _options(args):
         top_k=args.top_k,
         max_batch=args.batch_size,
         queue_size=args.queue_size,
-        keep_images=args.annotate is not None,
+        keep_images=args.annotate is not None or args.view is not None,
         read=ReadOptions(loop=args.loop, reconnect_attempts=args.reconnect),
     )
+
+
+def _check_outputs(args) -> None:
+    if args.jsonl is not None and args.annotate is not None:
+        if os.path.abspath(args.jsonl) == os.path.abspath(args.annotate):
+            raise ValueError(f"--jsonl and --annotate both name {args.jsonl}; give each its own file")
+
+
+def _input_files(spec) -> list[Path]:
+    """The files a source reads (a video file, the frames of an image sequence): outputs must not replace them."""
+    if spec.kind is SourceKind.FILE:
+        return [Path(spec.target)]
+    if spec.kind is SourceKind.IMAGE_SEQUENCE:
+        from runtime.stream.sources import sequence_files
+
+        return [Path(name) for name in sequence_files(spec.target)]
+    return []
+
+
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _usage(message: str) -> int:

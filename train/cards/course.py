@@ -81,7 +81,14 @@ def _mnist(name: str, module, target: float) -> ModelCard:
         splits=mnist_split,
         data="mnist",
         int8_max_drop_pp=0.5,
-        demo=DemoPlan(target, "MNIST test (10k)", (TrainConfig(epochs=5),), _train_mnist, _mnist_samples),
+        demo=DemoPlan(
+            target,
+            "MNIST test (10k)",
+            (TrainConfig(epochs=5),),
+            _train_mnist,
+            _mnist_samples,
+            real_photos="digits_real",
+        ),
     )
 
 
@@ -132,7 +139,12 @@ register(
         data_hint=SIGN_MNIST_HINT,
         int8_max_drop_pp=0.5,
         demo=DemoPlan(
-            0.99, "Sign-MNIST test (7,172)", (TrainConfig(epochs=8, batch_size=32),), _train_asl, _asl_samples
+            0.99,
+            "Sign-MNIST test (7,172)",
+            (TrainConfig(epochs=8, batch_size=32),),
+            _train_asl,
+            _asl_samples,
+            real_photos="asl_real/test",
         ),
     )
 )

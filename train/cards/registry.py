@@ -44,6 +44,7 @@ class DemoPlan:
     train: DemoTrainer
     samples: SamplePicker
     robustness_samples: int = 50  # per condition (about 12 s of CPU for a 28×28 model): a quick look
+    real_photos: str | None = None  # labelled real photos under the data root (a scoreboard: evaluation only)
 
 
 @dataclass(frozen=True)
