@@ -362,20 +362,16 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    try:
-        results = sweep(
-            args.engine,
-            sorted(set(batches)),
-            args.warmup_ms / 1000,
-            args.duration_s,
-            args.iterations,
-            log,
-            options,
-            execution,
-        )
-    except RuntimeToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    results = sweep(
+        args.engine,
+        sorted(set(batches)),
+        args.warmup_ms / 1000,
+        args.duration_s,
+        args.iterations,
+        log,
+        options,
+        execution,
+    )
     profile = recommend_profile(results)
     report = {
         "engine": str(args.engine),

@@ -42,7 +42,6 @@ from benchmarks.latency import encoded_samples
 from benchmarks.plots import save_log2_panels
 from benchmarks.timing import environment, parse_batches, stats_from_samples
 from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary, thread_count
-from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, add_force_argument, set_force, write_artifact
 
 MODES = ("in_process", "triton")
@@ -476,11 +475,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {str(exc).replace('--batch', '--concurrency')}", file=sys.stderr)
         return EXIT_USER_ERROR
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
-    try:
-        results = run_both(args.model, encoded, settings, log)
-    except RuntimeToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    results = run_both(args.model, encoded, settings, log)
     doc = report(args.model, settings, results)
     out = args.out or args.model.parent
     stem = out / f"{args.model.name}.triton"

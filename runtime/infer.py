@@ -30,7 +30,7 @@ from formats.cli import (
     safe,
     thread_count,
 )
-from formats.errors import InputError, RuntimeToolkitError
+from formats.errors import InputError
 from runtime.backends.table import add_backend_arguments, options_from_args
 from runtime.model import Classifier
 from runtime.postprocess import Prediction, checked_top_k
@@ -139,21 +139,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     files, errors = expand_inputs([Path(text) for text in args.inputs])
     total = len(files) + len(errors)
     results = []
-    try:
-        with Classifier.from_path(args.engine, options) as classifier:
-            for path, outcome in classify_files(classifier, files, args.batch_size, args.top_k):
-                if isinstance(outcome, InputError):
-                    errors.append((str(path), str(outcome)))
-                else:
-                    results.append((str(path), outcome))
-                    if not args.json:
-                        print(format_prediction(path, outcome))
-            model_name = classifier.spec.name
-            backend = classifier.backend
-            execution = backend.execution()
-    except RuntimeToolkitError as exc:
-        print(f"error: {safe(exc)}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    with Classifier.from_path(args.engine, options) as classifier:
+        for path, outcome in classify_files(classifier, files, args.batch_size, args.top_k):
+            if isinstance(outcome, InputError):
+                errors.append((str(path), str(outcome)))
+            else:
+                results.append((str(path), outcome))
+                if not args.json:
+                    print(format_prediction(path, outcome))
+        model_name = classifier.spec.name
+        backend = classifier.backend
+        execution = backend.execution()
     if args.json:
         doc = {
             "model": model_name,
@@ -175,11 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def self_test_main(args) -> int:
     from runtime.self_test import self_test
 
-    try:
-        report = self_test(args.engine)
-    except RuntimeToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    report = self_test(args.engine)
     print(dumps(report.to_dict()) if args.json else report.summary())
     return EXIT_OK if report.passed else EXIT_CHECK_FAILED
 

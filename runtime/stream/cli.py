@@ -133,7 +133,6 @@ def run_streams(args: argparse.Namespace, backend: BackendOptions | None = None)
         return _usage(str(exc))
     set_force(args.force)
     declare_inputs(args.engine, *(path for spec in specs for path in _input_files(spec)))
-    from formats.errors import RuntimeToolkitError
     from runtime.stream.sources import check_gstreamer, import_av
 
     try:
@@ -143,9 +142,6 @@ def run_streams(args: argparse.Namespace, backend: BackendOptions | None = None)
             if spec.kind is SourceKind.GSTREAMER:
                 check_gstreamer(spec.uri)
         return _run(args, specs, options, backend)
-    except RuntimeToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("error: interrupted again: stopped without finishing the frames in flight", file=sys.stderr)
         return EXIT_INTERRUPTED
