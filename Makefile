@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 DEVICE_VENV ?= .venv-device
 DEVICE_VENV_PY := $(DEVICE_VENV)/bin/python
 
-.PHONY: install serve-install device-venv data demo lint browser test test-slow device-check clean
+.PHONY: install serve-install device-venv data demo lint browser test test-slow device-check gpu-proof clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -79,6 +79,13 @@ test-slow: data device-venv browser
 DEVICE_PY ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 device-check:
 	$(DEVICE_PY) -m benchmarks.device_check --artifacts $(OUT)
+
+# On the GPU test machine, one call (docs/tensorrt.md): the gpu tests, ONNX Runtime's CUDA path (run, IOBinding,
+# CUDA graphs) against CPU FP32, stage tables and PyTorch baselines at batch 1 and 64, one report in $$OUT.
+# onnxruntime-gpu comes from the four parts under .gpu-ort/ (`bash benchmarks/gpu_ort_check.sh prepare` here).
+# Its CPU half runs in `make test` (tests/benchmarks/test_gpu_proof.py).
+gpu-proof:
+	PYTHON=$(PYTHON) bash benchmarks/gpu_ort_check.sh proof
 
 clean:
 	rm -rf $(OUT) .pytest_cache $(DEVICE_VENV)

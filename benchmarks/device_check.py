@@ -130,55 +130,60 @@ def tensorrt_models(artifacts: Path, batches: Sequence[int]) -> list[dict]:
     return results
 
 
-def torch_baselines(artifacts: Path) -> list[dict]:
+def torch_baselines(artifacts: Path | None = None, batches: Sequence[int] = (1,)) -> list[dict]:
+    """PyTorch eager and CUDA-graph latency of the course models (random init) at each batch size."""
+    rows = []
+    for name in ("mnist_cnn", "asl_cnn", "vgg16_transfer"):
+        for batch in batches:
+            rows.append(_torch_baseline(name, batch))
+    return rows
+
+
+def _torch_baseline(name: str, batch: int) -> dict:
     import torch
 
     from train.cards import get_card
 
-    rows = []
     device = torch.device("cuda")
-    for name in ("mnist_cnn", "asl_cnn", "vgg16_transfer"):
-        entry = get_card(name)
-        spec = entry.spec(labels=tuple("abcdef")) if name == "vgg16_transfer" else entry.spec()
-        model = entry.build(spec, "none").to(device).eval()
-        dtype = torch.float16 if name == "vgg16_transfer" else torch.float32
-        model = model.to(dtype)
-        x = torch.randn((1,) + spec.input_shape, device=device, dtype=dtype)
-        with torch.inference_mode():
+    entry = get_card(name)
+    spec = entry.spec(labels=tuple("abcdef")) if name == "vgg16_transfer" else entry.spec()
+    model = entry.build(spec, "none").to(device).eval()
+    dtype = torch.float16 if name == "vgg16_transfer" else torch.float32
+    model = model.to(dtype)
+    x = torch.randn((batch,) + spec.input_shape, device=device, dtype=dtype)
+    with torch.inference_mode():
 
-            def eager():
+        def eager():
+            model(x)
+            torch.cuda.synchronize()
+
+        eager_ms = _time(eager, 200)
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):
                 model(x)
-                torch.cuda.synchronize()
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            model(x)
 
-            eager_ms = _time(eager, 200)
-            stream = torch.cuda.Stream()
-            stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(stream):
-                for _ in range(3):
-                    model(x)
-            torch.cuda.current_stream().wait_stream(stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                model(x)
+        def replay():
+            graph.replay()
+            torch.cuda.synchronize()
 
-            def replay():
-                graph.replay()
-                torch.cuda.synchronize()
-
-            graph_ms = _time(replay, 200)
-        rows.append(
-            {
-                "model": name,
-                "dtype": str(dtype).replace("torch.", ""),
-                "batch": 1,
-                "weights": "random init (latency only)",
-                "eager_ms": eager_ms,
-                "cuda_graph_ms": graph_ms,
-            }
-        )
-        print(f"  {name} bs1 {rows[-1]['dtype']}: eager {eager_ms:.3f} ms, CUDA graph {graph_ms:.3f} ms")
-        torch.cuda.empty_cache()
-    return rows
+        graph_ms = _time(replay, 200)
+    row = {
+        "model": name,
+        "dtype": str(dtype).replace("torch.", ""),
+        "batch": batch,
+        "weights": "random init (latency only)",
+        "eager_ms": eager_ms,
+        "cuda_graph_ms": graph_ms,
+    }
+    print(f"  {name} bs{batch} {row['dtype']}: eager {eager_ms:.3f} ms, CUDA graph {graph_ms:.3f} ms")
+    torch.cuda.empty_cache()
+    return row
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,10 @@ warning above 2.5 %) and throughput, for two measurements taken in the same run:
 - ``compute``: the bare backend call on a ready, preprocessed batch (what trtexec reports as GPU
   compute on a GPU; ONNX Runtime's ``run`` on the CPU);
 - ``end_to_end``: decode the encoded images (PNG bytes in memory) → preprocess → the backend call
-  (its host↔device copies included) → softmax, with the median share of each stage.
+  (its host↔device copies included) → softmax, with the median share of each stage;
+- the stage table (``benchmarks.stages``): each stage's median and spread, the backend's call split as
+  trtexec splits it (H2D, GPU compute by CUDA events, D2H, enqueue, synchronize for TensorRT; host-timed
+  H2D / run / D2H for ONNX Runtime with IOBinding) and the trtexec-equivalent compute-only figure.
 
 A batch sweep recommends an optimization profile: the knee is the smallest batch after which
 doubling adds less than 10 % throughput. Writes JSON, CSV, Markdown and PNG plots (latency and
@@ -26,13 +29,15 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from benchmarks.plots import save_log2_panels
+from benchmarks.stages import equivalent_of, markdown_table, measure_stages, stage_table_of
+from benchmarks.stages import to_dict as stage_dict
 from benchmarks.timing import LatencyStats, environment, measure, parse_batches, stats_from_samples
 from formats.artifacts import Artifacts
 from formats.cli import (
@@ -49,7 +54,7 @@ from formats.cli import (
 from formats.errors import RuntimeToolkitError
 from formats.files import read_bounded
 from formats.writer import Kind, add_force_argument, set_force, write_artifact
-from runtime.backends.table import BackendOptions, TensorRTOptions, add_backend_arguments, options_from_args
+from runtime.backends.table import BackendOptions, add_backend_arguments, options_from_args
 from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
 from runtime.preprocess import preprocess
@@ -67,6 +72,7 @@ class BatchResult:
     compute: LatencyStats
     end_to_end: LatencyStats
     stage_share: dict[str, float]  # median share of end-to-end time per stage
+    stages: dict | None = None  # benchmarks.stages: the per-stage table with spread, and the trtexec figure
 
     def warnings(self) -> list[str]:
         return [
@@ -81,6 +87,7 @@ class BatchResult:
             "compute": self.compute.to_dict(),
             "end_to_end": self.end_to_end.to_dict(),
             "stage_share": self.stage_share,
+            **(self.stages or {}),
         }
 
 
@@ -130,11 +137,10 @@ def run_batch(
         for name, (a, b) in zip(STAGES, ((t0, t1), (t1, t2), (t2, t3), (t3, t4))):
             stages[name].append((b - a) / (t4 - t0))
     share = {name: float(np.median(values)) for name, values in stages.items()}
-    gpu = classifier.backend.last_stage_ms
-    if gpu:  # TensorRT with time_stages: the backend stage split into H2D / GPU compute / D2H (last call)
-        total = sum(gpu.values()) or 1.0
-        share.update({f"backend.{k}": share["backend"] * v / total for k, v in gpu.items()})
-    return BatchResult(batch, compute, stats_from_samples("end_to_end", samples, batch), share)
+    table, equivalent = measure_stages(classifier.backend, spec, encoded, batch, duration_s, iterations)
+    return BatchResult(
+        batch, compute, stats_from_samples("end_to_end", samples, batch), share, stage_dict(table, equivalent)
+    )
 
 
 def recommend_profile(results: Sequence[BatchResult]) -> dict:
@@ -169,8 +175,7 @@ def sweep(
     encoded = encoded_samples(engine)
     results = []
     options = options or BackendOptions()
-    staged = replace(options.get(TensorRTOptions), time_stages=True)
-    with Classifier.from_path(engine, options.replace(staged)) as classifier:
+    with Classifier.from_path(engine, options) as classifier:
         fixed = classifier.static_batch
         if fixed is not None and set(batches) != {fixed}:
             raise RuntimeToolkitError(
@@ -211,6 +216,9 @@ def markdown(engine: Path, results: Sequence[BatchResult], profile: dict) -> str
             f"{e.p99_ms:.3f} | {e.cov:.1%} | {e.throughput:.0f} | {s['decode']:.0%} | {s['preprocess']:.0%} "
             f"| {s['backend']:.0%} | {s['postprocess']:.0%}"
         )
+    for r in results:  # where each batch's milliseconds go (benchmarks.stages)
+        if r.stages:
+            lines += markdown_table(r.batch, stage_table_of(r.stages), equivalent_of(r.stages))
     lines.append(
         f"\nrecommended optimization profile: min {profile['min']}, opt {profile['opt']}, max {profile['max']} "
         f"({profile['rule']})"

@@ -29,7 +29,6 @@ import numpy as np
 
 from calibration.real_photos import machine
 from calibration.render import ALL, PERTURBATIONS, Perturbation, render
-from formats.atomic import write_bytes_atomic
 from formats.cli import (
     EXIT_OK,
     EXIT_USER_ERROR,
@@ -40,7 +39,7 @@ from formats.cli import (
     random_seed,
 )
 from formats.errors import RuntimeToolkitError
-from formats.writer import Kind, add_force_argument, set_force, write_artifact
+from formats.writer import Kind, add_force_argument, declare_inputs, set_force, write_artifact
 from runtime.infer import classify_files
 from runtime.model import Classifier
 from runtime.preprocess import preprocess_batch
@@ -138,7 +137,8 @@ def write_reshots(
     paths = []
     for index in indices:
         data, kind = render(split.images[index], active, seed, int(index))
-        paths.append(write_bytes_atomic(folder / f"{int(index):05d}.{'jpg' if kind == 'jpeg' else 'png'}", data))
+        name = f"{int(index):05d}.{'jpg' if kind == 'jpeg' else 'png'}"
+        paths.append(write_artifact(folder / name, data, Kind.IMAGE, folder))
     return paths
 
 
@@ -250,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     set_force(args.force)
+    declare_inputs(args.model)
     try:
         if not args.model.is_file():
             raise DataError(f"{args.model}: model file not found; give an exported .onnx (`python -m export`)")

@@ -58,6 +58,7 @@ COMMANDS = (
     Command("gate", "calibration.gate", Exit1.CHECKS, "train"),
     Command("robustness", "calibration.robustness", Exit1.NEVER, "train"),
     Command("evaluate", "calibration.real_photos", Exit1.INPUTS, "runtime"),
+    Command("paper", "calibration.paper", Exit1.NEVER, "train"),
     Command("dream", "train.dream", Exit1.NEVER, "train"),
     Command("build", "engine.__main__", Exit1.NEVER, "runtime,tensorrt-rtx"),
     Command("bundle", "engine.bundle", Exit1.NEVER, "runtime"),

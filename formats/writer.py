@@ -103,6 +103,7 @@ class Kind(enum.Enum):
     JSONL = ("per-frame JSON Lines", (Look.JSONL,))
     VIDEO = ("an annotated video", (Look.VIDEO,))
     LOG = ("a log file", (Look.TEXT,))
+    IMAGE = ("a rendered image", (Look.PNG, Look.JPEG))
 
     @property
     def what(self) -> str:
@@ -309,11 +310,26 @@ def write_artifact(
 ) -> Path:
     """Write ``data`` (text as UTF-8) to ``target`` as ``kind``; read back and compared before the rename."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    if kind is Kind.REPORT:
+        payload = _finite_json(payload)
     with artifact_path(target, kind, folder) as tmp:
         tmp.write_bytes(payload)
         if not is_stream_node(tmp) and tmp.read_bytes() != payload:
             raise OSError(f"{target}: the bytes read back differ from those written (disk full or failing?)")
     return Path(target)
+
+
+def _finite_json(payload: bytes) -> bytes:
+    """A JSON report with NaN/±Infinity (``json.dumps`` writes them; no JSON parser but Python's reads them) gets
+    null instead: every JSON document we write is valid JSON."""
+    if not any(token in payload for token in (b"NaN", b"Infinity")):
+        return payload
+    found = []
+    try:
+        doc = json.loads(payload, parse_constant=lambda constant: found.append(constant))
+    except ValueError:
+        return payload  # not JSON at all: the caller's business (a report is always JSON in practice)
+    return payload if not found else (json.dumps(doc, indent=2) + "\n").encode("utf-8")
 
 
 def write_figure(figure, target: str | os.PathLike, dpi: int = 110, folder: str | os.PathLike | None = None) -> Path:

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
+from formats.writer import ForeignFileError, Kind, add_force_argument, check_output, set_force
 from serving.triton_install import ServeError, check_stub_site, find_triton, stub_site
 from serving.triton_server import ModelControl, ServerOptions, TritonServer
 
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where the server's own log goes (default: a temporary file, kept only if the server fails)",
     )
+    add_force_argument(p)
     p.add_argument("--startup-timeout-s", type=float, default=120.0, help="give up on loading after this long")
     p.add_argument(
         "--json",
@@ -115,6 +117,12 @@ def _fail(message: str, as_json: bool, code: int) -> int:
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_force(args.force)
+    if args.log_file is not None:
+        try:  # appended to: a log or a FIFO/device, never a file of another kind (a photo) without --force
+            check_output(args.log_file, Kind.LOG)
+        except ForeignFileError as exc:
+            return _fail(f"--log-file {exc}", args.json, EXIT_USER_ERROR)
     if not args.repo.is_dir():
         return _fail(
             f"--repo {args.repo}: no such folder; write one with `python -m serving.repository --backend "

@@ -35,7 +35,7 @@ from formats.cli import (
     random_seed,
     thread_count,
 )
-from formats.writer import Kind, add_force_argument, set_force, write_artifact
+from formats.writer import Kind, add_force_argument, declare_inputs, set_force, write_artifact
 from runtime.preprocess import load_image, to_color_mode
 from runtime.spec import ColorMode
 from train.errors import TrainError
@@ -194,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     set_force(args.force)
+    declare_inputs(args.image)
     if args.list_layers:
         print("\n".join(LAYERS))
         return EXIT_OK

@@ -35,7 +35,8 @@ class Backend(abc.ABC):
 
     What a backend may add, declared here with defaults so callers never probe with ``hasattr``: ``metadata()``
     (the model's string metadata), ``execution()`` (how it runs, for result files) and stage timing (a backend
-    that can split its time into stages sets ``time_stages`` from its options and fills ``last_stage_ms``).
+    that can split its time into stages fills ``last_stage_ms`` while ``time_stages`` is on: set from its options,
+    or switched on by a measurement).
     """
 
     time_stages: bool = False  # measure the stages of each call (costs a little per call)

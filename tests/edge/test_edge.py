@@ -74,7 +74,7 @@ def test_help_lists_every_command_with_its_docstring_summary_and_the_exit_codes(
     assert BY_NAME["infer"].summary().startswith("Classify images with an exported model")
     for row in EXIT_CODES:
         assert f"{row.code:>3}  {row.meaning}" in done.stdout
-    assert "1 means some inputs bad for: infer, doggy-door" in done.stdout
+    assert "1 means some inputs bad for: evaluate, infer, doggy-door, client" in done.stdout
 
 
 def test_each_command_help_is_the_tools_own_help():
@@ -139,3 +139,19 @@ def test_device_profile_runs_infer_doctor_and_build_without_torch(tmp_path):
     assert done.returncode == EXIT_USER_ERROR, done.stderr
     assert "Traceback" not in done.stderr and "edge train: cannot import " in done.stderr
     assert "pip install '.[train]'" in done.stderr
+
+
+@needs_device_venv
+def test_dream_on_the_device_names_the_extra_instead_of_crashing(tmp_path):  # issue 21, finding 19
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (32, 32)).save(photo)
+    done = edge(
+        "dream", "--image", str(photo), "--layer", "block2", "--out", str(tmp_path / "d.png"), python=DEVICE_PYTHON
+    )
+    assert done.returncode == EXIT_USER_ERROR and "Traceback" not in done.stderr, done.stderr
+    assert "unexpected" not in done.stderr, done.stderr  # was: unexpected ModuleNotFoundError: torch
+    assert "this command needs torch, which is not installed here: pip install '.[train]'" in done.stderr
+    done = edge("demo", "--help", python=DEVICE_PYTHON)
+    assert done.returncode == EXIT_USER_ERROR and "pip install '.[" in done.stderr, done.stderr

@@ -142,6 +142,41 @@ def _impostor_checkpoint(w: World, out: Path) -> Path:
     return out
 
 
+def _keep_with_notes(w: World, out: Path) -> list[str]:
+    """robustness --keep DIR where DIR already holds the user's notes at the first re-shot's path (finding 21.12)."""
+    from calibration.robustness import CONDITIONS, subset
+
+    model = write_model(out / "m", name="mnist_mlp")
+    first = int(subset(10000, 2, 0)[0])
+    for suffix in ("png", "jpg"):
+        _plant(out, f"keep/{CONDITIONS[0][0]}/{first:05d}.{suffix}", NOTES)
+    argv = ["calibration.robustness", "--model", str(model), "--data-dir", str(DATA), "--samples", "2"]
+    return [*argv, "--keep", str(out / "keep"), "--json"]
+
+
+def _notes_kept(w: World, out: Path) -> None:
+    from calibration.robustness import CONDITIONS
+
+    kept = list((out / "keep" / CONDITIONS[0][0]).iterdir())
+    assert len(kept) == 2 and all(path.read_text() == NOTES for path in kept), kept
+
+
+def _one_class_folder(w: World, out: Path) -> Path:
+    folder = out / "photos" / "only_class"
+    folder.mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(np.full((32, 32, 3), 50 * i, np.uint8)).save(folder / f"{i}.png")
+    return out / "photos"
+
+
+def _one_row_csv(w: World, out: Path) -> Path:
+    path = out / "one_row.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "label," + ",".join(f"pixel{i}" for i in range(1, 785))
+    path.write_text(header + "\n" + "3," + ",".join(["128"] * 784) + "\n")
+    return path
+
+
 def _export(name: str) -> Callable[[World, Path], list[str]]:
     return lambda w, out: ["export", "--checkpoint", str(w.checkpoints[name]), "--out", str(out / "sub")]
 
@@ -309,6 +344,18 @@ CASES: list[Case] = [
         "-",
         "exit 2, JSON error document",
         lambda w, out: ["calibration.robustness", "--model", str(w / "empty" / "absent.fp32.onnx"), "--json"],
+        lambda w: "absent.fp32.onnx",
+    ),
+    Case(
+        "calibration.real_photos: model file missing",
+        "-",
+        "exit 2, one line naming the model file",
+        lambda w, out: [
+            "calibration.real_photos",
+            "--model",
+            str(w / "empty" / "absent.fp32.onnx"),
+            str(w / "nowhere"),
+        ],
         lambda w: "absent.fp32.onnx",
     ),
     Case(
@@ -634,5 +681,49 @@ CASES: list[Case] = [
         ],
         lambda w: "a checkpoint of model 'mnist_cnn' (mnist_cnn), not 'mnist_mlp'",
         lambda w, out: None if not list(out.glob("*.gate.*")) else pytest.fail("a gate report was written"),
+    ),
+    Case(
+        "calibration.robustness: --keep DIR holds a text file at a re-shot's path",
+        "21.12",
+        "refused (looks like a text file, not a rendered image), the file kept; --force replaces it",
+        _keep_with_notes,
+        lambda w: "already exists and looks like a text file, not a rendered image; pass --force",
+        _notes_kept,
+    ),
+    Case(
+        "serving.serve: --log-file is a photo",
+        "21.17",
+        "refused before the server starts (was: the log appended to the JPEG), the photo kept",
+        lambda w, out: (
+            _plant(out, "photo.jpg", JPEG)
+            and ["serving.serve", "--repo", str(w / "empty"), "--log-file", str(out / "photo.jpg"), "--json"]
+        ),
+        lambda w: "photo.jpg: already exists and looks like a JPEG image, not a log file; pass --force",
+        _kept("photo.jpg", JPEG),
+    ),
+    Case(
+        "train transfer: an image folder with one class",
+        "21.18",
+        "refused before training: a classifier needs at least 2 classes (was: a 1-class spec written)",
+        lambda w, out: ["train", "transfer", "--data", str(_one_class_folder(w, out)), "--out", str(out / "m")],
+        lambda w: "only one class folder (only_class); a classifier needs at least 2 classes",
+    ),
+    Case(
+        "train asl: a 1-row Sign-MNIST CSV",
+        "21.18",
+        "refused: the validation split would be empty (was: val_loss NaN in metrics.json)",
+        lambda w, out: [
+            "train",
+            "asl",
+            "--train-csv",
+            str(_one_row_csv(w, out)),
+            "--test-csv",
+            str(out / "one_row.csv"),
+            "--epochs",
+            "1",
+            "--out",
+            str(out / "m"),
+        ],
+        lambda w: "leave an empty validation split",
     ),
 ]

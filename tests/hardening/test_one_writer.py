@@ -146,3 +146,14 @@ def test_triton_force_replaces_a_folder_that_is_not_a_model(trained_mnist, tmp_p
     assert (tmp_path / "repo" / "mnist_mlp" / "config.pbtxt").is_file()
     again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)  # a Triton model: replaced
     assert again.returncode == 0, again.stderr
+
+
+def test_a_report_never_holds_nan(tmp_path):  # issue 21, finding 18: json.dumps writes NaN, no parser reads it
+    import json
+
+    path = write_artifact(tmp_path / "m.metrics.json", json.dumps({"val_loss": float("nan"), "n": 1}), Kind.REPORT)
+    assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the report")) == {
+        "val_loss": None,
+        "n": 1,
+    }
+    assert write_artifact(tmp_path / "ok.json", '{"a": 1.5}\n', Kind.REPORT).read_text() == '{"a": 1.5}\n'

@@ -84,3 +84,17 @@ def test_a_dla_plan_pads_the_last_chunk_to_its_build_shape(monkeypatch, tmp_path
     with TensorRTBackend(plan) as backend:
         np.testing.assert_array_equal(backend.infer({"x": x})["y"], expected(x))
     assert engine.enqueues == 3
+
+
+def test_stage_times_and_the_trtexec_figure(monkeypatch, tmp_path):
+    # time_stages: the split trtexec reports; compute_only_ms: one graph launch between two events, no copies.
+    from benchmarks.stages import trtexec_equivalent
+
+    plan, cudart, _ = install(monkeypatch, tmp_path)
+    with TensorRTBackend(plan, cuda_graphs=True, time_stages=True) as backend:
+        backend.infer({"x": _x(8)})
+        assert list(backend.last_stage_ms) == ["stage_in", "h2d", "gpu_compute", "d2h", "enqueue", "sync", "copy_out"]
+        launched = cudart.graphs_launched
+        figure = trtexec_equivalent(backend, {"x": _x(8)}, duration_s=0.0, min_iterations=3)
+        assert figure.median_ms == 0.5 and figure.iterations == 3  # the fake's event time
+        assert cudart.graphs_launched - launched == 2 * 3  # per sample: the warm infer, then the bare launch

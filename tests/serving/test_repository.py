@@ -211,8 +211,11 @@ def test_a_gpu_instance_runs_on_the_gpu_triton_gave_it(monkeypatch):
 
 
 def test_a_plan_opens_on_the_device_it_is_given(tmp_path):
+    from runtime.backends.table import BackendOptions, TensorRTOptions
     from runtime.model import open_backend
 
     plan = tmp_path / "m.plan"
     plan.write_bytes(b"ftrt")
-    assert open_backend(plan, device_id=2).device_id == 2  # not activated: nothing touches a GPU
+    assert (
+        open_backend(plan, BackendOptions(TensorRTOptions(device_id=2))).device_id == 2
+    )  # not activated: nothing touches a GPU

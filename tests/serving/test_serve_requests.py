@@ -34,9 +34,9 @@ def served_tiny(tmp_path_factory):
 def test_a_nan_or_inf_tensor_fails_only_its_own_request(served_tiny):
     from tritonclient.utils import InferenceServerException
 
-    from benchmarks.triton_client import Protocol, TritonClassifier
     from runtime.model import Classifier
     from runtime.postprocess import to_probabilities
+    from serving.triton_client import Protocol, TritonClassifier
 
     server, model = served_tiny
     rng = np.random.default_rng(0)

@@ -32,9 +32,9 @@ FLOWERS_HINT = "put an ImageFolder there: train/<class>/*.jpg and val/<class>/*.
 
 
 def _train_mnist(card: ModelCard, data_dir: Path, out: Path, progress: bool) -> dict:
-    from train.mnist import train_mnist
+    from train.mnist import MNIST_PAPER, train_mnist
 
-    return train_mnist(card.name, data_dir, out, card.demo.budget[0], progress=progress)
+    return train_mnist(card.name, data_dir, out, card.demo.budget[0], progress=progress, augment=MNIST_PAPER)
 
 
 def _train_asl(card: ModelCard, data_dir: Path, out: Path, progress: bool) -> dict:
