@@ -142,10 +142,10 @@ def torch_baselines(artifacts: Path | None = None, batches: Sequence[int] = (1,)
 def _torch_baseline(name: str, batch: int) -> dict:
     import torch
 
-    from train.models import get_model
+    from train.cards import get_card
 
     device = torch.device("cuda")
-    entry = get_model(name)
+    entry = get_card(name)
     spec = entry.spec(labels=tuple("abcdef")) if name == "vgg16_transfer" else entry.spec()
     model = entry.build(spec, "none").to(device).eval()
     dtype = torch.float16 if name == "vgg16_transfer" else torch.float32

@@ -95,11 +95,12 @@ def model_proof(onnx_path: Path, provider: str, duration_s: float) -> dict:
     """(b) and (c) for one model: each way's agreement with the CPU in FP32 and its stage table per batch."""
     from benchmarks.latency import encoded_samples
     from benchmarks.ortgpu import sample_batch
+    from runtime.backends.table import BackendOptions, OnnxRuntimeOptions
     from runtime.model import Classifier
 
     encoded = encoded_samples(onnx_path)
     x = {b: sample_batch(onnx_path, b) for b in BATCHES}
-    with Classifier.from_path(onnx_path, providers="cpu") as reference:
+    with Classifier.from_path(onnx_path, BackendOptions(OnnxRuntimeOptions(providers="cpu"))) as reference:
         want = {b: reference.run(x[b]).astype(np.float64) for b in BATCHES}
     row: dict = {"model": onnx_path.name, "provider": provider, "ways": {}}
     for way, options in WAYS.items():
@@ -108,7 +109,7 @@ def model_proof(onnx_path: Path, provider: str, duration_s: float) -> dict:
             continue
         entry: dict = {"agreement": {}, "stages": {}}
         try:
-            with Classifier.from_path(onnx_path, providers=provider, cuda=options) as clf:
+            with Classifier.from_path(onnx_path, BackendOptions(OnnxRuntimeOptions(provider, cuda=options))) as clf:
                 for b in BATCHES:
                     entry["agreement"][b] = _agreement(clf.run(x[b]), want[b])
                     table, equivalent = measure_stages(clf.backend, clf.spec, encoded, b, duration_s, None, 5)

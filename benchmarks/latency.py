@@ -54,10 +54,10 @@ from formats.cli import (
 from formats.errors import RuntimeToolkitError
 from formats.files import read_bounded
 from formats.writer import Kind, add_force_argument, set_force, write_artifact
+from runtime.backends.table import BackendOptions, add_backend_arguments, options_from_args
 from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
 from runtime.preprocess import preprocess
-from runtime.providers import CudaOptions, add_provider_arguments, cuda_options_from_args
 
 _logger = logging.getLogger(__name__)
 
@@ -166,17 +166,16 @@ def sweep(
     warmup_s: float = 0.2,
     duration_s: float = 1.0,
     iterations: int | None = None,
-    threads: int | None = None,
     log: Callable[[str], None] = _logger.info,
-    providers: str | None = None,
-    cuda: CudaOptions | None = None,
+    options: BackendOptions | None = None,
     execution: dict | None = None,
 ) -> list[BatchResult]:
-    """One result per batch size; ``execution`` (when given) receives how the backend ran (providers, TF32…)."""
+    """One result per batch size, with the backend's stage split where it has one (a plan's H2D / compute / D2H);
+    ``execution`` (when given) receives how the backend ran (providers, TF32…)."""
     encoded = encoded_samples(engine)
     results = []
-    classifier = Classifier.from_path(engine, providers=providers, threads=threads, cuda=cuda)
-    with classifier:
+    options = options or BackendOptions()
+    with Classifier.from_path(engine, options) as classifier:
         fixed = classifier.static_batch
         if fixed is not None and set(batches) != {fixed}:
             raise RuntimeToolkitError(
@@ -192,8 +191,8 @@ def sweep(
                 f"{result.end_to_end.median_ms:.3f} ms ({result.end_to_end.throughput:.0f} img/s)"
                 + (" [unstable]" if result.warnings() else "")
             )
-        if execution is not None and hasattr(classifier.backend, "execution"):
-            execution.update(classifier.backend.execution())
+        if execution is not None:
+            execution.update(classifier.backend.execution() or {})
     unstable = [w for r in results for w in r.warnings()]
     if unstable:
         log(
@@ -307,7 +306,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threads", type=thread_count(), default=None, help="ONNX Runtime intra-op threads (default: its choice)"
     )
-    add_provider_arguments(p)
+    add_backend_arguments(p)
     p.add_argument("--out", type=Path, default=None, help="report folder (default: beside the engine)")
     p.add_argument("--baseline", type=Path, default=None, help="an earlier JSON report: exit 1 on regressions")
     p.add_argument("--threshold", type=float, default=0.10, help="regression threshold (default 0.10 = 10 %%)")
@@ -367,26 +366,20 @@ def run(args: argparse.Namespace) -> int:
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     execution: dict = {}
     try:
-        cuda = cuda_options_from_args(args)
+        options = options_from_args(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    try:
-        results = sweep(
-            args.engine,
-            sorted(set(batches)),
-            args.warmup_ms / 1000,
-            args.duration_s,
-            args.iterations,
-            args.threads,
-            log,
-            args.providers,
-            cuda,
-            execution,
-        )
-    except RuntimeToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    results = sweep(
+        args.engine,
+        sorted(set(batches)),
+        args.warmup_ms / 1000,
+        args.duration_s,
+        args.iterations,
+        log,
+        options,
+        execution,
+    )
     profile = recommend_profile(results)
     report = {
         "engine": str(args.engine),

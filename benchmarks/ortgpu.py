@@ -330,20 +330,16 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    try:
-        spec = args.providers
-        if spec is None:
-            from runtime.backends.onnxruntime import available_providers
+    spec = args.providers
+    if spec is None:
+        from runtime.backends.onnxruntime import available_providers
 
-            spec = "cuda" if "CUDAExecutionProvider" in available_providers() else "cpu"
-        providers = parse_providers(spec)
-        log(f"{args.engine.name}: providers {', '.join(p.short() for p in providers)}")
-        report = run_benchmark(
-            args.engine, batches, providers, args.tf32, args.duration_s, args.warmup_ms / 1000, max(1, args.rounds), log
-        )
-    except RuntimeToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        spec = "cuda" if "CUDAExecutionProvider" in available_providers() else "cpu"
+    providers = parse_providers(spec)
+    log(f"{args.engine.name}: providers {', '.join(p.short() for p in providers)}")
+    report = run_benchmark(
+        args.engine, batches, providers, args.tf32, args.duration_s, args.warmup_ms / 1000, max(1, args.rounds), log
+    )
     stem = (args.out or args.engine.parent) / f"{args.engine.name}.ortgpu"
     write_artifact(Path(f"{stem}.json"), json.dumps(report, indent=2) + "\n", Kind.REPORT)
     write_artifact(Path(f"{stem}.md"), markdown(report), Kind.TEXT)

@@ -71,7 +71,7 @@ def measure_stages(
     ``backend`` is an active backend whose ``time_stages`` is turned on for the measurement."""
     files = [encoded[i % len(encoded)] for i in range(batch)]
     name = spec.input_name
-    had = getattr(backend, "time_stages", False)
+    had = backend.time_stages
     backend.time_stages = True
     samples: dict[str, list[float]] = {}
     clock, count = time.perf_counter, 0
@@ -91,7 +91,7 @@ def measure_stages(
             t4 = clock()
             row = {"decode": t1 - t0, "preprocess": t2 - t1}
             row = {k: 1e3 * v for k, v in row.items()}
-            row.update({f"backend.{k}": v for k, v in getattr(backend, "last_stage_ms", {}).items()})
+            row.update({f"backend.{k}": v for k, v in backend.last_stage_ms.items()})
             row["backend"] = 1e3 * (t3 - t2)
             row["postprocess"] = 1e3 * (t4 - t3)
             row["total"] = 1e3 * (t4 - t0)

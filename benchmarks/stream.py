@@ -35,8 +35,8 @@ from PIL import Image
 from benchmarks.timing import environment, measure
 from formats.artifacts import Artifacts
 from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary, frame_size, thread_count
-from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, add_force_argument, set_force, write_artifact, write_figure
+from runtime.backends.table import BackendOptions, OnnxRuntimeOptions
 from runtime.model import Classifier
 
 _logger = logging.getLogger(__name__)
@@ -269,11 +269,7 @@ def run(args: argparse.Namespace) -> int:
         print("error: benchmarks stream needs PyAV: pip install '.[stream]'", file=sys.stderr)
         return EXIT_USER_ERROR
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
-    try:
-        report = _measure(args, counts, (width, height), log)
-    except RuntimeToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    report = _measure(args, counts, (width, height), log)
     out = args.out or args.engine.parent
     stem = args.engine.name + ".stream"
     write_artifact(out / f"{stem}.json", json.dumps(report, indent=2) + "\n", Kind.REPORT)
@@ -286,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
 def _measure(args, counts: list[int], size: tuple[int, int], log) -> dict:
     with (
         tempfile.TemporaryDirectory(prefix="edge-stream-bench-") as tmp,
-        Classifier.from_path(args.engine, threads=args.threads) as classifier,
+        Classifier.from_path(args.engine, BackendOptions(OnnxRuntimeOptions(threads=args.threads))) as classifier,
     ):
         log(f"encoding {max(counts)} clip(s) of {args.frames} frames at {size[0]}x{size[1]} (H.264)")
         clips = make_clips(

@@ -23,14 +23,15 @@ from pathlib import Path
 
 from calibration.calibration_set import DEFAULT_SEED, DEFAULT_SIZE, build_calibration_set, save_calibration_set
 from calibration.ranges import Method, amax, calibrate, prepare, save_ranges
-from calibration.splits import TRAIN, check_model_name, load_split
 from calibration.variants import Precision, write_fp16, write_int8, write_int8_ort
 from formats.artifacts import CALIBRATION_METHOD_KEY, CALIBRATION_SHA256_KEY, Artifacts
 from formats.calib_cache import write_cache
 from formats.calibration_run import RunId, run_path, write_run
-from formats.calibration_set import calib_paths
+from formats.calibration_set import TRAIN, calib_paths
 from formats.writer import Kind, check_replace
 from runtime.spec import ModelSpec
+from train.cards import load_split
+from train.errors import DataError
 
 _logger = logging.getLogger(__name__)
 
@@ -111,6 +112,14 @@ def check_outputs(artifacts: Path, model: str) -> None:
 def record_run(artifacts: Path, model: str, run: RunId, files: dict[str, str]) -> Path:
     """The run file over ``files`` (a CalibrationResult's, the run file itself left out): written last."""
     return write_run(artifacts, model, run, [Path(f) for key, f in files.items() if key != "run"])
+
+
+def check_model_name(model: str, artifacts: Path) -> None:
+    """Model names become file names in the artifact folder: refuse any that would leave it."""
+    try:
+        Artifacts(artifacts, model)
+    except ValueError as exc:
+        raise DataError(f"--model {model!r}: {exc}") from None
 
 
 def calibrate_model(

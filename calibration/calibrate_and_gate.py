@@ -14,12 +14,12 @@ from calibration.gate import GateResult, judge, reference_result, run_gate
 from calibration.ranges import load_ranges
 from calibration.run_check import METHOD_KEY, SHA_KEY, calibration_lock, variant_stamps
 from calibration.sensitivity import exclude_until_budget, rank_nodes
-from calibration.splits import TEST, load_split
 from calibration.variants import WRITERS, Precision
 from formats.artifacts import Artifacts
 from formats.calibration_run import check_run, load_run, write_run
 from formats.writer import Kind, write_artifact
 from runtime.spec import ModelSpec
+from train.cards import TEST, load_split
 
 _logger = logging.getLogger(__name__)
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from calibration.splits import LabelledSplit
-
 # The calibration-set file format lives in runtime/ (the device side reads it too); re-exported for callers here.
 from formats.calibration_set import MANIFEST_FORMAT as MANIFEST_FORMAT
 from formats.calibration_set import TRAIN, CalibrationSet, CalibrationSetError
@@ -23,6 +21,7 @@ from formats.calibration_set import load_calibration_set as load_calibration_set
 from formats.calibration_set import save_calibration_set as save_calibration_set
 from runtime.preprocess import prepare_pixels
 from runtime.spec import ModelSpec
+from train.data.splits import LabelledSplit
 
 DEFAULT_SIZE = 512
 DEFAULT_SEED = 0

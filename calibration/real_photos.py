@@ -45,6 +45,7 @@ from formats.cli import (
 )
 from formats.errors import InputError, RuntimeToolkitError
 from formats.writer import Kind, add_force_argument, set_force, write_artifact, write_figure
+from runtime.backends.table import BackendOptions, OnnxRuntimeOptions
 from runtime.infer import classify_files
 from runtime.model import Classifier
 from runtime.preprocess import find_images
@@ -316,7 +317,7 @@ def evaluate(
     model_file, root = Path(model_file), Path(root)
     if not model_file.is_file():
         raise DataError(f"{model_file}: model file not found; give an exported .onnx (`edge export`) or a .plan")
-    with Classifier.from_path(model_file, providers=providers, threads=threads) as classifier:
+    with Classifier.from_path(model_file, BackendOptions(OnnxRuntimeOptions(providers, threads))) as classifier:
         spec = classifier.spec
         photos, skipped = label_photos(root, spec.labels)
         if not photos:

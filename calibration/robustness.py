@@ -29,7 +29,6 @@ import numpy as np
 
 from calibration.real_photos import machine
 from calibration.render import ALL, PERTURBATIONS, Perturbation, render
-from calibration.splits import TEST, LabelledSplit, load_split
 from formats.cli import (
     EXIT_OK,
     EXIT_USER_ERROR,
@@ -44,11 +43,11 @@ from formats.writer import Kind, add_force_argument, declare_inputs, set_force, 
 from runtime.infer import classify_files
 from runtime.model import Classifier
 from runtime.preprocess import preprocess_batch
+from train.cards import TEST, LabelledSplit, load_split
 from train.data.paths import resolve_data_dir
 from train.errors import DataError
 
 DEFAULT_SAMPLES = 500
-DEMO_SAMPLES = 50  # the demo's per-condition count (about 12 s of CPU for a 28×28 model): a quick look
 CONDITIONS: tuple[tuple[str, frozenset[Perturbation]], ...] = tuple(
     [(p.value, frozenset({p})) for p in PERTURBATIONS] + [("all", ALL)]
 )

@@ -48,9 +48,9 @@ from formats.engine_manifest import (
     manifest_path,
     preflight,
     rebuild_command,
-    sha256_file,
 )
 from formats.errors import ModelLoadError
+from formats.files import sha256_file
 from formats.writer import Kind, check_replace, write_artifact
 from runtime.trt_import import import_tensorrt
 

@@ -18,8 +18,9 @@ from engine.onnx_info import OnnxInfo, default_plan_path, inspect_onnx
 from engine.options import BuildOptions, EngineBuildError
 from engine.trt_hooks import build_device
 from formats.artifacts import Precision
-from formats.engine_manifest import EngineManifest, EnginePreflightError, preflight, sha256_file
+from formats.engine_manifest import EngineManifest, EnginePreflightError, preflight
 from formats.errors import ModelLoadError
+from formats.files import sha256_file
 from runtime.trt_import import import_tensorrt
 
 _logger = logging.getLogger(__name__)

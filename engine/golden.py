@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from formats.artifacts import Artifacts, Precision
-from formats.engine_manifest import golden_path, sha256_file
+from formats.engine_manifest import golden_path
+from formats.files import sha256_file
 from formats.writer import Kind, write_artifact
 
 GOLDEN_SAMPLES = 8

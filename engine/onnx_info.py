@@ -14,8 +14,8 @@ from formats.artifacts import (
     Precision,
     plan_beside,
 )
-from formats.engine_manifest import sha256_file
 from formats.errors import ArtifactNameError
+from formats.files import sha256_file
 from runtime.spec import METADATA_KEY, ModelSpec
 
 

@@ -13,11 +13,10 @@ from pathlib import Path
 
 from export.onnx_export import DEFAULT_OPSET, export_fp32
 from formats.artifacts import Artifacts
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
-from formats.errors import RuntimeToolkitError
+from formats.cli import EXIT_OK, command_parser, error_boundary
 from formats.writer import set_force
+from train.cards import DatasetKind, cards_of, get_card
 from train.checkpoint import load_checkpoint
-from train.models import MODELS, get_model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--checkpoint", type=Path, help="a .pt file written by `edge train`")
     source.add_argument(
         "--pretrained",
-        choices=sorted(n for n, e in MODELS.items() if e.dataset == "imagenet"),
+        choices=sorted(c.name for c in cards_of(DatasetKind.IMAGENET)),
         help="export a pretrained ImageNet classifier as is (e.g. for the doggy door)",
     )
     parser.add_argument("--weights", default="imagenet", help="with --pretrained: imagenet or a .pth path")
@@ -59,18 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     set_force(args.force)
-    try:
-        if args.checkpoint:
-            ckpt = load_checkpoint(args.checkpoint)
-            model, spec, out = ckpt.model, ckpt.spec, args.out or args.checkpoint.parent
-        else:
-            entry = get_model(args.pretrained)
-            spec = entry.spec()
-            model, out = entry.build(spec, args.weights), args.out or Path("artifacts") / args.pretrained
-        path = export_fp32(model, spec, out, args.opset, uint8_input=args.uint8_input)
-    except RuntimeToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    if args.checkpoint:
+        ckpt = load_checkpoint(args.checkpoint)
+        model, spec, out = ckpt.model, ckpt.spec, args.out or args.checkpoint.parent
+    else:
+        entry = get_card(args.pretrained)
+        spec = entry.spec()
+        model, out = entry.build(spec, args.weights), args.out or Path("artifacts") / args.pretrained
+    path = export_fp32(model, spec, out, args.opset, uint8_input=args.uint8_input)
     print(f"wrote {path} and {Artifacts.of(path).spec}")
     return EXIT_OK
 

@@ -29,9 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from formats.artifacts import BUNDLE_SUFFIX, ONNX_SUFFIX, plan_manifest
-from formats.engine_manifest import sha256_file
 from formats.errors import RuntimeToolkitError
-from formats.files import open_regular, read_bounded
+from formats.files import open_regular, read_bounded, sha256_file
 
 BUNDLE_FORMAT = "edge-toolkit-bundle/1"
 SUMS = "SHA256SUMS"

@@ -12,7 +12,6 @@ toolkit, a bundle) is not checked here; the variants' metadata stamps still are.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from formats.artifacts import Artifacts
 from formats.errors import RuntimeToolkitError
+from formats.files import sha256_file
 from formats.writer import Kind, write_artifact
 
 RUN_FORMAT = "edge-toolkit-calibration-run/1"
@@ -44,21 +44,13 @@ def run_path(folder: Path, model: str) -> Path:
     return Artifacts(folder, model).calibration_run
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_run(folder: Path, model: str, run: RunId, files: Iterable[Path]) -> Path:
     """Record ``run`` and the sha256 of ``files`` (all in ``folder``); call it after the last of them is written."""
     doc = {
         "format": RUN_FORMAT,
         "model": model,
         "run": asdict(run),
-        "files": {Path(f).name: _sha256(Path(f)) for f in sorted(files, key=lambda f: Path(f).name)},
+        "files": {Path(f).name: sha256_file(Path(f)) for f in sorted(files, key=lambda f: Path(f).name)},
     }
     return write_artifact(run_path(folder, model), json.dumps(doc, indent=1) + "\n", Kind.CALIB_RUN, folder)
 
@@ -94,7 +86,7 @@ def check_run(folder: Path, model: str, paths: Iterable[Path] | None = None) -> 
         path = Path(folder) / name
         if name not in files or not path.is_file():
             continue
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if actual != files[name]:
             raise CalibrationRunError(
                 f"{path}: not the file calibration run {run.label()} derived ({run_path(folder, model).name} "

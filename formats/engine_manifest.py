@@ -10,7 +10,6 @@ machine and refuses a mismatch with one line that ends with the exact rebuild co
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shlex
@@ -20,6 +19,7 @@ from typing import Any
 
 from formats.artifacts import plan_golden, plan_manifest
 from formats.errors import ModelLoadError
+from formats.files import sha256_file
 
 MANIFEST_FORMAT = "edge-toolkit-engine/1"
 # Serialized-engine magics: standard TensorRT writes "ftrt", TensorRT-RTX "vtrt" (first 4 bytes).
@@ -112,14 +112,6 @@ def manifest_path(plan: Path) -> Path:
 
 def golden_path(plan: Path) -> Path:
     return plan_golden(plan)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def rebuild_command(onnx: str | Path, plan: str | Path, args: list[str] | None = None) -> str:

@@ -9,6 +9,7 @@ check and the open), so only a regular file is ever read.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -70,3 +71,12 @@ def read_bounded(path: str | os.PathLike, what: str, error: type[RuntimeToolkitE
     if len(data) > limit:
         raise error(f"{path}: larger than {limit} bytes; expected {what}")
     return data
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file's bytes, read in 1 MiB blocks (plans and data sets are large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from benchmarks.timing import environment
 from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
-from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, add_force_argument, set_force, write_artifact
-from pipeline.flow import DEMO_MODELS, run_doggy_door, run_model
+from pipeline.flow import run_doggy_door, run_model
+from train.cards import demo_cards
 from train.data.paths import DATA_DIR_ENV, resolve_data_dir
 
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", default=None, help=f"data root (default ${DATA_DIR_ENV} or ./data)")
     parser.add_argument("--out", type=Path, default=Path("artifacts"), help="artifact folder (default artifacts)")
     parser.add_argument(
-        "--models", default=",".join(m.name for m in DEMO_MODELS), help="comma-separated subset of the demo models"
+        "--models", default=",".join(c.name for c in demo_cards()), help="comma-separated subset of the demo models"
     )
     parser.add_argument("--no-doggy-door", action="store_true", help="skip the doggy-door example")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -121,29 +121,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     set_force(args.force)
     wanted = [m.strip() for m in args.models.split(",") if m.strip()]
-    known = {m.name: m for m in DEMO_MODELS}
+    known = {c.name: c for c in demo_cards()}
     unknown = [m for m in wanted if m not in known]
     if unknown:
         print(f"error: unknown demo model(s) {unknown}; choose from {sorted(known)}", file=sys.stderr)
         return EXIT_USER_ERROR
     data_dir = resolve_data_dir(args.data_dir)
-    try:
-        rows = []
-        for name in wanted:
-            reason = known[name].missing_data(data_dir)
-            if reason:
-                print(f"\n== {name}: SKIPPED, {reason}")
-                rows.append({"model": name, "skipped": reason})
-            else:
-                rows.append(run_model(known[name], data_dir, args.out, not args.no_progress, say=print).to_dict())
-        door = None
-        if not args.no_doggy_door and not (data_dir / "dli_images").is_dir():
-            print(f"\n== doggy door: SKIPPED, {data_dir / 'dli_images'} (the course photos) not found")
-        elif not args.no_doggy_door:
-            door = run_doggy_door(data_dir, args.out, say=print).to_dict()
-    except RuntimeToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    rows = []
+    for name in wanted:
+        reason = known[name].missing_data(data_dir)
+        if reason:
+            print(f"\n== {name}: SKIPPED, {reason}")
+            rows.append({"model": name, "skipped": reason})
+        else:
+            rows.append(run_model(known[name], data_dir, args.out, not args.no_progress, say=print).to_dict())
+    door = None
+    if not args.no_doggy_door and not (data_dir / "dli_images").is_dir():
+        print(f"\n== doggy door: SKIPPED, {data_dir / 'dli_images'} (the course photos) not found")
+    elif not args.no_doggy_door:
+        door = run_doggy_door(data_dir, args.out, say=print).to_dict()
     print_report(rows)
     print_precision_report(rows)
     report = {"environment": environment(), "models": rows, "doggy_door": door}

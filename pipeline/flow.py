@@ -13,9 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from benchmarks import compare as precision_compare
 from benchmarks.latency_line import LatencyComparison, compare_batch1
 from calibration import real_photos, robustness
@@ -32,147 +29,11 @@ from formats.errors import RuntimeToolkitError
 from harness.parity import ParityReport, check_parity
 from runtime import infer
 from runtime.apps import doggy_door
-from runtime.spec import ModelSpec
-from train.asl import train_asl
+from train.cards import TEST, ModelCard, get_card
 from train.checkpoint import load_checkpoint
-from train.data.image_folder import load_image_folder
-from train.data.mnist import load_mnist
-from train.data.sign_mnist import load_sign_mnist
-from train.loop import TrainConfig
-from train.mnist import MNIST_PAPER, train_mnist
-from train.models import get_model
-from train.transfer import train_transfer
 
 Reporter = Callable[[str], None]  # one line of narration (no trailing newline)
 _logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TransferBudget:
-    head: TrainConfig
-    finetune: TrainConfig
-
-
-# The demo budget: small enough for a 2-core CPU. Targets are what this budget reaches reliably here;
-# the issues' full-run targets and what full runs reached are in the README.
-ASL_BUDGET = TrainConfig(epochs=8, batch_size=32)
-# EfficientNet-Lite0 on the 400-photo flowers subset: 1e-6 (the course's VGG16 rate) does not move
-# this backbone in a demo's few epochs; 2e-4 with label smoothing plateaus at about 90.5 % val here.
-TRANSFER_BUDGET = TransferBudget(
-    head=TrainConfig(epochs=3, lr=3e-3, batch_size=32, val_fraction=0.2, label_smoothing=0.1),
-    finetune=TrainConfig(epochs=8, lr=2e-4, batch_size=32, label_smoothing=0.1),
-)
-
-
-@dataclass(frozen=True)
-class DemoModel:
-    name: str
-    target_accuracy: float  # on the held-out split named by `held_out`
-    held_out: str
-    train: Callable[[Path, Path, bool], dict]  # (data_dir, out folder, progress) → training report
-    held_out_data: Callable[[Path, ModelSpec], tuple[np.ndarray, np.ndarray]]  # uint8 pixels at the spec's size
-    samples: Callable[[Path, Path], list[Path]]  # (data_dir, out) → image files for the deploy CLI
-    data: str  # the folder under the data root that this model needs
-    real_photos: str | None = None  # labelled real photos under the data root (a scoreboard: evaluation only)
-
-    def missing_data(self, data_dir: Path) -> str | None:
-        """Why this model cannot run here, or None. Only MNIST can be fetched from the package index."""
-        if (data_dir / self.data).is_dir():
-            return None
-        how = {
-            "sign_mnist": "download the Sign-MNIST CSVs from Kaggle (datamunge/sign-language-mnist)",
-            "flowers": (
-                "put an ImageFolder there: train/<class>/*.jpg and val/<class>/*.jpg (e.g. TensorFlow flower_photos)"
-            ),
-        }.get(self.data, "run `make data`")
-        return f"{data_dir / self.data} not found; {how}"
-
-
-def _mnist_test(data_dir: Path, spec: ModelSpec | None = None):
-    test = load_mnist(data_dir, "test")
-    return test.images, test.labels
-
-
-def _asl_test(data_dir: Path, spec: ModelSpec):
-    test = load_sign_mnist(data_dir, "test")
-    return test.images, test.labels
-
-
-def _flowers_val(data_dir: Path, spec: ModelSpec):
-    """The flowers val photos, resized and centre-cropped as the spec says (what the runtime feeds the model)."""
-    val = load_image_folder(data_dir / "flowers" / "val", spec, classes=spec.labels)
-    return val.images, val.labels
-
-
-def _mnist_samples(data_dir: Path, out: Path) -> list[Path]:
-    """A few real test digits as PNG files, to run the deploy CLI the way a user would."""
-    images, labels = _mnist_test(data_dir)
-    folder = out / "samples" / "mnist"
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(6):
-        paths.append(folder / f"test{i:04d}_label{labels[i]}.png")
-        Image.fromarray(images[i]).save(paths[-1])
-    return paths
-
-
-def _asl_samples(data_dir: Path, out: Path) -> list[Path]:
-    return [data_dir / "dli_images" / "A.jpg", data_dir / "dli_images" / "B.jpg"]  # colour photos, as in lab 4
-
-
-def _flower_samples(data_dir: Path, out: Path) -> list[Path]:
-    return [sorted((data_dir / "flowers" / "val" / c).iterdir())[0] for c in ("daisy", "roses", "sunflowers")]
-
-
-DEMO_MODELS = (
-    DemoModel(
-        "mnist_mlp",
-        0.975,
-        "MNIST test (10k)",
-        lambda d, o, p: train_mnist("mnist_mlp", d, o, TrainConfig(epochs=5), progress=p, augment=MNIST_PAPER),
-        _mnist_test,
-        _mnist_samples,
-        "mnist",
-        "digits_real",
-    ),
-    DemoModel(
-        "mnist_cnn",
-        0.990,
-        "MNIST test (10k)",
-        lambda d, o, p: train_mnist("mnist_cnn", d, o, TrainConfig(epochs=5), progress=p, augment=MNIST_PAPER),
-        _mnist_test,
-        _mnist_samples,
-        "mnist",
-        "digits_real",
-    ),
-    DemoModel(
-        "asl_cnn",
-        0.99,
-        "Sign-MNIST test (7,172)",
-        lambda d, o, p: train_asl(d, o, ASL_BUDGET, progress=p),
-        _asl_test,
-        _asl_samples,
-        "sign_mnist",
-        "asl_real/test",
-    ),
-    DemoModel(
-        "efficientnet_lite0_transfer",
-        0.90,
-        "flowers val (200)",
-        lambda d, o, p: train_transfer(
-            "efficientnet_lite0",
-            "imagenet",
-            d / "flowers",
-            o,
-            head=TRANSFER_BUDGET.head,
-            finetune=TRANSFER_BUDGET.finetune,
-            progress=p,
-        ),
-        _flowers_val,
-        _flower_samples,
-        "flowers",
-    ),
-)
 
 
 def held_out_accuracy(report: dict) -> float:
@@ -265,39 +126,39 @@ class DoggyDoorReport:
         return {"engine": str(self.engine), "exit_status": self.exit_status}
 
 
-def run_model(demo: DemoModel, data_dir: Path, out: Path, progress: bool, say: Reporter = _logger.info) -> ModelReport:
-    folder = out / demo.name
-    say(f"\n== {demo.name}: train → export → runtime → parity → latency → calibrate → gate → engines → compare")
-    demo.train(data_dir, folder, progress)
-    ckpt = load_checkpoint(Artifacts(folder, demo.name).checkpoint)
+def run_model(card: ModelCard, data_dir: Path, out: Path, progress: bool, say: Reporter = _logger.info) -> ModelReport:
+    """One card's demo (``card.demo``): trained on its budget, then through every later step of the pipeline."""
+    demo, folder = card.demo, out / card.name
+    say(f"\n== {card.name}: train → export → runtime → parity → latency → calibrate → gate → engines → compare")
+    demo.train(card, data_dir, folder, progress)
+    ckpt = load_checkpoint(Artifacts(folder, card.name).checkpoint)
     engine = export_fp32(ckpt.model, ckpt.spec, folder)
     say(f"exported {engine}")
     samples = demo.samples(data_dir, out)
     say(f"$ python -m runtime.infer --engine {engine} {' '.join(str(s) for s in samples)}")
     infer.main(["--engine", str(engine), *map(str, samples)])
-    images, labels = demo.held_out_data(data_dir, ckpt.spec)
-    parity = check_parity(ckpt.model, ckpt.spec, engine, images, labels)
+    held_out = card.load_split(ckpt.spec, data_dir, TEST)
+    parity = check_parity(ckpt.model, ckpt.spec, engine, held_out.images, held_out.labels)
     say(parity.summary())
-    latency = compare_batch1(ckpt.model, ckpt.spec, engine, images[0])
+    latency = compare_batch1(ckpt.model, ckpt.spec, engine, held_out.images[0])
     say(latency.summary())
-    folder_arg = data_dir / demo.data if demo.data == "flowers" else None
-    robust = robustness.run(engine, data_dir, robustness.DEMO_SAMPLES, folder_arg)  # before the gate, which cites it
+    robust = robustness.run(engine, data_dir, demo.robustness_samples)  # before the gate, which cites it
     say(robust.line())
-    real = evaluate_real_photos(demo, data_dir, engine, held_out_accuracy(ckpt.metrics), say)  # the gate cites it
-    calibration, gate = calibrate_and_gate(demo.name, folder, data_dir, CalibrationOptions(folder=folder_arg), log=say)
+    real = evaluate_real_photos(card, data_dir, engine, held_out_accuracy(ckpt.metrics), say)  # the gate cites it
+    calibration, gate = calibrate_and_gate(card.name, folder, data_dir, CalibrationOptions(), log=say)
     say(gate_markdown(gate.rows).rstrip("\n"))
-    engines = build_engines(demo.name, folder, say)
+    engines = build_engines(card.name, folder, say)
     rows = precision_compare.compare(
-        demo.name,
+        card.name,
         folder,
-        precision_compare.sample_images(demo.name, folder),
+        precision_compare.sample_images(card.name, folder),
         batches=(1, 64),
         duration_s=0.5,
         rounds=3,
         log=say,
     )
     return ModelReport(
-        model=demo.name,
+        model=card.name,
         held_out=demo.held_out,
         accuracy=held_out_accuracy(ckpt.metrics),
         target_accuracy=demo.target_accuracy,
@@ -308,17 +169,18 @@ def run_model(demo: DemoModel, data_dir: Path, out: Path, progress: bool, say: R
         gate=gate,
         engines=engines,
         compare=rows,
-        compare_files=precision_compare.write_reports(demo.name, folder, rows),
+        compare_files=precision_compare.write_reports(card.name, folder, rows),
         robustness=robust,
         real_photos=real,
     )
 
 
-def evaluate_real_photos(demo: DemoModel, data_dir: Path, engine: Path, reference: float, say: Reporter) -> dict:
+def evaluate_real_photos(card: ModelCard, data_dir: Path, engine: Path, reference: float, say: Reporter) -> dict:
     """The model on its labelled real photos, through the runtime (``edge evaluate``): one line with the gap to
     the held-out split. Skipped, saying why, where the model has no such set or the folder is absent."""
+    demo = card.demo
     if demo.real_photos is None:
-        return {"skipped": f"no labelled real-photo set for {demo.name}"}
+        return {"skipped": f"no labelled real-photo set for {card.name}"}
     root = data_dir / demo.real_photos
     if not root.is_dir():
         reason = f"{root} not found (real photos are evaluation data that a fresh machine does not have)"
@@ -389,7 +251,7 @@ def build_engines(name: str, folder: Path, say: Reporter = _logger.info) -> list
 
 def run_doggy_door(data_dir: Path, out: Path, say: Reporter = _logger.info) -> DoggyDoorReport:
     say("\n== doggy door: EfficientNet-Lite0 ImageNet classifier (offline weights) → ONNX → runtime app")
-    entry = get_model("efficientnet_lite0_imagenet")
+    entry = get_card("efficientnet_lite0_imagenet")
     spec = entry.spec()
     engine = export_fp32(entry.build(spec, "imagenet"), spec, out / entry.name)
     photos = [data_dir / "dli_images" / f for f in ("happy_dog.jpg", "Penny.jpg", "brown_bear.jpg", "sleepy_cat.jpg")]

@@ -248,12 +248,13 @@ FEATURE_SIZE = NUM_LANDMARKS * 2
 class HandFinder:
     """Palm detector + landmarker on one backend each. A context manager; ``find(image)`` → Hand or None."""
 
-    def __init__(self, models: HandModels, providers=None, threads: int | None = None, border: float = DETECT_BORDER):
+    def __init__(self, models: HandModels, options=None, border: float = DETECT_BORDER):
+        """``options``: the backend table's ``BackendOptions`` (None: every backend's defaults)."""
         from runtime.model import open_backend
 
         models.check()
-        self.palm = open_backend(models.palm, providers, threads)
-        self.landmark = open_backend(models.landmark, providers, threads)
+        self.palm = open_backend(models.palm, options)
+        self.landmark = open_backend(models.landmark, options)
         self.border = border
 
     def __enter__(self) -> HandFinder:

@@ -30,11 +30,11 @@ from formats.cli import (
     safe,
     thread_count,
 )
-from formats.errors import InputError, RuntimeToolkitError
+from formats.errors import InputError
+from runtime.backends.table import add_backend_arguments, options_from_args
 from runtime.model import Classifier
 from runtime.postprocess import Prediction, checked_top_k
 from runtime.preprocess import find_images, preprocess
-from runtime.providers import add_provider_arguments, cuda_options_from_args
 from runtime.stream.cli import add_stream_arguments, run_streams, stream_only_options, wants_stream
 
 
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch-size", type=positive_int(), default=32, help="inputs per inference call (default 32)")
     parser.add_argument("--top-k", type=positive_int(), default=1, help="classes to print per input (default 1)")
-    add_provider_arguments(parser)
+    add_backend_arguments(parser)
     parser.add_argument("--threads", type=thread_count(), default=None, help="intra-op threads (default: ORT's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     hands = parser.add_argument_group(
@@ -140,11 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.inputs:
         parser.error("give image files or folders to classify (or --self-test)")
     try:
-        cuda = cuda_options_from_args(args)
+        options = options_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
     if wants_stream(args.inputs):
-        return run_streams(args, args.providers, cuda)
+        return run_streams(args, options)
     ignored = stream_only_options(args, parser)
     if ignored:
         print(
@@ -156,25 +156,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     files, errors = expand_inputs([Path(text) for text in args.inputs])
     total = len(files) + len(errors)
     results = []
-    try:
-        with Classifier.from_path(args.engine, providers=args.providers, threads=args.threads, cuda=cuda) as classifier:
-            if wants_hands(args, classifier):
-                outcomes = classify_hands(classifier, files, args)
+    with Classifier.from_path(args.engine, options) as classifier:
+        if wants_hands(args, classifier):
+            outcomes = classify_hands(classifier, files, args, options)
+        else:
+            outcomes = classify_files(classifier, files, args.batch_size, args.top_k)
+        for path, outcome in outcomes:
+            if isinstance(outcome, InputError):
+                errors.append((str(path), str(outcome)))
             else:
-                outcomes = classify_files(classifier, files, args.batch_size, args.top_k)
-            for path, outcome in outcomes:
-                if isinstance(outcome, InputError):
-                    errors.append((str(path), str(outcome)))
-                else:
-                    results.append((str(path), outcome))
-                    if not args.json:
-                        print(format_prediction(path, outcome))
-            model_name = classifier.spec.name
-            backend = classifier.backend
-            execution = backend.execution() if hasattr(backend, "execution") else None
-    except RuntimeToolkitError as exc:
-        print(f"error: {safe(exc)}", file=sys.stderr)
-        return EXIT_USER_ERROR
+                results.append((str(path), outcome))
+                if not args.json:
+                    print(format_prediction(path, outcome))
+        model_name = classifier.spec.name
+        backend = classifier.backend
+        execution = backend.execution()
     if args.json:
         doc = {
             "model": model_name,
@@ -196,11 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def self_test_main(args) -> int:
     from runtime.self_test import self_test
 
-    try:
-        report = self_test(args.engine)
-    except RuntimeToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    report = self_test(args.engine)
     print(dumps(report.to_dict()) if args.json else report.summary())
     return EXIT_OK if report.passed else EXIT_CHECK_FAILED
 
@@ -211,7 +203,7 @@ def wants_hands(args, classifier: Classifier) -> bool:
     return bool(args.hands or args.fallback) or classifier.spec.input_kind is InputKind.HAND_LANDMARKS
 
 
-def classify_hands(classifier: Classifier, files: list[Path], args) -> Iterator[tuple[Path, object]]:
+def classify_hands(classifier: Classifier, files: list[Path], args, options=None) -> Iterator[tuple[Path, object]]:
     """(file, HandResult or InputError) per file: the hand stage, then the classifier (or the fallback)."""
     from contextlib import ExitStack
 
@@ -221,10 +213,10 @@ def classify_hands(classifier: Classifier, files: list[Path], args) -> Iterator[
 
     folder = args.hand_models if args.hand_models is not None else args.engine.parent
     with ExitStack() as stack:
-        finder = stack.enter_context(HandFinder(HandModels.in_folder(folder), args.providers, args.threads))
+        finder = stack.enter_context(HandFinder(HandModels.in_folder(folder), options))
         fallback = None
         if args.fallback is not None:
-            fallback = stack.enter_context(Classifier.from_path(args.fallback, args.providers, args.threads))
+            fallback = stack.enter_context(Classifier.from_path(args.fallback, options))
         reader = HandClassifier(finder, classifier, fallback)
         for path in files:
             try:

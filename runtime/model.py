@@ -9,44 +9,29 @@ from pathlib import Path
 
 import numpy as np
 
-from formats.artifacts import is_plan
 from formats.bundle import verify_beside
 from formats.errors import ModelLoadError, SpecError
 from formats.files import open_regular
 from formats.writer import Look, identify
 from runtime.backends.base import Backend
+from runtime.backends.table import BackendOptions, make_backend
 from runtime.postprocess import Prediction, to_probabilities, top_k
 from runtime.preprocess import ImageInput, preprocess
-from runtime.providers import CudaOptions
 from runtime.spec import METADATA_KEY, ModelSpec, sidecar_candidates, spec_from_sidecar
 
 
-def open_backend(
-    path: str | os.PathLike,
-    providers: str | Sequence[str] | None = None,
-    threads: int | None = None,
-    cuda: CudaOptions | None = None,
-    device_id: int = 0,
-) -> Backend:
-    """The backend for a model file, chosen by its suffix (not yet activated). In a deploy bundle the file and
-    the bundle's small files are first checked against its SHA256SUMS (``formats.bundle``).
-
-    ``providers``, ``threads`` and ``cuda`` (IOBinding, CUDA graphs, TF32) apply to ONNX files;
-    ``providers`` goes through ``runtime.providers.parse_providers`` (``cpu``, ``cuda:1``, full names), which
-    carry the GPU of an ONNX file; ``device_id`` is the GPU a plan runs on.
+def open_backend(path: str | os.PathLike, options: BackendOptions | None = None) -> Backend:
+    """The backend for a model file, chosen by the backend table (``runtime.backends.table``: by suffix, or by the
+    provider the options name), not yet activated. In a deploy bundle the file and the bundle's small files are
+    first checked against its SHA256SUMS (``formats.bundle``). ``options`` holds each backend's typed options
+    (``OnnxRuntimeOptions``, ``TensorRTOptions``…); a backend without one in it gets its defaults.
     """
     path = Path(path)
     if os.path.lexists(path):  # a FIFO would hang the backend's read; no permission is not "re-export it"
         open_regular(path, "a model file (.onnx or .plan)", ModelLoadError).close()
         refuse_checkpoint(path)
     verify_beside(path)
-    if is_plan(path):
-        from runtime.backends.tensorrt import TensorRTBackend
-
-        return TensorRTBackend(path, device_id=device_id)
-    from runtime.backends.onnxruntime import OnnxRuntimeBackend
-
-    return OnnxRuntimeBackend(path, cuda=cuda, providers=providers, threads=threads)
+    return make_backend(path, options)
 
 
 def refuse_checkpoint(path: Path) -> None:
@@ -63,7 +48,7 @@ def find_spec(path: Path, backend: Backend) -> ModelSpec:
     spec = spec_from_sidecar(path)
     if spec is not None:
         return spec
-    metadata = backend.metadata() if hasattr(backend, "metadata") else {}
+    metadata = backend.metadata()
     if METADATA_KEY in metadata:
         return ModelSpec.from_json(metadata[METADATA_KEY], source=f"{path} (metadata {METADATA_KEY})")
     looked = ", ".join(str(p) for p in sidecar_candidates(path))
@@ -76,7 +61,7 @@ def find_spec(path: Path, backend: Backend) -> ModelSpec:
 def check_embedded_agrees(spec: ModelSpec, backend: Backend, source: str) -> None:
     """Refuse a sidecar spec that contradicts the spec embedded in the model: with reversed labels it would
     print a wrong label for every input. (A model without an embedded spec — a plan — has nothing to compare.)"""
-    metadata = backend.metadata() if hasattr(backend, "metadata") else {}
+    metadata = backend.metadata()
     if METADATA_KEY not in metadata:
         return
     try:
@@ -157,14 +142,8 @@ class Classifier:
         self.source = source
 
     @classmethod
-    def from_path(
-        cls,
-        path: str | os.PathLike,
-        providers: str | Sequence[str] | None = None,
-        threads: int | None = None,
-        cuda: CudaOptions | None = None,
-    ) -> Classifier:
-        return cls(open_backend(path, providers, threads, cuda), source=str(path))
+    def from_path(cls, path: str | os.PathLike, options: BackendOptions | None = None) -> Classifier:
+        return cls(open_backend(path, options), source=str(path))
 
     @property
     def spec(self) -> ModelSpec:

@@ -15,8 +15,9 @@ import numpy as np
 
 from formats.artifacts import Precision, is_plan
 from formats.bundle import verify_beside
-from formats.engine_manifest import EngineManifest, check_file, golden_path, sha256_file
+from formats.engine_manifest import EngineManifest, check_file, golden_path
 from formats.errors import RuntimeToolkitError
+from formats.files import sha256_file
 
 # precision → (max |Δ| allowed or None, minimum top-1 agreement) on the golden samples. What "parity" means
 # per precision: an fp32 plan is built without TF32 (the builder clears the flag) and must match the FP32

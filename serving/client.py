@@ -164,13 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     files, errors = expand_inputs(args.inputs)
     total = len(files) + len(errors)
-    try:
-        model = ready_model(args.url, args.model, args.timeout_s)
-        with TritonClassifier(args.url.url, model, args.url.protocol, args.timeout_s) as client:
-            results, bad = classify(client, files, args.top_k, args.batch_size)
-    except RuntimeToolkitError as exc:
-        print(f"error: {safe(exc)}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    model = ready_model(args.url, args.model, args.timeout_s)
+    with TritonClassifier(args.url.url, model, args.url.protocol, args.timeout_s) as client:
+        results, bad = classify(client, files, args.top_k, args.batch_size)
     served_k = min((len(p.labels) for _, p in results), default=args.top_k)
     if served_k < args.top_k:
         print(

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from formats.errors import InputError, RuntimeToolkitError
+from runtime.backends.table import BackendOptions, OnnxRuntimeOptions, TensorRTOptions
 from runtime.model import Classifier, open_backend
 from runtime.postprocess import to_probabilities
 from runtime.preprocess import decode_image, preprocess
@@ -212,8 +213,8 @@ class TritonPythonModel:
         path = model_dir / str(args["model_version"]) / settings.model_file
         device_id = int(args.get("model_instance_device_id") or 0)  # KIND_GPU instances: one per GPU
         providers = choose_providers(settings.providers, args.get("model_instance_kind", "CPU"), device_id)
-        backend = open_backend(path, providers, settings.threads, device_id=device_id)
-        self.classifier = Classifier(backend, spec, source=str(path))
+        options = BackendOptions(OnnxRuntimeOptions(providers, settings.threads), TensorRTOptions(device_id=device_id))
+        self.classifier = Classifier(open_backend(path, options), spec, source=str(path))
         self.classifier.__enter__()
         self.runner = BatchRunner(self.classifier, settings.top_k, settings.max_model_batch)
         self.input_names = (IMAGE_INPUT, spec.input_name)

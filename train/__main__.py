@@ -6,8 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary, examples
-from formats.errors import RuntimeToolkitError
+from formats.cli import EXIT_OK, command_parser, error_boundary, examples
 from formats.writer import set_force
 from train import asl, asl_effnet, mnist, transfer
 from train.loop import init_distributed_from_env, shutdown_distributed
@@ -73,9 +72,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     init_distributed_from_env()  # a no-op unless launched by torchrun
     try:
         {"mnist": mnist.run, "asl": asl.run, "asl_effnet": asl_effnet.run, "transfer": transfer.run}[args.task](args)
-    except RuntimeToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
     finally:
         shutdown_distributed()
     return EXIT_OK

@@ -25,13 +25,13 @@ from PIL import Image
 from formats.cli import positive_float, positive_int
 from runtime.preprocess import resize_image
 from runtime.spec import ModelSpec
+from train.cards.registry import get_card
 from train.checkpoint import load_checkpoint
 from train.data.labelled_photos import load_labelled_photos
 from train.data.paths import resolve_data_dir
 from train.data.sign_mnist import load_sign_mnist, load_sign_mnist_file
 from train.errors import TrainError
 from train.loop import TrainConfig, evaluate, fit, seed_everything
-from train.models import get_model
 from train.models.asl_effnet import IMAGE_SIZE
 from train.options import add_common_arguments, config_and_grid
 from train.photo_augment import PhotoAugment, photo_augmentation
@@ -128,7 +128,7 @@ def train_asl_effnet(
     test_csv: Path | None = None,
 ) -> dict:
     """Fine-tune on (the first ``limit`` rows of a seeded shuffle of) Sign-MNIST train; test once on its test CSV."""
-    spec = get_model(MODEL).spec(image_size=image_size)
+    spec = get_card(MODEL).spec(image_size=image_size)
     train = load_sign_mnist_file(train_csv) if train_csv else load_sign_mnist(data_dir, "train")
     # A seeded shuffle before the limit: the CSV is ordered by signer session, its first rows are not a sample.
     order = np.random.default_rng(config.seed).permutation(len(train.labels))[:limit]
@@ -161,7 +161,7 @@ def adapt_asl_effnet(start: Path, photos: Path, out: Path, config: TrainConfig, 
     spec = replace(checkpoint.spec, name=ADAPTED)
     data = load_labelled_photos(photos, spec)
     check_outputs(out, ADAPTED)
-    model = get_model(ADAPTED).build(spec)
+    model = get_card(ADAPTED).build(spec)
     model.load_state_dict(checkpoint.model.state_dict())
     before = evaluate(model, *to_tensors(data.images, data.labels, spec))[1]
     (x, y), transform = train_inputs(data.images, data.labels, spec, photo_augmentation(ADAPT_AUGMENT))

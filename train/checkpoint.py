@@ -11,8 +11,8 @@ from torch import nn
 
 from formats.writer import Kind, artifact_path
 from runtime.spec import ModelSpec
+from train.cards.registry import get_card
 from train.errors import TrainError
-from train.models import get_model
 
 FORMAT = "edge-toolkit-checkpoint/1"
 
@@ -59,7 +59,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         metrics = json.loads(payload["metrics"])
     except (TypeError, ValueError) as exc:
         raise TrainError(f"{path}: its metrics are not valid JSON ({exc}); train again") from None
-    model = get_model(payload["model_name"]).build(spec)  # random init; the saved weights follow
+    model = get_card(payload["model_name"]).build(spec)  # random init; the saved weights follow
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, TypeError, AttributeError) as exc:

@@ -9,10 +9,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from formats.cli import non_negative_int, positive_float, positive_int, random_seed
+from train.cards.registry import cards_of
 from train.data.paths import DATA_DIR_ENV
+from train.data.splits import DatasetKind
 from train.errors import TrainError
 from train.loop import LrSchedule, TrainConfig
-from train.models import MODELS
 
 
 def add_common_arguments(
@@ -24,7 +25,7 @@ def add_common_arguments(
     models: tuple[str, ...] | None = None,
 ) -> None:
     """Options every in-memory classifier command shares (MNIST, ASL). ``models`` None: all of the data set's."""
-    choices = models or tuple(m for m, e in MODELS.items() if e.dataset == dataset)
+    choices = models or tuple(c.name for c in cards_of(DatasetKind(dataset)))
     parser.add_argument("--model", choices=sorted(choices), default=default_model, help="which architecture")
     parser.add_argument("--data-dir", default=None, help=f"data root (default ${DATA_DIR_ENV} or ./data)")
     parser.add_argument("--out", type=Path, required=True, help="output folder for checkpoint, spec and metrics")

@@ -16,17 +16,18 @@ import torch
 
 from formats.cli import non_negative_int, positive_float, positive_int, random_seed
 from train.augment import AugmentConfig, course_augmentation
+from train.cards.registry import cards_of, get_card
 from train.data.image_folder import list_image_folder, load_image_folder
+from train.data.splits import DatasetKind
 from train.loop import TrainConfig, evaluate, fit, is_main_process, seed_everything, split_train_val
-from train.models import get_model
-from train.models.transfer import BACKBONES
 from train.workflow import check_outputs, save_run, to_tensors, train_inputs
 
 _logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backbone", choices=sorted(BACKBONES), default="vgg16", help="the pretrained network")
+    backbones = sorted(c.backbone.name for c in cards_of(DatasetKind.IMAGE_FOLDER) if c.backbone)
+    parser.add_argument("--backbone", choices=backbones, default="vgg16", help="the pretrained network")
     parser.add_argument(
         "--weights",
         default="imagenet",
@@ -101,7 +102,7 @@ def train_transfer(
 ) -> dict:
     head = head or TrainConfig(epochs=5, batch_size=32, val_fraction=0.2)
     finetune = finetune or TrainConfig(epochs=2, lr=1e-6, batch_size=head.batch_size, seed=head.seed)
-    entry = get_model(f"{backbone}_transfer")
+    entry = get_card(f"{backbone}_transfer")
     classes = list_image_folder(data / "train" if (data / "train").is_dir() else data)[0]
     spec = entry.spec(labels=classes, image_size=image_size)
     x_tr, y_tr, x_va, y_va, classes = _splits(Path(data), spec, head.val_fraction, head.seed, canvas=augment)

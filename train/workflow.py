@@ -21,9 +21,9 @@ from formats.artifacts import Artifacts
 from formats.writer import Kind, check_replace, write_artifact
 from runtime.preprocess import normalize, prepare_pixels
 from runtime.spec import ModelSpec
+from train.cards.registry import get_card
 from train.checkpoint import save_checkpoint
 from train.loop import TrainConfig, barrier, evaluate, fit, is_main_process, seed_everything, split_train_val
-from train.models import get_model
 
 _logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def cross_validate(
             (x, y), transform = train_inputs(images[tr], labels[tr], spec, augment)
             val = to_tensors(images[va], labels[va], spec)
             seed_everything(config.seed)
-            model = get_model(model_name).build()
+            model = get_card(model_name).build()
             fit(
                 model,
                 (x, y),
@@ -116,9 +116,9 @@ def train_and_save(
 ) -> dict:
     """Train (after optional K-fold model selection), test once, write <out>/<model>.pt/.json/.metrics.json.
 
-    ``spec`` None means the registry's default spec; ``weights`` is where a pretrained backbone starts.
+    ``spec`` None means the card's default spec; ``weights`` is where a pretrained backbone starts.
     """
-    entry = get_model(model_name)
+    entry = get_card(model_name)
     spec = spec or entry.spec()
     check_outputs(out, model_name)  # a file of another kind in --out is refused before training, not after
     images = prepare_pixels(images, spec)  # the runtime's own deploy steps (MNIST: polarity, background, framing)

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from formats.cli import EXIT_OK, EXIT_SOME_INPUTS_BAD, EXIT_USER_ERROR, command_parser, error_boundary
-from formats.errors import InputError, RuntimeToolkitError, SpecError
+from formats.cli import EXIT_OK, EXIT_SOME_INPUTS_BAD, command_parser, error_boundary
+from formats.errors import InputError, SpecError
 from runtime.model import Classifier
 from runtime.postprocess import Prediction
 
@@ -75,19 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     results, errors = [], []
-    try:
-        with Classifier.from_path(args.engine) as classifier:
-            check_imagenet(classifier)
-            for path in args.images:
-                try:
-                    prediction = classifier.predict([path], k=3)[0]
-                except InputError as exc:
-                    errors.append(str(exc))
-                    continue
-                results.append(DoorResult(str(path), decide(prediction), prediction))
-    except RuntimeToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    with Classifier.from_path(args.engine) as classifier:
+        check_imagenet(classifier)
+        for path in args.images:
+            try:
+                prediction = classifier.predict([path], k=3)[0]
+            except InputError as exc:
+                errors.append(str(exc))
+                continue
+            results.append(DoorResult(str(path), decide(prediction), prediction))
     if args.json:
         print(
             json.dumps(

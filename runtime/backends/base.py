@@ -31,10 +31,19 @@ class TensorInfo:
 
 
 class Backend(abc.ABC):
-    """activate / infer / deactivate, usable as a context manager."""
+    """activate / infer / deactivate, usable as a context manager.
+
+    What a backend may add, declared here with defaults so callers never probe with ``hasattr``: ``metadata()``
+    (the model's string metadata), ``execution()`` (how it runs, for result files) and stage timing (a backend
+    that can split its time into stages fills ``last_stage_ms`` while ``time_stages`` is on: set from its options,
+    or switched on by a measurement).
+    """
+
+    time_stages: bool = False  # measure the stages of each call (costs a little per call)
 
     def __init__(self) -> None:
         self._active = False
+        self.last_stage_ms: dict[str, float] = {}  # stage → milliseconds of the last call; empty: not measured
 
     # lifecycle ---------------------------------------------------------------------------
 
@@ -59,6 +68,16 @@ class Backend(abc.ABC):
     @property
     def active(self) -> bool:
         return self._active
+
+    # what a backend may tell ----------------------------------------------------------------
+
+    def metadata(self) -> dict[str, str]:
+        """The model file's string metadata (an ONNX file's ``metadata_props``); none by default."""
+        return {}
+
+    def execution(self) -> dict | None:
+        """How the backend runs (providers, IOBinding, CUDA graphs…) for result files; None: nothing to say."""
+        return None
 
     # I/O ---------------------------------------------------------------------------------
 

@@ -49,7 +49,8 @@ class SessionFromOnnx:
     ``providers`` None means CPU only (the default that works everywhere); a string or list goes
     through ``parse_providers`` (shorthands, ``cuda:N``, full names), and names this onnxruntime build
     lacks are refused with the list of those it has. ``threads`` None lets ONNX Runtime choose the
-    intra-op thread count. ``cuda`` adds the CUDA EP's provider options (CUDA graph, TF32).
+    intra-op thread count. ``cuda`` adds the CUDA EP's provider options (CUDA graph, TF32);
+    ``provider_options`` adds any provider's own (e.g. OpenVINO's ``device_type``).
     """
 
     def __init__(
@@ -58,8 +59,10 @@ class SessionFromOnnx:
         providers: str | Sequence[str] | None = None,
         threads: int | None = None,
         cuda: CudaOptions | None = None,
+        provider_options: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.provider_options = dict(provider_options or {})
         self.providers = providers
         self.threads = threads
         self.cuda = cuda or CudaOptions()
@@ -75,7 +78,7 @@ class SessionFromOnnx:
                 f"--cuda-graph needs a GPU provider first (--providers cuda), got "
                 f"--providers {','.join(p.short() for p in self.chosen)}"
             )
-        providers = session_providers(self.chosen, self.cuda)
+        providers = [self._with_options(p) for p in session_providers(self.chosen, self.cuda)]
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if self.threads:
@@ -110,6 +113,11 @@ class SessionFromOnnx:
                 "onnxruntime-gpu build (see `python -m runtime.doctor`)"
             )
         return session
+
+    def _with_options(self, provider: Any) -> Any:
+        name, options = provider if isinstance(provider, tuple) else (provider, {})
+        extra = self.provider_options.get(name)
+        return (name, {**options, **extra}) if extra else provider
 
 
 class OnnxRuntimeBackend(Backend):

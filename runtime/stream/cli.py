@@ -30,7 +30,7 @@ from formats.cli import (
     safe,
 )
 from formats.writer import add_force_argument, declare_inputs, set_force
-from runtime.providers import CudaOptions
+from runtime.backends.table import BackendOptions
 from runtime.stream.uri import SourceKind, SourceSyntaxError, is_stream_source, parse_source
 
 
@@ -118,8 +118,9 @@ def wants_stream(inputs: list[str]) -> bool:
     return any(is_stream_source(text) for text in inputs)
 
 
-def run_streams(args: argparse.Namespace, providers: str | None, cuda: CudaOptions | None = None) -> int:
-    """Classify the frames of ``args.inputs``; prints results and summary, returns the exit status."""
+def run_streams(args: argparse.Namespace, backend: BackendOptions | None = None) -> int:
+    """Classify the frames of ``args.inputs`` on ``backend``'s options; prints results and summary, returns the exit
+    status."""
     images = [text for text in args.inputs if not is_stream_source(text)]
     if images:
         return _usage(
@@ -134,7 +135,6 @@ def run_streams(args: argparse.Namespace, providers: str | None, cuda: CudaOptio
         return _usage(str(exc))
     set_force(args.force)
     declare_inputs(args.engine, *(path for spec in specs for path in _input_files(spec)))
-    from formats.errors import RuntimeToolkitError
     from runtime.stream.sources import check_gstreamer, import_av
 
     try:
@@ -143,10 +143,7 @@ def run_streams(args: argparse.Namespace, providers: str | None, cuda: CudaOptio
         for spec in specs:
             if spec.kind is SourceKind.GSTREAMER:
                 check_gstreamer(spec.uri)
-        return _run(args, specs, options, providers, cuda)
-    except RuntimeToolkitError as exc:
-        print(f"error: {safe(exc)}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return _run(args, specs, options, backend)
     except KeyboardInterrupt:
         print("error: interrupted again: stopped without finishing the frames in flight", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -155,7 +152,7 @@ def run_streams(args: argparse.Namespace, providers: str | None, cuda: CudaOptio
         return EXIT_USER_ERROR
 
 
-def _run(args, specs, options, providers, cuda) -> int:
+def _run(args, specs, options, backend) -> int:
     from runtime.model import Classifier
     from runtime.stream.pipeline import StreamPipeline
     from runtime.stream.report import LiveLine, format_summary, summary
@@ -175,8 +172,8 @@ def _run(args, specs, options, providers, cuda) -> int:
         sinks.append(view)
     try:
         with (
-            Classifier.from_path(args.engine, providers=providers, threads=args.threads, cuda=cuda) as classifier,
-            _hand_stage(args, classifier, providers) as prepare,
+            Classifier.from_path(args.engine, backend) as classifier,
+            _hand_stage(args, classifier, backend) as prepare,
         ):
             if view is not None:
                 view.model = classifier.spec.name
@@ -222,7 +219,7 @@ def _run(args, specs, options, providers, cuda) -> int:
 
 
 @contextlib.contextmanager
-def _hand_stage(args, classifier, providers):
+def _hand_stage(args, classifier, backend):
     """Per-frame preparation through the hand stage (``--hands``, or a landmark model), else None (the spec's
     preprocessing). A fallback model is for photos (``runtime.infer`` on files); frames without a hand say so."""
     from runtime.spec import InputKind
@@ -238,7 +235,7 @@ def _hand_stage(args, classifier, providers):
     from runtime.hands import HandFinder, HandModels
 
     folder = args.hand_models if getattr(args, "hand_models", None) is not None else Path(args.engine).parent
-    with HandFinder(HandModels.in_folder(folder), providers, args.threads) as finder:
+    with HandFinder(HandModels.in_folder(folder), backend) as finder:
         reader = HandClassifier(finder, classifier)
         yield lambda image: reader.sample(image)[0]
 

@@ -9,14 +9,13 @@ from calibration.calibration_set import (
     save_calibration_set,
     select_stratified,
 )
-from calibration.splits import LabelledSplit, load_split
-from train.models import get_model
+from train.cards import DatasetKind, LabelledSplit, get_card, load_split
 
 
 def _split(labels, split="train"):
     labels = np.asarray(labels, np.int64)
     images = (np.arange(len(labels))[:, None, None] % 256).astype(np.uint8) * np.ones((1, 4, 4), np.uint8)
-    return LabelledSplit("toy", split, images, labels, tuple(f"row{i}" for i in range(len(labels))))
+    return LabelledSplit(DatasetKind.MNIST, split, images, labels, tuple(f"row{i}" for i in range(len(labels))))
 
 
 def test_selection_is_deterministic_and_seed_dependent():
@@ -47,7 +46,7 @@ def test_test_split_is_refused():
 
 
 def test_real_mnist_set_comes_from_the_training_file_only(data_dir):
-    spec = get_model("mnist_cnn").spec()
+    spec = get_card("mnist_cnn").spec()
     calib = build_calibration_set("mnist_cnn", load_split(spec, data_dir, "train"), 200)
     assert all(i.startswith("train-images-idx3-ubyte#") for i in calib.ids)
     assert calib.class_counts() == {c: 20 for c in range(10)}

@@ -96,7 +96,7 @@ def test_a_200_image_split_is_inconclusive_and_strict_fails_it(calibrated_cnn, d
     """The transfer model's situation on real digits: 200 test images cannot show a budget holds."""
     from dataclasses import replace
 
-    from calibration.splits import TEST, load_split
+    from train.cards import TEST, load_split
 
     folder, _ = calibrated_cnn
     split = load_split(ModelSpec.load(folder / "mnist_cnn.json"), data_dir, TEST)

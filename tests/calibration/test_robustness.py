@@ -14,9 +14,9 @@ from PIL import Image
 
 from calibration import robustness
 from calibration.render import ALL, ASPECTS, DEFAULT_SIDE, Perturbation, draw_params, edge_colour, render
-from calibration.splits import load_split
 from runtime.spec import ModelSpec
 from tests.conftest import REPO
+from train.cards import load_split
 
 P = Perturbation
 

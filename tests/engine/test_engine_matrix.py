@@ -12,7 +12,7 @@ from calibration.ranges import Method
 from engine.build import BuildOptions, build_engine
 from export.onnx_export import export_fp32
 from formats.engine_manifest import preflight
-from train.models import get_model
+from train.cards import get_card
 
 pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13` (make install)")
 
@@ -29,7 +29,7 @@ BUILT: dict = {}
 def exported(tmp_path_factory, data_dir):
     folders = {}
     for name, labels in MODELS.items():
-        entry = get_model(name)
+        entry = get_card(name)
         spec = entry.spec(labels=labels) if labels else entry.spec()
         weights = "imagenet" if labels else "none"
         folder = tmp_path_factory.mktemp(name)

@@ -50,13 +50,13 @@ class Case:
 def _checkpoints(folder: Path) -> dict[str, Path]:
     import torch
 
+    from train.cards import get_card
     from train.checkpoint import FORMAT
-    from train.models import get_model
 
-    entry = get_model("mnist_mlp")
+    entry = get_card("mnist_mlp")
     spec = json.loads(entry.spec().to_json())
     state = entry.build().state_dict()
-    cnn_state = get_model("mnist_cnn").build().state_dict()
+    cnn_state = get_card("mnist_cnn").build().state_dict()
     variants = {
         "good": {},
         "traversal": {"spec": json.dumps({**spec, "name": "../../escaped"})},
@@ -82,7 +82,7 @@ def _checkpoints(folder: Path) -> dict[str, Path]:
         path.parent.mkdir(parents=True)
         torch.save(payload, path)
         paths[name] = path
-    cnn = get_model("mnist_cnn")  # another model's checkpoint, to be passed off as mnist_mlp's
+    cnn = get_card("mnist_cnn")  # another model's checkpoint, to be passed off as mnist_mlp's
     paths["mnist_cnn"] = folder / "cnn" / "mnist_cnn.pt"
     paths["mnist_cnn"].parent.mkdir()
     payload = {"format": FORMAT, "model_name": "mnist_cnn", "state_dict": cnn_state, "metrics": "{}"}
@@ -91,7 +91,7 @@ def _checkpoints(folder: Path) -> dict[str, Path]:
 
 
 def make_world(root: Path) -> World:
-    from train.models import get_model
+    from train.cards import get_card
 
     digit = root / "digit.png"
     Image.fromarray(np.tile(np.arange(28, dtype=np.uint8) * 9, (28, 1))).save(digit)
@@ -104,7 +104,7 @@ def make_world(root: Path) -> World:
         os.mkfifo(root / "zero")
     spec = root / "specs" / "mnist_cnn.json"
     spec.parent.mkdir()
-    get_model("mnist_cnn").spec().save(spec)
+    get_card("mnist_cnn").spec().save(spec)
     return World(
         root,
         write_model(root / "tiny"),
@@ -134,10 +134,10 @@ def _calibration_folder(world: World, out: Path) -> Path:
 
 def _impostor_checkpoint(w: World, out: Path) -> Path:
     """mnist_cnn.pt copied as mnist_mlp.pt beside mnist_mlp's spec (finding 21.7)."""
-    from train.models import get_model
+    from train.cards import get_card
 
     out.mkdir(parents=True, exist_ok=True)
-    get_model("mnist_mlp").spec().save(out / "mnist_mlp.json")
+    get_card("mnist_mlp").spec().save(out / "mnist_mlp.json")
     shutil.copy(w.checkpoints["mnist_cnn"], out / "mnist_mlp.pt")
     return out
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from formats.errors import InputError
+from runtime.backends.table import BackendOptions, OnnxRuntimeOptions
 from runtime.batcher import DynamicBatcher
 from runtime.model import Classifier
 from tests.hardening.tiny_models import write_model
@@ -16,7 +17,9 @@ from tests.hardening.tiny_models import write_model
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
-    with Classifier.from_path(write_model(tmp_path_factory.mktemp("tiny")), threads=1) as clf:
+    with Classifier.from_path(
+        write_model(tmp_path_factory.mktemp("tiny")), BackendOptions(OnnxRuntimeOptions(threads=1))
+    ) as clf:
         yield clf
 
 

@@ -9,13 +9,13 @@ from hypothesis.extra import numpy as hnp
 from formats.errors import InputError, SpecError
 from runtime.preprocess import load_image, preprocess
 from runtime.spec import ModelSpec
+from train.cards import get_card
 from train.data.mnist import parse_idx
 from train.data.sign_mnist import parse_sign_mnist
 from train.errors import DataError
-from train.models import get_model
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-SPECS = [get_model("mnist_cnn").spec(), get_model("efficientnet_lite0_transfer").spec(labels=("a", "b"), image_size=64)]
+SPECS = [get_card("mnist_cnn").spec(), get_card("efficientnet_lite0_transfer").spec(labels=("a", "b"), image_size=64)]
 
 dtypes = st.sampled_from([np.uint8, np.uint16, np.float32, np.float64, np.int32, np.bool_, np.int8])
 shapes = st.one_of(

@@ -49,6 +49,10 @@ NOT_WALKED = {
 }
 FOLDER_OUTPUTS = {
     ("train mnist", "--out"),
+    ("train asl_effnet", "--out"),
+    ("capture", "--out"),
+    ("hands", "--out"),
+    ("hands", "--download-dir"),
     ("train asl", "--out"),
     ("train transfer", "--out"),
     ("export", "--out"),
@@ -67,6 +71,16 @@ FOLDER_OUTPUTS = {
     ("gpu-proof", "--out"),
 }
 INPUTS = {
+    ("capture", "--hand-models"),
+    ("hands", "--wheel"),
+    ("infer", "--fallback"),
+    ("infer", "--hand-models"),
+    ("train asl", "--adapt"),
+    ("train asl", "--hands"),
+    ("train asl_effnet", "--adapt"),
+    ("train asl_effnet", "--from"),
+    ("train asl_effnet", "--test-csv"),
+    ("train asl_effnet", "--train-csv"),
     ("data fetch-mnist", "--from"),
     ("train asl", "--train-csv"),
     ("train asl", "--test-csv"),

@@ -4,9 +4,9 @@ import pytest
 
 from export.onnx_export import export_fp32
 from harness.parity import check_parity
+from train.cards import get_card
 from train.data.image_folder import load_image_folder
 from train.data.sign_mnist import load_sign_mnist
-from train.models import get_model
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_asl_cnn_parity_on_the_kaggle_test_split(tmp_path, data_dir, asl_test):
     ],
 )
 def test_transfer_model_parity_on_flowers_val(tmp_path, data_dir, name, weights, size):
-    entry = get_model(name)
+    entry = get_card(name)
     labels = None if entry.dataset == "imagenet" else ("daisy", "dandelion", "roses", "sunflowers", "tulips")
     spec = entry.spec(labels, size)
     model = entry.build(spec, weights).eval()

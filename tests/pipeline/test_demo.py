@@ -13,13 +13,13 @@ def test_measure_reports_ordered_statistics():
 
 
 def test_models_whose_data_is_missing_say_how_to_get_it(tmp_path):
-    from pipeline.demo import DEMO_MODELS
+    from train.cards import demo_cards, get_card
 
-    reasons = {m.name: m.missing_data(tmp_path) for m in DEMO_MODELS}
+    reasons = {c.name: c.missing_data(tmp_path) for c in demo_cards()}
     assert "download the Sign-MNIST CSVs from Kaggle" in reasons["asl_cnn"]
     assert "run `make data`" in reasons["mnist_cnn"]
     (tmp_path / "flowers").mkdir()
-    assert DEMO_MODELS[-1].missing_data(tmp_path) is None
+    assert get_card("efficientnet_lite0_transfer").missing_data(tmp_path) is None
 
 
 def test_unknown_demo_model_is_a_usage_error(capsys):

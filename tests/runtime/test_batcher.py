@@ -8,6 +8,7 @@ from concurrent.futures import CancelledError
 import numpy as np
 import pytest
 
+from runtime.backends.table import BackendOptions, OnnxRuntimeOptions
 from runtime.batcher import BatcherClosed, DynamicBatcher, QueueFull
 from runtime.model import Classifier
 from runtime.preprocess import normalize
@@ -16,7 +17,7 @@ from runtime.preprocess import normalize
 @pytest.fixture(scope="module")
 def classifier(trained_mnist):
     _, onnx_path = trained_mnist["mnist_cnn"]
-    with Classifier.from_path(onnx_path, threads=1) as clf:
+    with Classifier.from_path(onnx_path, BackendOptions(OnnxRuntimeOptions(threads=1))) as clf:
         yield clf
 
 

@@ -10,9 +10,9 @@ from runtime.apps.doggy_door import Decision, main
 @pytest.fixture(scope="module")
 def imagenet_onnx(tmp_path_factory):
     from export.onnx_export import export_fp32
-    from train.models import get_model
+    from train.cards import get_card
 
-    entry = get_model("efficientnet_lite0_imagenet")
+    entry = get_card("efficientnet_lite0_imagenet")
     spec = entry.spec()
     assert len(spec.labels) == 1000 and spec.labels[263] == "Pembroke"
     return export_fp32(entry.build(spec, "imagenet"), spec, tmp_path_factory.mktemp("imagenet"))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from runtime.backends.table import BackendOptions, OnnxRuntimeOptions
 from runtime.hands import HandFinder, HandModels, landmark_features
 from runtime.spec import InputKind, ModelSpec
 from tests.conftest import REPO
@@ -37,7 +38,7 @@ def adapt_dir(data_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def finder(hand_models):
-    with HandFinder(HandModels.in_folder(hand_models), threads=1) as found:
+    with HandFinder(HandModels.in_folder(hand_models), BackendOptions(OnnxRuntimeOptions(threads=1))) as found:
         yield found
 
 

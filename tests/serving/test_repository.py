@@ -1,11 +1,11 @@
 import pytest
 
 from serving.repository import TritonExportError, TritonOptions, config_pbtxt, main, write_repository
-from train.models import get_model
+from train.cards import get_card
 
 
 def test_config_has_dynamic_batching_and_spec_shapes():
-    spec = get_model("asl_cnn").spec()
+    spec = get_card("asl_cnn").spec()
     text = config_pbtxt("asl_cnn", spec, "tensorrt_plan", TritonOptions(max_batch=64, preferred_batches=(8, 32)))
     assert 'platform: "tensorrt_plan"' in text and "max_batch_size: 64" in text
     assert 'name: "input"' in text and "dims: [ 1, 28, 28 ]" in text and "dims: [ 24 ]" in text
@@ -93,7 +93,7 @@ def test_python_backend_repository_from_the_cli(trained_mnist, tmp_path):
 def test_fixed_batch_native_config_has_no_dynamic_batching():
     from dataclasses import replace
 
-    spec = replace(get_model("mnist_cnn").spec(), dynamic_batch=False)
+    spec = replace(get_card("mnist_cnn").spec(), dynamic_batch=False)
     text = config_pbtxt("m", spec, "onnxruntime_onnx", TritonOptions(max_batch=0))
     assert "max_batch_size: 0" in text and "dynamic_batching" not in text  # Triton refuses the pair
 
@@ -103,7 +103,7 @@ def test_python_backend_refuses_an_input_named_like_its_image_input():
 
     from serving.repository import python_config_pbtxt
 
-    spec = replace(get_model("mnist_cnn").spec(), input_name="IMAGE")
+    spec = replace(get_card("mnist_cnn").spec(), input_name="IMAGE")
     with pytest.raises(TritonExportError, match="the name the Python backend uses for image bytes"):
         python_config_pbtxt("m", spec, "model.onnx", TritonOptions(), None, False)
 
@@ -211,8 +211,11 @@ def test_a_gpu_instance_runs_on_the_gpu_triton_gave_it(monkeypatch):
 
 
 def test_a_plan_opens_on_the_device_it_is_given(tmp_path):
+    from runtime.backends.table import BackendOptions, TensorRTOptions
     from runtime.model import open_backend
 
     plan = tmp_path / "m.plan"
     plan.write_bytes(b"ftrt")
-    assert open_backend(plan, device_id=2).device_id == 2  # not activated: nothing touches a GPU
+    assert (
+        open_backend(plan, BackendOptions(TensorRTOptions(device_id=2))).device_id == 2
+    )  # not activated: nothing touches a GPU

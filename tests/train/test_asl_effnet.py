@@ -17,11 +17,11 @@ from PIL import Image
 
 from runtime.spec import ColorMode
 from train.__main__ import main as train_main
+from train.cards.registry import get_card
 from train.checkpoint import load_checkpoint
 from train.data.labelled_photos import load_labelled_photos
 from train.data.sign_mnist import ASL_LABELS, load_sign_mnist_file
 from train.errors import DataError
-from train.models import get_model
 from train.photo_augment import PhotoAugment, hand_mask, photo_augmentation
 
 TINY = ["--weights", "none", "--image-size", "32", "--batch-size", "16", "--no-progress"]
@@ -81,7 +81,7 @@ def test_adapt_without_a_start_and_unknown_labels_are_clear_errors(trained, tmp_
     Image.new("L", (40, 40)).save(tmp_path / "photos" / "j_0.png")  # j moves: not a static letter
     assert train_main(["asl_effnet", "--adapt", str(tmp_path / "photos"), "--out", str(tmp_path / "o")]) == 2
     assert "--adapt needs the model to start from: add --from" in capsys.readouterr().err
-    spec = get_model("asl_effnet").spec(image_size=32)
+    spec = get_card("asl_effnet").spec(image_size=32)
     with pytest.raises(DataError, match=r"j_0.png: label 'j' is not one of the model's"):
         load_labelled_photos(tmp_path / "photos", spec)
 

@@ -8,12 +8,12 @@ import numpy as np
 from PIL import Image
 
 from runtime.preprocess import preprocess
-from train.models import get_model
+from train.cards import get_card
 from train.workflow import to_tensors
 
 
 def test_training_eval_transform_equals_runtime_preprocessing_on_real_images(tmp_path, mnist_test):
-    spec = get_model("mnist_cnn").spec()
+    spec = get_card("mnist_cnn").spec()
     images, labels = mnist_test.images[:200], mnist_test.labels[:200]
     x, _ = to_tensors(images, labels, spec)
     paths = []

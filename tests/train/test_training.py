@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from train.__main__ import main as train_main
+from train.cards import DatasetKind, all_cards, get_card
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.errors import TrainError
 from train.loop import TrainConfig, evaluate, fit, split_train_val
-from train.models import MODELS, get_model
 from train.workflow import kfold_indices, to_tensors
 
 
@@ -17,7 +17,7 @@ def small(data_dir):
     from train.data.mnist import load_mnist
 
     split = load_mnist(data_dir, "train")
-    spec = get_model("mnist_mlp").spec()
+    spec = get_card("mnist_mlp").spec()
     return to_tensors(split.images[:3000], split.labels[:3000], spec)
 
 
@@ -36,10 +36,10 @@ def test_kfold_folds_partition_the_data():
         assert len(np.intersect1d(tr, va)) == 0 and len(tr) + len(va) == 103
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(c.name for c in all_cards()))
 def test_models_produce_logits_for_their_spec(name):
-    entry = get_model(name)
-    labels = ("cat", "dog", "fish") if entry.dataset == "image_folder" else None
+    entry = get_card(name)
+    labels = ("cat", "dog", "fish") if entry.dataset is DatasetKind.IMAGE_FOLDER else None
     spec = entry.spec(labels, 64)
     out = entry.build(spec).eval()(torch.zeros((2,) + spec.input_shape))
     assert out.shape == (2, spec.num_classes)
@@ -47,9 +47,9 @@ def test_models_produce_logits_for_their_spec(name):
 
 def test_transfer_models_need_labels_and_names_are_unique():
     with pytest.raises(TrainError, match="vgg16_transfer needs the class labels"):
-        get_model("vgg16_transfer").spec()
+        get_card("vgg16_transfer").spec()
     with pytest.raises(TrainError, match="unknown model 'resnet'; choose one of"):
-        get_model("resnet")
+        get_card("resnet")
 
 
 def test_training_learns_and_is_deterministic_under_a_seed(small):
@@ -57,7 +57,7 @@ def test_training_learns_and_is_deterministic_under_a_seed(small):
     runs = []
     for _ in range(2):
         torch.manual_seed(0)
-        model = get_model("mnist_mlp").build()
+        model = get_card("mnist_mlp").build()
         history = fit(model, (x[:2500], y[:2500]), (x[2500:], y[2500:]), TrainConfig(epochs=2, seed=7), progress=False)
         runs.append((model, history))
     (m1, h1), (m2, h2) = runs
@@ -69,8 +69,8 @@ def test_training_learns_and_is_deterministic_under_a_seed(small):
 
 
 def test_checkpoint_round_trip_loads_weights_only(tmp_path, small):
-    model = get_model("mnist_mlp").build()
-    spec = get_model("mnist_mlp").spec()
+    model = get_card("mnist_mlp").build()
+    spec = get_card("mnist_mlp").spec()
     save_checkpoint(tmp_path / "m.pt", "mnist_mlp", model, spec, {"note": 1})
     ckpt = load_checkpoint(tmp_path / "m.pt")
     assert ckpt.spec == spec and ckpt.metrics == {"note": 1}

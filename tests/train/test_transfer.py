@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from train.__main__ import main as train_main
+from train.cards import get_card
 from train.checkpoint import load_checkpoint
 from train.data.image_folder import load_image_folder
 from train.errors import DataError, TrainError
 from train.loop import TrainConfig
-from train.models import get_model
 from train.transfer import train_transfer
 
 
@@ -66,9 +66,7 @@ def test_two_phases_freeze_then_finetune_at_reduced_resolution(small_flowers, tm
 
 
 def test_backbone_keeps_its_batchnorm_statistics_in_both_phases():
-    model = get_model("efficientnet_lite0_transfer").build(
-        get_model("efficientnet_lite0_transfer").spec(("a", "b"), 32)
-    )
+    model = get_card("efficientnet_lite0_transfer").build(get_card("efficientnet_lite0_transfer").spec(("a", "b"), 32))
     for frozen in (True, False):
         model.freeze_backbone(frozen)
         model.train()
@@ -103,11 +101,11 @@ def test_imagenet_weights_offline_are_a_clear_error_for_vgg16(small_flowers, tmp
 
     monkeypatch.setattr(type(VGG16_Weights.IMAGENET1K_V1), "get_state_dict", offline)
     with pytest.raises(TrainError, match="VGG16 ImageNet weights could not be downloaded.*--weights PATH"):
-        get_model("vgg16_transfer").build(get_model("vgg16_transfer").spec(("a", "b")), "imagenet")
+        get_card("vgg16_transfer").build(get_card("vgg16_transfer").spec(("a", "b")), "imagenet")
 
 
 def test_weights_from_a_path_are_checked(tmp_path):
-    entry = get_model("efficientnet_lite0_transfer")
+    entry = get_card("efficientnet_lite0_transfer")
     spec = entry.spec(("a", "b"), 32)
     with pytest.raises(TrainError, match="weights file not found"):
         entry.build(spec, str(tmp_path / "none.pth"))
@@ -117,7 +115,7 @@ def test_weights_from_a_path_are_checked(tmp_path):
 
 
 def test_bad_image_folders(tmp_path, small_flowers):
-    spec = get_model("efficientnet_lite0_transfer").spec(("a",), 32)
+    spec = get_card("efficientnet_lite0_transfer").spec(("a",), 32)
     with pytest.raises(DataError, match="not a folder"):
         load_image_folder(tmp_path / "nope", spec)
     (tmp_path / "empty" / "cls").mkdir(parents=True)
@@ -163,15 +161,15 @@ def test_cli_transfer_writes_both_phases(small_flowers, tmp_path, capsys):
 @pytest.mark.slow
 def test_offline_pretrained_backbone_reaches_90_percent_on_flowers(data_dir, tmp_path):
     """The real EfficientNet-Lite0 ImageNet weights, full resolution, the flowers subset."""
-    from pipeline.flow import TRANSFER_BUDGET
+    head, finetune = get_card("efficientnet_lite0_transfer").demo.budget
 
     report = train_transfer(
         "efficientnet_lite0",
         "imagenet",
         data_dir / "flowers",
         tmp_path,
-        head=TRANSFER_BUDGET.head,
-        finetune=TRANSFER_BUDGET.finetune,
+        head=head,
+        finetune=finetune,
         progress=False,
     )
     assert report["val"]["accuracy"] >= 0.90

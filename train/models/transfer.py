@@ -26,11 +26,15 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class BackboneInfo:
+    """One pretrained backbone: its weights, its preprocessing and the two hooks a transfer model needs."""
+
     name: str
     features: int  # width of the pooled feature vector the head receives
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     load: Callable[[str], nn.Module]  # weights → the full ImageNet classifier
+    extractor: Callable[[nn.Module], nn.Module]  # the classifier → images to pooled features
+    head: Callable[[int, int], nn.Module]  # (features, classes) → the new head
 
 
 def _read_state_dict(path: Path) -> dict:
@@ -93,22 +97,6 @@ def _load_strict(model: nn.Module, state: dict, backbone: str, source: str) -> N
         raise TrainError(f"{source}: weights do not fit the {backbone} architecture ({str(exc)[:200]})") from None
 
 
-BACKBONES = {
-    b.name: b
-    for b in (
-        BackboneInfo("vgg16", 4096, IMAGENET_MEAN, IMAGENET_STD, _load_vgg16),
-        BackboneInfo("efficientnet_lite0", 1280, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), _load_efficientnet_lite0),
-    )
-}
-
-
-def backbone_info(name: str) -> BackboneInfo:
-    try:
-        return BACKBONES[name]
-    except KeyError:
-        raise TrainError(f"unknown backbone {name!r}; choose one of {', '.join(sorted(BACKBONES))}") from None
-
-
 class _EfficientNetFeatures(nn.Module):
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
@@ -118,12 +106,50 @@ class _EfficientNetFeatures(nn.Module):
         return torch.flatten(self.net._avg_pooling(self.net.extract_features(x)), 1)
 
 
-def feature_extractor(name: str, classifier: nn.Module) -> nn.Module:
-    """The ImageNet classifier without its last layer: images → pooled features."""
-    if name == "vgg16":
-        # The course keeps VGG16's first fully connected block (Linear 25088→4096, ReLU, Dropout).
-        return nn.Sequential(classifier.features, classifier.avgpool, nn.Flatten(), classifier.classifier[0:3])
-    return _EfficientNetFeatures(classifier)
+def _vgg16_features(classifier: nn.Module) -> nn.Module:
+    # The course keeps VGG16's first fully connected block (Linear 25088→4096, ReLU, Dropout).
+    return nn.Sequential(classifier.features, classifier.avgpool, nn.Flatten(), classifier.classifier[0:3])
+
+
+def _course_head(features: int, classes: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(features, 500), nn.ReLU(), nn.Linear(500, classes))
+
+
+def _dropout_head(features: int, classes: int) -> nn.Module:
+    return nn.Sequential(nn.Dropout(0.2), nn.Linear(features, classes))
+
+
+def _table(*rows: BackboneInfo) -> dict[str, BackboneInfo]:
+    table: dict[str, BackboneInfo] = {}
+    for row in rows:
+        if row.name in table:
+            raise ValueError(f"backbone {row.name!r} declared twice")
+        table[row.name] = row
+    return table
+
+
+VGG16 = BackboneInfo("vgg16", 4096, IMAGENET_MEAN, IMAGENET_STD, _load_vgg16, _vgg16_features, _course_head)
+EFFICIENTNET_LITE0 = BackboneInfo(
+    "efficientnet_lite0",
+    1280,
+    (0.5, 0.5, 0.5),
+    (0.5, 0.5, 0.5),
+    _load_efficientnet_lite0,
+    _EfficientNetFeatures,
+    _dropout_head,
+)
+BACKBONES = _table(VGG16, EFFICIENTNET_LITE0)  # the course's backbones; a card may bring its own BackboneInfo
+
+
+def backbone_info(name: str) -> BackboneInfo:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise TrainError(f"unknown backbone {name!r}; choose one of {', '.join(sorted(BACKBONES))}") from None
+
+
+def _info(backbone: BackboneInfo | str) -> BackboneInfo:
+    return backbone if isinstance(backbone, BackboneInfo) else backbone_info(backbone)
 
 
 class TransferModel(nn.Module):
@@ -135,14 +161,11 @@ class TransferModel(nn.Module):
     fine-tuning steps *lose* accuracy here.
     """
 
-    def __init__(self, backbone_name: str, num_classes: int, weights: str = "none") -> None:
+    def __init__(self, backbone: BackboneInfo | str, num_classes: int, weights: str = "none") -> None:
         super().__init__()
-        info = backbone_info(backbone_name)
-        self.backbone = feature_extractor(backbone_name, info.load(weights))
-        if backbone_name == "vgg16":  # the course's head
-            self.head = nn.Sequential(nn.Linear(info.features, 500), nn.ReLU(), nn.Linear(500, num_classes))
-        else:
-            self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(info.features, num_classes))
+        info = _info(backbone)  # an unknown name is refused here, never built as another backbone
+        self.backbone = info.extractor(info.load(weights))
+        self.head = info.head(info.features, num_classes)
         self.frozen = False
 
     def freeze_backbone(self, frozen: bool = True) -> None:
@@ -159,9 +182,9 @@ class TransferModel(nn.Module):
         return self.head(self.backbone(x))
 
 
-def transfer_spec(name: str, backbone: str, labels: tuple[str, ...], image_size: int = 224) -> ModelSpec:
+def transfer_spec(name: str, backbone: BackboneInfo | str, labels: tuple[str, ...], image_size: int = 224) -> ModelSpec:
     """RGB, shorter side to size·256/224, centre crop, the backbone's ImageNet mean/std."""
-    info = backbone_info(backbone)
+    info = _info(backbone)
     return ModelSpec(
         name=name,
         labels=labels,
