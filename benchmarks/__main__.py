@@ -1,38 +1,54 @@
-"""``python -m benchmarks <command>``: ``latency`` (one engine, batch sweep), ``compare`` (backends and
+"""``edge bench <command>`` (``python -m benchmarks``): ``latency`` (one engine, batch sweep), ``compare`` (backends and
 precisions side by side), ``ortgpu`` (ONNX Runtime on the GPU: IOBinding and CUDA graphs against the
 floor), ``stream`` (1 to 8 concurrent video streams), ``triton`` (load test through the real Triton server vs
-the in-process batcher) (the main job is ``edge demo``, ``python -m pipeline.demo``)."""
+the in-process batcher), ``view`` (does a browser watching ``edge infer --view`` slow inference?)
+(the main job is ``edge demo``, ``python -m pipeline.demo``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
-from benchmarks import compare, latency, ortgpu, serving, stream
-from formats.cli import describe, error_boundary
+from benchmarks import compare, latency, live_view, ortgpu, serving, stream
+from formats.cli import command_parser, describe, error_boundary, examples
+
+
+def _add(commands: argparse._SubParsersAction, name: str, module: ModuleType, help: str) -> None:
+    """One benchmark as ``edge bench <name>``: its own description and examples (the module's ``EXAMPLES``)."""
+    parser = commands.add_parser(
+        name, help=help, description=describe(module.__doc__), epilog=examples(*module.EXAMPLES)
+    )
+    module.add_arguments(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser(
+        "bench", __doc__, [*latency.EXAMPLES, *compare.EXAMPLES, *stream.EXAMPLES[:1], *serving.EXAMPLES]
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="{latency,compare,ortgpu,stream,triton,view}", help="which benchmark"
+    )
+    _add(commands, "latency", latency, "latency statistics and a batch sweep for one engine")
+    _add(commands, "compare", compare, "PyTorch eager vs every precision of one model")
+    _add(commands, "ortgpu", ortgpu, "ONNX Runtime CUDA EP: run vs IOBinding vs CUDA graph")
+    _add(commands, "stream", stream, "frames/s and stage times for 1, 2, 4, 8 video streams")
+    _add(commands, "triton", serving, "requests/s and p50/p95/p99 vs concurrency: Triton vs the in-process batcher")
+    _add(commands, "view", live_view, "frames/s with and without a --view viewer, interleaved")
+    return parser
 
 
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=describe(__doc__))
-    commands = parser.add_subparsers(dest="command", required=True)
-    latency.add_arguments(commands.add_parser("latency", help="latency statistics and a batch sweep for one engine"))
-    compare.add_arguments(commands.add_parser("compare", help="PyTorch eager vs every precision of one model"))
-    ortgpu.add_arguments(commands.add_parser("ortgpu", help="ONNX Runtime CUDA EP: run vs IOBinding vs CUDA graph"))
-    stream.add_arguments(commands.add_parser("stream", help="frames/s and stage times for 1, 2, 4, 8 video streams"))
-    serving.add_arguments(
-        commands.add_parser(
-            "triton", help="requests/s and p50/p95/p99 vs concurrency: Triton vs the in-process DynamicBatcher"
-        )
-    )
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     runners = {
         "latency": latency.run,
         "compare": compare.run,
         "ortgpu": ortgpu.run,
         "stream": stream.run,
         "triton": serving.run,
+        "view": live_view.run,
     }
     return runners[args.command](args)
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from benchmarks.timing import environment, parse_batches
 from formats.artifacts import ONNX_PRECISIONS, TENSORRT_PRECISIONS, Artifacts
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
 from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, add_force_argument, set_force, write_artifact, write_figure
 from harness.compare import Batch, Runner, Timing, file_runner, run_backends, torch_runner
@@ -248,6 +248,9 @@ def sample_images(model: str, artifacts: Path, count: int = 64) -> np.ndarray:
         return np.zeros(shape, np.uint8)
 
 
+EXAMPLES = ("edge bench compare --model asl_cnn --batch 1,64    # PyTorch eager vs fp32/fp16/int8/int8.ort",)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model name, e.g. asl_cnn")
     parser.add_argument("--artifacts", type=Path, default=None, help="the model's folder (default artifacts/<model>)")
@@ -290,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks compare", description=describe(__doc__))
+    parser = command_parser("bench compare", __doc__, EXAMPLES)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from benchmarks.timing import parse_batches
 from formats.artifacts import TENSORRT_PRECISIONS, Artifacts
-from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, describe, error_boundary
+from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, command_parser, error_boundary
 from formats.writer import Kind, add_force_argument, set_force, write_artifact
 from runtime import doctor
 
@@ -130,65 +130,80 @@ def tensorrt_models(artifacts: Path, batches: Sequence[int]) -> list[dict]:
     return results
 
 
-def torch_baselines(artifacts: Path) -> list[dict]:
+def torch_baselines(artifacts: Path | None = None, batches: Sequence[int] = (1,)) -> list[dict]:
+    """PyTorch eager and CUDA-graph latency of the course models (random init) at each batch size."""
+    rows = []
+    for name in ("mnist_cnn", "asl_cnn", "vgg16_transfer"):
+        for batch in batches:
+            rows.append(_torch_baseline(name, batch))
+    return rows
+
+
+def _torch_baseline(name: str, batch: int) -> dict:
     import torch
 
     from train.models import get_model
 
-    rows = []
     device = torch.device("cuda")
-    for name in ("mnist_cnn", "asl_cnn", "vgg16_transfer"):
-        entry = get_model(name)
-        spec = entry.spec(labels=tuple("abcdef")) if name == "vgg16_transfer" else entry.spec()
-        model = entry.build(spec, "none").to(device).eval()
-        dtype = torch.float16 if name == "vgg16_transfer" else torch.float32
-        model = model.to(dtype)
-        x = torch.randn((1,) + spec.input_shape, device=device, dtype=dtype)
-        with torch.inference_mode():
+    entry = get_model(name)
+    spec = entry.spec(labels=tuple("abcdef")) if name == "vgg16_transfer" else entry.spec()
+    model = entry.build(spec, "none").to(device).eval()
+    dtype = torch.float16 if name == "vgg16_transfer" else torch.float32
+    model = model.to(dtype)
+    x = torch.randn((batch,) + spec.input_shape, device=device, dtype=dtype)
+    with torch.inference_mode():
 
-            def eager():
+        def eager():
+            model(x)
+            torch.cuda.synchronize()
+
+        eager_ms = _time(eager, 200)
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):
                 model(x)
-                torch.cuda.synchronize()
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            model(x)
 
-            eager_ms = _time(eager, 200)
-            stream = torch.cuda.Stream()
-            stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(stream):
-                for _ in range(3):
-                    model(x)
-            torch.cuda.current_stream().wait_stream(stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                model(x)
+        def replay():
+            graph.replay()
+            torch.cuda.synchronize()
 
-            def replay():
-                graph.replay()
-                torch.cuda.synchronize()
-
-            graph_ms = _time(replay, 200)
-        rows.append(
-            {
-                "model": name,
-                "dtype": str(dtype).replace("torch.", ""),
-                "batch": 1,
-                "weights": "random init (latency only)",
-                "eager_ms": eager_ms,
-                "cuda_graph_ms": graph_ms,
-            }
-        )
-        print(f"  {name} bs1 {rows[-1]['dtype']}: eager {eager_ms:.3f} ms, CUDA graph {graph_ms:.3f} ms")
-        torch.cuda.empty_cache()
-    return rows
+        graph_ms = _time(replay, 200)
+    row = {
+        "model": name,
+        "dtype": str(dtype).replace("torch.", ""),
+        "batch": batch,
+        "weights": "random init (latency only)",
+        "eager_ms": eager_ms,
+        "cuda_graph_ms": graph_ms,
+    }
+    print(f"  {name} bs{batch} {row['dtype']}: eager {eager_ms:.3f} ms, CUDA graph {graph_ms:.3f} ms")
+    torch.cuda.empty_cache()
+    return row
 
 
-@error_boundary
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.device_check", description=describe(__doc__))
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser(
+        "device-check",
+        __doc__,
+        [
+            "edge device-check --artifacts artifacts --batch 1,8,64   # = make device-check on a GPU box or Jetson",
+        ],
+    )
     add_force_argument(parser)
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="model folders (default artifacts)")
     parser.add_argument("--batch", default="1,8,64", help="latency sweep batch sizes for engines")
     parser.add_argument("--out", type=Path, default=Path("device_report.json"), help="JSON report path")
-    args = parser.parse_args(argv)
+    return parser
+
+
+@error_boundary
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     set_force(args.force)
     report: dict = {"doctor": [c.__dict__ for c in doctor.run_checks()], "skipped": {}}
     for c in doctor.run_checks():

@@ -4,6 +4,8 @@
 #   bash benchmarks/gpu_ort_check.sh prepare [--with-effnet]   # HERE (CPU, venv): ORT parts + models + MNIST
 #   bash benchmarks/gpu_ort_check.sh stash N                   # THERE: keep carried part N under /tmp/ortparts
 #   bash benchmarks/gpu_ort_check.sh run                       # THERE: unpack ORT, gpu tests, benchmark → $OUT
+#   bash benchmarks/gpu_ort_check.sh proof [--dry-run]         # THERE (make gpu-proof): unpack ORT, then
+#        python -m benchmarks.gpu_proof → $OUT/gpu_proof.{json,md}; --dry-run: its CPU half, here, no parts needed
 #
 # Everything travels under .gpu-ort/ (git-ignored through .git/info/exclude): ort/part0..3 (onnxruntime-gpu 1.31.1,
 # CUDA 13, cp312, from ../shared/tools/ort-gpu-parts.sh), models/<name>/<name>.fp32.onnx (+ .json spec, + .pt for
@@ -80,9 +82,22 @@ o.get_available_providers())"; } | tee "$out/env.txt"
   return "$rc"
 }
 
+proof() {
+  local out=${OUT:-gpu-proof-out}
+  mkdir -p "$out"
+  if [ "${1:-}" = "--dry-run" ]; then
+    PYTHONPATH="$HERE" "$PY" -m benchmarks.gpu_proof --force --dry-run --models "$DIR/models" --out "$out"
+    return
+  fi
+  unpack
+  export PYTHONPATH="$SITE:$HERE" EDGE_DATA_DIR="$(cd "$DIR/data" && pwd)" PYTHONUNBUFFERED=1
+  "$PY" -m benchmarks.gpu_proof --force --models "$DIR/models" --out "$out"
+}
+
 case "${1:-}" in
   prepare) shift; prepare "$@" ;;
   stash) stash "${2:?part number}" ;;
   run) run_check ;;
-  *) sed -n 2,13p "$0"; exit 2 ;;
+  proof) shift; proof "$@" ;;
+  *) sed -n 2,15p "$0"; exit 2 ;;
 esac

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.timing import environment
-from formats.cli import EXIT_OK, describe, error_boundary
+from formats.cli import EXIT_OK, command_parser, error_boundary
 from formats.writer import Kind, add_force_argument, set_force, write_artifact
 
 SIZE = (10_800, 8_150)  # 88.0 MP; Pillow refuses above 89.5 MP
@@ -63,13 +63,21 @@ def measure(mode: str, path: Path) -> dict:
     return json.loads(result.stdout)
 
 
-@error_boundary
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.jpeg_draft", description=describe(__doc__))
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser(
+        "jpeg-draft",
+        __doc__,
+        ["edge jpeg-draft --out /tmp/jpeg-draft --repeats 3   # peak memory of an 88-MP JPEG, draft vs full decode"],
+    )
     add_force_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("benchmarks") / "results", help="report folder")
     parser.add_argument("--repeats", type=int, default=3, help="fresh processes per mode (default 3)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+@error_boundary
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     set_force(args.force)
     with tempfile.TemporaryDirectory(prefix="edge-jpeg-") as tmp:
         jpeg = Path(tmp) / "88mp.jpg"

@@ -6,7 +6,10 @@ warning above 2.5 %) and throughput, for two measurements taken in the same run:
 - ``compute``: the bare backend call on a ready, preprocessed batch (what trtexec reports as GPU
   compute on a GPU; ONNX Runtime's ``run`` on the CPU);
 - ``end_to_end``: decode the encoded images (PNG bytes in memory) → preprocess → the backend call
-  (its host↔device copies included) → softmax, with the median share of each stage.
+  (its host↔device copies included) → softmax, with the median share of each stage;
+- the stage table (``benchmarks.stages``): each stage's median and spread, the backend's call split as
+  trtexec splits it (H2D, GPU compute by CUDA events, D2H, enqueue, synchronize for TensorRT; host-timed
+  H2D / run / D2H for ONNX Runtime with IOBinding) and the trtexec-equivalent compute-only figure.
 
 A batch sweep recommends an optimization profile: the knee is the smallest batch after which
 doubling adds less than 10 % throughput. Writes JSON, CSV, Markdown and PNG plots (latency and
@@ -33,19 +36,23 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.plots import save_log2_panels
+from benchmarks.stages import equivalent_of, markdown_table, measure_stages, stage_table_of
+from benchmarks.stages import to_dict as stage_dict
 from benchmarks.timing import LatencyStats, environment, measure, parse_batches, stats_from_samples
 from formats.artifacts import Artifacts
 from formats.cli import (
     EXIT_CHECK_FAILED,
     EXIT_OK,
     EXIT_USER_ERROR,
-    describe,
+    command_parser,
     error_boundary,
     non_negative_float,
     positive_float,
     positive_int,
+    thread_count,
 )
 from formats.errors import RuntimeToolkitError
+from formats.files import read_bounded
 from formats.writer import Kind, add_force_argument, set_force, write_artifact
 from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
@@ -65,6 +72,7 @@ class BatchResult:
     compute: LatencyStats
     end_to_end: LatencyStats
     stage_share: dict[str, float]  # median share of end-to-end time per stage
+    stages: dict | None = None  # benchmarks.stages: the per-stage table with spread, and the trtexec figure
 
     def warnings(self) -> list[str]:
         return [
@@ -79,6 +87,7 @@ class BatchResult:
             "compute": self.compute.to_dict(),
             "end_to_end": self.end_to_end.to_dict(),
             "stage_share": self.stage_share,
+            **(self.stages or {}),
         }
 
 
@@ -128,11 +137,10 @@ def run_batch(
         for name, (a, b) in zip(STAGES, ((t0, t1), (t1, t2), (t2, t3), (t3, t4))):
             stages[name].append((b - a) / (t4 - t0))
     share = {name: float(np.median(values)) for name, values in stages.items()}
-    gpu = getattr(classifier.backend, "last_stage_ms", None)
-    if gpu:  # TensorRT with time_stages: the backend stage split into H2D / GPU compute / D2H (last call)
-        total = sum(gpu.values()) or 1.0
-        share.update({f"backend.{k}": share["backend"] * v / total for k, v in gpu.items()})
-    return BatchResult(batch, compute, stats_from_samples("end_to_end", samples, batch), share)
+    table, equivalent = measure_stages(classifier.backend, spec, encoded, batch, duration_s, iterations)
+    return BatchResult(
+        batch, compute, stats_from_samples("end_to_end", samples, batch), share, stage_dict(table, equivalent)
+    )
 
 
 def recommend_profile(results: Sequence[BatchResult]) -> dict:
@@ -168,8 +176,6 @@ def sweep(
     encoded = encoded_samples(engine)
     results = []
     classifier = Classifier.from_path(engine, providers=providers, threads=threads, cuda=cuda)
-    if hasattr(classifier.backend, "time_stages"):
-        classifier.backend.time_stages = True
     with classifier:
         fixed = classifier.static_batch
         if fixed is not None and set(batches) != {fixed}:
@@ -211,6 +217,9 @@ def markdown(engine: Path, results: Sequence[BatchResult], profile: dict) -> str
             f"{e.p99_ms:.3f} | {e.cov:.1%} | {e.throughput:.0f} | {s['decode']:.0%} | {s['preprocess']:.0%} "
             f"| {s['backend']:.0%} | {s['postprocess']:.0%}"
         )
+    for r in results:  # where each batch's milliseconds go (benchmarks.stages)
+        if r.stages:
+            lines += markdown_table(r.batch, stage_table_of(r.stages), equivalent_of(r.stages))
     lines.append(
         f"\nrecommended optimization profile: min {profile['min']}, opt {profile['opt']}, max {profile['max']} "
         f"({profile['rule']})"
@@ -283,13 +292,21 @@ def regressions(report: dict, baseline: dict, threshold: float) -> list[str]:
     return found
 
 
+EXAMPLES = (
+    "edge bench latency --engine artifacts/asl_cnn/asl_cnn.int8.ort.onnx --batch 1,8,64",
+    "edge bench latency --engine asl_cnn.fp32.onnx --baseline old.json --threshold 0.1   # exit 1 on a regression",
+)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", type=Path, required=True, help="model file (.onnx or .plan)")
     p.add_argument("--batch", default="1,8,64", help="comma-separated batch sizes (default 1,8,64)")
     p.add_argument("--warmup-ms", type=float, default=200.0, help="untimed warm-up per batch size (default 200)")
     p.add_argument("--duration-s", type=float, default=1.0, help="timed seconds per measurement (default 1)")
     p.add_argument("--iterations", type=int, default=None, help="cap on timed iterations per measurement")
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: its choice)")
+    p.add_argument(
+        "--threads", type=thread_count(), default=None, help="ONNX Runtime intra-op threads (default: its choice)"
+    )
     add_provider_arguments(p)
     p.add_argument("--out", type=Path, default=None, help="report folder (default: beside the engine)")
     p.add_argument("--baseline", type=Path, default=None, help="an earlier JSON report: exit 1 on regressions")
@@ -333,7 +350,10 @@ def run(args: argparse.Namespace) -> int:
     baseline = None
     if args.baseline is not None:
         try:
-            baseline = json.loads(args.baseline.read_text())
+            baseline = json.loads(read_bounded(args.baseline, "a JSON latency report", RuntimeToolkitError, 64 << 20))
+        except RuntimeToolkitError as exc:  # a FIFO, a device (/dev/zero read until OOM), a folder, too large
+            print(f"error: --baseline {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             print(f"error: --baseline {args.baseline}: cannot read it as a JSON report ({exc})", file=sys.stderr)
             return EXIT_USER_ERROR
@@ -399,7 +419,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks latency", description=describe(__doc__))
+    parser = command_parser("bench latency", __doc__, EXAMPLES)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

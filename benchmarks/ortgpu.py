@@ -35,7 +35,7 @@ import numpy as np
 
 from benchmarks.timing import environment, measure, parse_batches
 from formats.artifacts import Artifacts
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
 from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, add_force_argument, set_force, write_artifact
 from runtime.providers import CudaOptions, Provider, parse_providers
@@ -299,6 +299,9 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+EXAMPLES = ("edge bench ortgpu --engine asl_cnn.fp32.onnx --batch 1,64   # run vs IOBinding vs CUDA graph (GPU)",)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", type=Path, required=True, help="ONNX model file (spec JSON beside it)")
     p.add_argument("--batch", default="1,64", help="comma-separated batch sizes (default 1,64)")
@@ -350,7 +353,7 @@ def run(args: argparse.Namespace) -> int:
 
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks ortgpu", description=describe(__doc__))
+    parser = command_parser("bench ortgpu", __doc__, EXAMPLES)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -20,7 +20,7 @@ and a PNG (when matplotlib is there), with the machine. Images: ``--images DIR``
 the calibration set beside the model, else noise.
 """
 # Over 400 lines: the in-process and Triton load generators must stay side by side so both modes run the same
-# request schedule and statistics; the Triton client lives in benchmarks/triton_client.py. The next split is the
+# request schedule and statistics; the Triton client lives in serving/triton_client.py. The next split is the
 # report writers (markdown/CSV) into their own module — not done in the session that noticed it, for lack of time.
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from pathlib import Path
 from benchmarks.latency import encoded_samples
 from benchmarks.plots import save_log2_panels
 from benchmarks.timing import environment, parse_batches, stats_from_samples
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary, thread_count
 from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, add_force_argument, set_force, write_artifact
 
@@ -206,7 +206,7 @@ def in_process_point(classifier, encoded: list[bytes], settings: LoadSettings, c
 
 
 def triton_point(server, name: str, encoded: list[bytes], settings: LoadSettings, concurrency: int) -> LoadResult:
-    from benchmarks.triton_client import Protocol, TritonClassifier
+    from serving.triton_client import Protocol, TritonClassifier
 
     protocol = Protocol(settings.protocol)
     url = server.endpoints.grpc_url if protocol is Protocol.GRPC else server.endpoints.http_url
@@ -416,6 +416,9 @@ def plot(path: Path, model: Path, results: Sequence[LoadResult]) -> Path | None:
     )
 
 
+EXAMPLES = ("edge bench triton --model artifacts/mnist_cnn/mnist_cnn.fp32.onnx --concurrency 1,4,16 --duration-s 3",)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, required=True, help="model file (.onnx; spec beside it or embedded)")
     p.add_argument("--concurrency", default="1,2,4,8,16", help="comma-separated client counts (default 1,2,4,8,16)")
@@ -431,7 +434,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="alternate the two set-ups this many times per concurrency, then combine (default 1)",
     )
     p.add_argument(
-        "--threads", type=int, default=None, help="ONNX Runtime intra-op threads on both sides (default: its choice)"
+        "--threads",
+        type=thread_count(),
+        default=None,
+        help="ONNX Runtime intra-op threads on both sides (default: its choice)",
     )
     p.add_argument("--images", type=Path, default=None, help="a folder of real images to send (default: see above)")
     p.add_argument("--out", type=Path, default=None, help="report folder (default: beside the model)")
@@ -496,7 +502,7 @@ def run(args: argparse.Namespace) -> int:
 
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks triton", description=describe(__doc__))
+    parser = command_parser("bench triton", __doc__, EXAMPLES)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -34,7 +34,7 @@ from PIL import Image
 
 from benchmarks.timing import environment, measure
 from formats.artifacts import Artifacts
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary, frame_size, thread_count
 from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, add_force_argument, set_force, write_artifact, write_figure
 from runtime.model import Classifier
@@ -88,9 +88,18 @@ def sample_images(engine: Path, count: int = 64, images: Path | None = None) -> 
     from runtime.spec import spec_from_sidecar
 
     calib = images or Artifacts.of(engine).calibration_set
-    if calib.is_file():
-        with np.load(calib, allow_pickle=False) as data:
-            return np.asarray(data["images"][:count])
+    if images is not None or calib.is_file():  # a given --images must exist: never benchmark noise instead
+        from formats.errors import InputError
+        from formats.files import open_regular
+
+        with open_regular(calib, "an .npz with an 'images' array (a calibration set)", InputError) as fh:
+            try:
+                with np.load(fh, allow_pickle=False) as data:
+                    return np.asarray(data["images"][:count])
+            except (OSError, ValueError, KeyError) as exc:
+                raise InputError(
+                    f"{calib}: not an .npz with an 'images' array ({exc}); give a calibration set"
+                ) from None
     spec = spec_from_sidecar(engine)
     size = (spec.height, spec.width) if spec else (224, 224)
     return np.random.default_rng(0).integers(0, 256, (count, *size, 3), dtype=np.uint8)
@@ -211,6 +220,12 @@ def _rss_mib() -> float:
     return float("nan")
 
 
+EXAMPLES = (
+    "edge bench stream --engine asl_cnn.fp32.onnx --streams 1,2,4,8 --frames 300",
+    "edge infer --engine asl_cnn.fp32.onnx clip.mp4      # classifying a video is `edge infer`",
+)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", type=Path, required=True, help="model file (.onnx or .plan)")
     p.add_argument("--streams", default="1,2,4,8", help="concurrent stream counts (default 1,2,4,8)")
@@ -221,12 +236,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="an .npz whose 'images' array (uint8) fills the clips (default: <model>.calib.npz beside it)",
     )
     p.add_argument("--frames", type=int, default=300, help="frames per clip (default 300 = 10 s at 30 fps)")
-    p.add_argument("--size", default="640x480", help="clip width x height (default 640x480)")
+    p.add_argument("--size", type=frame_size(), default="640x480", help="clip width x height (default 640x480)")
     p.add_argument("--rounds", type=int, default=1, help="interleaved rounds over the counts; median kept (default 1)")
     p.add_argument(
         "--rss-seconds", type=float, default=0.0, help="also a looped 4-stream run this long (default 0: no)"
     )
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: its choice)")
+    p.add_argument(
+        "--threads", type=thread_count(), default=None, help="ONNX Runtime intra-op threads (default: its choice)"
+    )
     p.add_argument("--out", type=Path, default=None, help="report folder (default: beside the engine)")
     p.add_argument("--json", action="store_true", help="print the JSON report")
     add_force_argument(p)
@@ -236,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
     set_force(args.force)
     try:
         counts = sorted({int(n) for n in args.streams.split(",") if n.strip()})
-        width, height = (int(v) for v in args.size.lower().split("x"))
+        width, height = args.size
         if not counts or min(counts) < 1 or args.frames < 1 or args.rounds < 1:
             raise ValueError
     except ValueError:
@@ -398,7 +415,7 @@ def _plot(path: Path, engine: Path, report: dict) -> bool:
 
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks stream", description=describe(__doc__))
+    parser = command_parser("bench stream", __doc__, EXAMPLES)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -21,14 +21,30 @@ from calibration.calibrate_and_gate import calibrate_and_gate
 from calibration.calibration_set import DEFAULT_SEED, DEFAULT_SIZE
 from calibration.gate import markdown, verdict_lines
 from calibration.ranges import Method
-from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary, positive_int
+from formats.cli import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    EXIT_USER_ERROR,
+    command_parser,
+    error_boundary,
+    positive_int,
+    random_seed,
+)
 from formats.errors import RuntimeToolkitError
 from formats.writer import set_force
 from train.data.paths import resolve_data_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m calibration", description=describe(__doc__))
+    parser = command_parser(
+        "calibrate",
+        __doc__,
+        [
+            "edge calibrate --model asl_cnn --data-dir data          # fp16, int8, int8.ort + cache, then the gate",
+            "edge calibrate --model mnist_cnn --artifacts artifacts/mnist_cnn --method percentile --calib-size 256",
+            "edge gate --model asl_cnn --data-dir data --strict      # judge the files again",
+        ],
+    )
     parser.add_argument("--model", required=True, help="model name, e.g. mnist_cnn, asl_cnn")
     parser.add_argument("--artifacts", type=Path, default=None, help="the model's folder (default artifacts/<model>)")
     parser.add_argument("--data-dir", default=None, help="data root (default $EDGE_DATA_DIR or ./data)")
@@ -50,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"calibration samples from the training split (default {DEFAULT_SIZE})",
     )
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="selection seed (default 0)")
+    parser.add_argument("--seed", type=random_seed(), default=DEFAULT_SEED, help="selection seed (default 0)")
     parser.add_argument(
         "--no-exclusion",
         action="store_true",

@@ -129,7 +129,7 @@ def calibrate_model(
     split = load_split(spec, data_dir, TRAIN, options.folder)
     # An explicit size larger than the split is refused (select_stratified says so), never silently clamped.
     size = options.size if options.size is not None else min(DEFAULT_SIZE, len(split.labels))
-    calib = build_calibration_set(model, split, size, options.seed)
+    calib = build_calibration_set(model, split, size, options.seed, spec)
     npz, manifest = save_calibration_set(calib, artifacts)
     log(
         f"calibration set: {len(calib.labels)} samples from {calib.dataset}/{calib.split}, "

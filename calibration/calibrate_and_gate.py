@@ -39,7 +39,7 @@ def fix_int8(
     prepared = prepared_path(artifacts, model)
     ranges = load_ranges(names.ranges)
     split = load_split(spec, data_dir, TEST, folder)
-    spec, reference = reference_result(names.checkpoint, split)
+    spec, reference = reference_result(names.checkpoint, split, model)
     stamps = variant_stamps(artifacts, model)  # the rewritten files keep their run id
     run = check_run(artifacts, model)  # every file still the one its run derived, before any is rewritten
     results = {}

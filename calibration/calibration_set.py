@@ -21,6 +21,8 @@ from formats.calibration_set import calib_paths as calib_paths
 from formats.calibration_set import content_sha256 as content_sha256
 from formats.calibration_set import load_calibration_set as load_calibration_set
 from formats.calibration_set import save_calibration_set as save_calibration_set
+from runtime.preprocess import prepare_pixels
+from runtime.spec import ModelSpec
 
 DEFAULT_SIZE = 512
 DEFAULT_SEED = 0
@@ -51,8 +53,10 @@ def select_stratified(labels: np.ndarray, size: int, seed: int = DEFAULT_SEED) -
 
 
 def build_calibration_set(
-    model: str, split: LabelledSplit, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED
+    model: str, split: LabelledSplit, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED, spec: ModelSpec | None = None
 ) -> CalibrationSet:
+    """The chosen samples as the model's pixels: through ``spec``'s deploy steps (``prepare_pixels``) when given,
+    so the ranges, golden I/O and latency samples read from the set see what the runtime feeds the model."""
     if split.split != TRAIN:
         raise CalibrationSetError(
             f"{split.dataset}/{split.split}: calibration samples must come from the training "
@@ -64,7 +68,7 @@ def build_calibration_set(
         split.dataset,
         split.split,
         seed,
-        split.images[index],
+        split.images[index] if spec is None else prepare_pixels(split.images[index], spec),
         split.labels[index],
         tuple(split.ids[i] for i in index),
     )

@@ -29,13 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
+from calibration import real_photos
 from calibration.robustness import read_line
 from calibration.run_check import check_one_run
 from calibration.splits import TEST, LabelledSplit, check_model_name, dataset_of, load_split
 from calibration.statistics import Judgement, PairedTable, Verdict, judge_agreement, judge_drop
 from calibration.variants import Precision
 from formats.artifacts import ONNX_PRECISIONS, Artifacts
-from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
 from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, write_artifact, write_figure
 from harness.compare import Batch, RunResult, compare_results, file_runner, run_backends, torch_runner
@@ -140,11 +141,17 @@ def variant_result(path: Path, split: LabelledSplit) -> RunResult:
     return run_backends([runner], [Batch(split.images, split.labels)])[runner.name]
 
 
-def reference_result(checkpoint: Path, split: LabelledSplit) -> tuple[ModelSpec, RunResult]:
-    """FP32 PyTorch (the checkpoint) on the split, through the same harness."""
+def reference_result(checkpoint: Path, split: LabelledSplit, model: str | None = None) -> tuple[ModelSpec, RunResult]:
+    """FP32 PyTorch (the checkpoint) on the split, through the same harness. With ``model``, a checkpoint of
+    another model (``mnist_cnn.pt`` copied as ``mnist_mlp.pt``) is refused: its verdicts would be bogus."""
     from train.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
+    if model is not None and ckpt.spec.name != model:
+        raise DataError(
+            f"{checkpoint}: a checkpoint of model {ckpt.spec.name!r} ({ckpt.model_name}), not {model!r}; the gate "
+            f"needs {model}'s own FP32 reference: copy back the checkpoint `python -m train` wrote for {model}"
+        )
     runner = torch_runner(ckpt.model, ckpt.spec, "fp32 pytorch")
     return ckpt.spec, run_backends([runner], [Batch(split.images, split.labels)])[runner.name]
 
@@ -249,6 +256,17 @@ class GateResult:
         return all(r.passes(strict) for r in self.rows)
 
 
+def check_calibrated(names: Artifacts, precisions: Sequence[Precision]) -> None:
+    """Refuse a folder where calibration has not run: the FP32 export alone would "pass" a gate of one row."""
+    variants = [p for p in precisions if p is not Precision.FP32]
+    if variants and not any(names.onnx(p).is_file() for p in variants):
+        raise DataError(
+            f"{names.folder}: nothing to gate: no {' / '.join(str(p) for p in variants)} variant of {names.model} "
+            f"here (only the FP32 export, if any); run `edge calibrate --model {names.model} --artifacts "
+            f"{names.folder}` first (it writes the variants and gates them)"
+        )
+
+
 def run_gate(
     model: str,
     artifacts: Path,
@@ -267,10 +285,11 @@ def run_gate(
             f"{checkpoint}: checkpoint not found; the gate compares against FP32 PyTorch. "
             f"Train first (`python -m train ...`) or pass --artifacts"
         )
+    check_calibrated(names, precisions)
     check_one_run(artifacts, model)  # variants from two calibration runs are refused, naming the stale file
     deployed = ModelSpec.load(names.spec)
     split = load_split(deployed, data_dir, TEST, folder)
-    spec, reference = reference_result(checkpoint, split)
+    spec, reference = reference_result(checkpoint, split, model)
     if deployed.labels != spec.labels:  # the deployed spec would print these labels: they must be the trained ones
         raise DataError(
             f"{names.spec}: its labels differ from the checkpoint's ({checkpoint}); "
@@ -302,16 +321,27 @@ def run_gate(
         # Camera-like re-shots (calibration.robustness), where a report lies beside a judged file.
         robust = [line for p in precisions if (line := read_line(names.onnx(p)))]
         report["robustness"] = robust
+        # Labelled real photos (calibration.real_photos, `edge evaluate`), where a report lies beside a judged file.
+        real = real_photos.lines_for(names.onnx(p) for p in precisions)
+        report["real_photos"] = real
         text = json.dumps(report, indent=2) + "\n"
         files["json"] = str(write_artifact(names.gate_json, text, Kind.REPORT, artifacts))
-        text = markdown(rows, strict) + "".join(f"\n{line}\n" for line in robust)
+        text = markdown(rows, strict) + "".join(f"\n{line}\n" for line in robust + real)
         files["markdown"] = str(write_artifact(names.gate_md, text, Kind.TEXT, artifacts))
         files["png"] = str(plot_confusions(names.confusion_png, model, matrices, spec.labels))
     return GateResult(rows, files)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m calibration.gate", description=describe(__doc__))
+    parser = command_parser(
+        "gate",
+        __doc__,
+        [
+            "edge calibrate --model asl_cnn --data-dir data          # writes the variants (and gates them)",
+            "edge gate --model asl_cnn --data-dir data               # every variant on the real test split",
+            "edge gate --model mnist_cnn --artifacts art/mnist_cnn --data-dir data --strict --json",
+        ],
+    )
     parser.add_argument("--model", required=True, help="model name, e.g. mnist_cnn, asl_cnn")
     parser.add_argument(
         "--artifacts", type=Path, default=None, help="folder with the model's files (default artifacts/<model>)"

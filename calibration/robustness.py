@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -28,12 +27,20 @@ from pathlib import Path
 
 import numpy as np
 
+from calibration.real_photos import machine
 from calibration.render import ALL, PERTURBATIONS, Perturbation, render
 from calibration.splits import TEST, LabelledSplit, load_split
-from formats.atomic import write_bytes_atomic
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, dumps, error_boundary, positive_int
+from formats.cli import (
+    EXIT_OK,
+    EXIT_USER_ERROR,
+    command_parser,
+    dumps,
+    error_boundary,
+    positive_int,
+    random_seed,
+)
 from formats.errors import RuntimeToolkitError
-from formats.writer import Kind, add_force_argument, set_force, write_artifact
+from formats.writer import Kind, add_force_argument, declare_inputs, set_force, write_artifact
 from runtime.infer import classify_files
 from runtime.model import Classifier
 from runtime.preprocess import preprocess_batch
@@ -117,19 +124,6 @@ class RobustnessReport:
         )
 
 
-def machine() -> str:
-    """The CPU model (from /proc/cpuinfo where there is one) and the core count, for the report."""
-    import os
-
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            name = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), name)
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} cores"
-
-
 def subset(count: int, samples: int, seed: int) -> np.ndarray:
     """A seeded choice of ``samples`` test indices (sorted), or all of them when there are fewer."""
     if samples >= count:
@@ -144,7 +138,8 @@ def write_reshots(
     paths = []
     for index in indices:
         data, kind = render(split.images[index], active, seed, int(index))
-        paths.append(write_bytes_atomic(folder / f"{int(index):05d}.{'jpg' if kind == 'jpeg' else 'png'}", data))
+        name = f"{int(index):05d}.{'jpg' if kind == 'jpeg' else 'png'}"
+        paths.append(write_artifact(folder / name, data, Kind.IMAGE, folder))
     return paths
 
 
@@ -229,14 +224,23 @@ def read_line(model_file: Path) -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m calibration.robustness", description=describe(__doc__))
+    parser = command_parser(
+        "robustness",
+        __doc__,
+        [
+            "edge robustness --model artifacts/asl_cnn/asl_cnn.fp32.onnx --data-dir data     # 500 re-shots per row",
+            "edge robustness --model artifacts/mnist_cnn/mnist_cnn.fp32.onnx --samples 100 --json --keep shots/",
+        ],
+    )
     parser.add_argument("--model", required=True, type=Path, help="the exported model (.onnx; its spec beside it)")
     parser.add_argument("--data-dir", default=None, help="data root (default $EDGE_DATA_DIR or ./data)")
     parser.add_argument("--folder", type=Path, default=None, help="image-folder data set root for transfer models")
     parser.add_argument(
         "--samples", type=positive_int(), default=DEFAULT_SAMPLES, help="test images re-shot per condition"
     )
-    parser.add_argument("--seed", type=int, default=0, help="the renderer's seed (fixed: same seed, same bytes)")
+    parser.add_argument(
+        "--seed", type=random_seed(), default=0, help="the renderer's seed (fixed: same seed, same bytes)"
+    )
     parser.add_argument("--keep", type=Path, default=None, help="also keep the re-shots in this folder")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     add_force_argument(parser)
@@ -247,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     set_force(args.force)
+    declare_inputs(args.model)
     try:
         if not args.model.is_file():
             raise DataError(f"{args.model}: model file not found; give an exported .onnx (`python -m export`)")

@@ -28,7 +28,9 @@ TEST = "test"
 class LabelledSplit:
     dataset: str  # e.g. "mnist", "sign_mnist", "image_folder:flowers"
     split: str  # "train" or "test" (the held-out split; "val" for image folders)
-    images: np.ndarray  # uint8 pixels at the spec's size: (N, H, W) or (N, H, W, C)
+    # Decoded uint8 images as the data set stores them: (N, H, W) or (N, H, W, C). The model's pixels come from
+    # runtime.preprocess.prepare_pixels (the harness and the calibration set call it), as for any photo.
+    images: np.ndarray
     labels: np.ndarray  # (N,) int64
     ids: tuple[str, ...]  # one id per sample, e.g. "train-images-idx3-ubyte#59999"
 

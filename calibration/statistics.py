@@ -12,9 +12,11 @@ verdict says whether a change is real:
 - ``inconclusive``: neither; the split is too small to tell, and ``images_to_decide`` says about how many
   images at the same rates would decide.
 
-The single-proportion intervals and the binomial tests are scipy's (``scipy.stats.binomtest``); Newcombe's
-combination of two Wilson intervals has no scipy or statsmodels function, so it is written out below with its
-reference and checked against the published example in the tests.
+The binomial tests are scipy's (``scipy.stats.binomtest``, imported where a test runs). The Wilson interval is
+the closed form (Wilson 1927; what ``binomtest(k, n).proportion_ci(method="wilson")`` returns, checked against it
+in the tests), so that the real-photo evaluation (``calibration.real_photos``) runs on a device without scipy.
+Newcombe's combination of two Wilson intervals has no scipy or statsmodels function, so it is written out below
+with its reference and checked against the published example in the tests.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from statistics import NormalDist
 
 import numpy as np
-from scipy.stats import binomtest
 
 CONFIDENCE = 0.95
 ALPHA = 1.0 - CONFIDENCE
@@ -47,8 +49,14 @@ class Interval:
 
 def wilson_interval(successes: int, trials: int, confidence: float = CONFIDENCE) -> Interval:
     """Wilson score interval (no continuity correction) of a proportion; trials ≥ 1."""
-    ci = binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence, method="wilson")
-    return Interval(float(ci.low), float(ci.high))
+    if trials < 1 or not 0 <= successes <= trials:
+        raise ValueError(f"a proportion needs 0 <= successes <= trials and trials >= 1, got {successes}/{trials}")
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    n, p = float(trials), successes / trials
+    denominator = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return Interval(max(0.0, centre - half), min(1.0, centre + half))
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -56,6 +64,8 @@ def mcnemar_exact(b: int, c: int) -> float:
 
     With no discordant image there is nothing to test: 1.0.
     """
+    from scipy.stats import binomtest
+
     return 1.0 if b + c == 0 else float(binomtest(int(b), int(b + c), 0.5).pvalue)
 
 
@@ -164,6 +174,8 @@ def agreement_verdict(agree: int, images: int, min_agreement: float, alpha: floa
     """Judge top-1 agreement with the reference against a minimum share (0.999 = 99.9 %)."""
     if wilson_interval(agree, images, 1.0 - alpha).low >= min_agreement:
         return Verdict.WITHIN
+    from scipy.stats import binomtest
+
     if agree / images < min_agreement and binomtest(agree, images, min_agreement, alternative="less").pvalue < alpha:
         return Verdict.BEYOND
     return Verdict.INCONCLUSIVE

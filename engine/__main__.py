@@ -20,18 +20,26 @@ from pathlib import Path
 
 from engine.options import HARDWARE_LEVELS, BuildOptions
 from formats.bundle import verify_beside
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
 from formats.errors import RuntimeToolkitError
-from formats.writer import set_force
+from formats.writer import Kind, check_output, declare_inputs, set_force
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m engine", description=describe(__doc__))
+    p = command_parser(
+        "build",
+        __doc__,
+        [
+            "edge build --onnx artifacts/asl_cnn/asl_cnn.fp16.onnx              # → asl_cnn.fp16.plan + manifest",
+            "edge build --onnx asl_cnn/asl_cnn.int8.onnx --max-batch 32 --json  # after `edge calibrate`",
+            "edge build --onnx asl_cnn.prep.onnx --calib-cache asl_cnn.calib.cache   # TensorRT <= 10",
+        ],
+    )
     p.add_argument("--onnx", type=Path, required=True, help="the ONNX file (its precision is in the file)")
     p.add_argument("--out", type=Path, default=None, help="plan path (default: the ONNX name with .plan)")
-    p.add_argument("--min-batch", type=int, default=1)
-    p.add_argument("--opt-batch", type=int, default=8)
-    p.add_argument("--max-batch", type=int, default=64)
+    p.add_argument("--min-batch", type=int, default=1, help="smallest batch of the optimization profile")
+    p.add_argument("--opt-batch", type=int, default=8, help="the batch TensorRT tunes for")
+    p.add_argument("--max-batch", type=int, default=64, help="largest batch the plan accepts")
     p.add_argument("--workspace", type=int, default=None, metavar="MiB", help="builder workspace limit")
     p.add_argument("--timing-cache", type=Path, default=None, help="read and update this timing cache file")
     p.add_argument("--dla-core", type=int, default=None, help="build for this DLA core (Jetson AGX/NX; fp16/int8)")
@@ -73,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     set_force(args.force)
+    declare_inputs(args.onnx, args.calib_cache)  # an output there is refused, even with --force
 
     def say(message: str) -> None:
         print(message, file=sys.stderr if args.json else sys.stdout, flush=True)
@@ -92,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.flavour,
             args.tf32,
         )
+        if args.timing_cache is not None and not args.timing_cache.is_dir():  # checked even when the plan is reused
+            check_output(args.timing_cache, Kind.TIMING_CACHE)
         verify_beside(args.onnx)  # a deploy bundle's files against SHA256SUMS (no-op outside a bundle)
         if args.force:
             from engine.build import build_engine

@@ -29,7 +29,16 @@ import numpy as np
 
 from engine.onnx_info import OnnxInfo, default_plan_path, inspect_onnx
 from engine.options import BuildOptions, EngineBuildError
-from engine.trt_hooks import build_device, cache_calibrator, jetson_info, make_logger, progress_monitor
+from engine.trt_hooks import (
+    build_device,
+    cache_calibrator,
+    dla_layer_placement,
+    engine_layers,
+    jetson_info,
+    make_logger,
+    progress_monitor,
+    warnings_summary,
+)
 from formats.artifacts import Precision
 from formats.engine_manifest import (
     EngineManifest,
@@ -158,6 +167,13 @@ def _dla(net: Network, config, info: OnnxInfo, options: BuildOptions) -> None:
             f"{info.path}: the DLA runs FP16 and INT8 only; build *.fp16.onnx or *.int8.onnx "
             "for it, or leave out --dla-core for this FP32 file"
         )
+    if net.path == "strongly-typed" and not options.gpu_fallback:
+        raise EngineBuildError(
+            f"{info.path}: --dla-core {options.dla_core} on a strongly typed file needs --gpu-fallback: our "
+            "fp16 and int8 (Q/DQ) files keep FP32 inputs and outputs and FP32 layers outside the Q/DQ pairs, "
+            "which the DLA cannot run, so a DLA-only build fails; with --gpu-fallback those layers run on the "
+            "GPU and the manifest's dla entry lists them"
+        )
     config.default_device_type = trt.DeviceType.DLA
     config.DLA_core = options.dla_core
     if options.gpu_fallback:
@@ -201,7 +217,14 @@ def configure(net: Network, info: OnnxInfo, options: BuildOptions) -> tuple[Any,
     trt, config = net.trt, net.builder.create_builder_config()
     flags = _precision_flags(net, config, info, options)
     profile, profiles = _profile(net, info, options)
-    config.add_optimization_profile(profile)
+    logged = len(net.logger.errors)
+    if config.add_optimization_profile(profile) < 0:  # -1: TensorRT found the profile invalid
+        said = net.logger.errors[logged:]
+        raise EngineBuildError(
+            f"{info.path}: {net.flavour} rejected the optimization profile {profiles}: "
+            f"{said[0].splitlines()[0] if said else 'no error reported'}; "
+            "check --min-batch ≤ --opt-batch ≤ --max-batch"
+        )
     if net.implicit:
         config.int8_calibrator = cache_calibrator(trt, Path(options.calib_cache).read_text())
         if hasattr(config, "set_calibration_profile"):  # NvInfer.h: the calibrator needs a profile on dynamic shapes
@@ -267,6 +290,13 @@ def build_engine(
         f"{'GPU ' + device['name'] if device else 'no GPU (ahead-of-time build)'}"
     )
     data, seconds = build_serialized(net, config, info)
+    extra = {"build_warnings": warnings_summary(net.logger.warnings)}
+    if options.dla_core is not None:
+        extra["dla"] = dla_layer_placement(config, net.network)
+        if device is not None:  # the inspector needs the plan deserialized: a GPU (a Jetson, for DLA)
+            layers = engine_layers(net.trt, net.logger, data)
+            if layers is not None:
+                extra["layers"] = layers
     manifest = EngineManifest(
         plan_sha256=hashlib.sha256(data).hexdigest(),
         plan_bytes=len(data),
@@ -284,9 +314,18 @@ def build_engine(
         calibration_sha256=(sha256_file(Path(options.calib_cache)) if net.implicit else info.calibration_sha256),
         build_seconds=round(seconds, 3),
         rebuild_command=rebuild_command(info.path, out, options.cli_args()),
+        extra=extra,
     )
     write_plan(out, data, manifest, golden, timing_cache, options)
-    log(f"built {out} ({len(data) / 1e6:.2f} MB) in {seconds:.1f} s")
+    warned = extra["build_warnings"]
+    log(
+        f"built {out} ({len(data) / 1e6:.2f} MB) in {seconds:.1f} s"
+        + (
+            f"; {warned['count']} TensorRT warning(s), {warned['fallbacks']} about a fallback"
+            if warned["count"]
+            else ""
+        )
+    )
     return out, manifest
 
 

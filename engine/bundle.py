@@ -19,6 +19,7 @@ import logging
 import shutil
 import sys
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,7 +29,7 @@ import numpy as np
 from formats.artifacts import ONNX_SUFFIX, Artifacts, Precision
 from formats.atomic import atomic_path, safe_child, write_bytes_atomic, write_text_atomic
 from formats.bundle import BUNDLE_FORMAT, INDEX, SUMS, BundleError, unpack, verify
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary, examples, safe
 from formats.errors import RuntimeToolkitError
 from runtime import __version__ as toolkit_version
 
@@ -45,6 +46,8 @@ CONTENTS: tuple[tuple[Callable[[Artifacts], Path], bool, str], ...] = (
     (lambda a: a.calibration_manifest, False, "calibration set manifest (ids, sha256)"),
     (lambda a: a.calib_cache, False, "TensorRT calibration cache (implicit INT8, TensorRT ≤ 10)"),
     (lambda a: a.gate_json, False, "accuracy gate report of every variant"),
+    (lambda a: a.real_photos(Precision.FP32).json, False, "accuracy on labelled real photos (`edge evaluate`)"),
+    (lambda a: a.real_photos(Precision.FP32).markdown, False, "the same, as a table"),
 )
 
 
@@ -70,7 +73,20 @@ python -m benchmarks latency --engine {plan} --batch 1,8,64
 Without TensorRT, ONNX Runtime runs the ONNX files directly:
 `python -m runtime.infer --engine {fp32} photo.jpg`.
 `sha256sum -c SHA256SUMS` checks the files without this toolkit.
-"""
+{_real_photos_note(model, names)}"""
+
+
+def _real_photos_note(model: str, names: list[str]) -> str:
+    """What the model scored on labelled real photos, where the bundle carries that report, and how to re-run it."""
+    here = Artifacts(Path(model), model)
+    report = here.real_photos(Precision.FP32)
+    run = f"`edge evaluate --model {here.onnx(Precision.FP32)} PHOTOS/` scores your own labelled photos"
+    if report.markdown.name not in names:
+        return f"\nNo real-photo evaluation came with this bundle: {run}.\n"
+    return (
+        f"\nAccuracy on labelled real photos (not the test split; expect it to be lower): {report.markdown.name}. "
+        f"{run}.\n"
+    )
 
 
 def _golden(folder: Path, model: str) -> bytes | None:
@@ -105,9 +121,9 @@ def create(
             f"{artifacts}: {', '.join(missing)} not found; export the model first "
             f"(`python -m export --checkpoint … --out {artifacts}`)"
         )
-    staging = Path(out) / f".{model}.bundle-staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    made_out = not Path(out).exists()
+    Path(out).mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{model}.bundle-staging-", dir=out))  # ours alone: removed below
     try:
         files: dict[str, dict] = {}
         for file, _, what in CONTENTS:
@@ -144,24 +160,46 @@ def create(
         staging.rename(folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if made_out and not any(Path(out).iterdir()):
+            Path(out).rmdir()  # a failed create leaves no empty --out folder behind
     log(f"bundle {folder}/ and {archive} ({archive.stat().st_size / 1e6:.1f} MB): {len(names) + 1} files")
     return folder, archive
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m engine.bundle", description=describe(__doc__))
-    sub = p.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("create", help="training machine: pack a model's artifacts for a device")
+    p = command_parser(
+        "bundle",
+        __doc__,
+        [
+            "edge bundle create --artifacts artifacts/asl_cnn --out bundles   # on the training machine",
+            "edge bundle unpack asl_cnn.bundle.tar.gz --out asl_cnn            # on the device",
+            "edge bundle verify asl_cnn                                        # every file against SHA256SUMS",
+        ],
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="{create,unpack,verify}", help="what to do")
+    c = sub.add_parser(
+        "create",
+        help="training machine: pack a model's artifacts for a device",
+        epilog=examples("edge bundle create --artifacts artifacts/asl_cnn --out bundles"),
+    )
     c.add_argument("--artifacts", type=Path, required=True, help="the model's artifact folder (artifacts/<model>)")
     c.add_argument("--model", default=None, help="model name (default: the folder's name)")
     c.add_argument(
         "--out", type=Path, default=Path("bundles"), help="where the folder and .tar.gz go (default bundles)"
     )
-    u = sub.add_parser("unpack", help="device: extract a .tar.gz safely and verify every file")
-    u.add_argument("archive", type=Path)
+    u = sub.add_parser(
+        "unpack",
+        help="device: extract a .tar.gz safely and verify every file",
+        epilog=examples("edge bundle unpack asl_cnn.bundle.tar.gz --out asl_cnn"),
+    )
+    u.add_argument("archive", type=Path, help="the <model>.bundle.tar.gz made by `edge bundle create`")
     u.add_argument("--out", type=Path, required=True, help="the new folder (must not exist)")
-    v = sub.add_parser("verify", help="device: check every file of an unpacked bundle against SHA256SUMS")
-    v.add_argument("folder", type=Path)
+    v = sub.add_parser(
+        "verify",
+        help="device: check every file of an unpacked bundle against SHA256SUMS",
+        epilog=examples("edge bundle verify asl_cnn"),
+    )
+    v.add_argument("folder", type=Path, help="an unpacked bundle folder")
     for s in (c, u, v):
         s.add_argument("--json", action="store_true", help="print the result (or the error) as JSON on stdout")
     return p
@@ -181,14 +219,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "unpack":
             bundle = unpack(args.archive, args.out)
             result = {"folder": str(bundle.folder), "model": bundle.model, "files": len(bundle.sums)}
-            say(f"unpacked {args.archive} → {bundle.folder}/: {len(bundle.sums)} files verified")
+            say(safe(f"unpacked {args.archive} → {bundle.folder}/: {len(bundle.sums)} files verified"))
         else:
             bundle = verify(args.folder)
             result = {"folder": str(bundle.folder), "model": bundle.model, "files": len(bundle.sums)}
-            say(f"{bundle.folder}: {len(bundle.sums)} files match {SUMS}")
+            say(safe(f"{bundle.folder}: {len(bundle.sums)} files match {SUMS}"))
     except (RuntimeToolkitError, OSError, ValueError) as exc:
-        message = str(exc) if not isinstance(exc, OSError) or not exc.strerror else f"{exc.filename}: {exc.strerror}"
-        print(f"error: {message}", file=sys.stderr)
+        message = str(exc)
+        if isinstance(exc, OSError) and exc.strerror:
+            where = exc.filename2 or exc.filename  # a copy that failed names its destination, not its source
+            message = f"{where}: {exc.strerror}" if where else f"{exc.strerror}; free space or check the --out folder"
+        print(f"error: {safe(message)}", file=sys.stderr)
         if args.json:
             print(json.dumps({"ok": False, "error": message}))
         return EXIT_USER_ERROR

@@ -6,8 +6,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.options import EngineBuildError
-from formats.artifacts import CALIBRATION_SHA256_KEY, PRECISION_KEY, Artifacts, Precision, plan_beside
+from formats.artifacts import (
+    CALIBRATION_SHA256_KEY,
+    ONNX_PRECISIONS,
+    PRECISION_KEY,
+    Artifacts,
+    Precision,
+    plan_beside,
+)
 from formats.engine_manifest import sha256_file
+from formats.errors import ArtifactNameError
 from runtime.spec import METADATA_KEY, ModelSpec
 
 
@@ -21,6 +29,23 @@ class OnnxInfo:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+def _not_found(path: Path) -> EngineBuildError:
+    """A missing FP16/INT8 file usually means calibration has not run in that folder yet: say so."""
+    try:
+        names = Artifacts.of(path)
+    except ArtifactNameError:
+        return EngineBuildError(f"{path}: ONNX file not found")
+    written_by_calibration = {names.onnx(p) for p in ONNX_PRECISIONS if p is not Precision.FP32} | {names.prep_onnx}
+    if path not in written_by_calibration:
+        return EngineBuildError(f"{path}: ONNX file not found; export the model first (`edge export --checkpoint ...`)")
+    before = "" if names.onnx(Precision.FP32).is_file() else "export the model (`edge export --checkpoint ...`), then "
+    return EngineBuildError(
+        f"{path}: not found; the fp16 and int8 files are written by calibration: {before}run "
+        f"`edge calibrate --model {names.model} --artifacts {names.folder}` first "
+        "(with --data-dir where the data is not in ./data)"
+    )
+
+
 def inspect_onnx(path: Path, calib_cache: Path | None = None) -> OnnxInfo:
     """Read the file, refuse what the TensorRT parser would choke on, with our own message; refuse an ONNX file
     or ``calib_cache`` that its folder's calibration run file does not record (``formats.calibration_run``)."""
@@ -28,7 +53,7 @@ def inspect_onnx(path: Path, calib_cache: Path | None = None) -> OnnxInfo:
 
     path = Path(path)
     if not path.is_file():
-        raise EngineBuildError(f"{path}: ONNX file not found")
+        raise _not_found(path)
     try:
         proto = onnx.load(str(path))
         onnx.checker.check_model(proto)

@@ -46,6 +46,13 @@ class BuildOptions:
             raise EngineBuildError(f"--dla-core {self.dla_core}: DLA cores are numbered from 0")
         if self.gpu_fallback and self.dla_core is None:
             raise EngineBuildError("--gpu-fallback goes with --dla-core N (layers the DLA cannot run go to the GPU)")
+        if self.dla_core is not None and not self.min_batch == self.opt_batch == self.max_batch:
+            raise EngineBuildError(
+                f"--dla-core {self.dla_core} with batch profile {self.min_batch}/{self.opt_batch}/{self.max_batch}: "
+                "the DLA has no dynamic dimensions (min = opt = max, and every run uses that shape); pass one "
+                f"batch size, e.g. --min-batch {self.opt_batch} --opt-batch {self.opt_batch} --max-batch "
+                f"{self.opt_batch} (the runtime pads a smaller last chunk)"
+            )
 
     def cli_args(self) -> list[str]:
         args = [

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from export.onnx_export import DEFAULT_OPSET, export_fp32
 from formats.artifacts import Artifacts
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, error_boundary
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
 from formats.errors import RuntimeToolkitError
 from formats.writer import set_force
 from train.checkpoint import load_checkpoint
@@ -21,9 +21,18 @@ from train.models import MODELS, get_model
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m export", description="Export a trained checkpoint to ONNX.")
+    parser = command_parser(
+        "export",
+        None,
+        [
+            "edge export --checkpoint artifacts/asl_cnn/asl_cnn.pt     # → asl_cnn.fp32.onnx + asl_cnn.json beside it",
+            "edge export --checkpoint artifacts/mnist_cnn/mnist_cnn.pt --uint8-input   # pixels in, scaling in-graph",
+            "edge export --pretrained efficientnet_lite0_imagenet --out artifacts/imagenet   # for the doggy door",
+        ],
+        description="Export a trained checkpoint to ONNX.",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", type=Path, help="a .pt file written by `python -m train`")
+    source.add_argument("--checkpoint", type=Path, help="a .pt file written by `edge train`")
     source.add_argument(
         "--pretrained",
         choices=sorted(n for n, e in MODELS.items() if e.dataset == "imagenet"),

@@ -12,6 +12,8 @@ greps the sources for that):
   ``exclusion`` ``<m>.exclusion.json`` (calibration);
 - ``gate_json`` / ``gate_md`` / ``confusion_png`` (the accuracy gate), ``compare_json`` / ``compare_md`` /
   ``compare_png`` (benchmarks.compare);
+- ``real_photos(p)`` the ``RealPhotoFiles`` of one variant: ``<m>.<p>.real.json`` / ``.real.md`` /
+  ``.real.png`` (calibration.real_photos; ``real_photo_files(model_file)`` for any model file);
 - ``plan(p)`` ``<m>.<p>.plan``, with ``plan_manifest(plan)`` ``<plan>.json`` and ``plan_golden(plan)``
   ``<plan>.golden.npz`` (engine); ``golden`` ``<m>.golden.npz`` and ``bundle_archive`` ``<m>.bundle.tar.gz``
   (deploy bundle).
@@ -63,6 +65,7 @@ CALIBRATION_SHA256_KEY = "edge_toolkit.calibration_sha256"  # the calibration se
 CALIBRATION_METHOD_KEY = "edge_toolkit.calibration_method"  # minmax, entropy, percentile
 INT8_EXCLUDED_KEY = "edge_toolkit.int8_excluded"  # comma-separated nodes left in FP32 in an INT8 file
 FP16_KEPT_FP32_KEY = "edge_toolkit.fp16_kept_fp32"  # comma-separated nodes left in FP32 in the FP16 file
+CONVERTED_FROM_KEY = "edge_toolkit.converted_from"  # a model converted from another format (export.hands)
 ORT_DISABLED_OPTIMIZERS_KEY = "edge_toolkit.ort_disabled_optimizers"  # ONNX Runtime graph optimizers to turn off
 
 ONNX_SUFFIX = ".onnx"
@@ -91,6 +94,24 @@ def plan_beside(onnx_path: str | os.PathLike) -> Path:
     name = Path(onnx_path).name
     stem = name[: -len(ONNX_SUFFIX)] if name.endswith(ONNX_SUFFIX) else name
     return Path(onnx_path).with_name(stem + PLAN_SUFFIXES[0])
+
+
+@dataclass(frozen=True)
+class RealPhotoFiles:
+    """The real-photo evaluation's report beside a model file (``calibration.real_photos``)."""
+
+    json: Path
+    markdown: Path
+    png: Path  # the confusion matrix
+
+
+def real_photo_files(model_file: str | os.PathLike, folder: str | os.PathLike | None = None) -> RealPhotoFiles:
+    """``a/mnist_cnn.fp32.onnx`` → ``a/mnist_cnn.fp32.real.json``, ``.real.md``, ``.real.png`` (in ``folder``
+    instead of beside the model when given). Named after the model file: each variant has its own report."""
+    model_file = Path(model_file)
+    stem = model_file.name[: -len(model_file.suffix)] if model_file.suffix else model_file.name
+    where = Path(folder) if folder is not None else model_file.parent
+    return RealPhotoFiles(*(where / (stem + suffix) for suffix in (".real.json", ".real.md", ".real.png")))
 
 
 def _check_model_name(model: str) -> None:
@@ -197,6 +218,10 @@ class Artifacts:
     @property
     def compare_png(self) -> Path:
         return self._file(".compare.png")
+
+    def real_photos(self, precision: Precision | str) -> RealPhotoFiles:
+        """The real-photo evaluation report of one ONNX variant (``calibration.real_photos``)."""
+        return real_photo_files(self.onnx(precision))
 
     @property
     def golden(self) -> Path:

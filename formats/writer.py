@@ -9,7 +9,12 @@ ONNX model without our metadata) is refused with one line naming it, unless the 
 (``set_force``). Replacing a file of the same kind needs no flag: re-running a command into its folder works.
 
 The target's name must be a plain file name and, when ``folder`` is given, its parent — resolved, links
-followed — must lie inside the resolved ``folder``. stdlib only (the runtime ships alone to the device).
+followed — must lie inside the resolved ``folder``. A FIFO or character device at the target (``/dev/null``, a
+named pipe a user reads from) is written into, never replaced. A file the run reads (``declare_inputs``: its model,
+its input video) is never an output, not even with ``--force``. stdlib only (the runtime ships alone to the device).
+
+The force flag and the inputs are process state, not context variables: a sink may open its file in a worker
+thread, which would not see a context variable set by ``main``.
 """
 
 from __future__ import annotations
@@ -23,17 +28,17 @@ import stat
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
 
-from formats.atomic import atomic_path
+from formats.atomic import atomic_path, is_stream_node
 from formats.engine_manifest import PLAN_MAGICS
 from formats.errors import RuntimeToolkitError
 
 OUR_ONNX_MARK = b"edge_toolkit."  # every ONNX file we write carries edge_toolkit.* metadata_props
 _CACHE_HEADER = re.compile(rb"^TRT-\d+-\w+\r?$")
 _TEXT_LIMIT = 64 << 20  # larger files are not parsed (no artifact of ours that is text gets near it)
-_FORCE: ContextVar[bool] = ContextVar("edge_toolkit_force", default=False)
+_FORCE = [False]  # one process-wide flag (see the module docstring); a list so tests can reset it in place
+_INPUTS: dict[tuple[int, int], str] = {}  # (st_dev, st_ino) of each file this run reads → the path it was given
 
 
 class ForeignFileError(RuntimeToolkitError):
@@ -69,9 +74,12 @@ class Look(str, enum.Enum):
     JSON_OTHER = "a JSON document that is not an object"
     TEXT = "a text file"
     BINARY = "a binary file of unknown kind"
+    JSONL = "JSON Lines (per-frame results)"
+    VIDEO = "a video file"
     EMPTY = "an empty file"
     FOLDER = "a folder"
-    SPECIAL = "not a regular file (a FIFO, device or socket)"
+    STREAM = "a FIFO or character device (written into, never replaced)"
+    SPECIAL = "not a regular file (a socket or block device)"
 
 
 class Kind(enum.Enum):
@@ -92,6 +100,10 @@ class Kind(enum.Enum):
     REPORT = ("a JSON report", (Look.REPORT,))
     TEXT = ("a text report (Markdown/CSV)", (Look.TEXT,))
     PNG = ("a PNG figure", (Look.PNG,))
+    JSONL = ("per-frame JSON Lines", (Look.JSONL,))
+    VIDEO = ("an annotated video", (Look.VIDEO,))
+    LOG = ("a log file", (Look.TEXT,))
+    IMAGE = ("a rendered image", (Look.PNG, Look.JPEG))
 
     @property
     def what(self) -> str:
@@ -104,7 +116,36 @@ class Kind(enum.Enum):
 
 def set_force(force: bool) -> None:
     """Let this process's writers replace files of another kind (a CLI's ``--force``); called once by ``main``."""
-    _FORCE.set(bool(force))
+    _FORCE[0] = bool(force)
+
+
+def declare_inputs(*paths: str | os.PathLike | None) -> None:
+    """Record files this run reads (None and missing paths are skipped): an output there is always refused.
+
+    Files are compared by device and inode, so another spelling of the same file (``./m.onnx``, a link) is caught.
+    """
+    for path in paths:
+        if path is None:
+            continue
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            _INPUTS[(info.st_dev, info.st_ino)] = str(path)
+
+
+def clear_inputs() -> None:
+    """Forget the declared inputs (a run in-process that follows another one; tests)."""
+    _INPUTS.clear()
+
+
+def _input_at(target: Path) -> str | None:
+    try:
+        info = os.stat(target)
+    except OSError:
+        return None
+    return _INPUTS.get((info.st_dev, info.st_ino))
 
 
 def add_force_argument(parser) -> None:
@@ -113,7 +154,7 @@ def add_force_argument(parser) -> None:
 
 
 def force_enabled() -> bool:
-    return _FORCE.get()
+    return _FORCE[0]
 
 
 def _zip_look(path: Path) -> Look:
@@ -145,6 +186,8 @@ def _json_look(doc: object) -> Look:
         return Look.ENGINE_MANIFEST
     if {"name", "labels", "height", "width"} <= set(doc):
         return Look.SPEC
+    if {"source", "stream", "frame", "label"} <= set(doc):
+        return Look.JSONL  # a one-frame JSON Lines file
     return Look.REPORT
 
 
@@ -162,7 +205,17 @@ def _text_look(data: bytes) -> Look:
             return _json_look(json.loads(text))
         except ValueError:
             pass
+        if _json_lines(text):
+            return Look.JSONL
     return Look.TEXT
+
+
+def _json_lines(text: str) -> bool:
+    """Every non-empty line a JSON object (what ``--jsonl`` writes)."""
+    try:
+        return all(isinstance(json.loads(line), dict) for line in text.splitlines() if line.strip())
+    except ValueError:
+        return False
 
 
 def identify(path: str | os.PathLike) -> Look | None:
@@ -174,6 +227,8 @@ def identify(path: str | os.PathLike) -> Look | None:
         return None
     if stat.S_ISDIR(info.st_mode):
         return Look.FOLDER
+    if stat.S_ISFIFO(info.st_mode) or stat.S_ISCHR(info.st_mode):
+        return Look.STREAM
     if not stat.S_ISREG(info.st_mode):
         return Look.SPECIAL
     if info.st_size == 0:
@@ -192,6 +247,8 @@ def identify(path: str | os.PathLike) -> Look | None:
             return Look.PNG
         if head.startswith(b"\xff\xd8\xff"):
             return Look.JPEG
+        if head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3" or (head[:4], head[8:12]) == (b"RIFF", b"AVI "):
+            return Look.VIDEO  # MP4/MOV, Matroska/WebM, AVI
         if head[:1] == b"\x08":  # protobuf field 1 (varint): an ONNX ModelProto starts with ir_version
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                 # our metadata_props follow the graph (field 14 after 7): search from the end
@@ -203,13 +260,27 @@ def identify(path: str | os.PathLike) -> Look | None:
 
 
 def check_replace(target: str | os.PathLike, kind: Kind) -> None:
-    """Raise ForeignFileError when ``target`` holds something ``kind`` must not replace (unless ``--force``)."""
+    """Raise ForeignFileError when ``target`` is an input of this run (always), or holds something ``kind`` must
+    not replace (unless ``--force``). A FIFO or character device passes: it is written into, never replaced."""
+    source = _input_at(Path(target))
+    if source is not None:
+        raise ForeignFileError(
+            f"{target}: is an input of this run ({source}); writing {kind.what} there would destroy it; "
+            "give another output path"
+        )
     look = identify(target)
-    if look is None or look in kind.replaces:
+    if look is None or look is Look.STREAM or look in kind.replaces:
         return
-    if look in (Look.FOLDER, Look.SPECIAL) or not _FORCE.get():  # --force never replaces a folder or a FIFO
+    if look in (Look.FOLDER, Look.SPECIAL) or not _FORCE[0]:  # --force never replaces a folder or a socket
         fix = "give another path" if look in (Look.FOLDER, Look.SPECIAL) else "pass --force to replace it"
         raise ForeignFileError(f"{target}: already exists and looks like {look.value}, not {kind.what}; {fix}")
+
+
+def check_output(target: str | os.PathLike, kind: Kind, folder: str | os.PathLike | None = None) -> Path:
+    """Everything ``artifact_path`` checks, before any work: for a CLI to refuse a bad output path up front."""
+    resolved = resolve_under(target, folder)
+    check_replace(resolved, kind)
+    return resolved
 
 
 def resolve_under(target: str | os.PathLike, folder: str | os.PathLike | None = None) -> Path:
@@ -230,9 +301,7 @@ def resolve_under(target: str | os.PathLike, folder: str | os.PathLike | None = 
 @contextmanager
 def artifact_path(target: str | os.PathLike, kind: Kind, folder: str | os.PathLike | None = None) -> Iterator[Path]:
     """``formats.atomic.atomic_path`` for an artifact of ``kind``: contained, kind-checked, then atomic."""
-    resolved = resolve_under(target, folder)
-    check_replace(resolved, kind)
-    with atomic_path(resolved) as tmp:
+    with atomic_path(check_output(target, kind, folder)) as tmp:
         yield tmp
 
 
@@ -241,11 +310,26 @@ def write_artifact(
 ) -> Path:
     """Write ``data`` (text as UTF-8) to ``target`` as ``kind``; read back and compared before the rename."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    if kind is Kind.REPORT:
+        payload = _finite_json(payload)
     with artifact_path(target, kind, folder) as tmp:
         tmp.write_bytes(payload)
-        if tmp.read_bytes() != payload:
+        if not is_stream_node(tmp) and tmp.read_bytes() != payload:
             raise OSError(f"{target}: the bytes read back differ from those written (disk full or failing?)")
     return Path(target)
+
+
+def _finite_json(payload: bytes) -> bytes:
+    """A JSON report with NaN/±Infinity (``json.dumps`` writes them; no JSON parser but Python's reads them) gets
+    null instead: every JSON document we write is valid JSON."""
+    if not any(token in payload for token in (b"NaN", b"Infinity")):
+        return payload
+    found = []
+    try:
+        doc = json.loads(payload, parse_constant=lambda constant: found.append(constant))
+    except ValueError:
+        return payload  # not JSON at all: the caller's business (a report is always JSON in practice)
+    return payload if not found else (json.dumps(doc, indent=2) + "\n").encode("utf-8")
 
 
 def write_figure(figure, target: str | os.PathLike, dpi: int = 110, folder: str | os.PathLike | None = None) -> Path:

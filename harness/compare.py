@@ -29,14 +29,14 @@ import numpy as np
 
 from runtime.model import Classifier, open_backend
 from runtime.postprocess import to_probabilities
-from runtime.preprocess import normalize, preprocess
+from runtime.preprocess import normalize, prepare_pixels, preprocess
 from runtime.spec import ModelSpec
 
 
 class Feed(str, enum.Enum):
     """How a runner turns a batch into the model's input (inside the timed call)."""
 
-    STACK = "stack"  # runtime.preprocess.normalize over the whole uint8 stack: the training transform
+    STACK = "stack"  # prepare_pixels + normalize over the whole decoded uint8 stack: the training transform
     PER_IMAGE = "per-image"  # runtime.preprocess.preprocess image by image, as runtime.infer feeds its inputs
     READY = "ready"  # the batch is already the model's input: the timed call is inference alone
 
@@ -56,7 +56,7 @@ class Runner:
         if self.feed is Feed.PER_IMAGE:
             batch = np.stack([preprocess(image, spec) for image in images])
         elif self.feed is Feed.STACK:
-            batch = normalize(images, spec)
+            batch = normalize(prepare_pixels(images, spec), spec)
         else:
             batch = images
         out = self.classifier.run(batch, self.batch_size)

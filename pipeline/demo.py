@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.timing import environment
-from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
 from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, add_force_argument, set_force, write_artifact
 from pipeline.flow import DEMO_MODELS, run_doggy_door, run_model
@@ -24,7 +24,14 @@ from train.data.paths import DATA_DIR_ENV, resolve_data_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.demo", description=describe(__doc__))
+    parser = command_parser(
+        "demo",
+        __doc__,
+        [
+            "edge demo --data-dir ../data --out artifacts          # = make demo, every model",
+            "edge demo --models mnist_cnn --no-doggy-door          # one model, a few minutes",
+        ],
+    )
     add_force_argument(parser)
     parser.add_argument("--data-dir", default=None, help=f"data root (default ${DATA_DIR_ENV} or ./data)")
     parser.add_argument("--out", type=Path, default=Path("artifacts"), help="artifact folder (default artifacts)")
@@ -104,6 +111,9 @@ def print_report(rows: list[dict]) -> None:
     for r in rows:
         if "robustness" in r:
             print(f"{r['model']} {r['robustness']['line']}")
+        if "real_photos" in r:
+            real = r["real_photos"]
+            print(f"{r['model']} {real['line'] if 'line' in real else 'real photos: SKIPPED, ' + real['skipped']}")
 
 
 @error_boundary

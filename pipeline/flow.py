@@ -18,7 +18,7 @@ from PIL import Image
 
 from benchmarks import compare as precision_compare
 from benchmarks.latency_line import LatencyComparison, compare_batch1
-from calibration import robustness
+from calibration import real_photos, robustness
 from calibration.calibrate import CalibrationOptions, CalibrationResult
 from calibration.calibrate_and_gate import calibrate_and_gate
 from calibration.gate import GateResult
@@ -39,7 +39,7 @@ from train.data.image_folder import load_image_folder
 from train.data.mnist import load_mnist
 from train.data.sign_mnist import load_sign_mnist
 from train.loop import TrainConfig
-from train.mnist import train_mnist
+from train.mnist import MNIST_PAPER, train_mnist
 from train.models import get_model
 from train.transfer import train_transfer
 
@@ -73,6 +73,7 @@ class DemoModel:
     held_out_data: Callable[[Path, ModelSpec], tuple[np.ndarray, np.ndarray]]  # uint8 pixels at the spec's size
     samples: Callable[[Path, Path], list[Path]]  # (data_dir, out) → image files for the deploy CLI
     data: str  # the folder under the data root that this model needs
+    real_photos: str | None = None  # labelled real photos under the data root (a scoreboard: evaluation only)
 
     def missing_data(self, data_dir: Path) -> str | None:
         """Why this model cannot run here, or None. Only MNIST can be fetched from the package index."""
@@ -128,19 +129,21 @@ DEMO_MODELS = (
         "mnist_mlp",
         0.975,
         "MNIST test (10k)",
-        lambda d, o, p: train_mnist("mnist_mlp", d, o, TrainConfig(epochs=5), progress=p),
+        lambda d, o, p: train_mnist("mnist_mlp", d, o, TrainConfig(epochs=5), progress=p, augment=MNIST_PAPER),
         _mnist_test,
         _mnist_samples,
         "mnist",
+        "digits_real",
     ),
     DemoModel(
         "mnist_cnn",
         0.990,
         "MNIST test (10k)",
-        lambda d, o, p: train_mnist("mnist_cnn", d, o, TrainConfig(epochs=5), progress=p),
+        lambda d, o, p: train_mnist("mnist_cnn", d, o, TrainConfig(epochs=5), progress=p, augment=MNIST_PAPER),
         _mnist_test,
         _mnist_samples,
         "mnist",
+        "digits_real",
     ),
     DemoModel(
         "asl_cnn",
@@ -150,6 +153,7 @@ DEMO_MODELS = (
         _asl_test,
         _asl_samples,
         "sign_mnist",
+        "asl_real/test",
     ),
     DemoModel(
         "efficientnet_lite0_transfer",
@@ -220,6 +224,7 @@ class ModelReport:
     compare: list[precision_compare.Row]
     compare_files: dict[str, str]  # the comparison report files written beside the model
     robustness: RobustnessReport  # camera-like re-shots of the held-out split through the runtime
+    real_photos: dict  # labelled real photos through the runtime (calibration.real_photos), or why skipped
 
     @property
     def accuracy_ok(self) -> bool:
@@ -247,6 +252,7 @@ class ModelReport:
             "compare": [{**r.__dict__, "throughput": r.throughput} for r in self.compare],
             "compare_files": self.compare_files,
             "robustness": self.robustness.to_dict(),
+            "real_photos": self.real_photos,
         }
 
 
@@ -277,6 +283,7 @@ def run_model(demo: DemoModel, data_dir: Path, out: Path, progress: bool, say: R
     folder_arg = data_dir / demo.data if demo.data == "flowers" else None
     robust = robustness.run(engine, data_dir, robustness.DEMO_SAMPLES, folder_arg)  # before the gate, which cites it
     say(robust.line())
+    real = evaluate_real_photos(demo, data_dir, engine, held_out_accuracy(ckpt.metrics), say)  # the gate cites it
     calibration, gate = calibrate_and_gate(demo.name, folder, data_dir, CalibrationOptions(folder=folder_arg), log=say)
     say(gate_markdown(gate.rows).rstrip("\n"))
     engines = build_engines(demo.name, folder, say)
@@ -303,7 +310,33 @@ def run_model(demo: DemoModel, data_dir: Path, out: Path, progress: bool, say: R
         compare=rows,
         compare_files=precision_compare.write_reports(demo.name, folder, rows),
         robustness=robust,
+        real_photos=real,
     )
+
+
+def evaluate_real_photos(demo: DemoModel, data_dir: Path, engine: Path, reference: float, say: Reporter) -> dict:
+    """The model on its labelled real photos, through the runtime (``edge evaluate``): one line with the gap to
+    the held-out split. Skipped, saying why, where the model has no such set or the folder is absent."""
+    if demo.real_photos is None:
+        return {"skipped": f"no labelled real-photo set for {demo.name}"}
+    root = data_dir / demo.real_photos
+    if not root.is_dir():
+        reason = f"{root} not found (real photos are evaluation data that a fresh machine does not have)"
+        say(f"real photos: SKIPPED, {reason}")
+        return {"skipped": reason}
+    report = real_photos.run(engine, root)
+    line = report.line(reference, demo.held_out)
+    say(line)
+    overall = report.overall.to_dict()
+    return {
+        "folder": str(root),
+        "images": overall["images"],
+        "accuracy": overall["accuracy"],
+        "ci": overall["ci"],
+        "gap_pp": 100 * (overall["accuracy"] - reference),
+        "by_source": [s.to_dict() for s in report.by_source()],
+        "line": line,
+    }
 
 
 def build_engines(name: str, folder: Path, say: Reporter = _logger.info) -> list[EngineResult]:

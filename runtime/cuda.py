@@ -5,7 +5,11 @@
 - ``DeviceBuffer``: ``cudaMalloc`` memory, freed on ``close``.
 - ``PinnedBuffer``: page-locked host memory (``cudaMallocHost``) with a numpy view, allocated
   once and reused: async copies need pinned memory to overlap.
-- ``CudaGraph``: capture work issued on a stream once, replay it with one launch.
+- ``CudaGraph``: capture work issued on a stream once, replay it with one launch; a capture the work
+  reports as failed (TensorRT's ``execute_async_v3`` returning False while capturing) ends as trtexec's
+  ``endCaptureOnError`` does and is a ``CaptureFailed``, after which the stream runs plain launches.
+- ``set_device``: ``cudaSetDevice`` for the calling thread (multi-GPU servers: Triton's
+  ``model_instance_device_id``); ``device_info(index)`` of that device.
 
 Verified only where a GPU is lent (tests marked ``gpu``); see the README for what ran where.
 """
@@ -23,6 +27,10 @@ from formats.errors import ModelLoadError
 
 class CudaError(ModelLoadError):
     """A CUDA runtime call failed."""
+
+
+class CaptureFailed(CudaError):
+    """A CUDA graph could not be captured; the stream was taken out of capture and its error cleared."""
 
 
 def _cudart():
@@ -114,6 +122,20 @@ def device_count() -> int:
     )
 
 
+def set_device(index: int) -> None:
+    """Make GPU ``index`` current for this thread (``cudaSetDevice``): allocations, streams and TensorRT
+    contexts created afterwards live there. A wrong index is a CudaError naming how many GPUs there are."""
+    cudart = _cudart()
+    err = cudart.cudaSetDevice(int(index))
+    err = err[0] if isinstance(err, tuple) else err
+    if err != cudart.cudaError_t.cudaSuccess:
+        count = device_count()
+        raise CudaError(
+            f"cudaSetDevice({index}) failed: this machine has {count} GPU(s), numbered 0…{max(count - 1, 0)}; "
+            "pass a device id below that (--device-id, CUDA_VISIBLE_DEVICES)"
+        )
+
+
 def device_info(index: int = 0) -> dict:
     cudart = _cudart()
     props = check(cudart.cudaGetDeviceProperties(index), "cudaGetDeviceProperties")
@@ -142,8 +164,8 @@ class Stream:
 
     def close(self) -> None:
         if self.handle is not None:
-            check(_cudart().cudaStreamDestroy(self.handle), "cudaStreamDestroy")
-            self.handle = None
+            handle, self.handle = self.handle, None
+            check(_cudart().cudaStreamDestroy(handle), "cudaStreamDestroy")
 
 
 class Event:
@@ -160,8 +182,8 @@ class Event:
 
     def close(self) -> None:
         if self.handle is not None:
-            check(_cudart().cudaEventDestroy(self.handle), "cudaEventDestroy")
-            self.handle = None
+            handle, self.handle = self.handle, None
+            check(_cudart().cudaEventDestroy(handle), "cudaEventDestroy")
 
 
 class DeviceBuffer:
@@ -171,8 +193,8 @@ class DeviceBuffer:
 
     def close(self) -> None:
         if self.ptr:
-            check(_cudart().cudaFree(self.ptr), "cudaFree")
-            self.ptr = 0
+            ptr, self.ptr = self.ptr, 0  # forgotten first: a failing cudaFree is not retried on a second close
+            check(_cudart().cudaFree(ptr), "cudaFree")
 
 
 class PinnedBuffer:
@@ -193,8 +215,8 @@ class PinnedBuffer:
     def close(self) -> None:
         if self.ptr:
             self.array = None
-            check(_cudart().cudaFreeHost(self.ptr), "cudaFreeHost")
-            self.ptr = 0
+            ptr, self.ptr = self.ptr, 0
+            check(_cudart().cudaFreeHost(ptr), "cudaFreeHost")
 
 
 def copy_htod_async(dst: DeviceBuffer, src: PinnedBuffer, nbytes: int, stream: Stream) -> None:
@@ -216,12 +238,15 @@ def copy_dtoh_async(dst: PinnedBuffer, src: DeviceBuffer, nbytes: int, stream: S
 class CudaGraph:
     """Capture everything ``work()`` issues on ``stream`` once; ``launch()`` replays it.
 
-    If ``work()`` raises during capture, the capture is ended (and its partial graph destroyed) and the
-    original exception propagates; a failure of the capture itself is a ``CudaError``, after which the
-    stream is usable again for plain launches (the backend falls back to them, as trtexec does).
+    ``work()`` returning False means the capture failed (TensorRT's ``execute_async_v3`` does so while
+    capturing an engine with operations CUDA graphs do not permit): as trtexec's ``sampleInference.cpp``,
+    the capture is ended on error, the sticky error cleared with ``cudaGetLastError`` and ``CaptureFailed``
+    raised; the stream is usable again for plain launches. A failure of the capture calls themselves is a
+    ``CaptureFailed`` too. If ``work()`` raises, the capture is ended the same way and *its* exception
+    propagates.
     """
 
-    def __init__(self, stream: Stream, work: Callable[[], None]) -> None:
+    def __init__(self, stream: Stream, work: Callable[[], bool | None]) -> None:
         cudart = _cudart()
         self.stream = stream
         self.graph = self.exec = None
@@ -230,33 +255,43 @@ class CudaGraph:
             "cudaStreamBeginCapture",
         )
         try:
-            work()
+            ok = work()
         except BaseException:
-            err, graph = cudart.cudaStreamEndCapture(stream.handle)  # leave capture mode; keep *their* error
-            if err == cudart.cudaError_t.cudaSuccess and graph is not None:
-                cudart.cudaGraphDestroy(graph)
-            cudart.cudaGetLastError()  # clear the sticky capture error so the stream works again
+            self._end_on_error()
             raise
+        if ok is False:
+            self._end_on_error()
+            raise CaptureFailed("the work reported a failed capture (operations not permitted in a CUDA graph)")
         err, graph = cudart.cudaStreamEndCapture(stream.handle)
         if err != cudart.cudaError_t.cudaSuccess:
             cudart.cudaGetLastError()
-            check(err, "cudaStreamEndCapture (the work is not capturable; run it without a CUDA graph)")
+            raise CaptureFailed(f"cudaStreamEndCapture failed ({int(err)}): the work is not capturable")
         self.graph = graph
         try:
             self.exec = check(cudart.cudaGraphInstantiate(self.graph, 0), "cudaGraphInstantiate")
-        except CudaError:
+        except CudaError as exc:
             self.close()
             cudart.cudaGetLastError()
-            raise
+            raise CaptureFailed(str(exc)) from None
+
+    def _end_on_error(self) -> None:
+        """trtexec's ``endCaptureOnError``: leave capture mode, drop the partial graph, clear the sticky error."""
+        cudart = _cudart()
+        err, graph = cudart.cudaStreamEndCapture(self.stream.handle)
+        if err == cudart.cudaError_t.cudaSuccess and graph is not None:
+            cudart.cudaGraphDestroy(graph)
+        cudart.cudaGetLastError()
 
     def launch(self) -> None:
         check(_cudart().cudaGraphLaunch(self.exec, self.stream.handle), "cudaGraphLaunch")
 
     def close(self) -> None:
         cudart = _cudart()
-        if getattr(self, "exec", None) is not None:
-            check(cudart.cudaGraphExecDestroy(self.exec), "cudaGraphExecDestroy")
-            self.exec = None
-        if getattr(self, "graph", None) is not None:
-            check(cudart.cudaGraphDestroy(self.graph), "cudaGraphDestroy")
-            self.graph = None
+        exec_, graph = getattr(self, "exec", None), getattr(self, "graph", None)
+        self.exec = self.graph = None
+        try:
+            if exec_ is not None:
+                check(cudart.cudaGraphExecDestroy(exec_), "cudaGraphExecDestroy")
+        finally:
+            if graph is not None:
+                check(cudart.cudaGraphDestroy(graph), "cudaGraphDestroy")

@@ -4,7 +4,8 @@ Each check prints OK / INFO / PROBLEM with the detail and, for a problem, the fi
 and L4T/JetPack release, whether ``tensorrt`` imports (and inside a virtualenv that cannot see
 JetPack's system TensorRT, the exact fix), TensorRT-RTX, cuda-python, CUDA driver and runtime
 versions, GPU name, compute capability and free memory, and ONNX Runtime's providers.
-Exit 0 when nothing is a PROBLEM, 1 otherwise; ``--json`` for scripts.
+The last line is a one-line verdict ("this machine can build plans but not run them; use the .onnx
+files"). Exit 0 when nothing is a PROBLEM, 1 otherwise; ``--json`` for scripts (the verdict then on stderr).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, describe, error_boundary
+from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, command_parser, error_boundary
 
 OK, INFO, PROBLEM = "OK", "INFO", "PROBLEM"
 
@@ -161,6 +162,9 @@ def cuda_checks() -> list[Check]:
     except Exception as exc:  # CudaError: cuda-python missing
         return [Check("cuda-python", INFO, str(exc), "`pip install cuda-python` to run TensorRT engines")]
     checks = [Check("cuda-python", OK, "cuda.bindings imports")]
+    tegra = tegra_cuda_python_check()
+    if tegra is not None:
+        checks.append(tegra)
     driver, runtime = cuda.versions()
     if not driver:
         checks.append(
@@ -204,6 +208,33 @@ def cuda_checks() -> list[Check]:
     return checks
 
 
+TEGRA_CUDA_PYTHON_FIX = (
+    "if a CUDA call fails here, fall back to a cuda-python built for JetPack: `pip uninstall cuda-python "
+    "cuda-bindings`, then install it from jetson-ai-lab.io's pip index for your JetPack (e.g. "
+    "https://pypi.jetson-ai-lab.io/jp6/cu126) or build it from source against JetPack's CUDA; see docs/tensorrt.md"
+)
+
+
+def tegra_cuda_python_check(root: Path = Path("/")) -> Check | None:
+    """On a Jetson: say that PyPI's aarch64 cuda-bindings is a server-ARM (SBSA) build that links cudart
+    statically, and that nothing states it works on L4T's Tegra driver (unverified here: no Jetson)."""
+    if not (root / "etc" / "nv_tegra_release").is_file():
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("cuda-bindings")
+    except PackageNotFoundError:
+        return Check("cuda-python on Tegra", OK, "no PyPI cuda-bindings wheel: a JetPack build of cuda-python")
+    return Check(
+        "cuda-python on Tegra",
+        INFO,
+        f"cuda-bindings {installed}: PyPI's aarch64 wheel is built for server ARM (SBSA) with cudart linked "
+        "statically; that it works on L4T r36 (Jetson) is not stated by NVIDIA and unverified by this toolkit",
+        TEGRA_CUDA_PYTHON_FIX,
+    )
+
+
 def onnxruntime_check() -> Check:
     try:
         import onnxruntime as ort
@@ -236,19 +267,56 @@ def run_checks() -> list[Check]:
     return checks
 
 
+RTX_CAPABILITIES = ("8.0", "8.6", "8.9", "12.")
+
+
+def verdict(checks: Sequence[Check]) -> str:
+    """One line that says what the checks mean for this machine: build plans, run them, or use the .onnx files."""
+    status = {c.name: c.status for c in checks}
+    problems = [c.name for c in checks if c.status == PROBLEM]
+    can_build = OK in (status.get("tensorrt"), status.get("tensorrt-rtx"))
+    gpu = next((c.detail for c in checks if c.name == "gpu" and c.status == OK), "")
+    # TensorRT-RTX runs its plans only on RTX-class GPUs (compute capability 8.0, 8.6, 8.9, 12.x), not on an H100
+    rtx_runs = status.get("tensorrt-rtx") == OK and any(f"capability {cc}" in gpu for cc in RTX_CAPABILITIES)
+    can_run = bool(gpu) and status.get("cuda driver") == OK and (status.get("tensorrt") == OK or rtx_runs)
+    onnx = all(status.get(name) == OK for name in ("onnxruntime", "numpy", "Pillow"))
+    onnx_use = "use the .onnx files (`edge infer --engine m.fp32.onnx`)"
+    fix = f"; fix the PROBLEM lines ({', '.join(problems)}) to do more" if problems else ""
+    if not onnx:
+        return f"this machine cannot run models yet: fix the PROBLEM lines above ({', '.join(problems)})"
+    if can_run:
+        return f"this machine can build TensorRT plans and run them (and the .onnx files){fix}"
+    if can_build:
+        return f"this machine can build plans but not run them; {onnx_use}{fix}"
+    return f"no TensorRT here: run the .onnx files with ONNX Runtime (`edge infer --engine m.fp32.onnx`){fix}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser(
+        "doctor",
+        __doc__,
+        [
+            "edge doctor          # each check OK / INFO / PROBLEM with its fix, then a one-line verdict",
+            "edge doctor --json   # the same as JSON",
+        ],
+    )
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    return parser
+
+
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runtime.doctor", description=describe(__doc__))
-    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     checks = run_checks()
-    if args.json:
+    if args.json:  # stdout stays the list of checks scripts read; the verdict goes to stderr
         print(json.dumps([asdict(c) for c in checks], indent=2))
+        print(f"verdict: {verdict(checks)}", file=sys.stderr)
     else:
         for c in checks:
             print(f"{c.status:8} {c.name:13} {c.detail}")
             if c.fix:
                 print(f"{'':8} {'':13} fix: {c.fix}")
+        print(f"verdict: {verdict(checks)}")
     return EXIT_CHECK_FAILED if any(c.status == PROBLEM for c in checks) else EXIT_OK
 
 

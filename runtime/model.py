@@ -13,6 +13,7 @@ from formats.artifacts import is_plan
 from formats.bundle import verify_beside
 from formats.errors import ModelLoadError, SpecError
 from formats.files import open_regular
+from formats.writer import Look, identify
 from runtime.backends.base import Backend
 from runtime.postprocess import Prediction, to_probabilities, top_k
 from runtime.preprocess import ImageInput, preprocess
@@ -25,24 +26,36 @@ def open_backend(
     providers: str | Sequence[str] | None = None,
     threads: int | None = None,
     cuda: CudaOptions | None = None,
+    device_id: int = 0,
 ) -> Backend:
     """The backend for a model file, chosen by its suffix (not yet activated). In a deploy bundle the file and
     the bundle's small files are first checked against its SHA256SUMS (``formats.bundle``).
 
     ``providers``, ``threads`` and ``cuda`` (IOBinding, CUDA graphs, TF32) apply to ONNX files;
-    ``providers`` goes through ``runtime.providers.parse_providers`` (``cpu``, ``cuda:1``, full names).
+    ``providers`` goes through ``runtime.providers.parse_providers`` (``cpu``, ``cuda:1``, full names), which
+    carry the GPU of an ONNX file; ``device_id`` is the GPU a plan runs on.
     """
     path = Path(path)
     if os.path.lexists(path):  # a FIFO would hang the backend's read; no permission is not "re-export it"
         open_regular(path, "a model file (.onnx or .plan)", ModelLoadError).close()
+        refuse_checkpoint(path)
     verify_beside(path)
     if is_plan(path):
         from runtime.backends.tensorrt import TensorRTBackend
 
-        return TensorRTBackend(path)
+        return TensorRTBackend(path, device_id=device_id)
     from runtime.backends.onnxruntime import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(path, cuda=cuda, providers=providers, threads=threads)
+
+
+def refuse_checkpoint(path: Path) -> None:
+    """A training checkpoint given where a model belongs gets the obvious cause, not "not an ONNX model"."""
+    if identify(path) is Look.CHECKPOINT:
+        raise ModelLoadError(
+            f"{path}: this is a checkpoint (PyTorch weights), not a model the runtime runs; export it first: "
+            f"`edge export --checkpoint {path}` writes the .fp32.onnx beside it"
+        )
 
 
 def find_spec(path: Path, backend: Backend) -> ModelSpec:

@@ -1,8 +1,9 @@
 """The one deterministic preprocessing implementation (numpy + Pillow), driven by a ModelSpec.
 
-decode → colour mode → resize → scale/normalize → layout → batch. Training's evaluation
-transform, calibration, parity tests and the runtime all call these functions; training
-augmentation happens *before* them, never instead of them.
+decode → colour mode → deploy steps (polarity, background, framing; grayscale specs that ask for them) →
+resize → scale/normalize → layout → batch. Training's evaluation transform, calibration, parity tests and
+the runtime all call these functions (``prepare_pixels`` brings a data set's decoded arrays to the model's
+pixels the same way); training augmentation happens on those pixels, never instead of them.
 
 Inputs may be image files (PNG, JPEG, BMP, TIFF, GIF, WebP), ``PIL.Image`` objects or numpy
 arrays shaped (H, W) or (H, W, C) with C in {1, 3, 4}, uint8 (0–255), uint16 (0–65535) or float
@@ -23,7 +24,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from formats.errors import InputError
 from formats.files import open_regular
-from runtime.spec import ColorMode, InputDType, Interpolation, ModelSpec, ResizePolicy
+from runtime.spec import (
+    Background,
+    ColorMode,
+    Framing,
+    InputDType,
+    InputKind,
+    Interpolation,
+    ModelSpec,
+    Polarity,
+    ResizePolicy,
+)
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray
 
@@ -173,9 +184,176 @@ def _looks_channels_last(pixels: np.ndarray, spec: ModelSpec) -> bool:
 
 
 def image_to_pixels(image: Image.Image, spec: ModelSpec) -> np.ndarray:
-    """A Pillow image → resized uint8 pixels (H, W) or (H, W, 3) in the spec's colour mode."""
-    image = resize_image(to_color_mode(image, spec.color_mode), spec)
-    return np.asarray(image, dtype=np.uint8)
+    """A Pillow image → the model's uint8 pixels (H, W) or (H, W, 3) in the spec's colour mode."""
+    image = to_color_mode(image, spec.color_mode)
+    if spec.has_deploy_steps:
+        image = deploy_steps(image, spec)
+        if spec.framing is Framing.CENTER_OF_MASS:
+            return np.asarray(image, dtype=np.uint8)
+    return np.asarray(resize_image(image, spec), dtype=np.uint8)
+
+
+def prepare_pixels(images: np.ndarray, spec: ModelSpec, chunk: int = 2048) -> np.ndarray:
+    """A data set's decoded uint8 images (N, H, W) or (N, H, W, C) → the model's pixels, the same as
+    ``image_to_pixels`` gives for each one. Without deploy steps, images already at the model's size are returned
+    as they are (the resize would not change them); grayscale stacks no larger than ``WORK_SIDE`` go through the
+    deploy steps a chunk at a time (the same arithmetic as one image, vectorised: 60,000 MNIST digits in seconds)."""
+    if not spec.has_deploy_steps and images.shape[1:3] == (spec.height, spec.width):
+        return images
+    if spec.has_deploy_steps and images.ndim == 3 and images.dtype == np.uint8 and max(images.shape[1:]) <= WORK_SIDE:
+        parts = [deploy_batch(images[i : i + chunk], spec) for i in range(0, len(images), chunk)]
+        if spec.framing is Framing.CENTER_OF_MASS:
+            return np.concatenate(parts)
+        return np.stack([np.asarray(resize_image(Image.fromarray(p), spec)) for part in parts for p in part])
+    return np.stack([image_to_pixels(array_to_image(image), spec) for image in images])
+
+
+# --- deploy steps: a camera photo of ink on paper → what an MNIST-style model was trained on ---------------
+
+WORK_SIDE = 128  # photos are reduced to this longer side first: enough for a 28×28 model, cheap to filter
+COARSE_SIDE = 32  # the copy the polarity step reads the ink's extremes from (averages away sensor noise)
+BORDER_SHARE = 0.05  # the ring whose median is the background
+OPENING_SHARE = 0.25  # the background opening's window, a share of the shorter side: wider than any stroke
+INK_PERCENTILE = 99.5  # the ink level: a digit covers a few per cent of a photo, at least
+INK_FLOOR = 0.15  # after flattening, what is under this share of the ink level is background …
+MIN_INK = 8.0  # an ink level under this many grey levels is no ink: a blank sheet stays black, not stretched noise
+NOISE_SIGMAS = 5.0  # … and what is within this many noise sigmas of the background's median (grain, sensor noise)
+BOX_TRIM = 0.005  # the ink's bounding box leaves out this share of the ink pixels at each end (specks)
+
+
+def deploy_steps(image: Image.Image, spec: ModelSpec) -> Image.Image:
+    """Polarity, background and framing as the spec says, on an ``L`` image. With ``CENTER_OF_MASS`` framing the
+    result is at the model's size; otherwise the resize policy follows."""
+    if max(image.size) > WORK_SIDE:
+        factor = WORK_SIDE / max(image.size)
+        size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+        image = image.resize(size, Image.Resampling.BOX)
+    return Image.fromarray(deploy_batch(np.asarray(image, dtype=np.uint8)[None], spec)[0], mode="L")
+
+
+def deploy_batch(stack: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """The deploy steps on a stack of same-size ``L`` images (N, H, W) uint8 → uint8, (N, height, width) when
+    framed. One image is a stack of one: the runtime and the data sets share this arithmetic."""
+    pixels = stack.astype(np.float32)
+    if spec.polarity is Polarity.INVERT:
+        pixels = 255.0 - pixels
+    elif spec.polarity is Polarity.LIGHT_ON_DARK:
+        dark = ink_is_dark(pixels)
+        pixels[dark] = 255.0 - pixels[dark]
+    if spec.background is Background.FLATTEN:
+        pixels = flatten_background(pixels)
+    if spec.framing is Framing.CENTER_OF_MASS:
+        pixels = np.stack([frame_center_of_mass(p, spec.frame_box, spec.height, spec.width) for p in pixels])
+    return np.rint(np.clip(pixels, 0, 255)).astype(np.uint8)
+
+
+def ink_is_dark(pixels: np.ndarray) -> np.ndarray:
+    """(N,) whether each image's strokes are darker than its background: the border's median is the background,
+    and the extreme of a coarse copy farther from it is the ink (an MNIST digit: black border, bright extreme)."""
+    n, h, w = pixels.shape
+    ring = max(1, round(BORDER_SHARE * min(h, w)))
+    border = np.concatenate(
+        [pixels[:, :ring].reshape(n, -1), pixels[:, -ring:].reshape(n, -1)]
+        + [pixels[:, :, :ring].reshape(n, -1), pixels[:, :, -ring:].reshape(n, -1)],
+        axis=1,
+    )
+    background = np.median(border, axis=1)
+    step = -(-max(h, w) // COARSE_SIDE)  # block means: sensor noise averages out, a stroke stays
+    coarse = pixels[:, : h - h % step or h, : w - w % step or w]
+    if step > 1:
+        coarse = coarse.reshape(n, coarse.shape[1] // step, step, coarse.shape[2] // step, step).mean(axis=(2, 4))
+    flat = coarse.reshape(n, -1)
+    return background - flat.min(axis=1) > flat.max(axis=1) - background
+
+
+def flatten_background(pixels: np.ndarray) -> np.ndarray:
+    """Light strokes on a dark background (N, H, W) float 0..255 → the illumination removed, contrast stretched.
+
+    The background is a morphological opening (min then max filter) wider than a stroke, blurred: shadows,
+    gradients and the paper's tone, without the ink. It is subtracted; then what is under ``INK_FLOOR`` of the
+    ink level (a high percentile), or within the noise of the background, goes to 0 and the ink level to 255.
+    An MNIST digit (black background, ink at 255) comes through unchanged but for its faintest edge pixels.
+    """
+    n = len(pixels)
+    size = max(3, round(OPENING_SHARE * min(pixels.shape[1:])) | 1)
+    # Opened on a copy extended by a window at each edge, so a shading gradient reaching the edge is followed
+    # to it (opened within the image alone, the background would fall short there and leave a bright band).
+    wide = np.pad(pixels, [(0, 0), (size, size), (size, size)], mode="edge")
+    opened = _rank_filter(_rank_filter(wide, size, np.min), size, np.max)[:, size:-size, size:-size]
+    background = _blur(opened, size / 4)
+    ink = np.clip(pixels - background, 0, None).reshape(n, -1)
+    level = np.percentile(ink, INK_PERCENTILE, axis=1)
+    median = np.median(ink, axis=1)
+    noise = median + NOISE_SIGMAS * 1.4826 * np.median(np.abs(ink - median[:, None]), axis=1)
+    floor = np.minimum(np.maximum(INK_FLOOR * level, noise), 0.5 * level)
+    span = np.where(level >= MIN_INK, level - floor, 1.0)
+    out = np.clip((ink - floor[:, None]) / span[:, None], 0, 1) * 255.0
+    out[level < MIN_INK] = 0.0
+    return out.reshape(pixels.shape).astype(np.float32)
+
+
+def _rank_filter(pixels: np.ndarray, size: int, reduce) -> np.ndarray:
+    """A square min or max filter (separable), edges extended: (N, H, W) → (N, H, W)."""
+    half = size // 2
+    for axis in (1, 2):
+        padded = np.pad(pixels, [(0, 0)] + [(half, half) if a == axis else (0, 0) for a in (1, 2)], mode="edge")
+        pixels = reduce(np.lib.stride_tricks.sliding_window_view(padded, size, axis=axis), axis=-1)
+    return pixels
+
+
+def _blur(pixels: np.ndarray, sigma: float) -> np.ndarray:
+    """A separable Gaussian blur (radius 3 sigma), edges extended: (N, H, W) → (N, H, W)."""
+    radius = max(1, int(3 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2).astype(np.float32)
+    taps /= taps.sum()
+    for axis in (1, 2):
+        padded = np.pad(pixels, [(0, 0)] + [(radius, radius) if a == axis else (0, 0) for a in (1, 2)], mode="edge")
+        pixels = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1, axis=axis) @ taps
+    return pixels
+
+
+def frame_center_of_mass(pixels: np.ndarray, box: int, height: int, width: int) -> np.ndarray:
+    """MNIST's framing of one image (H, W): the ink's bounding box scaled (aspect kept) to fit a ``box``-pixel
+    square, placed in a height × width field with its centre of mass at the centre. Empty stays empty."""
+    out = np.zeros((height, width), dtype=np.float32)
+    mask = pixels > 0
+    if not mask.any():
+        return out
+    top, bottom = _trimmed_span(mask.sum(axis=1))
+    left, right = _trimmed_span(mask.sum(axis=0))
+    crop = pixels[top : bottom + 1, left : right + 1]
+    h, w = crop.shape
+    factor = box / max(h, w)
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    if size != (w, h):
+        crop = np.clip(np.asarray(Image.fromarray(crop, mode="F").resize(size, Image.Resampling.BILINEAR)), 0, 255)
+    mass = crop.sum()
+    if mass <= 0:
+        return out
+    cy = (crop.sum(axis=1) * np.arange(crop.shape[0])).sum() / mass
+    cx = (crop.sum(axis=0) * np.arange(crop.shape[1])).sum() / mass
+    _paste(out, crop, int(round(height / 2 - cy)), int(round(width / 2 - cx)))  # MNIST: centre of mass at (14, 14)
+    return out
+
+
+def _trimmed_span(counts: np.ndarray) -> tuple[int, int]:
+    """First and last index of a profile of ink-pixel counts, ``BOX_TRIM`` of the ink left out at each end."""
+    total = counts.sum()
+    if total == 0:
+        return 0, len(counts) - 1
+    cumulative = np.cumsum(counts)
+    first = int(np.searchsorted(cumulative, BOX_TRIM * total, side="right"))
+    last = int(np.searchsorted(cumulative, (1 - BOX_TRIM) * total, side="left"))
+    return min(first, last), max(first, last)
+
+
+def _paste(field: np.ndarray, patch: np.ndarray, y0: int, x0: int) -> None:
+    """``field[y0:, x0:] = patch``, clipped to the field (a shift past the edge loses what falls outside)."""
+    h, w = patch.shape
+    fy0, fx0 = max(0, y0), max(0, x0)
+    fy1, fx1 = min(field.shape[0], y0 + h), min(field.shape[1], x0 + w)
+    if fy1 > fy0 and fx1 > fx0:
+        field[fy0:fy1, fx0:fx1] = patch[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
 
 
 def array_to_image(array: np.ndarray, source: str = "array") -> Image.Image:
@@ -210,6 +388,11 @@ def array_to_image(array: np.ndarray, source: str = "array") -> Image.Image:
 
 def preprocess(item: ImageInput, spec: ModelSpec) -> np.ndarray:
     """One input (path, Pillow image or array) → one (C, H, W) sample for the model."""
+    if spec.input_kind is InputKind.HAND_LANDMARKS:  # 42 numbers from a photo resized to 1×42 would be noise
+        raise InputError(
+            f"model {spec.name} reads hand landmarks, not pixels; run it through the hand stage "
+            "(`edge infer --hands`, runtime.hand_classify)"
+        )
     if isinstance(item, np.ndarray):
         fast = _fast_pixels(item, spec)
         if fast is not None:
@@ -245,7 +428,7 @@ def _fast_pixels(array: np.ndarray, spec: ModelSpec) -> np.ndarray | None:
 
     Pillow would return the same bytes (no resize, no conversion), so the result is identical.
     """
-    if array.dtype != np.uint8 or array.shape[:2] != (spec.height, spec.width):
+    if spec.has_deploy_steps or array.dtype != np.uint8 or array.shape[:2] != (spec.height, spec.width):
         return None
     if spec.color_mode is ColorMode.GRAY and array.ndim == 2:
         return array

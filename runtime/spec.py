@@ -21,7 +21,10 @@ from formats.artifacts import SPEC_KEY, Artifacts, plan_manifest
 from formats.errors import ArtifactNameError, SpecError
 from formats.writer import Kind, write_artifact
 
-SCHEMA_VERSION = 1
+# 2 added the deploy steps for camera photos (polarity, background, framing, frame_box). A version-1 spec is
+# still read: it lacks those fields, and their defaults are exactly what version 1 did.
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 METADATA_KEY = SPEC_KEY
 # Bounds on what a spec may ask for: one side of 8192 pixels is far beyond any classifier input, and a
 # resize target of 10**6 would allocate terabytes before any check of ours ran.
@@ -55,6 +58,34 @@ class Interpolation(str, enum.Enum):
     BOX = "box"
 
 
+class Polarity(str, enum.Enum):
+    """Which way round strokes reach the model. MNIST is light strokes on a dark background; paper is the opposite."""
+
+    KEEP = "keep"  # as decoded
+    INVERT = "invert"  # always 255 − pixel
+    # Per image: light strokes on a dark background, inverting when the ink is darker than the background (the
+    # border's median, against the darkest and brightest parts of a coarse copy of the image).
+    LIGHT_ON_DARK = "light_on_dark"
+
+
+class Background(str, enum.Enum):
+    """What is done to the background after the polarity step (both keep MNIST's own images nearly unchanged)."""
+
+    KEEP = "keep"
+    # Illumination removed (the background, estimated by a morphological opening larger than a stroke and blurred,
+    # is subtracted: shadows and gradients go), then the contrast stretched: the noise floor to 0, the ink to 255.
+    FLATTEN = "flatten"
+
+
+class Framing(str, enum.Enum):
+    """How the subject is placed in the model's height × width."""
+
+    RESIZE = "resize"  # the resize policy (stretch or shorter side + centre crop)
+    # MNIST's own: the ink's bounding box scaled to fit a frame_box square, aspect kept, and placed so that its
+    # centre of mass is at the centre (LeCun et al.). The resize policy is then not used.
+    CENTER_OF_MASS = "center_of_mass"
+
+
 class OutputKind(str, enum.Enum):
     LOGITS = "logits"
     PROBABILITIES = "probabilities"
@@ -62,6 +93,15 @@ class OutputKind(str, enum.Enum):
 
 class Layout(str, enum.Enum):
     NCHW = "NCHW"
+
+
+class InputKind(str, enum.Enum):
+    """What the model's input tensor holds."""
+
+    IMAGE = "image"  # pixels, through runtime.preprocess
+    # 21 hand landmarks as runtime.hands.landmark_features makes them, fed as (N, 1, 1, width): the photo goes
+    # through the hand stage (runtime.hands) first, and a photo without a hand gets "no hand", not a letter.
+    HAND_LANDMARKS = "hand_landmarks"
 
 
 class InputDType(str, enum.Enum):
@@ -74,8 +114,9 @@ class ModelSpec:
     """Everything needed to turn an image into this model's input and its output into labels.
 
     Pixel values go through ``(pixel * scale - mean[c]) / std[c]`` per channel, in float32,
-    after colour conversion and resizing. ``resize_size`` is the shorter-side target for
-    ``SHORTER_SIDE_CENTER_CROP`` and is ignored for ``STRETCH``.
+    after colour conversion, the deploy steps (``polarity``, ``background``, grayscale only) and
+    resizing or framing. ``resize_size`` is the shorter-side target for ``SHORTER_SIDE_CENTER_CROP``
+    and is ignored for ``STRETCH``.
     """
 
     name: str
@@ -95,7 +136,12 @@ class ModelSpec:
     dynamic_batch: bool = True
     output_name: str = "logits"
     output_kind: OutputKind = OutputKind.LOGITS
+    polarity: Polarity = Polarity.KEEP
+    background: Background = Background.KEEP
+    framing: Framing = Framing.RESIZE
+    frame_box: int | None = None  # the side of the square the ink is fitted into (CENTER_OF_MASS only)
     schema_version: int = SCHEMA_VERSION
+    input_kind: InputKind = InputKind.IMAGE
 
     def __post_init__(self) -> None:
         # Coerce JSON-ish values so ModelSpec(**json.load(...)) and literal construction agree.
@@ -122,17 +168,28 @@ class ModelSpec:
         return len(self.labels)
 
     @property
+    def has_deploy_steps(self) -> bool:
+        """Whether pixels go through more than colour conversion and the resize policy."""
+        return (self.polarity, self.background, self.framing) != (Polarity.KEEP, Background.KEEP, Framing.RESIZE)
+
+    @property
     def input_shape(self) -> tuple[int, int, int]:
         """(channels, height, width) of one sample, without the batch axis."""
         return (self.channels, self.height, self.width)
 
     def _validate(self) -> None:
         problems = []
-        if self.schema_version != SCHEMA_VERSION:
+        if self.schema_version not in READABLE_SCHEMA_VERSIONS:
             problems.append(
-                f"schema_version is {self.schema_version}, this runtime reads {SCHEMA_VERSION}; "
-                "re-export the model with this version of the toolkit"
+                f"schema_version is {self.schema_version}, this runtime reads "
+                f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))}; re-export the model with this version of the toolkit"
             )
+        if self.has_deploy_steps and self.color_mode is not ColorMode.GRAY:
+            problems.append("polarity, background and framing apply to grayscale models only (color_mode L)")
+        if self.framing is Framing.CENTER_OF_MASS:
+            box = self.frame_box
+            if not isinstance(box, int) or isinstance(box, bool) or not 0 < box <= min(self.height, self.width):
+                problems.append(f"frame_box must be an integer from 1 to min(height, width), got {box!r}")
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name) or ".." in self.name:
             problems.append(
                 f"name must be a plain file name (letters, digits, '.', '_', '-'; no '..', no path), got {self.name!r}"
@@ -171,6 +228,8 @@ class ModelSpec:
             problems.append("std must not contain 0")
         if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0):
             problems.append(f"scale must be a positive finite number, got {self.scale!r}")
+        if self.input_kind is InputKind.HAND_LANDMARKS and (self.height != 1 or self.color_mode is not ColorMode.GRAY):
+            problems.append("a hand_landmarks model takes (N, 1, 1, features): height 1, color_mode L")
         if not self.input_name or not self.output_name:
             problems.append("input_name and output_name must be non-empty")
         if problems:
@@ -182,6 +241,8 @@ class ModelSpec:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name == "input_kind" and value is InputKind.IMAGE:
+                continue  # image specs stay as every earlier runtime wrote and reads them
             if isinstance(value, enum.Enum):
                 value = value.value
             elif isinstance(value, tuple):
@@ -211,6 +272,11 @@ class ModelSpec:
             if unknown:
                 parts.append(f"unknown field(s) {', '.join(unknown)}")
             raise SpecError(f"{source}: {'; '.join(parts)}; re-export the model to regenerate its spec")
+        if data.get("schema_version") == 1:
+            added = sorted(set(data) & {"polarity", "background", "framing", "frame_box"})
+            if added:
+                raise SpecError(f"{source}: schema_version 1 has no field(s) {', '.join(added)}; write version 2")
+            data = {**data, "schema_version": SCHEMA_VERSION}  # version 1 is version 2 with the deploy steps off
         try:
             return cls(**data)
         except SpecError as exc:
@@ -248,6 +314,10 @@ _ENUM_FIELDS = {
     "output_kind": OutputKind,
     "layout": Layout,
     "input_dtype": InputDType,
+    "polarity": Polarity,
+    "background": Background,
+    "framing": Framing,
+    "input_kind": InputKind,
 }
 
 

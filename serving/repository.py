@@ -1,16 +1,16 @@
 """A Triton Inference Server model repository for users who outgrow one device.
 
 ``python -m serving.repository --model artifacts/asl_cnn/asl_cnn.int8.plan [--repo triton_repo] [--name asl_cnn]
-[--backend native|python] [--max-batch 64] [--preferred-batch 8,32] [--max-queue-delay-us 100] [--instances 1]``
+[--backend python|native] [--max-batch 64] [--preferred-batch 8,32] [--max-queue-delay-us 100] [--instances 1]``
 
-Writes ``<repo>/<name>/config.pbtxt`` and ``<repo>/<name>/1/model.plan`` (TensorRT, platform
-``tensorrt_plan``) or ``model.onnx`` (ONNX Runtime, ``onnxruntime_onnx``), with dynamic batching
-and the input/output names, types and shapes from the ModelSpec. ``--backend python`` instead
-writes a Python-backend model (``1/model.py``) that serves the file with our runtime and takes
-encoded image bytes (``IMAGE``) or preprocessed tensors, returning probabilities and top-k labels
-(see ``serving.triton_model``); it runs on any Triton, including ``python -m serving.serve``. A plan's
-``max_batch_size`` is
-capped by its optimization profile (read from the manifest). The ModelSpec goes beside the config
+By default (``--backend python``) writes a Python-backend model: ``<repo>/<name>/config.pbtxt``,
+``1/model.py`` and the model file, served with our runtime; it takes encoded image bytes (``IMAGE``) or
+preprocessed tensors and returns probabilities and top-k labels (see ``serving.triton_model``), and runs on
+any Triton, including ``edge serve`` (``python -m serving.serve``). ``--backend native`` instead writes
+``1/model.plan`` (TensorRT, platform ``tensorrt_plan``) or ``model.onnx`` (ONNX Runtime,
+``onnxruntime_onnx``) for Triton's own backends (NVIDIA's containers, JetPack), with dynamic batching and
+the input/output names, types and shapes from the ModelSpec. A plan's ``max_batch_size`` is capped by its
+optimization profile (read from the manifest). The ModelSpec goes beside the config
 (``spec.json``) so clients preprocess exactly as the runtime does. The folder is assembled in a
 temporary directory and renamed into place: an interrupted export leaves no half repository.
 """
@@ -30,7 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from formats.artifacts import ONNX_SUFFIX, is_plan
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary, non_negative_int, positive_int
+from formats.cli import (
+    EXIT_OK,
+    EXIT_USER_ERROR,
+    command_parser,
+    error_boundary,
+    non_negative_int,
+    positive_int,
+)
 from formats.engine_manifest import load_manifest, manifest_path
 from formats.errors import RuntimeToolkitError
 from formats.writer import ForeignFileError, force_enabled, set_force
@@ -233,6 +240,8 @@ def write_repository(
     if is_plan(model):
         platform, filename = "tensorrt_plan", "model.plan"
         manifest = load_manifest(model)
+        for line in server_requirements(manifest):
+            print(f"note: {line}")
         profile_max = min(p["max"][0] for p in manifest.profiles) if manifest.profiles else options.max_batch
         if options.max_batch > profile_max:
             print(f"note: max_batch_size lowered to {profile_max}, the plan's optimization profile maximum")
@@ -283,6 +292,34 @@ def write_repository(
     return target
 
 
+# TensorRT's support matrix: version-compatible plans also run on these later majors (8 → 9, 10; 10 → 11).
+LATER_MAJORS = {8: (9, 10), 10: (11,)}
+
+
+def server_requirements(manifest) -> list[str]:
+    """What the Triton server must have to load this plan, from its manifest: a version-compatible plan needs
+    the TensorRT backend told so (``--backend-config=tensorrt,version-compatible=true``, which lets it run the
+    lean runtime the plan embeds) and a TensorRT of the same major or newer; any other plan needs exactly the
+    TensorRT that built it. A TensorRT-RTX plan cannot be served by Triton's ``tensorrt_plan`` backend at all."""
+    built = f"{manifest.flavour} {manifest.trt_version}"
+    if manifest.flavour != "tensorrt":
+        return [
+            f"this plan was built with {built}; Triton's tensorrt_plan backend loads standard TensorRT plans "
+            "only: serve it with --backend python (our runtime), or rebuild with standard TensorRT"
+        ]
+    if manifest.build_flags.get("version_compatible"):
+        major = int(manifest.trt_version.split(".")[0])
+        later = "".join(f" or {m}.x" for m in LATER_MAJORS.get(major, ()))
+        return [
+            "version-compatible plan: start tritonserver with --backend-config=tensorrt,version-compatible=true",
+            f"the server's TensorRT must be {manifest.trt_version} or a later {major}.x{later} (built with {built})",
+        ]
+    return [
+        f"the server's TensorRT must be exactly {manifest.trt_version} (the Triton release that ships it; "
+        f"built with {built}), or rebuild with --version-compatible"
+    ]
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -299,9 +336,16 @@ def _batches(text: str) -> tuple[int, ...]:
     return values
 
 
-@error_boundary
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m serving.repository", description=describe(__doc__))
+def build_parser() -> argparse.ArgumentParser:
+    p = command_parser(
+        "triton",
+        __doc__,
+        [
+            "edge triton --model artifacts/mnist_cnn/mnist_cnn.fp32.onnx --repo triton_repo --backend python",
+            "edge triton --model asl_cnn/asl_cnn.int8.plan --repo triton_repo --max-batch 32   # native TensorRT",
+            "edge serve --repo triton_repo                                                     # then serve it",
+        ],
+    )
     p.add_argument("--model", type=Path, required=True, help="a .plan (with its manifest) or .onnx file")
     p.add_argument("--repo", type=Path, default=Path("triton_repo"), help="model repository root (default triton_repo)")
     p.add_argument("--name", default=None, help="model name in the repository (default: the spec's name)")
@@ -312,14 +356,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="max_batch_size (0: no batching, for a model with a fixed batch of 1)",
     )
     p.add_argument("--preferred-batch", type=_batches, default=(8, 32), help="comma-separated preferred batch sizes")
-    p.add_argument("--max-queue-delay-us", type=non_negative_int(10_000_000), default=100)
-    p.add_argument("--instances", type=positive_int(1024), default=1)
+    p.add_argument(
+        "--max-queue-delay-us",
+        type=non_negative_int(10_000_000),
+        default=100,
+        help="how long Triton's dynamic batcher waits to fill a batch, in µs",
+    )
+    p.add_argument("--instances", type=positive_int(1024), default=1, help="model instances Triton runs side by side")
     p.add_argument(
         "--backend",
         choices=[b.value for b in ServingBackend],
-        default=ServingBackend.NATIVE.value,
-        help="native: Triton's onnxruntime/tensorrt backend (default); python: our runtime inside "
-        "Triton's Python backend (image bytes in, probabilities and top-k labels out)",
+        default=ServingBackend.PYTHON.value,
+        help="python (default): our runtime inside Triton's Python backend (image bytes in, probabilities and "
+        "top-k labels out), which `edge serve` runs; native: Triton's own onnxruntime/tensorrt backend, for "
+        "NVIDIA's Triton containers or JetPack's Triton",
     )
     p.add_argument(
         "--top-k", type=positive_int(1000), default=5, help="Python backend: labels returned per image (default 5)"
@@ -334,7 +384,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="Python backend: ONNX Runtime intra-op threads per instance (default: its choice)",
     )
     p.add_argument("--force", action="store_true", help="replace a --repo/--name folder that is not a Triton model")
-    args = p.parse_args(argv)
+    return p
+
+
+@error_boundary
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     set_force(args.force)
     try:
         options = TritonOptions(
@@ -351,6 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     print(f"wrote {target} ({(target / 'config.pbtxt').read_text().splitlines()[1]})")
+    if args.backend == ServingBackend.PYTHON.value:
+        print(f"serve it: edge serve --repo {args.repo}   then ask it: edge client 127.0.0.1:8000 IMAGE")
     return EXIT_OK
 
 

@@ -7,8 +7,10 @@ Ctrl-C or SIGTERM. Ports default to Triton's 8000/8001/8002; ``0`` picks a free 
 127.0.0.1 unless ``--host`` says otherwise.
 
 The wheel's server has only the Python backend (no ONNX Runtime or TensorRT backend): repositories
-written by ``python -m serving.repository --backend python`` run here; ``onnxruntime_onnx`` and
-``tensorrt_plan`` models need NVIDIA's Triton containers or JetPack's Triton. The Python-backend stub
+written by ``edge triton`` (``python -m serving.repository``, whose default is the Python backend) run here;
+a repository with ``onnxruntime_onnx`` or ``tensorrt_plan`` models (``--backend native``) is refused with the
+command that rewrites it (``--keep-going`` serves the rest), as they need NVIDIA's Triton containers or JetPack's
+Triton. The Python-backend stub
 must match this interpreter and see its packages (``serving.triton_install``): a copy of the wheel's
 backend folder with the stub for this Python version is made under ``~/.cache/edge-toolkit`` (the
 wheel is never modified), and the stub gets its own numpy 1.x, this environment's ``site-packages``
@@ -22,20 +24,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, describe, error_boundary
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
+from formats.writer import ForeignFileError, Kind, add_force_argument, check_output, set_force
 from serving.triton_install import ServeError, check_stub_site, find_triton, stub_site
 from serving.triton_server import ModelControl, ServerOptions, TritonServer
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m serving.serve", description=describe(__doc__))
-    p.add_argument("--repo", type=Path, required=True, help="model repository (from `python -m serving.repository`)")
+    p = command_parser(
+        "serve",
+        __doc__,
+        [
+            "edge triton --model artifacts/mnist_cnn/mnist_cnn.fp32.onnx --repo triton_repo --backend python",
+            "edge serve --repo triton_repo                        # HTTP 8000, gRPC 8001, metrics 8002; Ctrl-C stops",
+            "edge serve --repo triton_repo --http-port 0 --json   # free ports, endpoints as JSON",
+        ],
+    )
+    p.add_argument("--repo", type=Path, required=True, help="model repository (from `edge triton`)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--http-port", type=_port, default=8000, help="HTTP port (default 8000; 0 = a free port)")
     p.add_argument("--grpc-port", type=_port, default=8001, help="gRPC port (default 8001; 0 = a free port)")
@@ -58,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where the server's own log goes (default: a temporary file, kept only if the server fails)",
     )
+    add_force_argument(p)
     p.add_argument("--startup-timeout-s", type=float, default=120.0, help="give up on loading after this long")
     p.add_argument(
         "--json",
@@ -77,6 +90,23 @@ def _port(text: str) -> int:
     return value
 
 
+_NATIVE = re.compile(r'^\s*(?:platform|backend)\s*:\s*"(onnxruntime_onnx|tensorrt_plan|onnxruntime|tensorrt)"', re.M)
+
+
+def native_models(repo: Path) -> list[tuple[str, str]]:
+    """(model, backend) for each model of ``repo`` whose config names Triton's ONNX Runtime or TensorRT backend."""
+    found = []
+    for config in sorted(repo.glob("*/config.pbtxt")):
+        try:
+            match = _NATIVE.search(config.read_text(errors="replace"))
+        except OSError:
+            continue  # the server reports an unreadable config with its own reason
+        if match:
+            backend = {"onnxruntime_onnx": "onnxruntime", "tensorrt_plan": "tensorrt"}.get(match[1], match[1])
+            found.append((config.parent.name, backend))
+    return found
+
+
 def _fail(message: str, as_json: bool, code: int) -> int:
     if as_json:
         print(json.dumps({"ok": False, "error": message}), flush=True)
@@ -87,6 +117,12 @@ def _fail(message: str, as_json: bool, code: int) -> int:
 @error_boundary
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_force(args.force)
+    if args.log_file is not None:
+        try:  # appended to: a log or a FIFO/device, never a file of another kind (a photo) without --force
+            check_output(args.log_file, Kind.LOG)
+        except ForeignFileError as exc:
+            return _fail(f"--log-file {exc}", args.json, EXIT_USER_ERROR)
     if not args.repo.is_dir():
         return _fail(
             f"--repo {args.repo}: no such folder; write one with `python -m serving.repository --backend "
@@ -99,6 +135,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_stub_site(stub_site())
     except ServeError as exc:
         return _fail(str(exc), args.json, EXIT_USER_ERROR)
+    native = native_models(args.repo)
+    if native:
+        name, backend = native[0]
+        message = (
+            f"--repo {args.repo}: model {name!r} needs Triton's {backend} backend, which this server (the "
+            f"nvidia-pytriton wheel) does not have; rewrite it for the Python backend: `edge triton --model "
+            f"MODEL.onnx --repo {args.repo} --name {name}` (the default backend), or use NVIDIA's Triton container"
+        )
+        if not args.keep_going:
+            return _fail(message, args.json, EXIT_USER_ERROR)
+        print(f"warning: {message}; --keep-going: it will be UNAVAILABLE", file=sys.stderr, flush=True)
     options = ServerOptions(
         repo=args.repo,
         host=args.host,

@@ -42,3 +42,16 @@ def test_jetpack6_never_gets_cuda_python_13():
 def test_x86_gets_one_cuda_python_and_cu12_pins_the_major():
     assert len(_cuda_python("gpu", "x86_64", "3.11")) == 1
     assert [SpecifierSet(s) for s in _cuda_python("gpu-cu12", "x86_64", "3.12")] == [SpecifierSet(">=12.6,<13")]
+
+
+def _requirements(extra: str, name: str, machine: str, python: str) -> list[str]:
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    env = {**default_environment(), "platform_machine": machine, "python_version": python}
+    wanted = [Requirement(line) for line in extras[extra]]
+    return [str(r) for r in wanted if r.name == name and (r.marker is None or r.marker.evaluate(env))]
+
+
+def test_gpu_ort_never_asks_pypi_for_a_jetson_onnxruntime_gpu_wheel():
+    # PyPI has no aarch64 onnxruntime-gpu for JetPack's Pythons: `pip install .[gpu-ort]` failed on every Jetson.
+    assert _requirements("gpu-ort", "onnxruntime-gpu", "aarch64", "3.10") == []
+    assert _requirements("gpu-ort", "onnxruntime-gpu", "x86_64", "3.12")

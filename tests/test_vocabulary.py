@@ -31,7 +31,7 @@ VOCABULARY = REPO / "runtime" / "artifacts.py"
 _PRECISION = r"(?:fp32|fp16|int8|int8\.ort|int8-implicit|prep)"
 _SUFFIX = (
     rf"(?:\.{_PRECISION}\.onnx|\.{_PRECISION}\.plan|\.calib\.(?:npz|json|cache)|\.ranges\.json|\.gate\.(?:json|md)"
-    r"|\.confusion\.png|\.compare\.(?:json|md|png)|\.golden\.npz|\.metrics\.json|\.exclusion\.json|\.bundle\.tar\.gz"
+    r"|\.confusion\.png|\.real\.(?:json|md|png)|\.compare\.(?:json|md|png)|\.golden\.npz|\.metrics\.json|\.exclusion\.json|\.bundle\.tar\.gz"
     r"|\.pt)"
 )
 RULES = (

@@ -6,25 +6,61 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, error_boundary
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary, examples
 from formats.errors import RuntimeToolkitError
 from formats.writer import set_force
 from train import asl, asl_effnet, mnist, transfer
 from train.loop import init_distributed_from_env, shutdown_distributed
 
+MNIST_EXAMPLES = (
+    "edge train mnist --model mnist_cnn --epochs 4 --out artifacts/mnist_cnn --data-dir data",
+    "edge train mnist --model mnist_mlp --kfold 5 --grid-lr 1e-3,3e-4 --out artifacts/mlp",
+)
+ASL_EXAMPLES = (
+    "edge train asl --epochs 12 --out artifacts/asl_cnn --data-dir data   # camera augmentation",
+    "edge train asl --train-csv my_train.csv.gz --test-csv my_test.csv --out artifacts/my_asl",
+)
+ASL_EFFNET_EXAMPLES = (
+    "edge train asl_effnet --out artifacts/asl_effnet --data-dir data   # ImageNet EfficientNet-Lite0, offline",
+    "edge train asl_effnet --adapt my_hands/ --from artifacts/asl_effnet/asl_effnet.pt --out artifacts/mine",
+)
+TRANSFER_EXAMPLES = (
+    "edge train transfer --backbone efficientnet_lite0 --weights imagenet --data data/flowers --out artifacts/fl",
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m train", description="Train the course models.")
-    sub = parser.add_subparsers(dest="task", required=True)
-    mnist.add_arguments(sub.add_parser("mnist", help="MNIST MLP or CNN (course lab 1)"))
-    asl.add_arguments(sub.add_parser("asl", help="ASL sign-language CNN with augmentation (course labs 2-4)"))
+    parser = command_parser(
+        "train",
+        __doc__,
+        [*MNIST_EXAMPLES, *ASL_EXAMPLES, *ASL_EFFNET_EXAMPLES, *TRANSFER_EXAMPLES],
+        description="Train the course models.",
+    )
+    sub = parser.add_subparsers(
+        dest="task", required=True, metavar="{mnist,asl,asl_effnet,transfer}", help="which model"
+    )
+    mnist.add_arguments(
+        sub.add_parser("mnist", help="MNIST MLP or CNN (course lab 1)", epilog=examples(*MNIST_EXAMPLES))
+    )
+    asl.add_arguments(
+        sub.add_parser(
+            "asl", help="ASL sign-language CNN with augmentation (course labs 2-4)", epilog=examples(*ASL_EXAMPLES)
+        )
+    )
     asl_effnet.add_arguments(
         sub.add_parser(
             "asl_effnet",
             help="ASL EfficientNet-Lite0 for real photos; --adapt DIR fine-tunes it on your own hands",
+            epilog=examples(*ASL_EFFNET_EXAMPLES),
         )
     )
-    transfer.add_arguments(sub.add_parser("transfer", help="pretrained backbone + new head, two phases (course lab 5)"))
+    transfer.add_arguments(
+        sub.add_parser(
+            "transfer",
+            help="pretrained backbone + new head, two phases (course lab 5)",
+            epilog=examples(*TRANSFER_EXAMPLES),
+        )
+    )
     for task in sub.choices.values():
         task.add_argument("--force", action="store_true", help="replace files of another kind in --out")
     return parser

@@ -46,9 +46,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=ASL_AUGMENT.hflip_p,
         help="probability of the course's horizontal flip (default 0: it hurts on the test split)",
     )
+    parser.add_argument(
+        "--adapt",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="fit the landmark classifier asl_landmarks_adapted on your own labelled photos instead (train.landmarks)",
+    )
+    parser.add_argument(
+        "--hands", type=Path, default=None, help="with --adapt: folder of the hand models (default --out; `edge hands`)"
+    )
 
 
 def run(args: argparse.Namespace) -> dict:
+    if args.adapt is not None:
+        from train import landmarks
+
+        return landmarks.run(args)
     config, grid = config_and_grid(args)
     augment = None if args.no_augment else replace(AUGMENTS[args.augment], hflip_p=args.hflip_p)
     return train_asl(

@@ -5,6 +5,9 @@ RandomRotation, RandomResizedCrop (aspect 1), RandomHorizontalFlip and ColorJitt
 whole batch at once (torchvision's v2 transforms would need a Python loop per image, 3× slower
 here); its draws come from torch's global RNG, so a seeded run augments identically every time.
 
+``stroke_p`` thickens or thins the strokes of that share of the images (a marker, a fine pen: what is left of the
+pen after the digit deploy path in ``runtime.preprocess`` has framed a photo of paper).
+
 ``CAMERA`` adds what a camera does to a 28×28 crop (see ``calibration.robustness``, which measures it
 on re-shots of the test split): zoom in and out with the border pixels filling in (as a hand on a plain
 background), translation, perspective, a lighting gradient, blur and sensor noise.
@@ -33,6 +36,7 @@ class AugmentConfig:
     gradient: float = 0.0  # largest gain of a linear lighting gradient (half of the images)
     blur_p: float = 0.0  # share of images blurred (Gaussian, sigma 0.1–1.2 pixels of the 28×28 input)
     noise_std: float = 0.0  # Gaussian sensor noise in 0..1 units (half of the images)
+    stroke_p: float = 0.0  # share of images whose strokes are thickened (half) or thinned (half), before the rest
 
 
 # What a camera does to a hand: the renderer's ranges (±12°, ±6 %, zoom 0.85–1.15) widened a little.
@@ -75,14 +79,37 @@ def _pipeline(height: int, width: int, config: AugmentConfig) -> K.AugmentationS
     return K.AugmentationSequential(*steps)
 
 
+_THICKER = torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 0.0]])  # a 3×3 cross: about +1 px a side
+_THINNER = torch.ones(2, 2)  # a 2×2 square: about −1 px
+
+
+def change_strokes(x: torch.Tensor, share: float) -> torch.Tensor:
+    """Grey dilation of ``share``/2 of the images and erosion of another ``share``/2 (light strokes on dark)."""
+    from kornia.morphology import dilation, erosion
+
+    draw = torch.rand(len(x))
+    thicker, thinner = draw < share / 2, (draw >= share / 2) & (draw < share)
+    out = x.clone()
+    if thicker.any():
+        out[thicker] = dilation(x[thicker], _THICKER)
+    if thinner.any():
+        out[thinner] = erosion(x[thinner], _THINNER)
+    return out
+
+
 def course_augmentation(height: int, width: int, config: AugmentConfig | None = None):
     """A callable: pixels (N, C, H, W) in 0..255 (uint8 or float) → augmented float pixels in 0..255."""
     pipeline = _pipeline(height, width, config or AugmentConfig())
+
+    stroke_p = (config or AugmentConfig()).stroke_p
 
     def augment(batch: torch.Tensor) -> torch.Tensor:
         if batch.ndim != 4:
             raise ValueError(f"augmentation takes (N, C, H, W) batches, got shape {tuple(batch.shape)}")
         with torch.no_grad():
-            return pipeline(batch.float() / 255.0).clamp_(0.0, 1.0) * 255.0
+            x = batch.float() / 255.0
+            if stroke_p:
+                x = change_strokes(x, stroke_p)
+            return pipeline(x).clamp_(0.0, 1.0) * 255.0
 
     return augment

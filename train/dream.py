@@ -26,8 +26,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from formats.cli import EXIT_OK, describe, error_boundary, positive_float, positive_int
-from formats.writer import Kind, add_force_argument, set_force, write_artifact
+from formats.cli import (
+    EXIT_OK,
+    command_parser,
+    error_boundary,
+    positive_float,
+    positive_int,
+    random_seed,
+    thread_count,
+)
+from formats.writer import Kind, add_force_argument, declare_inputs, set_force, write_artifact
 from runtime.preprocess import load_image, to_color_mode
 from runtime.spec import ColorMode
 from train.errors import TrainError
@@ -148,7 +156,14 @@ def load_backbone() -> nn.Module:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m train.dream", description=describe(__doc__))
+    parser = command_parser(
+        "dream",
+        __doc__,
+        [
+            "edge dream --list-layers                                 # stem, block0 … block15, head",
+            "edge dream --image bear.jpg --layer block6 --out dream.png",
+        ],
+    )
     parser.add_argument("--image", type=Path, help="a photo (JPEG, PNG, …)")
     parser.add_argument(
         "--layer", help="which layer to exaggerate (see --list-layers): shallow = strokes, deep = parts"
@@ -162,9 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-side", type=positive_int(4096), default=defaults.max_side, help="long side the dream is computed at"
     )
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--seed", type=random_seed(), default=defaults.seed, help="seed of the random jitter")
     parser.add_argument(
-        "--threads", type=int, default=1, help="CPU threads for torch (default 1; 0 = torch's own default)"
+        "--threads",
+        type=thread_count(allow_zero=True),
+        default=1,
+        help="CPU threads for torch (default 1; 0 = torch's own default)",
     )
     parser.add_argument("--out", type=Path, default=None, help="PNG to write (default <image stem>.dream.png here)")
     add_force_argument(parser)
@@ -176,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     set_force(args.force)
+    declare_inputs(args.image)
     if args.list_layers:
         print("\n".join(LAYERS))
         return EXIT_OK

@@ -130,6 +130,13 @@ def split_train_val(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray,
     """A seeded random split of ``range(n)`` into train and validation indices."""
     order = np.random.default_rng(seed).permutation(n)
     n_val = int(round(n * val_fraction))
+    if val_fraction > 0 and (n_val == 0 or n_val == n):
+        from train.errors import DataError
+
+        raise DataError(
+            f"{n} training sample(s) leave an empty {'validation' if n_val == 0 else 'training'} split at "
+            f"--val-fraction {val_fraction:g}; give more data (its metrics would be NaN)"
+        )
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 

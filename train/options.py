@@ -8,7 +8,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-from formats.cli import non_negative_int, positive_float, positive_int
+from formats.cli import non_negative_int, positive_float, positive_int, random_seed
 from train.data.paths import DATA_DIR_ENV
 from train.errors import TrainError
 from train.loop import LrSchedule, TrainConfig
@@ -25,14 +25,16 @@ def add_common_arguments(
 ) -> None:
     """Options every in-memory classifier command shares (MNIST, ASL). ``models`` None: all of the data set's."""
     choices = models or tuple(m for m, e in MODELS.items() if e.dataset == dataset)
-    parser.add_argument("--model", choices=sorted(choices), default=default_model)
+    parser.add_argument("--model", choices=sorted(choices), default=default_model, help="which architecture")
     parser.add_argument("--data-dir", default=None, help=f"data root (default ${DATA_DIR_ENV} or ./data)")
     parser.add_argument("--out", type=Path, required=True, help="output folder for checkpoint, spec and metrics")
     # Bounded types: --epochs 0 would overwrite a trained checkpoint with an untrained one.
-    parser.add_argument("--epochs", type=positive_int(100_000), default=epochs)
-    parser.add_argument("--lr", type=positive_float(10.0), default=1e-3)
-    parser.add_argument("--batch-size", type=positive_int(1_000_000), default=batch_size)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=positive_int(100_000), default=epochs, help="passes over the training split")
+    parser.add_argument("--lr", type=positive_float(10.0), default=1e-3, help="peak learning rate")
+    parser.add_argument("--batch-size", type=positive_int(1_000_000), default=batch_size, help="images per step")
+    parser.add_argument(
+        "--seed", type=random_seed(), default=0, help="seeds the split, the initial weights and the shuffling"
+    )
     parser.add_argument(
         "--schedule",
         choices=[s.value for s in LrSchedule],
@@ -48,7 +50,7 @@ def add_common_arguments(
     )
     parser.add_argument("--grid-lr", default=None, help="learning rates tried by --kfold (default 1e-3,3e-4)")
     parser.add_argument("--grid-batch-size", default=None, help="batch sizes tried by --kfold (default 128)")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar, only the per-epoch lines")
 
 
 def config_and_grid(args: argparse.Namespace) -> tuple[TrainConfig, list[TrainConfig] | None]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from formats.cli import non_negative_int, positive_float, positive_int
+from formats.cli import non_negative_int, positive_float, positive_int, random_seed
 from train.augment import AugmentConfig, course_augmentation
 from train.data.image_folder import list_image_folder, load_image_folder
 from train.loop import TrainConfig, evaluate, fit, is_main_process, seed_everything, split_train_val
@@ -26,7 +26,7 @@ _logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backbone", choices=sorted(BACKBONES), default="vgg16")
+    parser.add_argument("--backbone", choices=sorted(BACKBONES), default="vgg16", help="the pretrained network")
     parser.add_argument(
         "--weights",
         default="imagenet",
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "none (random init, for tests), or a path to a .pth state dict",
     )
     parser.add_argument("--data", type=Path, required=True, help="ImageFolder root, or a folder with train/ and val/")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="output folder for checkpoint, spec and metrics")
     parser.add_argument("--image-size", type=positive_int(8192), default=224, help="model input side (default 224)")
     parser.add_argument("--epochs", type=positive_int(100_000), default=5, help="phase 1: frozen backbone, new head")
     parser.add_argument("--lr", type=positive_float(10.0), default=1e-3, help="phase 1 learning rate")
@@ -44,12 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--finetune-lr", type=positive_float(10.0), default=1e-6, help="phase 2 learning rate (course: 1e-6)"
     )
-    parser.add_argument("--batch-size", type=positive_int(1_000_000), default=32)
+    parser.add_argument("--batch-size", type=positive_int(1_000_000), default=32, help="images per step")
     parser.add_argument("--val-fraction", type=float, default=0.2, help="held out when DIR has no val/ folder")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=random_seed(), default=0, help="seeds the split, the new head and the shuffling")
     parser.add_argument("--label-smoothing", type=float, default=0.1, help="cross-entropy label smoothing")
-    parser.add_argument("--no-augment", action="store_true")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--no-augment", action="store_true", help="train without the course augmentation (crops, rotation, jitter)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar, only the per-epoch lines")
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -19,7 +19,7 @@ import torch
 
 from formats.artifacts import Artifacts
 from formats.writer import Kind, check_replace, write_artifact
-from runtime.preprocess import normalize
+from runtime.preprocess import normalize, prepare_pixels
 from runtime.spec import ModelSpec
 from train.checkpoint import save_checkpoint
 from train.loop import TrainConfig, barrier, evaluate, fit, is_main_process, seed_everything, split_train_val
@@ -121,6 +121,7 @@ def train_and_save(
     entry = get_model(model_name)
     spec = spec or entry.spec()
     check_outputs(out, model_name)  # a file of another kind in --out is refused before training, not after
+    images = prepare_pixels(images, spec)  # the runtime's own deploy steps (MNIST: polarity, background, framing)
     report: dict = {"model": model_name, **(info or {}), "train_images": len(images)}
     if kfold:
         cv = cross_validate(model_name, images, labels, spec, kfold, grid or [config], augment, progress)
@@ -146,6 +147,7 @@ def train_and_save(
         return report
     # The test split is loaded here, once, for the final evaluation only.
     test_images, test_labels = load_test()
+    test_images = prepare_pixels(test_images, spec)
     test_loss, test_acc = evaluate(model, *to_tensors(test_images, test_labels, spec))
     report.setdefault("augmentation", augment is not None)
     report.update(

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from formats.cli import EXIT_OK, EXIT_SOME_INPUTS_BAD, EXIT_USER_ERROR, describe, error_boundary
+from formats.cli import EXIT_OK, EXIT_SOME_INPUTS_BAD, EXIT_USER_ERROR, command_parser, error_boundary
 from formats.errors import InputError, RuntimeToolkitError, SpecError
 from runtime.model import Classifier
 from runtime.postprocess import Prediction
@@ -57,10 +57,17 @@ def check_imagenet(classifier: Classifier) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m runtime.apps.doggy_door", description=describe(__doc__))
+    parser = command_parser(
+        "doggy-door",
+        __doc__,
+        [
+            "edge export --pretrained efficientnet_lite0_imagenet --out artifacts/imagenet",
+            "edge doggy-door --engine artifacts/imagenet/efficientnet_lite0_imagenet.fp32.onnx dog.jpg cat.jpg",
+        ],
+    )
     parser.add_argument("--engine", type=Path, required=True, help="an ImageNet classifier (.onnx)")
-    parser.add_argument("images", nargs="+", type=Path)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("images", nargs="+", type=Path, help="photos to judge: dog in, anything else out")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     return parser
 
 

@@ -32,6 +32,7 @@ machine; its numbers equal plain ``run``). Outputs are returned as fresh numpy a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -99,12 +100,42 @@ class BoundRunner:
         self._next_graph_id = 1
         self._pinned: Any = None
         self.staging = "none: the CPU execution provider reads host memory" if device == "cpu" else ""
+        self.time_stages = False
+        self.last_stage_ms: dict[str, float] = {}
+        self._filled: set = set()  # shapes compute_only_ms has filled once
 
     # public -------------------------------------------------------------------------------
 
     def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Host → device, run, device → host; with ``time_stages`` the host time of each is in ``last_stage_ms``
+        (ONNX Runtime owns its CUDA stream, so these are host clocks around synchronous steps, not CUDA events:
+        ``h2d`` ends with ``synchronize_inputs``, ``run`` with ONNX Runtime's own end-of-run synchronize)."""
+        clock = time.perf_counter
+        t0 = clock()
         key = tuple(tuple(feed[t.name].shape) for t in self._inputs)
         slot = self._slots.get(key) or self._make_slot(key)
+        self._fill(slot, feed)
+        t1 = clock()
+        self._session.run_with_iobinding(slot.binding, slot.run_options)
+        t2 = clock()
+        outputs = self._read(slot)
+        if self.time_stages:
+            self.last_stage_ms = {"h2d": 1e3 * (t1 - t0), "run": 1e3 * (t2 - t1), "d2h": 1e3 * (clock() - t2)}
+        return outputs
+
+    def compute_only_ms(self, feed: Mapping[str, np.ndarray]) -> float:
+        """The trtexec-like figure: one run on inputs already on the device (no copies in either direction),
+        through this shape's CUDA graph where it has one. Host clock around the synchronous run, ms."""
+        key = tuple(tuple(feed[t.name].shape) for t in self._inputs)
+        slot = self._slots.get(key) or self._make_slot(key)
+        if key not in self._filled:
+            self._fill(slot, feed)
+            self._filled.add(key)
+        start = time.perf_counter()
+        self._session.run_with_iobinding(slot.binding, slot.run_options)
+        return 1e3 * (time.perf_counter() - start)
+
+    def _fill(self, slot: _Slot, feed: Mapping[str, np.ndarray]) -> None:
         for name, value in slot.inputs.items():
             array = np.ascontiguousarray(feed[name])
             if name in slot.staging:  # host → pinned (memcpy), pinned → device
@@ -115,7 +146,8 @@ class BoundRunner:
                 value.update_inplace(array)
         if self.device != "cpu":  # the copies must have landed before ORT's own stream reads them
             slot.binding.synchronize_inputs()
-        self._session.run_with_iobinding(slot.binding, slot.run_options)
+
+    def _read(self, slot: _Slot) -> dict[str, np.ndarray]:
         if not slot.outputs:
             return dict(zip((t.name for t in self._outputs), slot.binding.copy_outputs_to_cpu()))
         # OrtValue.numpy() copies a device tensor to a new host array, but views a CPU one: copy that.
@@ -180,18 +212,18 @@ class BoundRunner:
         """A pinned host OrtValue and its numpy view for one input, or None (pageable copies)."""
         if self.device == "cpu" or self.staging.startswith("pageable"):
             return None
-        if self._pinned is None:
-            self._pinned, why = pinned_memory_info(self._ort)
+        try:  # any failure here, get_ep_devices() included, only costs speed: fall back to pageable copies
             if self._pinned is None:
-                self.staging = f"pageable: {why}"
-                return None
-        try:
+                self._pinned, why = pinned_memory_info(self._ort)
+                if self._pinned is None:
+                    self.staging = f"pageable: {why}"
+                    return None
             stage = self._ort.OrtValue.ortvalue_from_shape_and_type(list(shape), dtype, memory_info=self._pinned)
             view = stage.numpy()
             if view.__array_interface__["data"][0] != stage.data_ptr():
                 raise ValueError("OrtValue.numpy() of host-accessible memory is a copy, not a view")
             device_value.update_inplace(stage)  # OrtValue → OrtValue copies need a newer onnxruntime
-        except Exception as exc:  # any failure here only costs speed: fall back to pageable copies
+        except Exception as exc:
             self.staging = f"pageable: pinned staging failed ({type(exc).__name__}: {str(exc)[:120]})"
             return None
         self.staging = "pinned: ONNX Runtime host-accessible OrtValue"

@@ -1,17 +1,30 @@
 """TensorRT backend: ``tensorrt`` or ``tensorrt_rtx``, name-based I/O tensors, cuda-python memory and streams.
 
-``activate``: preflight once (``formats.engine_manifest``: file and manifest, then TensorRT version,
-GPU, Jetson), then register TensorRT's plugins, set up the runtime as the manifest requires (host code
-allowed only for a version-compatible plan, which embeds its lean runtime; the DLA core it was built
-for), deserialize, create one execution context, one stream, and — sized for the profile's maximum
-batch — one pinned host buffer and one device buffer per I/O tensor, allocated once and reused. A
-failure half-way frees what was allocated.
-``infer``: requests larger than the profile's maximum are split into chunks (never padded
-silently); each chunk is copied into the pinned input, then H2D → ``execute_async_v3`` → D2H on
-the one stream, one synchronize. With ``cuda_graphs=True`` the enqueue of each batch size is
-captured once as a CUDA graph and replayed, as trtexec does: one plain enqueue and a synchronize
-first, capture only where the context says the stream is capturable, and a plain enqueue for that
-batch size from then on when capture fails (``graph_fallbacks`` says which and why).
+``activate``: make GPU ``device_id`` current (``cudaSetDevice``; Triton passes
+``model_instance_device_id``), preflight once (``formats.engine_manifest``: file and manifest, then
+TensorRT version, GPU, Jetson), then register TensorRT's plugins, set up the runtime as the manifest
+requires (host code allowed only for a version-compatible plan, which embeds its lean runtime; the DLA
+core it was built for), deserialize, create an execution context (None from TensorRT is an error, as is
+a False from ``set_tensor_address``), one stream, and — sized for the profile's maximum batch — one
+pinned host buffer and one device buffer per I/O tensor, allocated once and reused. A failure half-way
+frees what was allocated; ``deactivate`` frees everything even when one free fails, then raises that.
+``infer``: requests larger than the profile's maximum are split into chunks; a DLA plan (fixed shape:
+the DLA has no dynamic dimensions) gets its last chunk zero-padded to the build shape and the padding's
+outputs dropped. Each chunk is copied into the pinned input, then H2D → ``execute_async_v3`` → D2H on
+the one stream, one synchronize.
+
+CUDA graphs (``cuda_graphs=True``), as trtexec's ``sampleInference.cpp``: trtexec captures one shape per
+execution context, so each graphed batch size gets *its own* context, whose input shape is set once and
+never changes (a graph replayed after ``set_input_shape`` moved its context to another shape may run
+with stale shape-dependent state). For each: one plain enqueue and a synchronize, capture only where
+the context says the stream is capturable, and when ``execute_async_v3`` returns False while capturing,
+end the capture, clear the error and run without a graph for that batch size from then on
+(``graph_fallbacks`` says which and why). At most ``MAX_GRAPH_CONTEXTS`` batch sizes are graphed; others
+run plain on the shared context.
+
+``time_stages=True``: each call records ``last_stage_ms`` — host staging into pinned memory, H2D, GPU
+compute and D2H (CUDA events), the host time of the enqueue (``execute_async_v3`` or graph launch) and
+of the synchronize wait, and the copy out of pinned memory — the split trtexec reports.
 
 Only the name-based tensor API (TensorRT ≥ 8.5) is used; nothing here imports torch. This code
 cannot run on any machine of this project (no TensorRT with a supported GPU): its tests carry the
@@ -20,6 +33,7 @@ cannot run on any machine of this project (no TensorRT with a supported GPU): it
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -64,17 +78,27 @@ def make_runtime(trt, logger, manifest: EngineManifest):
     return runtime
 
 
+MAX_GRAPH_CONTEXTS = 8  # each graphed batch size holds its own context (activation memory): bounded
+
+
 class TensorRTBackend(Backend):
     def __init__(
-        self, path: str | Path, cuda_graphs: bool = False, flavour: str | None = None, time_stages: bool = False
+        self,
+        path: str | Path,
+        cuda_graphs: bool = False,
+        flavour: str | None = None,
+        time_stages: bool = False,
+        device_id: int = 0,
     ) -> None:
         super().__init__()
         self.path = Path(path)
         self.cuda_graphs = cuda_graphs
-        self.time_stages = time_stages  # CUDA events around H2D / compute / D2H of the last chunk
+        self.time_stages = time_stages  # per-stage times of the last chunk in last_stage_ms
         self.last_stage_ms: dict[str, float] = {}
         self.flavour = flavour
+        self.device_id = int(device_id)
         self.manifest: EngineManifest | None = None
+        self.graph_fallbacks: dict[int, str] = {}
         self._inputs: tuple[TensorInfo, ...] = ()
         self._outputs: tuple[TensorInfo, ...] = ()
 
@@ -83,18 +107,25 @@ class TensorRTBackend(Backend):
     def _activate(self) -> None:
         manifest = check_file(self.path)  # the file and its manifest, before anything heavy (hashed once)
         trt, flavour = import_tensorrt(self.flavour or manifest.flavour)
-        device = cuda.device_info(0) if cuda.device_count() else None  # CudaError names a driver mismatch
+        device = None
+        if cuda.device_count():  # CudaError names a driver mismatch
+            cuda.set_device(self.device_id)
+            device = cuda.device_info(self.device_id)
         if device is None:
             raise ModelLoadError(
                 f"{self.path}: no CUDA GPU visible; a TensorRT engine needs one (run `python -m runtime.doctor`)"
             )
         check_machine(self.path, manifest, flavour, trt.__version__, device, on_jetson())
         self.manifest = manifest
+        self._fixed_batch = dla_fixed_batch(manifest)
         try:
             self._deserialize(trt, flavour)
             self._allocate()
         except BaseException:
-            self._deactivate()  # free whatever was allocated before the failure
+            try:
+                self._deactivate()  # free whatever was allocated before the failure ...
+            except cuda.CudaError:
+                pass  # ... without hiding the failure that got us here
             raise
 
     def _deserialize(self, trt, flavour: str) -> None:
@@ -107,8 +138,25 @@ class TensorRTBackend(Backend):
                 f"{self.path}: {flavour} {trt.__version__} could not deserialize the engine; "
                 f"rebuild it: {self.manifest.rebuild_command}"
             )
-        self._context = self._engine.create_execution_context()
         self._stream = cuda.Stream()
+        self._context = self._new_context()
+
+    def _new_context(self):
+        """An execution context; None from TensorRT (out of device memory for its activations) is an error."""
+        context = self._engine.create_execution_context()
+        if context is None:
+            raise ModelLoadError(
+                f"{self.path}: TensorRT could not create an execution context (usually out of GPU memory for "
+                "its activations); free GPU memory, or rebuild with a smaller --max-batch: "
+                f"{self.manifest.rebuild_command}"
+            )
+        for name, buffer in getattr(self, "_device", {}).items():
+            self._bind(context, name, buffer.ptr)
+        return context
+
+    def _bind(self, context, name: str, ptr: int) -> None:
+        if context.set_tensor_address(name, ptr) is False:  # False: wrong name or a misaligned address
+            raise ModelLoadError(f"{self.path}: TensorRT refused the device address of tensor {name!r}")
 
     def _allocate(self) -> None:
         trt = self._trt
@@ -130,7 +178,8 @@ class TensorRTBackend(Backend):
         self._host: dict[str, cuda.PinnedBuffer] = {}
         self._device: dict[str, cuda.DeviceBuffer] = {}
         self._graphs: dict[int, cuda.CudaGraph] = {}
-        self.graph_fallbacks: dict[int, str] = {}
+        self._graph_contexts: dict[int, object] = {}
+        self.graph_fallbacks = {}
         for info in self._inputs + self._outputs:
             rest = tuple(d if d is not None else 1 for d in info.shape[1:])
             if info in self._outputs and any(d is None for d in info.shape[1:]):
@@ -138,20 +187,27 @@ class TensorRTBackend(Backend):
             shape = (self._max_batch,) + rest
             self._host[info.name] = cuda.PinnedBuffer(shape, info.dtype)
             self._device[info.name] = cuda.DeviceBuffer(self._host[info.name].nbytes)
-            self._context.set_tensor_address(info.name, self._device[info.name].ptr)
+            self._bind(self._context, info.name, self._device[info.name].ptr)
         self._events = [cuda.Event() for _ in range(4)] if self.time_stages else []
 
     def _deactivate(self) -> None:
-        for event in getattr(self, "_events", []):
-            event.close()
-        for graph in getattr(self, "_graphs", {}).values():
-            graph.close()
-        for buffer in list(getattr(self, "_host", {}).values()) + list(getattr(self, "_device", {}).values()):
-            buffer.close()
+        """Free everything, each release tried even when an earlier one fails; then raise the first failure."""
+        resources = list(getattr(self, "_events", []))
+        resources += list(getattr(self, "_graphs", {}).values())
+        resources += list(getattr(self, "_host", {}).values()) + list(getattr(self, "_device", {}).values())
         if getattr(self, "_stream", None) is not None:
-            self._stream.close()
+            resources.append(self._stream)
         self._events, self._graphs, self._host, self._device, self._stream = [], {}, {}, {}, None
+        self._graph_contexts = {}
         self._context = self._engine = self._runtime = None
+        first: Exception | None = None
+        for resource in resources:
+            try:
+                resource.close()
+            except Exception as exc:  # keep freeing: one failing cudaFree must not leak the rest
+                first = first or exc
+        if first is not None:
+            raise first
 
     # I/O ---------------------------------------------------------------------------------
 
@@ -167,12 +223,12 @@ class TensorRTBackend(Backend):
     def max_batch(self) -> int:
         return int(self._max_batch)
 
-    def _enqueue(self) -> None:
-        if not self._context.execute_async_v3(self._stream.ptr):
+    def _enqueue(self, context) -> None:
+        if not context.execute_async_v3(self._stream.ptr):
             raise ModelLoadError(f"{self.path}: execute_async_v3 failed (see the TensorRT log above)")
 
-    def _set_shape(self, name: str, shape: tuple[int, ...]) -> None:
-        if not self._context.set_input_shape(name, shape):  # False: outside the optimization profile
+    def _set_shape(self, context, name: str, shape: tuple[int, ...]) -> None:
+        if not context.set_input_shape(name, shape):  # False: outside the optimization profile
             low, _, high = self._profile[name]
             raise BackendInputError(
                 f"{self.path}: input {name} shape {shape} is outside the engine's optimization "
@@ -180,43 +236,69 @@ class TensorRTBackend(Backend):
                 f"{self.manifest.rebuild_command}"
             )
 
-    def _capturable(self) -> bool:
-        if hasattr(self._context, "is_stream_capturable"):  # TensorRT-RTX: some engines cannot be captured
-            return bool(self._context.is_stream_capturable(self._stream.ptr))
+    def _capturable(self, context) -> bool:
+        if hasattr(context, "is_stream_capturable"):  # TensorRT-RTX: some engines cannot be captured
+            return bool(context.is_stream_capturable(self._stream.ptr))
         return True
 
-    def _launch(self, rows: int) -> None:
-        """Run the enqueued batch: a CUDA graph per batch size where it can be captured, else a plain enqueue."""
-        if not self.cuda_graphs or rows in self.graph_fallbacks:
-            self._enqueue()
+    def _context_for(self, feed: Mapping[str, np.ndarray], rows: int):
+        """The context this batch size runs on, its input shapes set: its own (graphed) one, else the shared one."""
+        graphed = self.cuda_graphs and rows not in self.graph_fallbacks
+        if graphed and rows in self._graph_contexts:
+            return self._graph_contexts[rows]  # its shapes were set once, when it was made
+        context = self._context
+        if graphed and len(self._graph_contexts) < MAX_GRAPH_CONTEXTS:
+            try:
+                context = self._graph_contexts[rows] = self._new_context()
+            except ModelLoadError as exc:  # no memory for one more context: this size runs plain, still correct
+                self._fall_back(rows, str(exc))
+        for info in self._inputs:
+            self._set_shape(context, info.name, (rows,) + feed[info.name].shape[1:])
+        return context
+
+    def _launch(self, context, rows: int) -> None:
+        """Run the enqueued batch: this batch size's CUDA graph where it can be captured, else a plain enqueue."""
+        if context is self._context:
+            self._enqueue(context)
             return
         graph = self._graphs.get(rows)
         if graph is None:
-            self._enqueue()  # one plain run first: TensorRT may allocate on the first enqueue ...
+            self._enqueue(context)  # one plain run first: TensorRT may allocate on the first enqueue ...
             self._stream.synchronize()  # ... and that work must be done before capture starts (trtexec does this)
-            if not self._capturable():
-                self.graph_fallbacks[rows] = "the execution context says this stream cannot be captured"
+            if not self._capturable(context):
+                self._fall_back(rows, "the execution context says this stream cannot be captured")
                 return
-            try:
-                graph = self._graphs[rows] = cuda.CudaGraph(self._stream, self._enqueue)
-            except cuda.CudaError as exc:  # capture unsupported for this engine: plain enqueues from now on
-                self.graph_fallbacks[rows] = str(exc)
-                return  # the plain run above already produced this batch's outputs
+            try:  # execute_async_v3 returns False while capturing when the capture fails (trtexec)
+                graph = self._graphs[rows] = cuda.CudaGraph(
+                    self._stream, lambda: context.execute_async_v3(self._stream.ptr)
+                )
+            except cuda.CaptureFailed as exc:
+                self._fall_back(rows, str(exc))
+            return  # the plain run above already produced this batch's outputs
         graph.launch()
 
+    def _fall_back(self, rows: int, why: str) -> None:
+        """Plain enqueues on the shared context for this batch size from now on; its own context goes."""
+        self.graph_fallbacks[rows] = why
+        self._graph_contexts.pop(rows, None)
+
     def _run_chunk(self, feed: Mapping[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
-        events = self._events
+        events, clock = self._events, time.perf_counter
+        t0 = clock()
+        context = self._context_for(feed, rows)
+        for info in self._inputs:
+            self._host[info.name].view(rows)[...] = feed[info.name]
+        t1 = clock()
         if events:
             events[0].record(self._stream)
         for info in self._inputs:
             host = self._host[info.name]
-            host.view(rows)[...] = feed[info.name]
-            self._set_shape(info.name, (rows,) + feed[info.name].shape[1:])
             cuda.copy_htod_async(self._device[info.name], host, host.view(rows).nbytes, self._stream)
         if events:
             events[1].record(self._stream)
-        self._launch(rows)
-        outs = {}
+        t2 = clock()
+        self._launch(context, rows)
+        t3 = clock()
         if events:
             events[2].record(self._stream)
         for info in self._outputs:
@@ -224,16 +306,43 @@ class TensorRTBackend(Backend):
             cuda.copy_dtoh_async(host, self._device[info.name], host.view(rows).nbytes, self._stream)
         if events:
             events[3].record(self._stream)
+        t4 = clock()
         self._stream.synchronize()
-        if events:  # GPU time of each stage, as trtexec separates H2D, compute and D2H
+        t5 = clock()
+        outs = {info.name: self._host[info.name].view(rows).copy() for info in self._outputs}
+        if events:  # the split trtexec reports: GPU time of H2D / compute / D2H, host time of the enqueue
             self.last_stage_ms = {
+                "stage_in": 1e3 * (t1 - t0),
                 "h2d": events[0].elapsed_ms(events[1]),
                 "gpu_compute": events[1].elapsed_ms(events[2]),
                 "d2h": events[2].elapsed_ms(events[3]),
+                "enqueue": 1e3 * (t3 - t2),
+                "sync": 1e3 * (t5 - t4),
+                "copy_out": 1e3 * (clock() - t5),
             }
-        for info in self._outputs:
-            outs[info.name] = self._host[info.name].view(rows).copy()
         return outs
+
+    def compute_only_ms(self, feed: Mapping[str, np.ndarray]) -> float:
+        """trtexec's GPU compute figure: CUDA events around one launch on inputs already on the device — this
+        batch size's CUDA graph with ``cuda_graphs`` (trtexec --useCudaGraph), else a plain enqueue; no
+        copies. ``feed`` is run once first (fills the device inputs, captures the graph)."""
+        rows = self._fixed_batch or len(next(iter(feed.values())))  # a DLA plan runs its build shape
+        self.infer(feed)
+        start, end = cuda.Event(), cuda.Event()
+        try:
+            context = self._graph_contexts.get(rows, self._context)
+            if context is self._context:
+                for info in self._inputs:
+                    self._set_shape(context, info.name, (rows,) + feed[info.name].shape[1:])
+            start.record(self._stream)
+            graph = self._graphs.get(rows)
+            graph.launch() if graph is not None else self._enqueue(context)
+            end.record(self._stream)
+            self._stream.synchronize()
+            return start.elapsed_ms(end)
+        finally:
+            start.close()
+            end.close()
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = {len(v) for v in feed.values()}
@@ -243,7 +352,25 @@ class TensorRTBackend(Backend):
         if total == 0:
             raise BackendInputError(f"{self.path}: empty batch; pass at least one input")
         chunks = []
-        for start in range(0, total, self.max_batch):  # split past the profile, never pad past it
+        for start in range(0, total, self.max_batch):  # split past the profile
             part = {k: np.ascontiguousarray(v[start : start + self.max_batch]) for k, v in feed.items()}
-            chunks.append(self._run_chunk(part, len(next(iter(part.values())))))
+            real = len(next(iter(part.values())))
+            if self._fixed_batch and real < self._fixed_batch:  # DLA: runtime shapes must equal the build shape
+                part = {k: _pad_rows(v, self._fixed_batch) for k, v in part.items()}
+            out = self._run_chunk(part, len(next(iter(part.values()))))
+            chunks.append({k: v[:real] for k, v in out.items()})
         return {info.name: np.concatenate([c[info.name] for c in chunks]) for info in self._outputs}
+
+
+def dla_fixed_batch(manifest: EngineManifest) -> int | None:
+    """The one batch size a DLA plan runs (min = opt = max), or None for a GPU plan (dynamic batch)."""
+    if manifest.build_flags.get("dla_core") is None or not manifest.profiles:
+        return None
+    return int(manifest.profiles[0]["max"][0])
+
+
+def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
+    """``array`` zero-padded along the batch axis to ``rows`` (the padding's outputs are dropped after)."""
+    padded = np.zeros((rows,) + array.shape[1:], array.dtype)
+    padded[: len(array)] = array
+    return padded

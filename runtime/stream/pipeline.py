@@ -100,8 +100,9 @@ class SourceStats:
     decoded: int = 0
     skipped: int = 0
     dropped: int = 0
-    classified: int = 0
+    classified: int = 0  # frames answered, "no hand" included
     failed: int = 0
+    no_hand: int = 0  # of the classified: the hand stage found no hand (no letter given)
     error: str | None = None
     report: ReadReport = field(default_factory=ReadReport)
     latencies_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW))
@@ -132,7 +133,7 @@ class FrameResult:
     frame: int
     pts: float | None
     loop: int
-    prediction: Prediction
+    prediction: Prediction | None  # None: the hand stage found no hand
     latency_ms: float  # decoded → postprocessed
 
     def to_dict(self) -> dict:
@@ -142,7 +143,7 @@ class FrameResult:
             "frame": self.frame,
             "pts": None if self.pts is None else round(self.pts, 6),
             "loop": self.loop,
-            **self.prediction.to_dict(),
+            **(self.prediction.to_dict() if self.prediction is not None else {"label": "no hand", "hand": False}),
             "latency_ms": round(self.latency_ms, 3),
         }
 
@@ -151,7 +152,7 @@ class FrameResult:
 class _Pending:
     source: int
     frame: DecodedFrame
-    sample: np.ndarray
+    sample: np.ndarray | None  # None: no hand in the frame (the hand stage), nothing to classify
 
 
 _END = object()
@@ -186,8 +187,12 @@ class StreamPipeline:
         options: StreamOptions,
         on_result: Callable[[FrameResult, Image.Image | None], None],
         on_tick: Callable[[StreamPipeline], None] | None = None,
+        prepare: Callable[[Image.Image], np.ndarray | None] | None = None,
     ) -> None:
+        """``prepare``: image → the model's input, or None for "no hand" (``runtime.hand_classify``); default
+        ``runtime.preprocess`` with the classifier's spec."""
         self.classifier, self.spec = classifier, classifier.spec
+        self.prepare = prepare
         self.sources, self.options = list(sources), options
         self.on_result, self.on_tick = on_result, on_tick
         self.stats = [SourceStats(s.uri, s.live) for s in self.sources]
@@ -286,7 +291,7 @@ class StreamPipeline:
             except ValueError as exc:
                 raise SourceError(f"{spec.uri}: {exc}") from None
         try:
-            return preprocess(image, self.spec)
+            return self.prepare(image) if self.prepare is not None else preprocess(image, self.spec)
         except InputError as exc:
             raise SourceError(f"{spec.uri}: frame {frame.index}: {exc}") from None
 
@@ -303,6 +308,11 @@ class StreamPipeline:
                 if item is None:
                     return
                 turn = item.source + 1
+                if item.sample is None:  # no hand: answered without the model, in frame order
+                    future = Future()
+                    future.set_result(None)
+                    self._inflight.put((item, future))
+                    continue
                 try:
                     future = batcher.submit(item.sample)
                 except RuntimeToolkitError as exc:  # the batcher is gone: the frame is counted as failed
@@ -359,12 +369,19 @@ class StreamPipeline:
                 )
             return
         start = time.perf_counter()
+        if row is None:
+            stats.no_hand += 1
+            self._emit(item, stats, None, start)
+            return
         probabilities = to_probabilities(row[None], self.spec)
         window = self._smooth[item.source]
         if self.options.smoothing > 1:
             window.append(probabilities[0])
             probabilities = np.mean(window, axis=0, keepdims=True)
         prediction = top_k(probabilities, self.spec, self.options.top_k)[0]
+        self._emit(item, stats, prediction, start)
+
+    def _emit(self, item: _Pending, stats: SourceStats, prediction: Prediction | None, start: float) -> None:
         latency_ms = (time.perf_counter() - item.frame.decoded_at) * 1e3
         frame = item.frame
         self.on_result(

@@ -31,7 +31,10 @@ def source_problems(stats: SourceStats) -> list[str]:
     return lines
 
 
-def summary(pipeline: StreamPipeline, model: str, engine: str, interrupted: bool = False) -> dict:
+def summary(
+    pipeline: StreamPipeline, model: str, engine: str, interrupted: bool = False, outputs: list[dict] | None = None
+) -> dict:
+    """The run as one JSON-ready document; ``outputs`` names what the sinks wrote (files, frame counts)."""
     elapsed = max(pipeline.finished_at - pipeline.started_at, 1e-9)
     sources = []
     for stats, spec in zip(pipeline.stats, pipeline.sources):
@@ -45,6 +48,7 @@ def summary(pipeline: StreamPipeline, model: str, engine: str, interrupted: bool
                 "dropped": stats.dropped,
                 "classified": stats.classified,
                 "failed": stats.failed,
+                "no_hand": stats.no_hand,
                 "undecodable": stats.report.undecodable,
                 "reconnects": stats.report.reconnects,
                 "accounted": stats.accounted,
@@ -74,6 +78,7 @@ def summary(pipeline: StreamPipeline, model: str, engine: str, interrupted: bool
         "stage_seconds": {k: round(v, 4) for k, v in stages.items()},
         "stage_share": {k: round(v / total, 4) for k, v in stages.items()},
         "sources": sources,
+        "outputs": outputs or [],
         "errors": [line for s in sources for line in s["problems"]] + pipeline.inference_errors,
     }
 
@@ -87,10 +92,21 @@ def format_summary(doc: dict) -> str:
     for s in doc["sources"]:
         lat = s["latency_ms"]
         latency = f", latency p50 {lat['p50']:.1f} ms p99 {lat['p99']:.1f} ms" if lat["p50"] is not None else ""
-        extra = "".join(f", {s[k]} {k}" for k in ("skipped", "dropped", "failed", "undecodable", "reconnects") if s[k])
+        extra = "".join(
+            f", {s[k]} {k}"
+            for k in ("skipped", "dropped", "failed", "no_hand", "undecodable", "reconnects")
+            if s.get(k)
+        )
         lines.append(
             f"  {s['source']}: {s['decoded']} decoded, {s['classified']} classified{extra}, {s['fps']:.1f} fps{latency}"
         )
+    for out in doc.get("outputs", []):
+        kind = next(k for k in ("annotated", "jsonl", "view") if k in out)
+        if kind == "view":
+            lines.append(f"  view {out['view']}: {out['frames']} frame(s) sent, {out['not_shown']} not shown")
+            continue
+        dropped = f", {out['dropped']} dropped by the encoder" if out.get("dropped") else ""
+        lines.append(f"  wrote {out[kind]}: {out['frames']} frame(s){dropped}")
     share = doc["stage_share"]
     lines.append("  stage share: " + ", ".join(f"{k} {v:.0%}" for k, v in share.items()))
     if doc["errors"]:

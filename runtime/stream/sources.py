@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
+from formats.cli import MAX_PIXELS
 from formats.errors import RuntimeToolkitError
 from runtime.stream.uri import SourceKind, SourceSpec
 
@@ -102,7 +103,7 @@ class PyAVReader:
             lost, session_start = None, index
             try:
                 for frame in self._decode(container, stop, index, loop):
-                    index += 1
+                    index = frame.index + 1  # a skipped image of a sequence keeps its number
                     yield frame
             except self._av.error.FFmpegError as exc:
                 lost = exc
@@ -175,7 +176,7 @@ class PyAVReader:
     def _open_once(self):
         av = self._av
         spec = self.spec
-        if spec.kind is SourceKind.IMAGE_SEQUENCE and not _sequence_files(spec.target):
+        if spec.kind is SourceKind.IMAGE_SEQUENCE and not sequence_files(spec.target):
             raise SourceError(
                 f"{spec.uri}: no image file matches this sequence; check the folder and pattern (quote "
                 "a glob so the shell does not expand it: 'frames/*.png')",
@@ -204,10 +205,23 @@ class PyAVReader:
                 "re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4",
                 reason="unsupported codec",
             )
+        width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
+        if width * height > MAX_PIXELS:  # refused from the header, before a frame is decoded
+            container.close()
+            raise SourceError(
+                f"{spec.uri}: frames of {width}x{height} pixels, over the {MAX_PIXELS}-pixel bound images have too; "
+                "scale the video down (ffmpeg -i IN -vf scale=1920:-2 OUT.mp4)",
+                reason="frames too large",
+            )
         # FFmpeg's own decoder threads share the cores with the other sources' decoders: one stream gets them
         # all, several split them (more threads than cores only adds switching)
-        stream.thread_type = "AUTO"
-        stream.thread_count = self.options.decoder_threads
+        if spec.kind is SourceKind.IMAGE_SEQUENCE:
+            # one image per packet, decoded in order: a bad file is reported as itself and keeps its number (frame
+            # threading reports a decode error packets later, and the last file's never)
+            stream.thread_type, stream.thread_count = "SLICE", 1
+        else:
+            stream.thread_type = "AUTO"
+            stream.thread_count = self.options.decoder_threads
         return container
 
     def _open_message(self, exc: Exception) -> str:
@@ -252,10 +266,18 @@ class PyAVReader:
                 if not isinstance(exc, av.error.InvalidDataError):
                     raise
                 self.report.undecodable += 1
+                if self.spec.kind is SourceKind.IMAGE_SEQUENCE:
+                    self.report.add(f"{self._image_name(packets - 1)} is undecodable ({_reason(exc)}); skipped")
+                    index += 1  # the next image keeps its own number
+                    continue
                 when = f" at {float(packet.pts * packet.time_base):.3f} s" if packet.pts is not None else ""
                 self.report.add(f"packet {packets - 1}{when} is undecodable ({_reason(exc)})")
                 continue
             for frame in decoded:
+                if frame.width * frame.height > MAX_PIXELS:  # a stream whose size grows mid-way
+                    self.report.undecodable += 1
+                    self.report.add(f"a frame of {frame.width}x{frame.height} pixels is over the pixel bound; skipped")
+                    continue
                 # the same pixels as frame.to_image(), several times faster in PyAV 18 (one swscale pass)
                 image = Image.fromarray(frame.to_ndarray(format="rgb24"))
                 now = time.perf_counter()
@@ -265,6 +287,11 @@ class PyAVReader:
                 started = time.perf_counter()
         if self.spec.kind is SourceKind.FILE:
             self._check_complete(container, stream, index - first_index, last_pts)
+
+    def _image_name(self, position: int) -> str:
+        """The file at ``position`` of an image sequence, in FFmpeg's order (glob: sorted; %d: by number)."""
+        files = sequence_order(self.spec.target)
+        return f"image {position} ({files[position]})" if 0 <= position < len(files) else f"image {position}"
 
     def _check_complete(self, container, stream, decoded: int, last_pts: float | None) -> None:
         """A file that ends before its header says it should was truncated: name what is missing."""
@@ -343,9 +370,22 @@ def check_gstreamer(uri: str):
     return cv2
 
 
-def _sequence_files(target: str) -> list[str]:
+def sequence_files(target: str) -> list[str]:
     """The files an image2 pattern (``%05d``) or glob would read, found with the same rules as a glob."""
     return glob.glob(re.sub(r"%0?\d*d", "[0-9]*", target) if "%" in target else target)
+
+
+def sequence_order(target: str) -> list[str]:
+    """The files of an image sequence in the order FFmpeg's image2 demuxer reads them."""
+    match = re.search(r"%0?(\d*)d", target)
+    if match is None:
+        return sorted(sequence_files(target))
+    width = int(match.group(1)) if match.group(1) else None
+    head, tail = target[: match.start()], target[match.end() :]
+    digits = rf"\d{{{width},}}" if width else r"\d+"
+    pattern = re.compile(re.escape(head) + f"({digits})" + re.escape(tail) + "$")
+    found = [(int(m.group(1)), name) for name in sequence_files(target) if (m := pattern.match(name))]
+    return [name for _, name in sorted(found)]
 
 
 def _has_gstreamer(build_info: str) -> bool:

@@ -120,6 +120,8 @@ def parse_source(text: str) -> SourceSpec:
         )
     else:
         text_path = text
+    if Path(text_path).is_file():  # an existing file is that file, even named clip[1].mp4 or take%d.mp4
+        return SourceSpec(text, SourceKind.FILE, text_path)
     if _PATTERN.search(Path(text_path).name):
         return SourceSpec(text, SourceKind.IMAGE_SEQUENCE, text_path, "image2")
     if _GLOB.search(text_path):

@@ -56,6 +56,11 @@ def test_sweep_writes_every_format_and_flags_regressions(trained_mnist, tmp_path
     assert row["batch"] == 1 and set(row["stage_share"]) == set(latency.STAGES)
     assert abs(sum(row["stage_share"].values()) - 1.0) < 0.2  # medians of shares: close to a whole
     assert report["environment"]["cores"] >= 1 and report["recommended_profile"]["max"] == 4
+    stages = row["stages"]  # the stage table: every stage of a plain CPU run, each with its spread
+    assert list(stages) == ["decode", "preprocess", "backend.run", "backend", "postprocess", "total"]
+    assert all(s["p10_ms"] <= s["median_ms"] <= s["p90_ms"] and s["iterations"] >= 10 for s in stages.values())
+    assert row["trtexec_equivalent"] is None  # plain run: its copies cannot be told from its compute
+    assert "backend.run |" in stem(".md").read_text()
     assert stem(".csv").read_text().startswith("batch,measure,median_ms")
     assert stem(".png").read_bytes()[:4] == b"\x89PNG"
     faster = json.loads(stem(".json").read_text())
@@ -73,3 +78,17 @@ def test_bad_batch_list_and_baseline_are_usage_errors(trained_mnist, tmp_path, c
     (tmp_path / "b.json").write_text("{not json")
     assert latency.main(["--engine", str(onnx_path), "--baseline", str(tmp_path / "b.json")]) == 2
     assert "cannot read it as a JSON report" in capsys.readouterr().err
+
+
+def test_io_binding_splits_the_backend_stage_and_gives_a_compute_only_figure(trained_mnist, tmp_path):
+    # The ONNX Runtime IOBinding path (the CUDA EP's, run here on the CPU EP): H2D / run / D2H and the
+    # trtexec-equivalent figure (inputs already bound, no copies).
+    from benchmarks.__main__ import main
+
+    _, onnx_path = trained_mnist["mnist_mlp"]
+    args = ["latency", "--engine", str(onnx_path), "--batch", "2", "--duration-s", "0.05", "--io-binding"]
+    assert main(args + ["--warmup-ms", "10", "--out", str(tmp_path)]) == 0
+    row = json.loads((tmp_path / f"{onnx_path.name}.latency.json").read_text())["results"][0]
+    assert {"backend.h2d", "backend.run", "backend.d2h"} <= set(row["stages"])
+    assert row["trtexec_equivalent"]["median_ms"] > 0
+    assert "trtexec-equivalent (compute only, no copies)" in (tmp_path / f"{onnx_path.name}.latency.md").read_text()

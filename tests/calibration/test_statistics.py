@@ -116,3 +116,13 @@ def test_about_rounds_up_to_two_significant_figures():
     assert about(3838) == "≈ 3,900 images"
     assert about(370) == "≈ 370 images" and about(12) == "≈ 12 images"
     assert about(None) == f"more than {MAX_IMAGES:,} images"
+
+
+def test_wilson_closed_form_equals_scipy():
+    from scipy.stats import binomtest
+
+    for trials in (1, 2, 7, 142, 306, 10_000):
+        for successes in sorted({0, 1, trials // 3, trials - 1, trials}):
+            ci = binomtest(successes, trials).proportion_ci(method="wilson")
+            interval = wilson_interval(successes, trials)
+            assert (interval.low, interval.high) == pytest.approx((ci.low, ci.high), abs=1e-12)

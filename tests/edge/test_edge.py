@@ -18,7 +18,15 @@ from formats.cli import EXIT_CODES, EXIT_OK, EXIT_USER_ERROR
 from tests.conftest import REPO
 
 # `python -m benchmarks <sub>` modules: reached as `edge bench <sub>` (benchmarks/__main__.py dispatches them).
-BENCH_SUBCOMMANDS = {"benchmarks.latency", "benchmarks.compare", "benchmarks.ortgpu", "benchmarks.serving"}
+# `edge stream` went in issue 23: the stream benchmark is only `edge bench stream` (a video is `edge infer`).
+BENCH_SUBCOMMANDS = {
+    "benchmarks.latency",
+    "benchmarks.compare",
+    "benchmarks.ortgpu",
+    "benchmarks.serving",
+    "benchmarks.live_view",
+    "benchmarks.stream",
+}
 ALIASES = {"export.engine": "engine.__main__"}  # `python -m export.engine` is kept as an alias of `python -m engine`
 
 
@@ -32,7 +40,8 @@ def edge(*args: str, python: str = sys.executable, timeout: float = 120) -> subp
 def _entry_points() -> set[str]:
     """Every module of ours that runs under ``python -m`` (it has an ``if __name__ == "__main__":`` block)."""
     found = set()
-    for package in ("runtime", "train", "export", "calibration", "engine", "benchmarks"):
+    packages = ("formats", "runtime", "engine", "serving", "train", "export", "harness", "calibration")
+    for package in (*packages, "benchmarks", "pipeline"):
         for path in (REPO / package).rglob("*.py"):
             if 'if __name__ == "__main__":' in path.read_text(encoding="utf-8"):
                 found.add(".".join(path.relative_to(REPO).with_suffix("").parts))
@@ -65,11 +74,11 @@ def test_help_lists_every_command_with_its_docstring_summary_and_the_exit_codes(
     assert BY_NAME["infer"].summary().startswith("Classify images with an exported model")
     for row in EXIT_CODES:
         assert f"{row.code:>3}  {row.meaning}" in done.stdout
-    assert "1 means some inputs bad for: infer, doggy-door" in done.stdout
+    assert "1 means some inputs bad for: evaluate, infer, doggy-door, capture, client" in done.stdout
 
 
 def test_each_command_help_is_the_tools_own_help():
-    """``edge SUB --help`` prints the module's own argparse help (its ``prog`` names the ``python -m`` form)."""
+    """``edge SUB --help`` prints the module's own argparse help (its ``prog`` names the ``edge`` form)."""
     code = (
         "import contextlib, io, json, sys\n"
         "from edge.__main__ import main\n"
@@ -90,7 +99,7 @@ def test_each_command_help_is_the_tools_own_help():
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     for name, (rc, text) in seen.items():
-        assert rc == EXIT_OK and text.startswith("usage: python -m "), (name, rc, text[:200])
+        assert rc == EXIT_OK and text.startswith(f"usage: edge {name} "), (name, rc, text[:200])
     assert "--engine" in seen["infer"][1] and "fetch-mnist" in seen["data"][1] and "latency" in seen["bench"][1]
 
 
@@ -124,9 +133,25 @@ def test_device_profile_runs_infer_doctor_and_build_without_torch(tmp_path):
     assert done.returncode in (0, 1) and "Traceback" not in done.stderr, done.stderr
     assert {c["name"] for c in json.loads(done.stdout)} >= {"onnxruntime", "numpy"}
     done = edge("build", "--help", python=DEVICE_PYTHON)
-    assert done.returncode == EXIT_OK and done.stdout.startswith("usage: python -m engine"), done.stderr
+    assert done.returncode == EXIT_OK and done.stdout.startswith("usage: edge build"), done.stderr
     # A training command on the device: one line naming what to install, no traceback.
     done = edge("train", "mnist", python=DEVICE_PYTHON)
     assert done.returncode == EXIT_USER_ERROR, done.stderr
     assert "Traceback" not in done.stderr and "edge train: cannot import " in done.stderr
     assert "pip install '.[train]'" in done.stderr
+
+
+@needs_device_venv
+def test_dream_on_the_device_names_the_extra_instead_of_crashing(tmp_path):  # issue 21, finding 19
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (32, 32)).save(photo)
+    done = edge(
+        "dream", "--image", str(photo), "--layer", "block2", "--out", str(tmp_path / "d.png"), python=DEVICE_PYTHON
+    )
+    assert done.returncode == EXIT_USER_ERROR and "Traceback" not in done.stderr, done.stderr
+    assert "unexpected" not in done.stderr, done.stderr  # was: unexpected ModuleNotFoundError: torch
+    assert "this command needs torch, which is not installed here: pip install '.[train]'" in done.stderr
+    done = edge("demo", "--help", python=DEVICE_PYTHON)
+    assert done.returncode == EXIT_USER_ERROR and "pip install '.[" in done.stderr, done.stderr

@@ -25,6 +25,8 @@ def test_fp32_builds_with_manifest(trained_mnist, tmp_path, model):
     assert manifest.profiles[0]["max"][0] == 16 and manifest.spec["name"] == model
     assert json.loads(manifest_path(plan).read_text())["plan_sha256"] == manifest.plan_sha256
     assert preflight(plan, "tensorrt_rtx", trt.__version__).plan_bytes == plan.stat().st_size
+    warned = json.loads(manifest_path(plan).read_text())["extra"]["build_warnings"]
+    assert warned["count"] == len(warned["first"]) or warned["count"] > 20  # counted, not dropped
 
 
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
@@ -147,7 +149,7 @@ def test_engine_cache_key_covers_the_build_flags(trained_mnist, tmp_path):
 
 def test_dla_is_refused_where_there_is_none_and_for_fp32(calibrated_cnn, tmp_path):
     folder, _ = calibrated_cnn
-    dla = BuildOptions(flavour="tensorrt_rtx", dla_core=0)
+    dla = BuildOptions(flavour="tensorrt_rtx", dla_core=0, min_batch=8, opt_batch=8, max_batch=8)
     with pytest.raises(EngineBuildError, match="no DLA cores"):  # was silently accepted on TensorRT-RTX
         build_engine(folder / "mnist_cnn.fp16.onnx", tmp_path / "d.plan", dla, log=lambda *_: None)
     assert not (tmp_path / "d.plan").exists()

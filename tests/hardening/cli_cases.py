@@ -7,12 +7,15 @@ in the ways users break them, an empty folder, an empty baseline)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.conftest import _data_dir
@@ -37,7 +40,7 @@ class World:
 @dataclass(frozen=True)
 class Case:
     id: str
-    finding: str  # the issue-13 finding(s) this row reproduces ("-" for a row that guards the contract only)
+    finding: str  # the finding(s) this row reproduces: issue 13's number, "21.N" for issue 21's ("-": contract only)
     behaviour: str
     argv: Callable[[World, Path], list[str]]
     names: Callable[[World], str]  # what the error line must name
@@ -79,6 +82,11 @@ def _checkpoints(folder: Path) -> dict[str, Path]:
         path.parent.mkdir(parents=True)
         torch.save(payload, path)
         paths[name] = path
+    cnn = get_model("mnist_cnn")  # another model's checkpoint, to be passed off as mnist_mlp's
+    paths["mnist_cnn"] = folder / "cnn" / "mnist_cnn.pt"
+    paths["mnist_cnn"].parent.mkdir()
+    payload = {"format": FORMAT, "model_name": "mnist_cnn", "state_dict": cnn_state, "metrics": "{}"}
+    torch.save({**payload, "spec": cnn.spec().to_json()}, paths["mnist_cnn"])
     return paths
 
 
@@ -89,6 +97,11 @@ def make_world(root: Path) -> World:
     Image.fromarray(np.tile(np.arange(28, dtype=np.uint8) * 9, (28, 1))).save(digit)
     (root / "empty").mkdir()
     (root / "baseline_empty.json").write_text("{}")
+    os.mkfifo(root / "baseline.fifo")
+    try:  # a /dev/zero twin inside the world (never a system path); a FIFO where mknod is not allowed
+        os.mknod(root / "zero", 0o666 | stat.S_IFCHR, os.makedev(1, 5))
+    except PermissionError:
+        os.mkfifo(root / "zero")
     spec = root / "specs" / "mnist_cnn.json"
     spec.parent.mkdir()
     get_model("mnist_cnn").spec().save(spec)
@@ -117,6 +130,51 @@ def _calibration_folder(world: World, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(world.mnist_spec, out / "mnist_cnn.json")
     return out
+
+
+def _impostor_checkpoint(w: World, out: Path) -> Path:
+    """mnist_cnn.pt copied as mnist_mlp.pt beside mnist_mlp's spec (finding 21.7)."""
+    from train.models import get_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    get_model("mnist_mlp").spec().save(out / "mnist_mlp.json")
+    shutil.copy(w.checkpoints["mnist_cnn"], out / "mnist_mlp.pt")
+    return out
+
+
+def _keep_with_notes(w: World, out: Path) -> list[str]:
+    """robustness --keep DIR where DIR already holds the user's notes at the first re-shot's path (finding 21.12)."""
+    from calibration.robustness import CONDITIONS, subset
+
+    model = write_model(out / "m", name="mnist_mlp")
+    first = int(subset(10000, 2, 0)[0])
+    for suffix in ("png", "jpg"):
+        _plant(out, f"keep/{CONDITIONS[0][0]}/{first:05d}.{suffix}", NOTES)
+    argv = ["calibration.robustness", "--model", str(model), "--data-dir", str(DATA), "--samples", "2"]
+    return [*argv, "--keep", str(out / "keep"), "--json"]
+
+
+def _notes_kept(w: World, out: Path) -> None:
+    from calibration.robustness import CONDITIONS
+
+    kept = list((out / "keep" / CONDITIONS[0][0]).iterdir())
+    assert len(kept) == 2 and all(path.read_text() == NOTES for path in kept), kept
+
+
+def _one_class_folder(w: World, out: Path) -> Path:
+    folder = out / "photos" / "only_class"
+    folder.mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(np.full((32, 32, 3), 50 * i, np.uint8)).save(folder / f"{i}.png")
+    return out / "photos"
+
+
+def _one_row_csv(w: World, out: Path) -> Path:
+    path = out / "one_row.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "label," + ",".join(f"pixel{i}" for i in range(1, 785))
+    path.write_text(header + "\n" + "3," + ",".join(["128"] * 784) + "\n")
+    return path
 
 
 def _export(name: str) -> Callable[[World, Path], list[str]]:
@@ -286,6 +344,18 @@ CASES: list[Case] = [
         "-",
         "exit 2, JSON error document",
         lambda w, out: ["calibration.robustness", "--model", str(w / "empty" / "absent.fp32.onnx"), "--json"],
+        lambda w: "absent.fp32.onnx",
+    ),
+    Case(
+        "calibration.real_photos: model file missing",
+        "-",
+        "exit 2, one line naming the model file",
+        lambda w, out: [
+            "calibration.real_photos",
+            "--model",
+            str(w / "empty" / "absent.fp32.onnx"),
+            str(w / "nowhere"),
+        ],
         lambda w: "absent.fp32.onnx",
     ),
     Case(
@@ -501,5 +571,159 @@ CASES: list[Case] = [
         _triton_folder,
         lambda w: "is a folder that is not a Triton model (no config.pbtxt)",
         _kept("repo/tiny/keep.txt", "a folder of the user's, not a Triton model"),
+    ),
+    # issue 21: numbers from the command line are bounded by one shared set of argparse types (formats/cli.py)
+    Case(
+        "infer: --threads 20000",
+        "21.9",
+        "usage error exit 2 (at most 4 × the cores), before the model is opened",
+        lambda w, out: ["runtime.infer", "--engine", str(w.model), str(w.digit), "--threads", "20000", "--json"],
+        lambda w: "--threads",
+    ),
+    Case(
+        "train.dream: --threads 100000",
+        "21.9",
+        "usage error exit 2 (was SIGSEGV, exit 139)",
+        lambda w, out: ["train.dream", "--image", str(w.digit), "--layer", "block6", "--threads", "100000"],
+        lambda w: "--threads",
+    ),
+    Case(
+        "calibration: --seed -1",
+        "21.22",
+        "usage error exit 2 naming --seed",
+        lambda w, out: ["calibration", "--model", "mnist_cnn", "--artifacts", str(w / "empty"), "--seed", "-1"],
+        lambda w: "--seed",
+    ),
+    Case(
+        "calibration.robustness: --seed -1",
+        "21.22",
+        "usage error exit 2 naming --seed",
+        lambda w, out: ["calibration.robustness", "--model", str(w.model), "--seed", "-1", "--json"],
+        lambda w: "--seed",
+    ),
+    Case(
+        "train: --seed -1",
+        "21.22",
+        "usage error exit 2 naming --seed",
+        lambda w, out: ["train", "mnist", "--seed", "-1", "--out", str(out)],
+        lambda w: "--seed",
+    ),
+    Case(
+        "benchmarks stream: --size 1x1",
+        "21.23",
+        "usage error exit 2 (even sides of at least 16)",
+        lambda w, out: ["benchmarks", "stream", "--engine", str(w.model), "--size", "1x1", "--json"],
+        lambda w: "--size",
+    ),
+    Case(
+        "benchmarks stream: --size 20000x20000",
+        "21.23",
+        "usage error exit 2 (within the pixel bound images have)",
+        lambda w, out: ["benchmarks", "stream", "--engine", str(w.model), "--size", "20000x20000", "--json"],
+        lambda w: "--size",
+    ),
+    Case(
+        "benchmarks stream: --images missing",
+        "21.23",
+        "exit 2 naming the file (was: benchmarked random noise, exit 0)",
+        lambda w, out: [
+            "benchmarks",
+            "stream",
+            "--engine",
+            str(w.model),
+            "--images",
+            str(w / "nope.npz"),
+            "--streams",
+            "1",
+            "--frames",
+            "2",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        lambda w: "nope.npz",
+    ),
+    Case(
+        "benchmarks latency: --baseline is a FIFO",
+        "21.8",
+        "refused at once (was: hung)",
+        lambda w, out: [
+            "benchmarks",
+            "latency",
+            "--engine",
+            str(w.model),
+            "--baseline",
+            str(w / "baseline.fifo"),
+            "--json",
+        ],
+        lambda w: "baseline.fifo: is a FIFO",
+    ),
+    Case(
+        "benchmarks latency: --baseline is a character device",
+        "21.8",
+        "refused at once (was: /dev/zero read until OOM-killed)",
+        lambda w, out: ["benchmarks", "latency", "--engine", str(w.model), "--baseline", str(w / "zero"), "--json"],
+        lambda w: "zero: is a",
+    ),
+    Case(
+        "calibration.gate: another model's checkpoint as the FP32 reference",
+        "21.7",
+        "refused before judging: names both models; no gate report written",
+        lambda w, out: [
+            "calibration.gate",
+            "--model",
+            "mnist_mlp",
+            "--artifacts",
+            str(_impostor_checkpoint(w, out)),
+            "--data-dir",
+            str(DATA),
+            "--json",
+        ],
+        lambda w: "a checkpoint of model 'mnist_cnn' (mnist_cnn), not 'mnist_mlp'",
+        lambda w, out: None if not list(out.glob("*.gate.*")) else pytest.fail("a gate report was written"),
+    ),
+    Case(
+        "calibration.robustness: --keep DIR holds a text file at a re-shot's path",
+        "21.12",
+        "refused (looks like a text file, not a rendered image), the file kept; --force replaces it",
+        _keep_with_notes,
+        lambda w: "already exists and looks like a text file, not a rendered image; pass --force",
+        _notes_kept,
+    ),
+    Case(
+        "serving.serve: --log-file is a photo",
+        "21.17",
+        "refused before the server starts (was: the log appended to the JPEG), the photo kept",
+        lambda w, out: (
+            _plant(out, "photo.jpg", JPEG)
+            and ["serving.serve", "--repo", str(w / "empty"), "--log-file", str(out / "photo.jpg"), "--json"]
+        ),
+        lambda w: "photo.jpg: already exists and looks like a JPEG image, not a log file; pass --force",
+        _kept("photo.jpg", JPEG),
+    ),
+    Case(
+        "train transfer: an image folder with one class",
+        "21.18",
+        "refused before training: a classifier needs at least 2 classes (was: a 1-class spec written)",
+        lambda w, out: ["train", "transfer", "--data", str(_one_class_folder(w, out)), "--out", str(out / "m")],
+        lambda w: "only one class folder (only_class); a classifier needs at least 2 classes",
+    ),
+    Case(
+        "train asl: a 1-row Sign-MNIST CSV",
+        "21.18",
+        "refused: the validation split would be empty (was: val_loss NaN in metrics.json)",
+        lambda w, out: [
+            "train",
+            "asl",
+            "--train-csv",
+            str(_one_row_csv(w, out)),
+            "--test-csv",
+            str(out / "one_row.csv"),
+            "--epochs",
+            "1",
+            "--out",
+            str(out / "m"),
+        ],
+        lambda w: "leave an empty validation split",
     ),
 ]

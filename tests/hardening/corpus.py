@@ -528,7 +528,7 @@ def table() -> str:
         "outside the output folder. An unexpected exception prints one line and the path of its saved "
         "traceback (`--debug` prints it).",
         "",
-        "| command | bad input | behaviour | issue-13 finding |",
+        "| command | bad input | behaviour | finding (issue 13; 21.N: issue 21) |",
         "|---|---|---|---|",
     ]
     for c in CLI_CASES:

@@ -4,8 +4,10 @@ unless --force, a file of the same kind is replaced (re-running a command works)
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -15,6 +17,8 @@ from formats.writer import (
     Kind,
     Look,
     check_replace,
+    clear_inputs,
+    declare_inputs,
     identify,
     resolve_under,
     set_force,
@@ -47,7 +51,7 @@ def test_every_artifact_the_pipeline_writes_is_identified_as_its_kind(calibrated
         check_replace(folder / name, kind)
 
 
-def test_foreign_files_are_refused_unless_forced_and_never_a_folder_or_fifo(tmp_path):
+def test_foreign_files_are_refused_unless_forced_and_never_a_folder_or_socket(tmp_path):
     report = tmp_path / "m.gate.json"
     report.write_bytes(b"\x89PNG\r\n\x1a\nnot a report")
     with pytest.raises(ForeignFileError, match=r"m.gate.json: already exists and looks like a PNG image, not a JSON "):
@@ -55,18 +59,43 @@ def test_foreign_files_are_refused_unless_forced_and_never_a_folder_or_fifo(tmp_
     assert report.read_bytes().startswith(b"\x89PNG")
     write_artifact(tmp_path / "empty.json", "", Kind.REPORT)  # an empty file is no loss
     write_artifact(tmp_path / "empty.json", '{"a": 1}\n', Kind.REPORT)
-    os.mkfifo(tmp_path / "pipe.json")
     (tmp_path / "dir.json").mkdir()
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "sock.json"))
     set_force(True)
     try:
         write_artifact(report, "{}\n", Kind.REPORT)  # --force replaces a file of another kind
-        for name, what in (("pipe.json", "not a regular file"), ("dir.json", "a folder")):
+        for name, what in (("sock.json", "not a regular file"), ("dir.json", "a folder")):
             with pytest.raises(ForeignFileError, match=f"{what}.*give another path"):
                 write_artifact(tmp_path / name, "{}\n", Kind.REPORT)
     finally:
         set_force(False)
+        sock.close()
     assert report.read_text() == "{}\n"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp file left
+
+
+def test_a_fifo_is_written_into_and_an_input_of_the_run_is_refused_even_forced(tmp_path):  # issue 21
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    write_artifact(fifo, "{}\n", Kind.REPORT)  # no read-back from a FIFO (it would block)
+    reader.join(timeout=10)
+    assert received == [b"{}\n"] and identify(fifo) is Look.STREAM
+    model = tmp_path / "m.gate.json"
+    model.write_text("{}\n")
+    declare_inputs(tmp_path / "absent", None, tmp_path / "." / "m.gate.json")
+    set_force(True)
+    try:
+        with pytest.raises(ForeignFileError, match=r"m.gate.json: is an input of this run .*give another output"):
+            write_artifact(model, '{"a": 1}\n', Kind.REPORT)
+    finally:
+        set_force(False)
+        clear_inputs()
+    assert model.read_text() == "{}\n"
+    write_artifact(model, '{"a": 1}\n', Kind.REPORT)  # no longer an input
 
 
 def test_paths_resolve_inside_the_output_folder(tmp_path):
@@ -117,3 +146,14 @@ def test_triton_force_replaces_a_folder_that_is_not_a_model(trained_mnist, tmp_p
     assert (tmp_path / "repo" / "mnist_mlp" / "config.pbtxt").is_file()
     again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)  # a Triton model: replaced
     assert again.returncode == 0, again.stderr
+
+
+def test_a_report_never_holds_nan(tmp_path):  # issue 21, finding 18: json.dumps writes NaN, no parser reads it
+    import json
+
+    path = write_artifact(tmp_path / "m.metrics.json", json.dumps({"val_loss": float("nan"), "n": 1}), Kind.REPORT)
+    assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the report")) == {
+        "val_loss": None,
+        "n": 1,
+    }
+    assert write_artifact(tmp_path / "ok.json", '{"a": 1.5}\n', Kind.REPORT).read_text() == '{"a": 1.5}\n'

@@ -79,3 +79,20 @@ def test_doctor_runs_here_and_reports_json(capsys):
     checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
     assert checks["onnxruntime"]["status"] == "OK" and "CPUExecutionProvider" in checks["onnxruntime"]["detail"]
     assert code == (1 if any(c["status"] == "PROBLEM" for c in checks.values()) else 0)
+
+
+def test_on_a_jetson_the_doctor_says_pypi_cuda_bindings_is_unverified_there(tmp_path):
+    from importlib.metadata import PackageNotFoundError, version
+
+    from runtime.doctor import INFO, tegra_cuda_python_check
+
+    assert tegra_cuda_python_check(tmp_path) is None  # not a Jetson: nothing to say
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "nv_tegra_release").write_text("# R36 (release), REVISION: 4.3\n")
+    try:
+        version("cuda-bindings")
+    except PackageNotFoundError:
+        pytest.skip("cuda-bindings not installed in this venv")
+    check = tegra_cuda_python_check(tmp_path)
+    assert check.status == INFO and "unverified" in check.detail and "L4T r36" in check.detail
+    assert "jetson-ai-lab.io" in check.fix

@@ -128,3 +128,31 @@ def test_module_runs_as_a_program(engine, digits):
     )
     assert out.returncode == 0, out.stderr
     assert len(out.stdout.strip().splitlines()) == 10
+
+
+@pytest.mark.parametrize(
+    "options, named",
+    [
+        (["--roi", "center"], "--roi"),
+        (["--smoothing", "5", "--fps", "10"], "--fps, --smoothing"),
+        (["--view", "0"], "--view"),
+    ],
+)
+def test_stream_options_with_image_files_are_refused_not_ignored(engine, digits, options, named, capsys):
+    assert main(["--engine", str(engine), str(digits), *options]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {named}: only for video, camera and network sources")
+    assert "'DIR/*.png'" in err
+
+
+@pytest.mark.parametrize("text, expected", [("8090", ("127.0.0.1", 8090)), ("0.0.0.0:0", ("0.0.0.0", 0))])
+def test_view_address_defaults_to_loopback(text, expected):
+    from runtime.stream.cli import view_address
+
+    assert view_address(text) == expected
+
+
+def test_a_bad_view_address_is_a_usage_error(engine, digits, capsys):
+    with pytest.raises(SystemExit):
+        main(["--engine", str(engine), str(digits), "--view", "host:port"])
+    assert "expected [HOST:]PORT such as 8090 or 0.0.0.0:8090, got 'host:port'" in capsys.readouterr().err

@@ -150,3 +150,20 @@ def test_one_graph_id_per_batch_size_and_minus_one_for_the_rest(cnn, trained_mni
     assert runner.report()["graphs"] == expected
     ids = {key[0][0]: slot.run_options.get_run_config_entry(GRAPH_ID_KEY) for key, slot in runner._slots.items()}
     assert ids[9] == "-1" and all(ids[int(k.split("x")[0])] == str(v) for k, v in expected.items())
+
+
+def test_a_failing_pinned_memory_lookup_falls_back_to_pageable_copies():
+    # get_ep_devices() can raise on a half-installed GPU build: that only costs speed, never the run.
+    from runtime.backends.ort_binding import BoundRunner
+
+    class BrokenOrt:
+        __version__ = "1.31.1"
+        OrtDeviceMemoryType = object()
+
+        @staticmethod
+        def get_ep_devices():
+            raise RuntimeError("CUDA EP library failed to load")
+
+    runner = BoundRunner(BrokenOrt, None, (), (), "cuda", 0)
+    assert runner._staging_for((1, 4), np.dtype(np.float32), None) is None
+    assert runner.staging.startswith("pageable: pinned staging failed (RuntimeError: CUDA EP library")

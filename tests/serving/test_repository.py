@@ -165,3 +165,54 @@ def test_repository_folders_are_readable_by_the_server_user(trained_mnist, tmp_p
         os.umask(old)
     assert stat.S_IMODE(target.stat().st_mode) == 0o755  # was 0700 (mkdtemp)
     assert stat.S_IMODE((target / "config.pbtxt").stat().st_mode) == 0o644
+
+
+def _plan_manifest(flavour="tensorrt", version="10.3.0", **flags):
+    from formats.engine_manifest import EngineManifest
+
+    return EngineManifest(
+        plan_sha256="0" * 64,
+        plan_bytes=1,
+        source_onnx="m.onnx",
+        source_sha256="0" * 64,
+        flavour=flavour,
+        trt_version=version,
+        precision="fp16",
+        quantization_path="strongly-typed",
+        profiles=[],
+        build_flags=flags,
+        spec={},
+    )
+
+
+def test_the_server_requirements_of_a_plan_come_from_its_manifest():
+    from serving.repository import server_requirements
+
+    compatible = server_requirements(_plan_manifest(version_compatible=True))
+    assert compatible[0].endswith("--backend-config=tensorrt,version-compatible=true")
+    assert "10.3.0 or a later 10.x or 11.x" in compatible[1]
+    (exact,) = server_requirements(_plan_manifest())
+    assert "must be exactly 10.3.0" in exact and "--version-compatible" in exact
+    (rtx,) = server_requirements(_plan_manifest("tensorrt_rtx", "1.7.1.116"))
+    assert "standard TensorRT plans only" in rtx and "--backend python" in rtx
+
+
+def test_a_gpu_instance_runs_on_the_gpu_triton_gave_it(monkeypatch):
+    import runtime.backends.onnxruntime as ort_backend
+    from serving.triton_model import choose_providers
+
+    monkeypatch.setattr(ort_backend, "available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert choose_providers("auto", "GPU", 3) == ["CUDAExecutionProvider:3", "CPUExecutionProvider"]
+    assert choose_providers("auto", "CPU", 3) is None
+    from runtime.providers import parse_providers
+
+    known = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert parse_providers(choose_providers("auto", "GPU", 3), known, known)[0].device_id == 3
+
+
+def test_a_plan_opens_on_the_device_it_is_given(tmp_path):
+    from runtime.model import open_backend
+
+    plan = tmp_path / "m.plan"
+    plan.write_bytes(b"ftrt")
+    assert open_backend(plan, device_id=2).device_id == 2  # not activated: nothing touches a GPU

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.skipif(_NO_SERVER is not None, reason=f"no Triton serve
 
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
-from benchmarks.triton_client import Protocol, RetryPolicy, TritonClassifier  # noqa: E402
+from serving.triton_client import Protocol, RetryPolicy, TritonClassifier  # noqa: E402
 
 START_TIMEOUT_S = 90
 DIGITS = 12
@@ -401,11 +401,12 @@ def test_serve_cli_user_errors(tmp_path):
     assert done.returncode == 2 and f"port {port} on 127.0.0.1 is in use" in done.stderr
 
 
-def test_a_model_that_fails_to_load_stops_the_server_with_its_reason(repo, tmp_path):
-    """Without --keep-going, Triton exits when a model fails to load; serving.serve says why (exit 1)."""
-    import shutil
+def test_a_model_that_fails_to_load_stops_the_server_with_its_reason(trained_mnist, tmp_path):
+    """Without --keep-going, Triton exits when a model fails to load; serving.serve says why (exit 2)."""
+    from serving.repository import ServingBackend, write_repository
 
-    shutil.copytree(repo / "cnn_onnxruntime", tmp_path / "repo" / "cnn_onnxruntime")
+    broken = write_repository(trained_mnist["mnist_cnn"][1], tmp_path / "repo", backend=ServingBackend.PYTHON)
+    (broken / "config.pbtxt").write_text((broken / "config.pbtxt").read_text().replace("dims:", "dimz:", 1))
     done = subprocess.run(
         [
             sys.executable,
@@ -428,7 +429,65 @@ def test_a_model_that_fails_to_load_stops_the_server_with_its_reason(repo, tmp_p
     )
     assert done.returncode == 2 and "tritonserver exited before it was ready (exit status 1)" in done.stderr
     error = json.loads(done.stdout)["error"]
-    assert "unable to find backend library for backend 'onnxruntime'" in error
+    assert str(broken / "config.pbtxt") in error  # the summary of the log names the config that failed
     log = Path(error.rsplit("; full log: ", 1)[1])
-    assert "failed to load all models" in log.read_text()  # the failed server's log is kept for the user
+    text = log.read_text()  # the failed server's log is kept for the user
+    assert "failed to load all models" in text and 'no field named "dimz"' in text
     log.unlink()
+
+
+def _cli(module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_edge_triton_writes_what_edge_serve_loads_and_a_native_repository_is_refused(trained_mnist, tmp_path):
+    onnx_path = str(trained_mnist["mnist_cnn"][1])
+    done = _cli("serving.repository", "--model", onnx_path, "--repo", str(tmp_path / "repo"))
+    assert done.returncode == 0 and "serve it: edge serve --repo" in done.stdout, done.stderr
+    assert 'backend: "python"' in (tmp_path / "repo" / "mnist_cnn" / "config.pbtxt").read_text()  # the default
+    native = _cli("serving.repository", "--model", onnx_path, "--repo", str(tmp_path / "n"), "--backend", "native")
+    assert native.returncode == 0, native.stderr
+    refused = _cli("serving.serve", "--repo", str(tmp_path / "n"), "--http-port", "0", "--grpc-port", "0")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert refused.stderr.startswith(f"error: --repo {tmp_path / 'n'}: model 'mnist_cnn' needs Triton's onnxruntime")
+    assert f"`edge triton --model MODEL.onnx --repo {tmp_path / 'n'} --name mnist_cnn`" in refused.stderr
+
+
+@pytest.mark.parametrize("scheme", ["", "grpc://"])
+def test_edge_client_prints_what_edge_infer_prints(served, digits, expected, trained_mnist, tmp_path, scheme):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    inputs = [*map(str, digits), str(bad)]
+    url = scheme + served.info["grpc" if scheme else "http"]
+    answer = _cli("serving.client", url, *inputs, "--top-k", "3", "--json", "--batch-size", "5")
+    assert answer.returncode == 1, answer.stderr  # one bad image: the others are still answered
+    local = _cli("runtime.infer", "--engine", str(trained_mnist["mnist_cnn"][1]), *inputs, "--top-k", "3", "--json")
+    assert local.returncode == 1, local.stderr
+    got, want = json.loads(answer.stdout), json.loads(local.stdout)
+    assert got["model"] == want["model"] == "mnist_cnn" and got["errors"] == want["errors"]
+    assert [r["input"] for r in got["results"]] == [r["input"] for r in want["results"]] == inputs[:-1]
+    for mine, theirs in zip(got["results"], want["results"]):
+        assert [t["label"] for t in mine["top_k"]] == [t["label"] for t in theirs["top_k"]]
+        assert mine["probability"] == pytest.approx(theirs["probability"], rel=1e-5, abs=1e-6)
+    text = _cli("serving.client", url, str(digits[3]), "--top-k", "2")
+    line = _cli("runtime.infer", "--engine", str(trained_mnist["mnist_cnn"][1]), str(digits[3]), "--top-k", "2")
+    assert text.returncode == 0 and text.stdout == line.stdout  # the same line, to the printed digits
+
+
+def test_edge_client_names_a_missing_server_and_model(served, digits):
+    done = _cli("serving.client", "127.0.0.1:1", str(digits[0]))
+    assert done.returncode == 2 and "http://127.0.0.1:1: no Triton server answers there" in done.stderr
+    assert "`edge serve --repo DIR`" in done.stderr
+    done = _cli("serving.client", served.info["http"], str(digits[0]), "--model", "nope")
+    assert done.returncode == 2 and "--model nope: not ready on" in done.stderr and "mnist_cnn" in done.stderr
+
+
+def test_the_curl_line_of_the_docs_works(served, digits, expected):
+    """docs/live-view-and-serving.md: a JSON request with the image in base64, no client library."""
+    doc = (REPO / "docs" / "live-view-and-serving.md").read_text()
+    line = next(text for text in doc.splitlines() if text.startswith("curl "))
+    command = line.replace("localhost:8000", served.info["http"]).replace("digit.png", str(digits[3]))
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    outputs = {o["name"]: o["data"] for o in json.loads(done.stdout)["outputs"]}
+    assert outputs["TOP_K_LABELS"] == [t["label"] for t in expected[digits[3].name]["top_k"]]

@@ -52,3 +52,16 @@ def test_camera_augmentation_is_seeded_and_fills_a_shrunk_subject_with_its_borde
     seed_everything(3)
     out = geometric(batch)
     assert not torch.equal(out, batch.float()) and float(out.min()) > 60  # border padding, not zeros
+
+
+def test_paper_augmentation_thickens_and_thins_strokes(data_dir):
+    from train.augment import change_strokes
+    from train.data.mnist import load_mnist
+
+    digits = torch.from_numpy(load_mnist(data_dir, "test").images[:64]).float()[:, None] / 255
+    torch.manual_seed(0)
+    changed = change_strokes(digits, 1.0)
+    ink = (digits > 0.5).sum(dim=(1, 2, 3))
+    after = (changed > 0.5).sum(dim=(1, 2, 3))
+    assert (after > ink).any() and (after < ink).any()  # some thicker, some thinner
+    assert torch.equal(change_strokes(digits, 0.0), digits)

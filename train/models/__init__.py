@@ -17,6 +17,7 @@ from runtime.spec import ModelSpec
 from train.errors import TrainError
 from train.models.asl import AslCNN, asl_spec
 from train.models.asl_effnet import AslEffNet, asl_effnet_spec
+from train.models.landmarks import LandmarkMLP, landmark_spec
 from train.models.mnist import MnistCNN, MnistMLP, mnist_spec
 from train.models.transfer import TransferModel, backbone_info, imagenet_labels, transfer_spec
 
@@ -79,6 +80,8 @@ MODELS: dict[str, ModelEntry] = _table(
     _fixed("mnist_mlp", MnistMLP, mnist_spec, "mnist"),
     _fixed("mnist_cnn", MnistCNN, mnist_spec, "mnist"),
     _fixed("asl_cnn", AslCNN, asl_spec, "sign_mnist"),
+    # fitted on a user's own photos by `train asl --adapt DIR` (train.landmarks), not on a fixed data set
+    _fixed("asl_landmarks_adapted", LandmarkMLP, landmark_spec, "asl_photos"),
     _asl_effnet("asl_effnet"),
     _asl_effnet("asl_effnet_adapted"),
     _transfer("vgg16"),

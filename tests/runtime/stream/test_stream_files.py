@@ -129,8 +129,10 @@ def test_smoothing_averages_the_last_n_probabilities(engine, clips, tmp_path, ca
 
 def test_annotated_video_has_every_frame_with_the_label_drawn(engine, clips, tmp_path, capsys):
     target = tmp_path / "annotated.mp4"
-    rc, doc = _run(capsys, "--engine", str(engine), str(clips["h264"]), "--annotate", str(target))
+    rc, doc = _run(capsys, "--engine", str(engine), str(clips["h264"]), "--annotate", str(target), "--top-k", "3")
     assert rc == 0 and target.is_file() and not list(tmp_path.glob(".annotated*"))  # renamed into place
+    # a file source waits for the encoder thread instead of dropping: every frame is in the file, and it says so
+    assert doc["outputs"] == [{"annotated": str(target), "frames": FRAMES, "dropped": 0}]
     with av.open(str(target)) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264" and (stream.width, stream.height) == (112, 112)
@@ -138,8 +140,10 @@ def test_annotated_video_has_every_frame_with_the_label_drawn(engine, clips, tmp
     assert len(frames) == FRAMES
     with av.open(str(clips["h264"])) as container:
         original = next(container.decode(video=0)).to_ndarray(format="rgb24")
-    banner = frames[0][6:20, 6:30].astype(int)  # the label's white text on a black box, top left
-    assert banner.max() > 200 and np.abs(banner - original[6:20, 6:30]).mean() > 20
+    banner = frames[0][2:12, 2:50].astype(int)  # the top-1 label's white text on its green bar, top left
+    assert banner.max() > 200 and np.abs(banner - original[2:12, 2:50]).mean() > 20
+    red, green, blue = (banner[..., c].mean() for c in range(3))
+    assert green > red + 20 and green > blue + 40, "no probability bar drawn"
 
 
 @pytest.mark.parametrize("damage", ["truncated", "corrupt"])
