@@ -24,9 +24,10 @@ from formats.artifacts import (
 )
 from formats.errors import ArtifactNameError, RuntimeToolkitError
 from tests.conftest import REPO
+from tests.test_import_graph import ORDER
 
-PACKAGES = ("runtime", "train", "export", "calibration", "engine", "benchmarks")
-VOCABULARY = REPO / "runtime" / "artifacts.py"
+PACKAGES = ORDER  # every package of the pipeline order, so a new package cannot escape
+VOCABULARY = REPO / "formats" / "artifacts.py"
 
 _PRECISION = r"(?:fp32|fp16|int8|int8\.ort|int8-implicit|prep)"
 _SUFFIX = (
