@@ -142,17 +142,23 @@ def variant_result(path: Path, split: LabelledSplit) -> RunResult:
     return run_backends([runner], [Batch(split.images, split.labels)])[runner.name]
 
 
+def check_reference_model(ckpt, checkpoint: Path, model: str) -> None:
+    """Refuse a checkpoint of another model (``mnist_cnn.pt`` copied as ``mnist_mlp.pt``): bogus verdicts."""
+    if ckpt.spec.name != model:
+        raise DataError(
+            f"{checkpoint}: a checkpoint of model {ckpt.spec.name!r} ({ckpt.model_name}), not {model!r}; the gate "
+            f"needs {model}'s own FP32 reference: copy back the checkpoint `python -m train` wrote for {model}"
+        )
+
+
 def reference_result(checkpoint: Path, split: LabelledSplit, model: str | None = None) -> tuple[ModelSpec, RunResult]:
     """FP32 PyTorch (the checkpoint) on the split, through the same harness. With ``model``, a checkpoint of
     another model (``mnist_cnn.pt`` copied as ``mnist_mlp.pt``) is refused: its verdicts would be bogus."""
     from train.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
-    if model is not None and ckpt.spec.name != model:
-        raise DataError(
-            f"{checkpoint}: a checkpoint of model {ckpt.spec.name!r} ({ckpt.model_name}), not {model!r}; the gate "
-            f"needs {model}'s own FP32 reference: copy back the checkpoint `python -m train` wrote for {model}"
-        )
+    if model is not None:
+        check_reference_model(ckpt, checkpoint, model)
     runner = torch_runner(ckpt.model, ckpt.spec, "fp32 pytorch")
     return ckpt.spec, run_backends([runner], [Batch(split.images, split.labels)])[runner.name]
 
@@ -286,6 +292,10 @@ def run_gate(
             f"{checkpoint}: checkpoint not found; the gate compares against FP32 PyTorch. "
             f"Train first (`python -m train ...`) or pass --artifacts"
         )
+    from train.checkpoint import load_checkpoint
+
+    # the wrong model's checkpoint is the deeper fault: named before "nothing to gate" or a stale run
+    check_reference_model(load_checkpoint(checkpoint), checkpoint, model)
     check_calibrated(names, precisions)
     check_one_run(artifacts, model)  # variants from two calibration runs are refused, naming the stale file
     deployed = ModelSpec.load(names.spec)
