@@ -118,7 +118,11 @@ def test_bad_image_folders(tmp_path, small_flowers):
     spec = get_card("efficientnet_lite0_transfer").spec(("a",), 32)
     with pytest.raises(DataError, match="not a folder"):
         load_image_folder(tmp_path / "nope", spec)
-    (tmp_path / "empty" / "cls").mkdir(parents=True)
+    (tmp_path / "one" / "cls").mkdir(parents=True)
+    with pytest.raises(DataError, match="only one class folder"):  # issue 21, finding 18
+        load_image_folder(tmp_path / "one", spec)
+    for name in ("cls", "other"):
+        (tmp_path / "empty" / name).mkdir(parents=True)
     with pytest.raises(DataError, match="class folder holds no image files"):
         load_image_folder(tmp_path / "empty", spec)
     broken = tmp_path / "broken"
