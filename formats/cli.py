@@ -299,6 +299,9 @@ def _message(exc: BaseException) -> str:
             122: "; free some space and run again",
             27: "; the file size limit was reached",
         }
+        if exc.errno == 17 and exc.filename is not None and not os.path.isdir(exc.filename):
+            # mkdir(exist_ok=True) of an output folder where a file (or a FIFO) already is
+            return f"{name}: already exists and is not a folder; give a folder path there (or move that file away)"
         return f"{name}: {reason}{hint.get(exc.errno or 0, '')}"
     return str(exc)
 
