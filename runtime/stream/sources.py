@@ -20,6 +20,7 @@ from PIL import Image
 
 from formats.cli import MAX_PIXELS
 from formats.errors import RuntimeToolkitError
+from formats.files import not_regular
 from runtime.stream.uri import NETWORK_SCHEMES, SourceKind, SourceSpec
 
 
@@ -189,6 +190,11 @@ class PyAVReader:
                 f"{spec.uri}: no image file matches this sequence; check the folder and pattern (quote "
                 "a glob so the shell does not expand it: 'frames/*.png')",
                 reason="no files",
+            )
+        odd = not_regular(spec.target) if spec.kind is SourceKind.FILE else None
+        if odd:  # FFmpeg would block on a FIFO until a writer comes, or read a device for ever
+            raise SourceError(
+                f"{spec.uri}: is {odd}, expected a video file; give the path of a regular file", reason="not a file"
             )
         options = dict(spec.av_options)
         kwargs = {}

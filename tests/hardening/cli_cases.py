@@ -740,6 +740,13 @@ CASES: list[Case] = [
         lambda w: "baseline.fifo: already exists and is not a folder; give a folder path there",
     ),
     Case(
+        "runtime.apps.capture: --label with --keys",
+        "-",
+        "usage error exit 2, JSON error document (was: the error printed on stdout, no JSON)",
+        lambda w, out: ["runtime.apps.capture", str(w.digit), "--out", str(out), "--label", "a", "--keys", "--json"],
+        lambda w: "--label and --keys exclude each other",
+    ),
+    Case(
         "train transfer: an image folder with one class",
         "21.18",
         "refused before training: a classifier needs at least 2 classes (was: a 1-class spec written)",

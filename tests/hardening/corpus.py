@@ -564,6 +564,13 @@ CASES: list[Case] = [
         was="End of file",
     ),
     media_case(
+        "media file",
+        "a FIFO named clip.mp4",
+        "exit 1 at once: is a FIFO, expected a video file (was: FFmpeg blocked on it for ever)",
+        lambda tmp: os.mkfifo(tmp / "clip.mp4") or str(tmp / "clip.mp4"),
+        r"is a FIFO \(named pipe\), expected a video file",
+    ),
+    media_case(
         "stream source",
         "srt:// with an FFmpeg built without SRT",
         "exit 1 at once, no reconnects: names the missing protocol and the schemes to use (was: 'stream "
