@@ -202,7 +202,8 @@ _RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*) (\d+)(?:mW)?/(\d+)(?:mW)?(?:/\d+(?:mW)?
 
 def parse_tegrastats(line: str) -> dict[str, float]:
     """Each power rail of one ``tegrastats`` line → its instantaneous milliwatts (the first of now/avg[/max])."""
-    return {name: float(now) for name, now, _avg in _RAIL.findall(line) if name not in {"RAM", "SWAP", "IRAM"}}
+    skip = {"RAM", "SWAP", "IRAM", "NC"}  # memory fields, and Orin's not-connected "NC 0mW/0mW" channels
+    return {name: float(now) for name, now, _avg in _RAIL.findall(line) if name not in skip}
 
 
 class TegrastatsReader:
