@@ -23,6 +23,7 @@ Each ``probe_*`` returns a reader or the one-line reason there is none.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -219,6 +220,7 @@ class TegrastatsReader:
         self._process = subprocess.Popen(
             list(command), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1
         )
+        atexit.register(self.close)  # a meter nobody closed must not leave tegrastats running after us
         self._thread = threading.Thread(target=self._pump, name="tegrastats", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout_s
@@ -254,6 +256,7 @@ class TegrastatsReader:
         )
 
     def close(self) -> None:
+        atexit.unregister(self.close)
         if self._process.poll() is None:
             self._process.terminate()
             try:

@@ -330,3 +330,21 @@ def test_cli_reads_a_recorded_tree_and_reports_json(tmp_path):
         cwd=REPO,
     )
     assert missing.returncode == 2 and "rapl: no " in missing.stdout
+
+
+def test_a_tegrastats_reader_nobody_closed_ends_with_the_program(tmp_path):
+    child = f"import time\nprint({ORIN_NANO!r}, flush=True)\ntime.sleep(60)\n"
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom benchmarks.power_sources import probe_tegrastats\n"
+        f"reader = probe_tegrastats(Path('.'), [sys.executable, '-c', {child!r}])\nprint(reader._process.pid)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    pid = int(done.stdout.split()[-1])
+    time.sleep(0.2)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return
+    state = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}/stat").exists() else "gone"
+    assert state in {"Z", "gone"}, f"tegrastats child {pid} still running after its program ended"
