@@ -31,6 +31,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -350,42 +351,26 @@ def evaluate(
     )
 
 
-def plot_confusion(report: RealPhotoReport, path: Path) -> Path:
+def confusion_figure(report: RealPhotoReport) -> Any:
     """Counts on a log colour scale (a single mistake is visible beside a diagonal of 60) with a colour bar."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
-    from matplotlib.ticker import FuncFormatter
+
+    from calibration.figures import cell_size, colour_bar, draw_confusion, log_norm
 
     matrix = report.confusion()
-    size = max(4.5, 0.32 * len(report.labels) + 2.5)
-    fig, ax = plt.subplots(figsize=(size + 1.0, size))
-    shown = np.ma.masked_equal(matrix, 0)  # empty cells stay white: log(0) has no colour
-    norm = LogNorm(vmin=1, vmax=max(2, int(matrix.max())))
-    image = ax.imshow(shown, cmap="viridis", norm=norm)
-    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="photos (log scale)")
-    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    if len(report.labels) <= 30:
-        for t, p in zip(*np.nonzero(matrix)):
-            ax.text(
-                p,
-                t,
-                str(matrix[t, p]),
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if norm(matrix[t, p]) < 0.6 else "k",
-            )
-    ticks = range(len(report.labels))
-    ax.set_xticks(ticks, report.labels, fontsize=7)
-    ax.set_yticks(ticks, report.labels, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    size = cell_size(len(report.labels))
+    fig, ax = plt.subplots(figsize=(size + 1.8, size), layout="constrained")
+    image = draw_confusion(ax, matrix, report.labels, log_norm(int(matrix.max())))
+    colour_bar(fig, image, ax, "photos (log scale)")
     ax.set_title(f"{report.model} on {Path(report.root).name}: {report.overall.text()}", fontsize=9)
-    fig.tight_layout()
-    return write_figure(fig, path)
+    return fig
+
+
+def plot_confusion(report: RealPhotoReport, path: Path) -> Path:
+    return write_figure(confusion_figure(report), path)
 
 
 def write_report(report: RealPhotoReport, out: Path | None = None) -> tuple[RealPhotoFiles, str | None]:
