@@ -48,6 +48,8 @@ class FitConfig:
     rotation_degrees: float = 15.0
     scale: float = 0.1
     jitter: float = 0.01  # × the wrist → middle-finger-base distance
+    stretch: float = 0.0  # each copy's x scaled by up to ±this against y (photos stretched to a square, other lenses)
+    mirror_p: float = 0.0  # each copy mirrored left ↔ right with this probability (a wrong handedness answer)
     seed: int = 0
 
 
@@ -110,6 +112,10 @@ def augmented(landmarks: np.ndarray, rng: np.random.Generator, config: FitConfig
         xy = points[:, :2] - points[0, :2]
         unit = np.linalg.norm(xy[9]) or 1.0
         xy = xy @ np.array([[c, -s], [s, c]]).T * rng.uniform(1 - config.scale, 1 + config.scale)
+        if config.stretch:  # drawn only when used: the adapted model's random stream stays as it was
+            xy[:, 0] *= rng.uniform(1 - config.stretch, 1 + config.stretch)
+        if config.mirror_p and rng.random() < config.mirror_p:
+            xy[:, 0] = -xy[:, 0]
         points[:, :2] = xy + points[0, :2] + rng.normal(0, config.jitter * unit, size=(len(xy), 2))
         out.append(points)
     return out

@@ -1,0 +1,80 @@
+"""The zero-shot landmark classifier ``asl_landmarks``, end to end as subprocesses on real data: a small Sign-MNIST
+training file (3 real images per letter, in tmp) through ``edge train asl_landmarks`` (the real landmarker, read
+from EDGE_HANDS_DIR), ``edge export``, and ``edge evaluate`` through the hand stage with its "no hand" column."""
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from formats.artifacts import Artifacts, Precision
+from tests.conftest import REPO
+from tests.runtime.test_hands import adapt_dir, hand_models  # noqa: F401  (fixtures)
+from train.asl_landmarks import MODEL_NAME
+
+PER_LETTER = 3
+
+
+def _edge(*args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, env=env)
+
+
+def _small_sign_mnist(data_dir: Path, root: Path) -> Path:
+    """The first PER_LETTER rows of each label of the real training CSV, as <root>/sign_mnist/…train.csv."""
+    kept, counts = [], {}
+    with gzip.open(data_dir / "sign_mnist" / "sign_mnist_train.csv.gz", "rt") as fh:
+        header = next(fh)
+        for line in fh:
+            label = line.split(",", 1)[0]
+            if counts.get(label, 0) < PER_LETTER:
+                counts[label] = counts.get(label, 0) + 1
+                kept.append(line)
+            if len(counts) == 24 and all(n == PER_LETTER for n in counts.values()):
+                break
+    (root / "sign_mnist").mkdir(parents=True)
+    (root / "sign_mnist" / "sign_mnist_train.csv").write_text(header + "".join(kept))
+    return root
+
+
+def test_zero_shot_from_sign_mnist_then_export_then_evaluate_with_no_hand(
+    tmp_path,
+    data_dir,
+    hand_models,  # noqa: F811
+    adapt_dir,  # noqa: F811
+):
+    data = _small_sign_mnist(data_dir, tmp_path / "data")
+    out = tmp_path / "model"
+    args = ("--out", str(out), "--hands", str(hand_models), "--data-dir", str(data), "--per-class", "2")
+    result = _edge("train", "asl_landmarks", *args)
+    assert result.returncode == 0, result.stderr
+    names = Artifacts(out, MODEL_NAME)
+    metrics = json.loads(names.metrics.read_text())
+    assert metrics["images"] == 48 and metrics["hands_found"] >= 40  # the landmarker reads Sign-MNIST's hands
+    assert sum(metrics["hands_found_per_class"].values()) == metrics["hands_found"]
+    assert "zero-shot" in metrics["data"]
+
+    result = _edge("export", "--checkpoint", str(names.checkpoint), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("b_me369_0.jpg", "l_me369_0.jpg"):
+        (photos / name).symlink_to(adapt_dir / name)
+    Image.fromarray(np.full((120, 160, 3), 90, np.uint8)).save(photos / "y_wall_0.png")  # no hand: counted wrong
+    model = names.onnx(Precision.FP32)
+    result = _edge("evaluate", "--model", str(model), "--hand-models", str(hand_models), "--json", str(photos))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["hand_stage"] and report["images"] == 3 and report["no_hand"] == 1
+    assert report["no_hand_by_source"] == {"me369": 0, "wall": 1}
+    assert report["confusion_columns"][-1] == "no hand" and report["confusion"][-1][-1] == 1  # y → no hand
+    wall = next(p for p in report["predictions"] if p["source"] == "wall")
+    assert wall["predicted"] == "no hand" and wall["probability"] == 0.0
+    assert report["correct"] <= 2 and report["on_found_hands"]["images"] == 2
+    assert "no hand in 1 (counted wrong)" in report["line"]
