@@ -39,7 +39,7 @@ MODEL_NAME = "asl_landmarks"
 PER_CLASS = 100
 VALIDATION_FRACTION = 0.2
 # Chosen on Sign-MNIST validation and asl_real/adapt (docs/hands.md); never on asl_real/test.
-ZERO_SHOT = FitConfig(copies=10, rotation_degrees=15.0, scale=0.1, jitter=0.01, stretch=0.0, mirror_p=0.0)
+ZERO_SHOT = FitConfig(copies=10, rotation_degrees=25.0, scale=0.1, jitter=0.03, stretch=0.15, mirror_p=0.0)
 
 
 def sign_mnist_hands(data_dir: Path, per_class: int, finder: HandFinder, seed: int = 0) -> tuple[LabelledHands, int]:
