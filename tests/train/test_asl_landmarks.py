@@ -1,6 +1,7 @@
 """The zero-shot landmark classifier ``asl_landmarks``, end to end as subprocesses on real data: a small Sign-MNIST
 training file (3 real images per letter, in tmp) through ``edge train asl_landmarks`` (the real landmarker, read
-from EDGE_HANDS_DIR), ``edge export``, and ``edge evaluate`` through the hand stage with its "no hand" column."""
+from EDGE_HANDS_DIR), ``edge export``, ``edge evaluate`` through the hand stage with its "no hand" column, and
+``edge train asl --adapt --from`` fine-tuning it."""
 
 import gzip
 import json
@@ -78,3 +79,13 @@ def test_zero_shot_from_sign_mnist_then_export_then_evaluate_with_no_hand(
     assert wall["predicted"] == "no hand" and wall["probability"] == 0.0
     assert report["correct"] <= 2 and report["on_found_hands"]["images"] == 2
     assert "no hand in 1 (counted wrong)" in report["line"]
+
+    adapted = tmp_path / "adapted"  # fine-tuned from the zero-shot model on the two photos with a hand
+    args = ("--adapt", str(photos), "--from", str(names.checkpoint), "--hands", str(hand_models), "--out", str(adapted))
+    result = _edge("train", "asl", *args)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(Artifacts(adapted, "asl_landmarks_adapted").metrics.read_text())
+    assert metrics["start"] == str(names.checkpoint) and metrics["hands_found"] == 2 and len(metrics["no_hand"]) == 1
+    bad = ("--adapt", str(photos), "--from", str(photos / "y_wall_0.png"), "--hands", str(hand_models))
+    result = _edge("train", "asl", *bad, "--out", str(tmp_path / "bad"))
+    assert result.returncode != 0 and "not a readable checkpoint" in result.stderr
