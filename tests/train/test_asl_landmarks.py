@@ -11,11 +11,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from calibration import real_photos
 from formats.artifacts import Artifacts, Precision
 from tests.conftest import REPO
-from tests.runtime.test_hands import adapt_dir, hand_models  # noqa: F401  (fixtures)
+from tests.runtime.test_hands import adapt_dir, finder, hand_models  # noqa: F401  (fixtures)
 from train.asl_landmarks import MODEL_NAME
 
 PER_LETTER = 3
@@ -43,6 +45,38 @@ def _small_sign_mnist(data_dir: Path, root: Path) -> Path:
     return root
 
 
+def test_the_landmarker_alone_reads_sign_mnist_hand_crops(data_dir, finder):  # noqa: F811
+    """One real training image per letter, upscaled: the palm detector finds ~3 % of them, find_in_crop most."""
+    from train.data.sign_mnist import load_sign_mnist_file
+
+    split = load_sign_mnist_file(data_dir / "sign_mnist" / "sign_mnist_test.csv.gz")
+    first = [int(np.nonzero(split.labels == c)[0][0]) for c in range(24)]
+    found = 0
+    for i in first:
+        image = Image.fromarray(split.images[i]).resize((224, 224), Image.Resampling.BICUBIC)
+        hand = finder.find_in_crop(image)
+        if hand is not None:
+            found += 1
+            assert hand.landmarks.shape == (21, 3) and hand.presence >= 0.5
+            assert np.all((hand.landmarks[:, :2] > -60) & (hand.landmarks[:, :2] < 284))  # near the crop
+    assert found >= 20
+
+
+def test_a_report_through_the_hand_stage_counts_no_hand_as_wrong():
+    photos = [real_photos.Photo(Path(f"{c}_s{n % 2}_{n}.jpg"), c, f"s{n % 2}", ".") for n, c in enumerate((0, 1, 2, 2))]
+    predicted = np.array([0, real_photos.NO_HAND, 1, 2])
+    report = real_photos.RealPhotoReport(
+        "m", "m.onnx", "root", ("a", "b", "c"), photos, predicted, np.ones(4), [], True
+    )
+    assert report.overall.correct == 2 and report.on_found_hands().text().startswith("66.7% (2/3")
+    assert report.columns == ("a", "b", "c", "no hand") and report.confusion()[1, 3] == 1
+    assert report.no_hand_by_source() == {"s0": 0, "s1": 1}
+    doc = report.to_dict()
+    assert doc["no_hand"] == 1 and doc["predictions"][1]["predicted"] == "no hand"
+    assert "no hand found in 1 photos" in report.markdown() and "b → no hand: 1" in report.markdown()
+
+
+@pytest.mark.slow  # train, export, evaluate, adapt as subprocesses: ~6 min on the loaded 2-core box (~1 min idle?)
 def test_zero_shot_from_sign_mnist_then_export_then_evaluate_with_no_hand(
     tmp_path,
     data_dir,
