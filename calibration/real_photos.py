@@ -241,7 +241,12 @@ class RealPhotoReport:
         text = (
             f"# Real photos: {self.model} ({Path(self.model_file).name}) on {Path(self.root).name}\n\n"
             f"{self.overall.text()} on {self.overall.images} labelled photos in `{self.root}`, classified through "
-            "the runtime (`edge infer`'s preprocessing, from the model's spec). Intervals: 95 % Wilson.\n"
+            + (
+                "the runtime's hand stage, then the model (as `edge infer`)"
+                if self.hand_stage
+                else "the runtime (`edge infer`'s preprocessing, from the model's spec)"
+            )
+            + ". Intervals: 95 % Wilson.\n"
             + table("per source", self.by_source())
             + (table("per sub-folder", self.by_folder()) if len(self.by_folder()) > 1 else "")
             + table("per class", self.by_class())
