@@ -23,9 +23,17 @@ def log_norm(peak: int) -> Any:
     return LogNorm(vmin=1, vmax=max(2, int(peak)))
 
 
-def draw_confusion(ax: Any, matrix: np.ndarray, labels: Sequence[str], norm: Any, fontsize: float = 7) -> Any:
+def draw_confusion(
+    ax: Any,
+    matrix: np.ndarray,
+    labels: Sequence[str],
+    norm: Any,
+    fontsize: float = 7,
+    columns: Sequence[str] | None = None,
+) -> Any:
     """Draw ``matrix`` (true × predicted counts) on ``ax``: empty cells white, each count written in its cell
-    (up to ``MAX_LABELLED_CELLS`` classes), the image returned for a colour bar."""
+    (up to ``MAX_LABELLED_CELLS`` classes), the image returned for a colour bar. ``columns`` names the predicted
+    axis where it differs from the true one (the hand stage's extra "no hand" column)."""
     shown = np.ma.masked_equal(matrix, 0)  # log(0) has no colour: an empty cell stays white
     image = ax.imshow(shown, cmap="viridis", norm=norm)
     if len(labels) <= MAX_LABELLED_CELLS:
@@ -34,9 +42,10 @@ def draw_confusion(ax: Any, matrix: np.ndarray, labels: Sequence[str], norm: Any
             ax.text(
                 p, t, str(matrix[t, p]), ha="center", va="center", fontsize=fontsize, color="white" if dark else "k"
             )
-    ticks = range(len(labels))
-    ax.set_xticks(ticks, labels, fontsize=fontsize)
-    ax.set_yticks(ticks, labels, fontsize=fontsize)
+    extra = columns is not None and list(columns) != list(labels)  # "no hand" is too wide for a letter's cell
+    columns = labels if columns is None else columns
+    ax.set_xticks(range(len(columns)), columns, fontsize=fontsize, rotation=90 if extra else 0)
+    ax.set_yticks(range(len(labels)), labels, fontsize=fontsize)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     return image
