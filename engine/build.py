@@ -41,7 +41,12 @@ from engine.trt_hooks import (
 )
 from formats.artifacts import Precision
 from formats.engine_manifest import (
+    BuildFlags,
+    Device,
     EngineManifest,
+    Flavour,
+    Jetson,
+    Profile,
     describe_foreign,
     golden_path,
     identify_bytes,
@@ -302,15 +307,15 @@ def build_engine(
         plan_bytes=len(data),
         source_onnx=str(info.path),
         source_sha256=info.sha256,
-        flavour=net.flavour,
+        flavour=Flavour(net.flavour),
         trt_version=net.trt.__version__,
-        precision=Precision.INT8_IMPLICIT.value if net.implicit else info.precision,
+        precision=Precision.INT8_IMPLICIT if net.implicit else Precision(info.precision),
         quantization_path=net.path,
-        profiles=profiles,
-        build_flags=flags,
+        profiles=tuple(Profile.from_dict(profile) for profile in profiles),
+        build_flags=BuildFlags.from_dict(flags),
         spec=info.spec.to_dict() if info.spec else {},
-        device=device,
-        jetson=jetson_info(),
+        device=Device.from_dict(device),
+        jetson=Jetson.from_dict(jetson_info()),
         calibration_sha256=(sha256_file(Path(options.calib_cache)) if net.implicit else info.calibration_sha256),
         build_seconds=round(seconds, 3),
         rebuild_command=rebuild_command(info.path, out, options.cli_args()),
@@ -345,7 +350,7 @@ def write_plan(out: Path, data: bytes, manifest: EngineManifest, golden, timing_
             from engine.golden import write_golden
 
             manifest.golden = write_golden(out, *golden)
-            written.append(Path(out).with_name(manifest.golden["file"]))
+            written.append(Path(out).with_name(manifest.golden.file))
         write_artifact(out, data, Kind.PLAN)
         write_artifact(manifest_path(out), manifest.to_json(), Kind.ENGINE_MANIFEST)
     except BaseException:  # a full disk: no orphan golden file beside no plan or manifest

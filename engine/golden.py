@@ -12,20 +12,20 @@ from pathlib import Path
 import numpy as np
 
 from formats.artifacts import Artifacts, Precision
-from formats.engine_manifest import golden_path
+from formats.engine_manifest import Golden, golden_path
 from formats.files import sha256_file
 from formats.writer import Kind, write_artifact
 
 GOLDEN_SAMPLES = 8
 
 
-def write_golden(plan: Path, inputs: np.ndarray, outputs: np.ndarray) -> dict:
+def write_golden(plan: Path, inputs: np.ndarray, outputs: np.ndarray) -> Golden:
     """Preprocessed inputs and their FP32 reference outputs, for the on-device self-test."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, inputs=inputs.astype(np.float32), outputs=outputs.astype(np.float32))
     path = golden_path(plan)
     write_artifact(path, buffer.getvalue(), Kind.GOLDEN)
-    return {"file": path.name, "sha256": sha256_file(path), "count": int(len(inputs))}
+    return Golden(path.name, sha256_file(path), int(len(inputs)))
 
 
 def golden_from_calibration(onnx_path: Path, count: int = GOLDEN_SAMPLES) -> tuple[np.ndarray, np.ndarray] | None:
