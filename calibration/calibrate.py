@@ -79,13 +79,13 @@ class CalibrationResult:
     files: CalibrationFiles
     calibration_sha256: str
     calibration_size: int
-    method: str
+    method: Method
     fp16_kept_fp32: list[str]
     seconds: float
     excluded: dict[str, list[str]] = field(default_factory=dict)  # precision → nodes left in FP32 by the gate
 
     def to_dict(self) -> dict:
-        return {**self.__dict__, "files": self.files.to_dict()}
+        return {**self.__dict__, "method": self.method.value, "files": self.files.to_dict()}
 
 
 def prepared_path(artifacts: Path, model: str) -> Path:
@@ -158,5 +158,5 @@ def calibrate_model(
     files = replace(files, run=record_run(artifacts, model, run, files.to_dict()))
     log(f"wrote {fp16.name} ({len(kept)} node(s) kept FP32), {int8.name}, {int8_ort.name}, {cache.name}")
     return CalibrationResult(
-        model, files, calib.sha256, len(calib.labels), options.method.value, kept, time.perf_counter() - start
+        model, files, calib.sha256, len(calib.labels), options.method, kept, time.perf_counter() - start
     )

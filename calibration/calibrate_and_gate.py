@@ -81,7 +81,7 @@ def calibrate_and_gate(
     with calibration_lock(artifacts, model):  # a second run of this model here is refused, not interleaved
         result = calibrate_model(model, artifacts, data_dir, options, log)
         gate = run_gate(model, artifacts, data_dir, options.folder)
-        failing = [Precision(r.precision) for r in gate.rows if not r.passed and Precision(r.precision) in WRITERS]
+        failing = [r.precision for r in gate.rows if not r.passed and r.precision in WRITERS]
         if failing and exclusion:
             exclusions = fix_int8(model, artifacts, data_dir, options.folder, failing, log)
             result = replace(result, excluded={k: v["excluded"] for k, v in exclusions.items()})

@@ -69,7 +69,7 @@ def budget_for(precision: Precision, int8_max_drop_pp: float) -> Budget:
 @dataclass
 class GateRow:
     model: str
-    precision: str
+    precision: Precision
     file: str
     images: int
     accuracy: float
@@ -120,6 +120,7 @@ class GateRow:
     def to_dict(self) -> dict:
         out = asdict(self)
         out.update(
+            precision=self.precision.value,
             drop_pp=self.drop_pp,
             passed=self.passed,
             passed_strict=self.passes(strict=True),
@@ -176,7 +177,7 @@ def judge(
     comparison = compare_results(reference, result, spec.labels)
     row = GateRow(
         model=model,
-        precision=precision.value,
+        precision=precision,
         file=str(path),
         images=comparison.images,
         accuracy=comparison.accuracy,

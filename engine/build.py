@@ -45,6 +45,7 @@ from formats.engine_manifest import (
     Device,
     EngineManifest,
     Flavour,
+    HardwareCompatibility,
     Jetson,
     Profile,
     describe_foreign,
@@ -67,7 +68,7 @@ class Network:
     """Stage 1's result: the parsed network and what it was created as."""
 
     trt: Any
-    flavour: str
+    flavour: Flavour
     logger: Any
     builder: Any
     network: Any
@@ -240,7 +241,7 @@ def configure(net: Network, info: OnnxInfo, options: BuildOptions) -> tuple[Any,
         if not hasattr(trt.BuilderFlag, "VERSION_COMPATIBLE"):
             raise EngineBuildError(f"{net.flavour} {trt.__version__} cannot build version-compatible engines")
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
-    if options.hardware_compatibility != "none":
+    if options.hardware_compatibility is not HardwareCompatibility.NONE:
         if not hasattr(trt, "HardwareCompatibilityLevel"):
             raise EngineBuildError(f"{net.flavour} {trt.__version__} has no hardware compatibility levels")
         if jetson_info() is not None:

@@ -8,6 +8,7 @@ fails preflight (truncated, foreign, missing manifest) is rebuilt, never reused 
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,11 @@ def _manifest_key(manifest: EngineManifest, flag_names) -> dict:
     }
 
 
+def _plain(key: dict) -> dict:
+    """The key with its Enums as their JSON values: compared, and shown in the "stale: …" reason as before."""
+    return {name: value.value if isinstance(value, enum.Enum) else value for name, value in key.items()}
+
+
 def ensure_engine(
     onnx_path: Path,
     out: Path | None = None,
@@ -75,6 +81,7 @@ def ensure_engine(
         try:
             manifest = preflight(out)
             have = _manifest_key(manifest, options.engine_flags(want["precision"]))
+            want, have = _plain(want), _plain(have)
             stale = [k for k in want if want[k] != have.get(k)]
             if not stale:
                 log(f"reusing {out} (manifest matches)")
