@@ -23,7 +23,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -39,7 +39,16 @@ from formats.artifacts import ONNX_PRECISIONS, Artifacts
 from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
 from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, write_artifact, write_figure
-from harness.compare import Batch, RunResult, compare_results, file_runner, run_backends, torch_runner
+from harness.compare import (
+    Batch,
+    ClassChange,
+    Comparison,
+    RunResult,
+    compare_results,
+    file_runner,
+    run_backends,
+    torch_runner,
+)
 from runtime.spec import ModelSpec
 from train.cards import TEST, LabelledSplit, card_of, load_split
 from train.data.paths import resolve_data_dir
@@ -71,14 +80,33 @@ class GateRow:
     model: str
     precision: Precision
     file: str
-    images: int
-    accuracy: float
-    reference_accuracy: float  # FP32 PyTorch
-    agreement: float
-    max_abs_diff: float
+    comparison: Comparison  # FP32 PyTorch (the reference) vs this variant, from the harness, with labels
     budget: Budget
     paired: PairedTable  # per-image right/wrong of FP32 PyTorch and this variant: McNemar's b and c
-    per_class: list[dict] = field(default_factory=list)  # label, reference, accuracy, change_pp
+
+    @property
+    def images(self) -> int:
+        return self.comparison.images
+
+    @property
+    def accuracy(self) -> float:
+        return self.comparison.accuracy
+
+    @property
+    def reference_accuracy(self) -> float:  # FP32 PyTorch
+        return self.comparison.reference_accuracy
+
+    @property
+    def agreement(self) -> float:
+        return self.comparison.agreement
+
+    @property
+    def max_abs_diff(self) -> float:
+        return self.comparison.max_abs_diff
+
+    @property
+    def per_class(self) -> tuple[ClassChange, ...]:
+        return self.comparison.per_class
 
     @property
     def drop_pp(self) -> float:
@@ -118,9 +146,20 @@ class GateRow:
         return f"{self.model} {self.precision}: {got}, budget {self.budget.describe()}: {s.describe()}"
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = {  # the gate report's row, keys as before the row held a Comparison
+            "model": self.model,
+            "precision": self.precision.value,
+            "file": self.file,
+            "images": self.images,
+            "accuracy": self.accuracy,
+            "reference_accuracy": self.reference_accuracy,
+            "agreement": self.agreement,
+            "max_abs_diff": self.max_abs_diff,
+            "budget": None,  # described below, in this place
+            "paired": asdict(self.paired),
+            "per_class": [asdict(change) for change in self.per_class],
+        }
         out.update(
-            precision=self.precision.value,
             drop_pp=self.drop_pp,
             passed=self.passed,
             passed_strict=self.passes(strict=True),
@@ -179,14 +218,9 @@ def judge(
         model=model,
         precision=precision,
         file=str(path),
-        images=comparison.images,
-        accuracy=comparison.accuracy,
-        reference_accuracy=comparison.reference_accuracy,
-        agreement=comparison.agreement,
-        max_abs_diff=comparison.max_abs_diff,
+        comparison=comparison,
         budget=budget_for(precision, card_of(spec).int8_max_drop_pp),
         paired=PairedTable.from_predictions(split.labels, reference.top1, result.top1),
-        per_class=[asdict(change) for change in comparison.per_class],
     )
     return row, result.top1
 
@@ -205,8 +239,8 @@ def markdown(rows: Sequence[GateRow], strict: bool = False) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        worst = min(r.per_class, key=lambda c: c["change_pp"], default=None)
-        worst_text = f"{worst['label']} {worst['change_pp']:+.2f} pp" if worst else ""
+        worst = min(r.per_class, key=lambda c: c.change_pp, default=None)
+        worst_text = f"{worst.label} {worst.change_pp:+.2f} pp" if worst else ""
         lines.append(
             f"| {r.model} | {r.precision} | {r.images} | {r.accuracy:.4f} ({r.stats.accuracy_ci.percent()} %) "
             f"| {0.0 - r.drop_pp + 0.0:+.2f} pp ({r.stats.difference_ci.points()}) "
