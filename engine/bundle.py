@@ -12,7 +12,6 @@ Exit 0 ok, 2 a missing, altered or mixed-up file (one line naming it and the fix
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import logging
@@ -31,6 +30,7 @@ from formats.atomic import atomic_path, safe_child, write_bytes_atomic, write_te
 from formats.bundle import BUNDLE_FORMAT, INDEX, SUMS, BundleError, unpack, verify
 from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary, examples, safe
 from formats.errors import RuntimeToolkitError
+from formats.files import sha256_file
 from runtime import __version__ as toolkit_version
 
 _logger = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ def create(
         }
         write_text_atomic(staging / INDEX, json.dumps(index, indent=1) + "\n")
         names = sorted(list(files) + [INDEX])
-        sums = "".join(f"{hashlib.sha256((staging / n).read_bytes()).hexdigest()}  {n}\n" for n in names)
+        sums = "".join(f"{sha256_file(staging / n)}  {n}\n" for n in names)
         write_text_atomic(staging / SUMS, sums)
         verify(staging)  # what landed
         with atomic_path(archive) as tmp:
