@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from calibration import real_photos
-from calibration.calibrate import check_model_name
+from calibration.calibrate import model_artifacts
 from calibration.robustness import read_line
 from calibration.run_check import check_one_run
 from calibration.statistics import Judgement, PairedTable, Verdict, judge_agreement, judge_drop
@@ -318,9 +318,7 @@ def run_gate(
     write: bool = True,
     strict: bool = False,
 ) -> GateResult:
-    artifacts = Path(artifacts)
-    check_model_name(model, artifacts)
-    names = Artifacts(artifacts, model)
+    names = model_artifacts(model, Path(artifacts))
     checkpoint = names.checkpoint
     if not checkpoint.is_file():
         raise DataError(
@@ -332,7 +330,7 @@ def run_gate(
     # the wrong model's checkpoint is the deeper fault: named before "nothing to gate" or a stale run
     check_reference_model(load_checkpoint(checkpoint), checkpoint, model)
     check_calibrated(names, precisions)
-    check_one_run(artifacts, model)  # variants from two calibration runs are refused, naming the stale file
+    check_one_run(names)  # variants from two calibration runs are refused, naming the stale file
     deployed = ModelSpec.load(names.spec)
     split = load_split(deployed, data_dir, TEST, folder)
     spec, reference = reference_result(checkpoint, split, model)
@@ -343,7 +341,7 @@ def run_gate(
         )
     rows, matrices = [], {"fp32 pytorch": confusion(split.labels, reference.top1, spec.num_classes)}
     for precision in precisions:
-        path = precision.path(artifacts, model)
+        path = names.onnx(precision)
         if not path.is_file():
             continue
         row, top = judge(model, precision, path, split, spec, reference)
@@ -351,7 +349,7 @@ def run_gate(
         matrices[precision.value] = confusion(split.labels, top, spec.num_classes)
     if not rows:
         raise DataError(
-            f"{artifacts}: no {model}.<precision>.onnx files to judge; run `python -m export` "
+            f"{names.folder}: no {model}.<precision>.onnx files to judge; run `python -m export` "
             f"and `python -m calibration --model {model}` first"
         )
     files = {}
@@ -371,9 +369,9 @@ def run_gate(
         real = real_photos.lines_for(names.onnx(p) for p in precisions)
         report["real_photos"] = real
         text = json.dumps(report, indent=2) + "\n"
-        files["json"] = str(write_artifact(names.gate_json, text, Kind.REPORT, artifacts))
+        files["json"] = str(write_artifact(names.gate_json, text, Kind.REPORT, names.folder))
         text = markdown(rows, strict) + "".join(f"\n{line}\n" for line in robust + real)
-        files["markdown"] = str(write_artifact(names.gate_md, text, Kind.TEXT, artifacts))
+        files["markdown"] = str(write_artifact(names.gate_md, text, Kind.TEXT, names.folder))
         files["png"] = str(plot_confusions(names.confusion_png, model, matrices, spec.labels))
     return GateResult(rows, files)
 

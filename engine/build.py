@@ -39,7 +39,7 @@ from engine.trt_hooks import (
     progress_monitor,
     warnings_summary,
 )
-from formats.artifacts import Precision
+from formats.artifacts import Precision, plan_golden, plan_manifest
 from formats.engine_manifest import (
     BuildFlags,
     Device,
@@ -49,9 +49,7 @@ from formats.engine_manifest import (
     Jetson,
     Profile,
     describe_foreign,
-    golden_path,
     identify_bytes,
-    manifest_path,
     preflight,
     rebuild_command,
 )
@@ -338,8 +336,8 @@ def build_engine(
 def check_outputs(out: Path) -> None:
     """Refuse (unless ``--force``) a plan path, manifest or golden path that holds a file of another kind."""
     check_replace(out, Kind.PLAN)
-    check_replace(manifest_path(out), Kind.ENGINE_MANIFEST)
-    check_replace(golden_path(out), Kind.GOLDEN)
+    check_replace(plan_manifest(out), Kind.ENGINE_MANIFEST)
+    check_replace(plan_golden(out), Kind.GOLDEN)
 
 
 def write_plan(out: Path, data: bytes, manifest: EngineManifest, golden, timing_cache, options: BuildOptions) -> None:
@@ -353,7 +351,7 @@ def write_plan(out: Path, data: bytes, manifest: EngineManifest, golden, timing_
             manifest.golden = write_golden(out, *golden)
             written.append(Path(out).with_name(manifest.golden.file))
         write_artifact(out, data, Kind.PLAN)
-        write_artifact(manifest_path(out), manifest.to_json(), Kind.ENGINE_MANIFEST)
+        write_artifact(plan_manifest(out), manifest.to_json(), Kind.ENGINE_MANIFEST)
     except BaseException:  # a full disk: no orphan golden file beside no plan or manifest
         for path in written:
             path.unlink(missing_ok=True)

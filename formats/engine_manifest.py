@@ -18,7 +18,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from formats.artifacts import Precision, plan_golden, plan_manifest
+from formats.artifacts import Precision, plan_manifest
 from formats.errors import ModelLoadError
 from formats.files import sha256_file
 
@@ -319,14 +319,6 @@ def _problems(data: dict) -> list[str]:
     return problems
 
 
-def manifest_path(plan: Path) -> Path:
-    return plan_manifest(plan)
-
-
-def golden_path(plan: Path) -> Path:
-    return plan_golden(plan)
-
-
 def rebuild_command(onnx: str | Path, plan: str | Path, args: list[str] | None = None) -> str:
     return shlex.join(["python", "-m", "engine", "--onnx", str(onnx), "--out", str(plan), *(args or [])])
 
@@ -346,7 +338,7 @@ def describe_foreign(head: bytes) -> str:
 
 
 def load_manifest(plan: Path) -> EngineManifest:
-    path = manifest_path(plan)
+    path = plan_manifest(plan)
     try:
         return EngineManifest.from_dict(json.loads(path.read_text()), str(path))
     except FileNotFoundError:

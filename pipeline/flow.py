@@ -129,9 +129,10 @@ class DoggyDoorReport:
 def run_model(card: ModelCard, data_dir: Path, out: Path, progress: bool, say: Reporter = _logger.info) -> ModelReport:
     """One card's demo (``card.demo``): trained on its budget, then through every later step of the pipeline."""
     demo, folder = card.demo, out / card.name
+    names = Artifacts(folder, card.name)  # every file of this card's run
     say(f"\n== {card.name}: train → export → runtime → parity → latency → calibrate → gate → engines → compare")
     demo.train(card, data_dir, folder, progress)
-    ckpt = load_checkpoint(Artifacts(folder, card.name).checkpoint)
+    ckpt = load_checkpoint(names.checkpoint)
     engine = export_fp32(ckpt.model, ckpt.spec, folder)
     say(f"exported {engine}")
     samples = demo.samples(data_dir, out)
@@ -147,11 +148,10 @@ def run_model(card: ModelCard, data_dir: Path, out: Path, progress: bool, say: R
     real = evaluate_real_photos(card, data_dir, engine, held_out_accuracy(ckpt.metrics), say)  # the gate cites it
     calibration, gate = calibrate_and_gate(card.name, folder, data_dir, CalibrationOptions(), log=say)
     say(gate_markdown(gate.rows).rstrip("\n"))
-    engines = build_engines(card.name, folder, say)
+    engines = build_engines(names, say)
     rows = precision_compare.compare(
-        card.name,
-        folder,
-        precision_compare.sample_images(card.name, folder),
+        names,
+        precision_compare.sample_images(names),
         batches=(1, 64),
         duration_s=0.5,
         rounds=3,
@@ -169,7 +169,7 @@ def run_model(card: ModelCard, data_dir: Path, out: Path, progress: bool, say: R
         gate=gate,
         engines=engines,
         compare=rows,
-        compare_files=precision_compare.write_reports(card.name, folder, rows),
+        compare_files=precision_compare.write_reports(names, rows),
         robustness=robust,
         real_photos=real,
     )
@@ -201,12 +201,12 @@ def evaluate_real_photos(card: ModelCard, data_dir: Path, engine: Path, referenc
     }
 
 
-def build_engines(name: str, folder: Path, say: Reporter = _logger.info) -> list[EngineResult]:
+def build_engines(names: Artifacts, say: Reporter = _logger.info) -> list[EngineResult]:
     """Every TensorRT precision file → plan with whatever TensorRT imports here (TensorRT-RTX ahead of time on a
     CPU machine). What cannot be built here is said, not hidden."""
     results = []
     for precision in TENSORRT_PRECISIONS:
-        onnx_path = Artifacts(folder, name).onnx(precision)
+        onnx_path = names.onnx(precision)
         try:
             plan, manifest, why = ensure_engine(onnx_path, options=BuildOptions())
             results.append(

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from formats.artifacts import Precision, is_plan
+from formats.artifacts import Precision, is_plan, plan_golden
 from formats.bundle import verify_beside
-from formats.engine_manifest import BuildFlags, EngineManifest, check_file, golden_path
+from formats.engine_manifest import BuildFlags, EngineManifest, check_file
 from formats.errors import RuntimeToolkitError
 from formats.files import sha256_file
 
@@ -78,7 +78,7 @@ def load_golden(plan: Path) -> tuple[np.ndarray, np.ndarray, EngineManifest]:
             f"{plan}: its manifest has no golden I/O (built without a calibration set); rebuild "
             f"with the calibration set beside the ONNX file: {manifest.rebuild_command}"
         )
-    path = golden_path(plan)
+    path = plan_golden(plan)
     if not path.is_file() or sha256_file(path) != manifest.golden.sha256:
         raise SelfTestError(
             f"{path}: golden I/O missing or changed since the build; copy it with the plan or "

@@ -8,7 +8,8 @@ import pytest
 
 from engine.build import BuildOptions, EngineBuildError, build_engine, inspect_onnx
 from engine.cache import ensure_engine
-from formats.engine_manifest import golden_path, manifest_path, preflight
+from formats.artifacts import plan_golden, plan_manifest
+from formats.engine_manifest import preflight
 
 trt = pytest.importorskip(
     "tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13` (make install does)"
@@ -23,9 +24,9 @@ def test_fp32_builds_with_manifest(trained_mnist, tmp_path, model):
     assert plan.stat().st_size > 1000 and plan.read_bytes()[:4] == b"vtrt"
     assert manifest.quantization_path == "strongly-typed" and manifest.flavour == "tensorrt_rtx"
     assert manifest.profiles[0].max[0] == 16 and manifest.spec["name"] == model
-    assert json.loads(manifest_path(plan).read_text())["plan_sha256"] == manifest.plan_sha256
+    assert json.loads(plan_manifest(plan).read_text())["plan_sha256"] == manifest.plan_sha256
     assert preflight(plan, "tensorrt_rtx", trt.__version__).plan_bytes == plan.stat().st_size
-    warned = json.loads(manifest_path(plan).read_text())["extra"]["build_warnings"]
+    warned = json.loads(plan_manifest(plan).read_text())["extra"]["build_warnings"]
     assert warned["count"] == len(warned["first"]) or warned["count"] > 20  # counted, not dropped
 
 
@@ -38,7 +39,7 @@ def test_calibrated_variants_build_with_golden_io(calibrated_cnn, tmp_path, prec
     golden = golden_from_calibration(onnx_path, count=4)
     plan, manifest = build_engine(onnx_path, tmp_path / f"mnist_cnn.{precision}.plan", SMALL, golden, lambda *_: None)
     assert manifest.precision == precision and manifest.calibration_sha256
-    assert manifest.golden.count == 4 and golden_path(plan).is_file()
+    assert manifest.golden.count == 4 and plan_golden(plan).is_file()
 
 
 def test_engine_cache_reuses_then_rebuilds_on_a_new_profile(trained_mnist, tmp_path):

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from formats.artifacts import Precision
+from formats.artifacts import Precision, plan_manifest
 from formats.engine_manifest import (
     MANIFEST_FORMAT,
     EngineManifest,
     EnginePreflightError,
     Flavour,
     HardwareCompatibility,
-    manifest_path,
     preflight,
 )
 
@@ -41,7 +40,7 @@ def _plan(tmp_path, body=b"ftrt" + bytes(range(256)) * 4, **fields):
         rebuild_command=CMD,
     )
     manifest.update(fields, format=MANIFEST_FORMAT)
-    manifest_path(plan).write_text(EngineManifest.from_dict(manifest, "test manifest").to_json())
+    plan_manifest(plan).write_text(EngineManifest.from_dict(manifest, "test manifest").to_json())
     return plan
 
 
@@ -57,7 +56,7 @@ def test_a_good_plan_passes(tmp_path):
         (lambda p: p.write_bytes(p.read_bytes()[:100]), "truncated"),
         (lambda p: p.write_bytes(b"\x08\x08\x12\x0cpytorch" + b"\x00" * 50), "an ONNX model"),
         (lambda p: zipfile.ZipFile(p, "w").writestr("a.txt", "x"), "a zip archive"),
-        (lambda p: manifest_path(p).unlink(), "manifest m.int8.plan.json not found"),
+        (lambda p: plan_manifest(p).unlink(), "manifest m.int8.plan.json not found"),
         (lambda p: p.write_bytes(b"ftrt" + b"\x01" * 1024), "do not match its manifest"),
     ],
 )
@@ -139,7 +138,7 @@ def test_flavour_mismatch_and_missing_paths(tmp_path):
 
 def test_manifest_that_is_not_ours(tmp_path):
     plan = _plan(tmp_path)
-    manifest_path(plan).write_text('{"format": "something-else"}')
+    plan_manifest(plan).write_text('{"format": "something-else"}')
     with pytest.raises(EnginePreflightError, match="not an engine manifest"):
         preflight(plan)
 

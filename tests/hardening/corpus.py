@@ -180,7 +180,8 @@ def onnx_case(name: str, behaviour: str, make: Callable[[Path], bytes], cli_mess
 
 
 def _plan_with_manifest(folder: Path, body: bytes = b"ftrt" + bytes(range(256)) * 8, **fields) -> Path:
-    from formats.engine_manifest import MANIFEST_FORMAT, EngineManifest, manifest_path
+    from formats.artifacts import plan_manifest
+    from formats.engine_manifest import MANIFEST_FORMAT, EngineManifest
 
     plan = folder / "model.int8.plan"
     plan.write_bytes(body)
@@ -200,7 +201,7 @@ def _plan_with_manifest(folder: Path, body: bytes = b"ftrt" + bytes(range(256)) 
         rebuild_command="python -m engine --onnx model.int8.onnx --out model.int8.plan",
     )
     manifest.update(fields, format=MANIFEST_FORMAT)
-    manifest_path(plan).write_text(EngineManifest.from_dict(manifest, "test manifest").to_json())
+    plan_manifest(plan).write_text(EngineManifest.from_dict(manifest, "test manifest").to_json())
     return plan
 
 
