@@ -165,7 +165,7 @@ def _write_int8(
     only: Sequence[str],
 ) -> Path:
     with tempfile.TemporaryDirectory(prefix="edge-int8-") as tmp:
-        raw = Path(tmp) / f"{form.precision.value}.onnx"
+        raw = Path(tmp) / "quantized.onnx"
         _quantize(
             prepared,
             ranges,

@@ -104,7 +104,7 @@ class Profile:
 
 
 # build_flags keys written only when set, in the order the build adds them (see BuildFlags.to_dict).
-_OPTIONAL_FLAGS = ("fp16", "int8", "timing_cache")
+_OPTIONAL_FLAGS = (Precision.FP16.value, Precision.INT8.value, "timing_cache")
 
 
 @dataclass(frozen=True)
