@@ -68,8 +68,8 @@ def _torch_runner(checkpoint: Path) -> Runner:
     return torch_runner(ckpt.model, ckpt.spec, TORCH, probabilities=True, batch_size=None)
 
 
-def gate_accuracy(names: Artifacts) -> dict[str, float]:
-    path = names.gate_json
+def gate_accuracy(artifacts: Path, model: str) -> dict[str, float]:
+    path = Artifacts(artifacts, model).gate_json
     if not path.is_file():
         return {}
     rows = json.loads(path.read_text())["rows"]
@@ -80,7 +80,8 @@ def gate_accuracy(names: Artifacts) -> dict[str, float]:
 
 
 def compare(
-    names: Artifacts,
+    model: str,
+    artifacts: Path,
     images: np.ndarray,
     batches: Sequence[int] = (1, 64),
     duration_s: float = 1.0,
@@ -88,13 +89,14 @@ def compare(
     with_torch: bool = True,
     log: Callable[[str], None] = _logger.info,
 ) -> list[Row]:
-    artifacts, model = names.folder, names.model
+    artifacts = Path(artifacts)
+    names = Artifacts(artifacts, model)  # refuses a path-like model name
     ModelSpec.load(names.spec)  # a missing spec fails before anything runs
     files = {f"ort-{p}": names.onnx(p) for p in PRECISIONS}
     files = {k: v for k, v in files.items() if v.is_file()}
     if not files:
         raise FileNotFoundError(f"{artifacts}: no {model}.<precision>.onnx files; export and calibrate first")
-    accuracy = gate_accuracy(names)
+    accuracy = gate_accuracy(artifacts, model)
     # Every candidate is opened once, as runtime.infer opens it, and timed from uint8 images to probabilities.
     runners = {k: file_runner(v, k, probabilities=True, batch_size=None) for k, v in files.items()}
     if with_torch and names.checkpoint.is_file():
@@ -216,8 +218,7 @@ def plot(path: Path, model: str, rows: Sequence[Row]) -> Path:
     return write_figure(fig, path)
 
 
-def write_reports(names: Artifacts, rows: Sequence[Row]) -> dict[str, str]:
-    model = names.model
+def write_reports(model: str, artifacts: Path, rows: Sequence[Row]) -> dict[str, str]:
     report = {
         "model": model,
         "environment": environment(),
@@ -225,22 +226,24 @@ def write_reports(names: Artifacts, rows: Sequence[Row]) -> dict[str, str]:
         "rows": [{**asdict(r), "throughput": r.throughput} for r in rows],
     }
     files = {
-        "json": write_artifact(names.compare_json, json.dumps(report, indent=2) + "\n", Kind.REPORT),
-        "markdown": write_artifact(names.compare_md, markdown(model, rows), Kind.TEXT),
+        "json": write_artifact(
+            Artifacts(artifacts, model).compare_json, json.dumps(report, indent=2) + "\n", Kind.REPORT
+        ),
+        "markdown": write_artifact(Artifacts(artifacts, model).compare_md, markdown(model, rows), Kind.TEXT),
     }
     if any(r.accuracy is not None for r in rows):
-        files["png"] = plot(names.compare_png, model, rows)
+        files["png"] = plot(Artifacts(artifacts, model).compare_png, model, rows)
     return {k: str(v) for k, v in files.items()}
 
 
-def sample_images(names: Artifacts, count: int = 64) -> np.ndarray:
+def sample_images(model: str, artifacts: Path, count: int = 64) -> np.ndarray:
     """Real samples to time with: the calibration set's images (training split), else zeros."""
     from calibration.calibration_set import CalibrationSetError, load_calibration_set
 
     try:
-        return load_calibration_set(names).images[:count]
+        return load_calibration_set(Artifacts(artifacts, model)).images[:count]
     except CalibrationSetError:
-        spec = ModelSpec.load(names.spec)
+        spec = ModelSpec.load(Artifacts(artifacts, model).spec)
         shape = (count, spec.height, spec.width) + ((spec.channels,) if spec.channels > 1 else ())
         return np.zeros(shape, np.uint8)
 
@@ -269,17 +272,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     try:
-        names = Artifacts(artifacts, args.model)  # refuses a path-like model name
         rows = compare(
-            names,
-            sample_images(names),
+            args.model,
+            artifacts,
+            sample_images(args.model, artifacts),
             batches,
             args.duration_s,
             args.rounds,
             not args.no_torch,
             log=functools.partial(print, file=sys.stderr) if args.json else print,  # --json: stdout is the document
         )
-        files = write_reports(names, rows)
+        files = write_reports(args.model, artifacts, rows)
     except (FileNotFoundError, ValueError, RuntimeToolkitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -150,8 +150,9 @@ def run_model(card: ModelCard, data_dir: Path, out: Path, progress: bool, say: R
     say(gate_markdown(gate.rows).rstrip("\n"))
     engines = build_engines(names, say)
     rows = precision_compare.compare(
-        names,
-        precision_compare.sample_images(names),
+        card.name,
+        folder,
+        precision_compare.sample_images(card.name, folder),
         batches=(1, 64),
         duration_s=0.5,
         rounds=3,
@@ -169,7 +170,7 @@ def run_model(card: ModelCard, data_dir: Path, out: Path, progress: bool, say: R
         gate=gate,
         engines=engines,
         compare=rows,
-        compare_files=precision_compare.write_reports(names, rows),
+        compare_files=precision_compare.write_reports(card.name, folder, rows),
         robustness=robust,
         real_photos=real,
     )
