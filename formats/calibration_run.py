@@ -79,8 +79,8 @@ def check_run(names: Artifacts, paths: Iterable[Path] | None = None) -> RunId | 
     if loaded is None:
         return None
     run, files = loaded
-    names = [Path(p).name for p in paths] if paths is not None else list(files)
-    for name in names:
+    checked = [Path(p).name for p in paths] if paths is not None else list(files)
+    for name in checked:
         path = names.folder / name
         if name not in files or not path.is_file():
             continue
