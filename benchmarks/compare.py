@@ -279,7 +279,7 @@ def sample_images(model: str, artifacts: Path, count: int = 64) -> np.ndarray:
     from calibration.calibration_set import CalibrationSetError, load_calibration_set
 
     try:
-        return load_calibration_set(artifacts, model).images[:count]
+        return load_calibration_set(Artifacts(artifacts, model)).images[:count]
     except CalibrationSetError:
         spec = ModelSpec.load(Artifacts(artifacts, model).spec)
         shape = (count, spec.height, spec.width) + ((spec.channels,) if spec.channels > 1 else ())

@@ -26,8 +26,8 @@ from calibration.ranges import Method, amax, calibrate, prepare, save_ranges
 from calibration.variants import Precision, write_fp16, write_int8, write_int8_ort
 from formats.artifacts import CALIBRATION_METHOD_KEY, CALIBRATION_SHA256_KEY, Artifacts
 from formats.calib_cache import write_cache
-from formats.calibration_run import RunId, run_path, write_run
-from formats.calibration_set import TRAIN, calib_paths
+from formats.calibration_run import RunId, write_run
+from formats.calibration_set import TRAIN
 from formats.writer import Kind, check_replace
 from runtime.spec import ModelSpec
 from train.cards import load_split
@@ -79,45 +79,38 @@ class CalibrationResult:
     files: CalibrationFiles
     calibration_sha256: str
     calibration_size: int
-    method: str
+    method: Method
     fp16_kept_fp32: list[str]
     seconds: float
     excluded: dict[str, list[str]] = field(default_factory=dict)  # precision → nodes left in FP32 by the gate
 
     def to_dict(self) -> dict:
-        return {**self.__dict__, "files": self.files.to_dict()}
+        return {**self.__dict__, "method": self.method.value, "files": self.files.to_dict()}
 
 
-def prepared_path(artifacts: Path, model: str) -> Path:
-    return Artifacts(Path(artifacts), model).prep_onnx
-
-
-def check_outputs(artifacts: Path, model: str) -> None:
+def check_outputs(names: Artifacts) -> None:
     """Refuse (unless ``--force``) any output path of the run that holds a file of another kind."""
-    calib_npz, calib_json = calib_paths(artifacts, model)
     outputs = [
-        (calib_npz, Kind.CALIB_SET),
-        (calib_json, Kind.CALIB_MANIFEST),
-        (prepared_path(artifacts, model), Kind.ONNX),
+        (names.calibration_set, Kind.CALIB_SET),
+        (names.calibration_manifest, Kind.CALIB_MANIFEST),
+        (names.prep_onnx, Kind.ONNX),
     ]
-    outputs += [(p.path(artifacts, model), Kind.ONNX) for p in (Precision.FP16, Precision.INT8, Precision.INT8_ORT)]
-    outputs += [
-        (Artifacts(artifacts, model).ranges, Kind.RANGES),
-        (Artifacts(artifacts, model).calib_cache, Kind.CALIB_CACHE),
-    ]
-    for path, kind in outputs + [(run_path(artifacts, model), Kind.CALIB_RUN)]:
+    outputs += [(names.onnx(p), Kind.ONNX) for p in (Precision.FP16, Precision.INT8, Precision.INT8_ORT)]
+    outputs += [(names.ranges, Kind.RANGES), (names.calib_cache, Kind.CALIB_CACHE)]
+    for path, kind in outputs + [(names.calibration_run, Kind.CALIB_RUN)]:
         check_replace(path, kind)
 
 
-def record_run(artifacts: Path, model: str, run: RunId, files: dict[str, str]) -> Path:
+def record_run(names: Artifacts, run: RunId, files: dict[str, str]) -> Path:
     """The run file over ``files`` (a CalibrationResult's, the run file itself left out): written last."""
-    return write_run(artifacts, model, run, [Path(f) for key, f in files.items() if key != "run"])
+    return write_run(names, run, [Path(f) for key, f in files.items() if key != "run"])
 
 
-def check_model_name(model: str, artifacts: Path) -> None:
-    """Model names become file names in the artifact folder: refuse any that would leave it."""
+def model_artifacts(model: str, artifacts: Path) -> Artifacts:
+    """The files of ``model`` in the folder ``artifacts``: the one ``Artifacts`` a run passes along. Model names
+    become file names in the artifact folder: one that would leave it is refused."""
     try:
-        Artifacts(artifacts, model)
+        return Artifacts(artifacts, model)
     except ValueError as exc:
         raise DataError(f"--model {model!r}: {exc}") from None
 
@@ -130,33 +123,31 @@ def calibrate_model(
     log: Callable[[str], None] = _logger.info,
 ) -> CalibrationResult:
     start = time.perf_counter()
-    artifacts = Path(artifacts)
-    check_model_name(model, artifacts)
-    names = Artifacts(artifacts, model)
+    names = model_artifacts(model, Path(artifacts))
     spec = ModelSpec.load(names.spec)
-    check_outputs(artifacts, model)  # before the run writes anything: no half run over a foreign file
+    check_outputs(names)  # before the run writes anything: no half run over a foreign file
     split = load_split(spec, data_dir, TRAIN, options.folder)
     # An explicit size larger than the split is refused (select_stratified says so), never silently clamped.
     size = options.size if options.size is not None else min(DEFAULT_SIZE, len(split.labels))
     calib = build_calibration_set(model, split, size, options.seed, spec)
-    npz, manifest = save_calibration_set(calib, artifacts)
+    npz, manifest = save_calibration_set(calib, names)
     log(
         f"calibration set: {len(calib.labels)} samples from {calib.dataset}/{calib.split}, "
         f"{len(calib.class_counts())} classes, sha256 {calib.sha256[:12]}… → {manifest.name}"
     )
-    prepared = prepare(Precision.FP32.path(artifacts, model), prepared_path(artifacts, model))
+    prepared = prepare(names.onnx(Precision.FP32), names.prep_onnx)
     ranges = calibrate(prepared, calib, spec, options.method)
     ranges_file = save_ranges(ranges, names.ranges)
     log(f"{options.method.value} ranges for {len(ranges.data)} tensors → {ranges_file.name}")
     stamp = {CALIBRATION_SHA256_KEY: calib.sha256, CALIBRATION_METHOD_KEY: options.method.value}
-    fp16, kept = write_fp16(prepared, spec, Precision.FP16.path(artifacts, model), ranges, stamp)
-    int8 = write_int8(prepared, ranges, spec, Precision.INT8.path(artifacts, model), calibration=stamp)
-    int8_ort = write_int8_ort(prepared, ranges, spec, Precision.INT8_ORT.path(artifacts, model), calibration=stamp)
+    fp16, kept = write_fp16(prepared, spec, names.onnx(Precision.FP16), ranges, stamp)
+    int8 = write_int8(prepared, ranges, spec, names.onnx(Precision.INT8), calibration=stamp)
+    int8_ort = write_int8_ort(prepared, ranges, spec, names.onnx(Precision.INT8_ORT), calibration=stamp)
     cache = write_cache(names.calib_cache, amax(ranges))
     files = CalibrationFiles(npz, manifest, prepared, ranges_file, fp16, int8, int8_ort, cache)
     run = RunId(calib.sha256, options.method.value, options.seed, len(calib.labels))
-    files = replace(files, run=record_run(artifacts, model, run, files.to_dict()))
+    files = replace(files, run=record_run(names, run, files.to_dict()))
     log(f"wrote {fp16.name} ({len(kept)} node(s) kept FP32), {int8.name}, {int8_ort.name}, {cache.name}")
     return CalibrationResult(
-        model, files, calib.sha256, len(calib.labels), options.method.value, kept, time.perf_counter() - start
+        model, files, calib.sha256, len(calib.labels), options.method, kept, time.perf_counter() - start
     )

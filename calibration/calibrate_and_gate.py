@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from calibration.calibrate import CalibrationOptions, CalibrationResult, calibrate_model, prepared_path
+from calibration.calibrate import CalibrationOptions, CalibrationResult, calibrate_model, model_artifacts
 from calibration.calibration_set import load_calibration_set
 from calibration.gate import GateResult, judge, reference_result, run_gate
 from calibration.ranges import load_ranges
@@ -25,29 +25,28 @@ _logger = logging.getLogger(__name__)
 
 
 def fix_int8(
-    model: str,
-    artifacts: Path,
+    names: Artifacts,
     data_dir: Path,
     folder: Path | None,
     failing: Sequence[Precision],
     log: Callable[[str], None] = _logger.info,
 ) -> dict[str, dict]:
     """Leave the most sensitive nodes of each failing INT8 file in FP32 until its budget holds."""
-    names = Artifacts(artifacts, model)
+    model = names.model
     spec = ModelSpec.load(names.spec)
-    calib = load_calibration_set(artifacts, model)
-    prepared = prepared_path(artifacts, model)
+    calib = load_calibration_set(names)
+    prepared = names.prep_onnx
     ranges = load_ranges(names.ranges)
     split = load_split(spec, data_dir, TEST, folder)
     spec, reference = reference_result(names.checkpoint, split, model)
-    stamps = variant_stamps(artifacts, model)  # the rewritten files keep their run id
-    run = check_run(artifacts, model)  # every file still the one its run derived, before any is rewritten
+    stamps = variant_stamps(names)  # the rewritten files keep their run id
+    run = check_run(names)  # every file still the one its run derived, before any is rewritten
     results = {}
     for precision in failing:
         log(f"{model} {precision.value} misses its budget: ranking nodes by sensitivity on the calibration set")
         ranking = rank_nodes(prepared, ranges, spec, calib, precision)
         log("  most sensitive: " + ", ".join(f"{n} ({s:.2e})" for n, s in ranking[:5]))
-        out = precision.path(artifacts, model)
+        out = names.onnx(precision)
 
         def rewrite(excluded: list[str], precision=precision, out=out) -> Path:
             sha, method = stamps.get(out, (None, None))
@@ -61,10 +60,10 @@ def fix_int8(
         exclusion = exclude_until_budget(ranking, rewrite, judge_file, precision, spec, calib.images, log)
         log("  " + exclusion.summary())
         results[precision.value] = {**exclusion.__dict__, "ranking": ranking}
-    loaded = load_run(artifacts, model)
+    loaded = load_run(names)
     if run is not None and loaded is not None:  # the rewritten variants belong to the same run: record their sha256
-        listed = [Path(artifacts) / name for name in loaded[1]]
-        write_run(artifacts, model, run, [p for p in listed if p.is_file()])
+        listed = [names.folder / name for name in loaded[1]]
+        write_run(names, run, [p for p in listed if p.is_file()])
     return results
 
 
@@ -77,15 +76,15 @@ def calibrate_and_gate(
     log: Callable[[str], None] = _logger.info,
 ) -> tuple[CalibrationResult, GateResult]:
     """Variants → gate → (sensitivity exclusion for a failing INT8 → gate again)."""
-    artifacts = Path(artifacts)
-    with calibration_lock(artifacts, model):  # a second run of this model here is refused, not interleaved
+    names = model_artifacts(model, Path(artifacts))
+    with calibration_lock(names):  # a second run of this model here is refused, not interleaved
         result = calibrate_model(model, artifacts, data_dir, options, log)
         gate = run_gate(model, artifacts, data_dir, options.folder)
-        failing = [Precision(r.precision) for r in gate.rows if not r.passed and Precision(r.precision) in WRITERS]
+        failing = [r.precision for r in gate.rows if not r.passed and r.precision in WRITERS]
         if failing and exclusion:
-            exclusions = fix_int8(model, artifacts, data_dir, options.folder, failing, log)
+            exclusions = fix_int8(names, data_dir, options.folder, failing, log)
             result = replace(result, excluded={k: v["excluded"] for k, v in exclusions.items()})
             text = json.dumps(exclusions, indent=2) + "\n"
-            write_artifact(Artifacts(artifacts, model).exclusion, text, Kind.REPORT, artifacts)
+            write_artifact(names.exclusion, text, Kind.REPORT, names.folder)
             gate = run_gate(model, artifacts, data_dir, options.folder)
     return result, gate

@@ -15,7 +15,6 @@ import numpy as np
 # The calibration-set file format lives in runtime/ (the device side reads it too); re-exported for callers here.
 from formats.calibration_set import MANIFEST_FORMAT as MANIFEST_FORMAT
 from formats.calibration_set import TRAIN, CalibrationSet, CalibrationSetError
-from formats.calibration_set import calib_paths as calib_paths
 from formats.calibration_set import content_sha256 as content_sha256
 from formats.calibration_set import load_calibration_set as load_calibration_set
 from formats.calibration_set import save_calibration_set as save_calibration_set

@@ -23,7 +23,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from calibration import real_photos
-from calibration.calibrate import check_model_name
+from calibration.calibrate import model_artifacts
 from calibration.robustness import read_line
 from calibration.run_check import check_one_run
 from calibration.statistics import Judgement, PairedTable, Verdict, judge_agreement, judge_drop
@@ -40,7 +40,16 @@ from formats.artifacts import ONNX_PRECISIONS, Artifacts
 from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
 from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, write_artifact, write_figure
-from harness.compare import Batch, RunResult, compare_results, file_runner, run_backends, torch_runner
+from harness.compare import (
+    Batch,
+    ClassChange,
+    Comparison,
+    RunResult,
+    compare_results,
+    file_runner,
+    run_backends,
+    torch_runner,
+)
 from runtime.spec import ModelSpec
 from train.cards import TEST, LabelledSplit, card_of, load_split
 from train.data.paths import resolve_data_dir
@@ -70,16 +79,35 @@ def budget_for(precision: Precision, int8_max_drop_pp: float) -> Budget:
 @dataclass
 class GateRow:
     model: str
-    precision: str
+    precision: Precision
     file: str
-    images: int
-    accuracy: float
-    reference_accuracy: float  # FP32 PyTorch
-    agreement: float
-    max_abs_diff: float
+    comparison: Comparison  # FP32 PyTorch (the reference) vs this variant, from the harness, with labels
     budget: Budget
     paired: PairedTable  # per-image right/wrong of FP32 PyTorch and this variant: McNemar's b and c
-    per_class: list[dict] = field(default_factory=list)  # label, reference, accuracy, change_pp
+
+    @property
+    def images(self) -> int:
+        return self.comparison.images
+
+    @property
+    def accuracy(self) -> float:
+        return self.comparison.accuracy
+
+    @property
+    def reference_accuracy(self) -> float:  # FP32 PyTorch
+        return self.comparison.reference_accuracy
+
+    @property
+    def agreement(self) -> float:
+        return self.comparison.agreement
+
+    @property
+    def max_abs_diff(self) -> float:
+        return self.comparison.max_abs_diff
+
+    @property
+    def per_class(self) -> tuple[ClassChange, ...]:
+        return self.comparison.per_class
 
     @property
     def drop_pp(self) -> float:
@@ -119,7 +147,19 @@ class GateRow:
         return f"{self.model} {self.precision}: {got}, budget {self.budget.describe()}: {s.describe()}"
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = {  # the gate report's row, keys as before the row held a Comparison
+            "model": self.model,
+            "precision": self.precision.value,
+            "file": self.file,
+            "images": self.images,
+            "accuracy": self.accuracy,
+            "reference_accuracy": self.reference_accuracy,
+            "agreement": self.agreement,
+            "max_abs_diff": self.max_abs_diff,
+            "budget": None,  # described below, in this place
+            "paired": asdict(self.paired),
+            "per_class": [asdict(change) for change in self.per_class],
+        }
         out.update(
             drop_pp=self.drop_pp,
             passed=self.passed,
@@ -177,16 +217,11 @@ def judge(
     comparison = compare_results(reference, result, spec.labels)
     row = GateRow(
         model=model,
-        precision=precision.value,
+        precision=precision,
         file=str(path),
-        images=comparison.images,
-        accuracy=comparison.accuracy,
-        reference_accuracy=comparison.reference_accuracy,
-        agreement=comparison.agreement,
-        max_abs_diff=comparison.max_abs_diff,
+        comparison=comparison,
         budget=budget_for(precision, card_of(spec).int8_max_drop_pp),
         paired=PairedTable.from_predictions(split.labels, reference.top1, result.top1),
-        per_class=[asdict(change) for change in comparison.per_class],
     )
     return row, result.top1
 
@@ -205,8 +240,8 @@ def markdown(rows: Sequence[GateRow], strict: bool = False) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        worst = min(r.per_class, key=lambda c: c["change_pp"], default=None)
-        worst_text = f"{worst['label']} {worst['change_pp']:+.2f} pp" if worst else ""
+        worst = min(r.per_class, key=lambda c: c.change_pp, default=None)
+        worst_text = f"{worst.label} {worst.change_pp:+.2f} pp" if worst else ""
         lines.append(
             f"| {r.model} | {r.precision} | {r.images} | {r.accuracy:.4f} ({r.stats.accuracy_ci.percent()} %) "
             f"| {0.0 - r.drop_pp + 0.0:+.2f} pp ({r.stats.difference_ci.points()}) "
@@ -294,9 +329,7 @@ def run_gate(
     write: bool = True,
     strict: bool = False,
 ) -> GateResult:
-    artifacts = Path(artifacts)
-    check_model_name(model, artifacts)
-    names = Artifacts(artifacts, model)
+    names = model_artifacts(model, Path(artifacts))
     checkpoint = names.checkpoint
     if not checkpoint.is_file():
         raise DataError(
@@ -308,7 +341,7 @@ def run_gate(
     # the wrong model's checkpoint is the deeper fault: named before "nothing to gate" or a stale run
     check_reference_model(load_checkpoint(checkpoint), checkpoint, model)
     check_calibrated(names, precisions)
-    check_one_run(artifacts, model)  # variants from two calibration runs are refused, naming the stale file
+    check_one_run(names)  # variants from two calibration runs are refused, naming the stale file
     deployed = ModelSpec.load(names.spec)
     split = load_split(deployed, data_dir, TEST, folder)
     spec, reference = reference_result(checkpoint, split, model)
@@ -319,7 +352,7 @@ def run_gate(
         )
     rows, matrices = [], {"fp32 pytorch": confusion(split.labels, reference.top1, spec.num_classes)}
     for precision in precisions:
-        path = precision.path(artifacts, model)
+        path = names.onnx(precision)
         if not path.is_file():
             continue
         row, top = judge(model, precision, path, split, spec, reference)
@@ -327,7 +360,7 @@ def run_gate(
         matrices[precision.value] = confusion(split.labels, top, spec.num_classes)
     if not rows:
         raise DataError(
-            f"{artifacts}: no {model}.<precision>.onnx files to judge; run `python -m export` "
+            f"{names.folder}: no {model}.<precision>.onnx files to judge; run `python -m export` "
             f"and `python -m calibration --model {model}` first"
         )
     files = {}
@@ -347,9 +380,9 @@ def run_gate(
         real = real_photos.lines_for(names.onnx(p) for p in precisions)
         report["real_photos"] = real
         text = json.dumps(report, indent=2) + "\n"
-        files["json"] = str(write_artifact(names.gate_json, text, Kind.REPORT, artifacts))
+        files["json"] = str(write_artifact(names.gate_json, text, Kind.REPORT, names.folder))
         text = markdown(rows, strict) + "".join(f"\n{line}\n" for line in robust + real)
-        files["markdown"] = str(write_artifact(names.gate_md, text, Kind.TEXT, artifacts))
+        files["markdown"] = str(write_artifact(names.gate_md, text, Kind.TEXT, names.folder))
         files["png"] = str(plot_confusions(names.confusion_png, model, matrices, spec.labels))
     return GateResult(rows, files)
 

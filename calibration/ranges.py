@@ -127,7 +127,7 @@ def load_ranges(path: Path) -> TensorsData:
     path = Path(path)
     names = Artifacts.of(path)
     if names.ranges == path:
-        check_run(names.folder, names.model, [path])
+        check_run(names, [path])
     return load_tensors_data(path)
 
 

@@ -23,20 +23,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from calibration.variants import Precision
-from formats.artifacts import CALIBRATION_METHOD_KEY, CALIBRATION_SHA256_KEY, ONNX_PRECISIONS
+from formats.artifacts import CALIBRATION_METHOD_KEY, CALIBRATION_SHA256_KEY, ONNX_PRECISIONS, Artifacts
 from formats.calibration_run import check_run
-from formats.calibration_set import calib_paths
 from train.errors import DataError
 
 SHA_KEY, METHOD_KEY = CALIBRATION_SHA256_KEY, CALIBRATION_METHOD_KEY
 
 
 @contextmanager
-def calibration_lock(artifacts: Path, model: str) -> Iterator[Path]:
+def calibration_lock(names: Artifacts) -> Iterator[Path]:
     """Hold an exclusive lock on ``artifacts`` for the block, or raise DataError if another run holds it.
 
     A folder that does not exist yet has nothing to protect: the block runs unlocked (and fails on the spec)."""
-    folder = Path(artifacts)
+    folder, model = names.folder, names.model
     if not folder.is_dir():
         yield folder
         return
@@ -54,13 +53,13 @@ def calibration_lock(artifacts: Path, model: str) -> Iterator[Path]:
         os.close(fd)  # releases the lock
 
 
-def variant_stamps(artifacts: Path, model: str) -> dict[Path, tuple[str | None, str | None]]:
+def variant_stamps(names: Artifacts) -> dict[Path, tuple[str | None, str | None]]:
     """(calibration sha256, method) of every calibrated variant present, from its ONNX metadata."""
     import onnx
 
     stamps = {}
     for precision in ONNX_PRECISIONS:
-        path = precision.path(artifacts, model)
+        path = names.onnx(precision)
         if precision is Precision.FP32 or not path.is_file():
             continue
         meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
@@ -68,18 +67,18 @@ def variant_stamps(artifacts: Path, model: str) -> dict[Path, tuple[str | None, 
     return stamps
 
 
-def check_one_run(artifacts: Path, model: str) -> None:
+def check_one_run(names: Artifacts) -> None:
     """Refuse an artifact folder whose calibrated variants come from different calibration runs, or whose derived
     files (ranges, TensorRT cache, prepared ONNX, variants, set) are not the ones its run file records."""
-    stamps = {p: s for p, s in variant_stamps(artifacts, model).items() if s[0] is not None}
+    stamps = {p: s for p, s in variant_stamps(names).items() if s[0] is not None}
     if stamps:
-        _check_stamps(artifacts, model, stamps)
-    check_run(artifacts, model)  # then every derived file against the run file (ranges and cache included)
+        _check_stamps(names, stamps)
+    check_run(names)  # then every derived file against the run file (ranges and cache included)
 
 
-def _check_stamps(artifacts: Path, model: str, stamps: dict[Path, tuple[str | None, str | None]]) -> None:
-    _, manifest_path = calib_paths(artifacts, model)
-    rerun = f"run `python -m calibration --model {model} --artifacts {artifacts}` again"
+def _check_stamps(names: Artifacts, stamps: dict[Path, tuple[str | None, str | None]]) -> None:
+    manifest_path = names.calibration_manifest
+    rerun = f"run `python -m calibration --model {names.model} --artifacts {names.folder}` again"
     if manifest_path.is_file():
         try:
             current = json.loads(manifest_path.read_text(encoding="utf-8")).get("sha256")
@@ -94,4 +93,4 @@ def _check_stamps(artifacts: Path, model: str, stamps: dict[Path, tuple[str | No
     ids = {s for s in stamps.values()}
     if len(ids) > 1:
         listing = ", ".join(f"{p.name}: {s[:12]}…/{m}" for p, (s, m) in sorted(stamps.items()))
-        raise DataError(f"{artifacts}: the calibrated variants come from different runs ({listing}); {rerun}")
+        raise DataError(f"{names.folder}: the calibrated variants come from different runs ({listing}); {rerun}")

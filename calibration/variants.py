@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -140,6 +141,70 @@ def _quantize(
         )
 
 
+@dataclass(frozen=True)
+class _Int8Form:
+    """What distinguishes one INT8 file from the other; ``_write_int8`` is their one skeleton."""
+
+    precision: Precision
+    quant_format: QuantFormat
+    activation: QuantType
+    op_types: Sequence[str] | None
+    extra: dict
+    metadata: dict  # stamped after the excluded nodes and the calibration stamp
+    full_check: bool  # com.microsoft ops: no full_check (the checker has no schemas for them)
+
+
+def _write_int8(
+    form: _Int8Form,
+    prepared: Path,
+    ranges: TensorsData,
+    spec: ModelSpec,
+    out: Path,
+    exclude: Sequence[str],
+    calibration: dict[str, str] | None,
+    only: Sequence[str],
+) -> Path:
+    with tempfile.TemporaryDirectory(prefix="edge-int8-") as tmp:
+        raw = Path(tmp) / "quantized.onnx"
+        _quantize(
+            prepared,
+            ranges,
+            raw,
+            quant_format=form.quant_format,
+            activation=form.activation,
+            op_types=form.op_types,
+            exclude=exclude,
+            only=only,
+            extra=form.extra,
+        )
+        proto = onnx.load(str(raw))
+    _stamp(proto, spec, form.precision, {INT8_EXCLUDED_KEY: ",".join(exclude), **(calibration or {}), **form.metadata})
+    onnx.checker.check_model(proto, full_check=form.full_check)
+    return save_onnx(proto, out)
+
+
+_TENSORRT_INT8 = _Int8Form(
+    Precision.INT8,
+    QuantFormat.QDQ,
+    QuantType.QInt8,
+    TENSORRT_INT8_OPS,
+    {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+    {},
+    full_check=True,
+)
+# ONNX Runtime's QDQ propagation would move the first QuantizeLinear above the FP32 MaxPool that
+# follows a shallow convolution, onto a uint8 NCHW pooling kernel 3× slower than the float one.
+_ORT_INT8 = _Int8Form(
+    Precision.INT8_ORT,
+    QuantFormat.QOperator,
+    QuantType.QUInt8,
+    None,
+    {"WeightSymmetric": True},
+    {DISABLED_OPTIMIZERS_KEY: "QDQPropagationTransformer"},
+    full_check=False,
+)
+
+
 def write_int8(
     prepared: Path,
     ranges: TensorsData,
@@ -150,23 +215,7 @@ def write_int8(
     only: Sequence[str] = (),
 ) -> Path:
     """The TensorRT-friendly explicit-quantization file (``only``: quantize just these nodes)."""
-    with tempfile.TemporaryDirectory(prefix="edge-int8-") as tmp:
-        raw = Path(tmp) / "int8.onnx"
-        _quantize(
-            prepared,
-            ranges,
-            raw,
-            quant_format=QuantFormat.QDQ,
-            activation=QuantType.QInt8,
-            op_types=TENSORRT_INT8_OPS,
-            exclude=exclude,
-            only=only,
-            extra={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
-        )
-        proto = onnx.load(str(raw))
-    _stamp(proto, spec, Precision.INT8, {INT8_EXCLUDED_KEY: ",".join(exclude), **(calibration or {})})
-    onnx.checker.check_model(proto, full_check=True)
-    return save_onnx(proto, out)
+    return _write_int8(_TENSORRT_INT8, prepared, ranges, spec, out, exclude, calibration, only)
 
 
 def write_int8_ort(
@@ -178,36 +227,10 @@ def write_int8_ort(
     calibration: dict[str, str] | None = None,
     only: Sequence[str] = (),
 ) -> Path:
-    """The ONNX Runtime CPU file: uint8 activations, operator form, from the same ranges."""
+    """The ONNX Runtime CPU file: uint8 activations, operator form, from the same ranges (shallow convolutions
+    stay FP32)."""
     exclude = list(dict.fromkeys([*exclude, *shallow_convolutions(prepared)]))
-    with tempfile.TemporaryDirectory(prefix="edge-int8-") as tmp:
-        raw = Path(tmp) / "int8.ort.onnx"
-        _quantize(
-            prepared,
-            ranges,
-            raw,
-            quant_format=QuantFormat.QOperator,
-            activation=QuantType.QUInt8,
-            op_types=None,
-            exclude=exclude,
-            only=only,
-            extra={"WeightSymmetric": True},
-        )
-        proto = onnx.load(str(raw))
-    # ONNX Runtime's QDQ propagation would move the first QuantizeLinear above the FP32 MaxPool that
-    # follows a shallow convolution, onto a uint8 NCHW pooling kernel 3× slower than the float one.
-    _stamp(
-        proto,
-        spec,
-        Precision.INT8_ORT,
-        {
-            INT8_EXCLUDED_KEY: ",".join(exclude),
-            **(calibration or {}),
-            DISABLED_OPTIMIZERS_KEY: "QDQPropagationTransformer",
-        },
-    )
-    onnx.checker.check_model(proto)  # com.microsoft ops: no full_check (the checker has no schemas for them)
-    return save_onnx(proto, out)
+    return _write_int8(_ORT_INT8, prepared, ranges, spec, out, exclude, calibration, only)
 
 
 WRITERS.update({Precision.INT8: write_int8, Precision.INT8_ORT: write_int8_ort})

@@ -21,6 +21,7 @@ from pathlib import Path
 from engine.options import HARDWARE_LEVELS, BuildOptions
 from formats.bundle import verify_beside
 from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
+from formats.engine_manifest import Flavour
 from formats.errors import RuntimeToolkitError
 from formats.writer import Kind, check_output, declare_inputs, set_force
 
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--flavour",
-        choices=("tensorrt", "tensorrt_rtx"),
+        choices=[flavour.value for flavour in Flavour],
         default=None,
         help="which TensorRT to use (default: tensorrt if it imports, else tensorrt_rtx)",
     )

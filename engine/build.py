@@ -39,13 +39,17 @@ from engine.trt_hooks import (
     progress_monitor,
     warnings_summary,
 )
-from formats.artifacts import Precision
+from formats.artifacts import Precision, plan_golden, plan_manifest
 from formats.engine_manifest import (
+    BuildFlags,
+    Device,
     EngineManifest,
+    Flavour,
+    HardwareCompatibility,
+    Jetson,
+    Profile,
     describe_foreign,
-    golden_path,
     identify_bytes,
-    manifest_path,
     preflight,
     rebuild_command,
 )
@@ -62,7 +66,7 @@ class Network:
     """Stage 1's result: the parsed network and what it was created as."""
 
     trt: Any
-    flavour: str
+    flavour: Flavour
     logger: Any
     builder: Any
     network: Any
@@ -235,7 +239,7 @@ def configure(net: Network, info: OnnxInfo, options: BuildOptions) -> tuple[Any,
         if not hasattr(trt.BuilderFlag, "VERSION_COMPATIBLE"):
             raise EngineBuildError(f"{net.flavour} {trt.__version__} cannot build version-compatible engines")
         config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
-    if options.hardware_compatibility != "none":
+    if options.hardware_compatibility is not HardwareCompatibility.NONE:
         if not hasattr(trt, "HardwareCompatibilityLevel"):
             raise EngineBuildError(f"{net.flavour} {trt.__version__} has no hardware compatibility levels")
         if jetson_info() is not None:
@@ -302,15 +306,15 @@ def build_engine(
         plan_bytes=len(data),
         source_onnx=str(info.path),
         source_sha256=info.sha256,
-        flavour=net.flavour,
+        flavour=Flavour(net.flavour),
         trt_version=net.trt.__version__,
-        precision=Precision.INT8_IMPLICIT.value if net.implicit else info.precision,
+        precision=Precision.INT8_IMPLICIT if net.implicit else Precision(info.precision),
         quantization_path=net.path,
-        profiles=profiles,
-        build_flags=flags,
+        profiles=tuple(Profile.from_dict(profile) for profile in profiles),
+        build_flags=BuildFlags.from_dict(flags),
         spec=info.spec.to_dict() if info.spec else {},
-        device=device,
-        jetson=jetson_info(),
+        device=Device.from_dict(device),
+        jetson=Jetson.from_dict(jetson_info()),
         calibration_sha256=(sha256_file(Path(options.calib_cache)) if net.implicit else info.calibration_sha256),
         build_seconds=round(seconds, 3),
         rebuild_command=rebuild_command(info.path, out, options.cli_args()),
@@ -332,8 +336,8 @@ def build_engine(
 def check_outputs(out: Path) -> None:
     """Refuse (unless ``--force``) a plan path, manifest or golden path that holds a file of another kind."""
     check_replace(out, Kind.PLAN)
-    check_replace(manifest_path(out), Kind.ENGINE_MANIFEST)
-    check_replace(golden_path(out), Kind.GOLDEN)
+    check_replace(plan_manifest(out), Kind.ENGINE_MANIFEST)
+    check_replace(plan_golden(out), Kind.GOLDEN)
 
 
 def write_plan(out: Path, data: bytes, manifest: EngineManifest, golden, timing_cache, options: BuildOptions) -> None:
@@ -345,9 +349,9 @@ def write_plan(out: Path, data: bytes, manifest: EngineManifest, golden, timing_
             from engine.golden import write_golden
 
             manifest.golden = write_golden(out, *golden)
-            written.append(Path(out).with_name(manifest.golden["file"]))
+            written.append(Path(out).with_name(manifest.golden.file))
         write_artifact(out, data, Kind.PLAN)
-        write_artifact(manifest_path(out), manifest.to_json(), Kind.ENGINE_MANIFEST)
+        write_artifact(plan_manifest(out), manifest.to_json(), Kind.ENGINE_MANIFEST)
     except BaseException:  # a full disk: no orphan golden file beside no plan or manifest
         for path in written:
             path.unlink(missing_ok=True)

@@ -12,7 +12,6 @@ Exit 0 ok, 2 a missing, altered or mixed-up file (one line naming it and the fix
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import logging
@@ -31,6 +30,7 @@ from formats.atomic import atomic_path, safe_child, write_bytes_atomic, write_te
 from formats.bundle import BUNDLE_FORMAT, INDEX, SUMS, BundleError, unpack, verify
 from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary, examples, safe
 from formats.errors import RuntimeToolkitError
+from formats.files import sha256_file
 from runtime import __version__ as toolkit_version
 
 _logger = logging.getLogger(__name__)
@@ -51,8 +51,9 @@ CONTENTS: tuple[tuple[Callable[[Artifacts], Path], bool, str], ...] = (
 )
 
 
-def _readme(model: str, names: list[str]) -> str:
-    here = Artifacts(Path(model), model)  # the files as the device sees them after `unpack --out <model>`
+def _readme(here: Artifacts, names: list[str]) -> str:
+    """``here``: the files as the device sees them after `unpack --out <model>`."""
+    model = here.model
     variants = [n for n in names if n.endswith(ONNX_SUFFIX)]
     cpu_form = here.onnx(Precision.INT8_ORT).name  # ONNX Runtime's operators: TensorRT cannot build it
     builds = "\n".join(f"python -m engine --onnx {model}/{n}" for n in variants if n != cpu_form)
@@ -73,12 +74,11 @@ python -m benchmarks latency --engine {plan} --batch 1,8,64
 Without TensorRT, ONNX Runtime runs the ONNX files directly:
 `python -m runtime.infer --engine {fp32} photo.jpg`.
 `sha256sum -c SHA256SUMS` checks the files without this toolkit.
-{_real_photos_note(model, names)}"""
+{_real_photos_note(here, names)}"""
 
 
-def _real_photos_note(model: str, names: list[str]) -> str:
+def _real_photos_note(here: Artifacts, names: list[str]) -> str:
     """What the model scored on labelled real photos, where the bundle carries that report, and how to re-run it."""
-    here = Artifacts(Path(model), model)
     report = here.real_photos(Precision.FP32)
     run = f"`edge evaluate --model {here.onnx(Precision.FP32)} PHOTOS/` scores your own labelled photos"
     if report.markdown.name not in names:
@@ -89,10 +89,10 @@ def _real_photos_note(model: str, names: list[str]) -> str:
     )
 
 
-def _golden(folder: Path, model: str) -> bytes | None:
+def _golden(staged: Artifacts) -> bytes | None:
     from engine.golden import golden_from_calibration
 
-    pair = golden_from_calibration(Artifacts(folder, model).onnx(Precision.FP32))
+    pair = golden_from_calibration(staged.onnx(Precision.FP32))
     if pair is None:
         return None
     buffer = io.BytesIO()
@@ -133,11 +133,12 @@ def create(
                 files[source.name] = {"what": what}
             else:
                 log(f"note: {source.name} not in {artifacts}; the bundle goes without it")
-        golden = _golden(staging, model)
+        staged = here.in_folder(staging)
+        golden = _golden(staged)
         if golden is not None:
-            write_bytes_atomic(Artifacts(staging, model).golden, golden)
+            write_bytes_atomic(staged.golden, golden)
             files[names.golden.name] = {"what": "golden I/O: calibration samples, preprocessed, and FP32 outputs"}
-        write_text_atomic(staging / "README.md", _readme(model, sorted(files)))
+        write_text_atomic(staging / "README.md", _readme(here.in_folder(Path(model)), sorted(files)))
         files["README.md"] = {"what": "device commands"}
         for name, entry in files.items():
             entry["bytes"] = (staging / name).stat().st_size
@@ -150,7 +151,7 @@ def create(
         }
         write_text_atomic(staging / INDEX, json.dumps(index, indent=1) + "\n")
         names = sorted(list(files) + [INDEX])
-        sums = "".join(f"{hashlib.sha256((staging / n).read_bytes()).hexdigest()}  {n}\n" for n in names)
+        sums = "".join(f"{sha256_file(staging / n)}  {n}\n" for n in names)
         write_text_atomic(staging / SUMS, sums)
         verify(staging)  # what landed
         with atomic_path(archive) as tmp:

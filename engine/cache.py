@@ -8,6 +8,7 @@ fails preflight (truncated, foreign, missing manifest) is rebuilt, never reused 
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from engine.onnx_info import OnnxInfo, default_plan_path, inspect_onnx
 from engine.options import BuildOptions, EngineBuildError
 from engine.trt_hooks import build_device
 from formats.artifacts import Precision
-from formats.engine_manifest import EngineManifest, EnginePreflightError, preflight
+from formats.engine_manifest import EngineManifest, EnginePreflightError, Profile, preflight
 from formats.errors import ModelLoadError
 from formats.files import sha256_file
 from runtime.trt_import import import_tensorrt
@@ -41,17 +42,22 @@ def _cache_key(info: OnnxInfo, options: BuildOptions, flavour: str, version: str
 
 
 def _manifest_key(manifest: EngineManifest, flag_names) -> dict:
-    profile = manifest.profiles[0] if manifest.profiles else {"min": [0], "opt": [0], "max": [0]}
+    profile = manifest.profiles[0] if manifest.profiles else Profile("", (0,), (0,), (0,))
     return {
         "source_sha256": manifest.source_sha256,
         "flavour": manifest.flavour,
         "trt_version": manifest.trt_version,
-        "compute_capability": manifest.device and manifest.device.get("compute_capability"),
+        "compute_capability": manifest.device and manifest.device.compute_capability,
         "precision": manifest.precision,
-        "profile": [profile["min"][0], profile["opt"][0], profile["max"][0]],
+        "profile": [profile.min[0], profile.opt[0], profile.max[0]],
         "calibration": manifest.calibration_sha256,
-        **{name: manifest.build_flags.get(name) for name in flag_names},
+        **{name: getattr(manifest.build_flags, name, None) for name in flag_names},
     }
+
+
+def _plain(key: dict) -> dict:
+    """The key with its Enums as their JSON values: compared, and shown in the "stale: …" reason as before."""
+    return {name: value.value if isinstance(value, enum.Enum) else value for name, value in key.items()}
 
 
 def ensure_engine(
@@ -75,6 +81,7 @@ def ensure_engine(
         try:
             manifest = preflight(out)
             have = _manifest_key(manifest, options.engine_flags(want["precision"]))
+            want, have = _plain(want), _plain(have)
             stale = [k for k in want if want[k] != have.get(k)]
             if not stale:
                 log(f"reusing {out} (manifest matches)")

@@ -11,21 +11,21 @@ from pathlib import Path
 
 import numpy as np
 
-from formats.artifacts import Artifacts, Precision
-from formats.engine_manifest import golden_path
+from formats.artifacts import Artifacts, Precision, plan_golden
+from formats.engine_manifest import Golden
 from formats.files import sha256_file
 from formats.writer import Kind, write_artifact
 
 GOLDEN_SAMPLES = 8
 
 
-def write_golden(plan: Path, inputs: np.ndarray, outputs: np.ndarray) -> dict:
+def write_golden(plan: Path, inputs: np.ndarray, outputs: np.ndarray) -> Golden:
     """Preprocessed inputs and their FP32 reference outputs, for the on-device self-test."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, inputs=inputs.astype(np.float32), outputs=outputs.astype(np.float32))
-    path = golden_path(plan)
+    path = plan_golden(plan)
     write_artifact(path, buffer.getvalue(), Kind.GOLDEN)
-    return {"file": path.name, "sha256": sha256_file(path), "count": int(len(inputs))}
+    return Golden(path.name, sha256_file(path), int(len(inputs)))
 
 
 def golden_from_calibration(onnx_path: Path, count: int = GOLDEN_SAMPLES) -> tuple[np.ndarray, np.ndarray] | None:
@@ -43,7 +43,7 @@ def golden_from_calibration(onnx_path: Path, count: int = GOLDEN_SAMPLES) -> tup
             return data["inputs"][:count], data["outputs"][:count]
     fp32 = names.onnx(Precision.FP32)
     try:
-        calib = load_calibration_set(names.folder, names.model)
+        calib = load_calibration_set(names)
     except CalibrationSetError:
         return None
     if not fp32.is_file():

@@ -136,9 +136,9 @@ def _check_run_files(path: Path, calib_cache: Path | None) -> None:
 
     cache = Path(calib_cache) if calib_cache else None
     try:
-        check_run(path.parent, Artifacts.of(path).model, [path])
+        check_run(Artifacts.of(path), [path])
         if cache is not None and Artifacts.of(cache).calib_cache == cache:
-            check_run(cache.parent, Artifacts.of(cache).model, [cache])
+            check_run(Artifacts.of(cache), [cache])
     except CalibrationRunError as exc:
         raise EngineBuildError(str(exc)) from None
 

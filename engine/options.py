@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from formats.artifacts import Precision
+from formats.engine_manifest import Flavour, HardwareCompatibility
 from formats.errors import ModelLoadError
 
-HARDWARE_LEVELS = ("none", "ampere+")
+HARDWARE_LEVELS = tuple(level.value for level in HardwareCompatibility)  # the CLI's choices
 
 
 class EngineBuildError(ModelLoadError):
@@ -25,9 +26,9 @@ class BuildOptions:
     dla_core: int | None = None
     gpu_fallback: bool = False
     version_compatible: bool = False
-    hardware_compatibility: str = "none"
+    hardware_compatibility: HardwareCompatibility = HardwareCompatibility.NONE
     calib_cache: Path | None = None
-    flavour: str | None = None  # force "tensorrt" or "tensorrt_rtx"
+    flavour: Flavour | None = None  # force standard TensorRT or TensorRT-RTX
     tf32: bool = False  # FP32 plans leave TF32 off unless asked: the fp32 plan is the exactness reference
 
     def __post_init__(self) -> None:
@@ -40,6 +41,12 @@ class BuildOptions:
             raise EngineBuildError(
                 f"--hardware-compatibility {self.hardware_compatibility!r}: choose from {list(HARDWARE_LEVELS)}"
             )
+        if self.flavour is not None and self.flavour not in tuple(Flavour):
+            raise EngineBuildError(f"--flavour {self.flavour!r}: choose from {[f.value for f in Flavour]}")
+        # The CLI's strings (and a caller's) become the Enums here, the one boundary.
+        object.__setattr__(self, "hardware_compatibility", HardwareCompatibility(self.hardware_compatibility))
+        if self.flavour is not None:
+            object.__setattr__(self, "flavour", Flavour(self.flavour))
         if self.workspace_mib is not None and self.workspace_mib < 1:
             raise EngineBuildError(f"--workspace {self.workspace_mib}: give the builder's workspace in MiB (≥ 1)")
         if self.dla_core is not None and self.dla_core < 0:
@@ -69,8 +76,8 @@ class BuildOptions:
             args += ["--calib-cache", str(self.calib_cache)]
         if self.version_compatible:
             args.append("--version-compatible")
-        if self.hardware_compatibility != "none":
-            args += ["--hardware-compatibility", self.hardware_compatibility]
+        if self.hardware_compatibility is not HardwareCompatibility.NONE:
+            args += ["--hardware-compatibility", self.hardware_compatibility.value]
         if self.dla_core is not None:
             args += ["--dla-core", str(self.dla_core)] + (["--gpu-fallback"] if self.gpu_fallback else [])
         if self.tf32:

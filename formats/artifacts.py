@@ -48,10 +48,6 @@ class Precision(str, enum.Enum):
     def __format__(self, spec: str) -> str:
         return format(self.value, spec)
 
-    def path(self, folder: str | os.PathLike, model: str) -> Path:
-        """``<folder>/<model>.<precision>.onnx`` (the same as ``Artifacts(folder, model).onnx(self)``)."""
-        return Artifacts(Path(folder), model).onnx(self)
-
 
 # The ONNX variants a calibrated model has, in the order reports list them.
 ONNX_PRECISIONS = (Precision.FP32, Precision.FP16, Precision.INT8, Precision.INT8_ORT)
@@ -141,6 +137,10 @@ class Artifacts:
 
     def _file(self, suffix: str) -> Path:
         return self.folder / (self.model + suffix)
+
+    def in_folder(self, folder: str | os.PathLike) -> Artifacts:
+        """The same model's files in another folder (a bundle's staging folder, the device's unpacked copy)."""
+        return Artifacts(Path(folder), self.model)
 
     def uint8(self) -> Artifacts:
         """The files of the uint8-input export (normalisation folded into the graph): ``<m>_u8.*``."""

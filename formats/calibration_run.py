@@ -40,27 +40,25 @@ class RunId:
         return f"{self.calibration_sha256[:12]}…/{self.method}/seed {self.seed}/{self.size} samples"
 
 
-def run_path(folder: Path, model: str) -> Path:
-    return Artifacts(folder, model).calibration_run
-
-
-def write_run(folder: Path, model: str, run: RunId, files: Iterable[Path]) -> Path:
-    """Record ``run`` and the sha256 of ``files`` (all in ``folder``); call it after the last of them is written."""
+def write_run(names: Artifacts, run: RunId, files: Iterable[Path]) -> Path:
+    """Record ``run`` and the sha256 of ``files`` (all in ``names.folder``); call it after the last of them is
+    written."""
     doc = {
         "format": RUN_FORMAT,
-        "model": model,
+        "model": names.model,
         "run": asdict(run),
         "files": {Path(f).name: sha256_file(Path(f)) for f in sorted(files, key=lambda f: Path(f).name)},
     }
-    return write_artifact(run_path(folder, model), json.dumps(doc, indent=1) + "\n", Kind.CALIB_RUN, folder)
+    text = json.dumps(doc, indent=1) + "\n"
+    return write_artifact(names.calibration_run, text, Kind.CALIB_RUN, names.folder)
 
 
-def load_run(folder: Path, model: str) -> tuple[RunId, dict[str, str]] | None:
+def load_run(names: Artifacts) -> tuple[RunId, dict[str, str]] | None:
     """(run id, {file name: sha256}) from the run file, or None when there is none."""
-    path = run_path(folder, model)
+    path = names.calibration_run
     if not path.is_file():
         return None
-    rerun = f"delete it and run `python -m calibration --model {model} --artifacts {Path(folder)}` again"
+    rerun = f"delete it and run `python -m calibration --model {names.model} --artifacts {names.folder}` again"
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         run = RunId(**doc["run"])
@@ -72,25 +70,25 @@ def load_run(folder: Path, model: str) -> tuple[RunId, dict[str, str]] | None:
     return run, files
 
 
-def check_run(folder: Path, model: str, paths: Iterable[Path] | None = None) -> RunId | None:
+def check_run(names: Artifacts, paths: Iterable[Path] | None = None) -> RunId | None:
     """Refuse any of ``paths`` (default: every file the run lists) that is not the file the run derived.
 
     Files the run does not list, and listed files that are missing (their loaders say so), are not checked.
     Returns the run id, or None without a run file."""
-    loaded = load_run(folder, model)
+    loaded = load_run(names)
     if loaded is None:
         return None
     run, files = loaded
-    names = [Path(p).name for p in paths] if paths is not None else list(files)
-    for name in names:
-        path = Path(folder) / name
+    checked = [Path(p).name for p in paths] if paths is not None else list(files)
+    for name in checked:
+        path = names.folder / name
         if name not in files or not path.is_file():
             continue
         actual = sha256_file(path)
         if actual != files[name]:
             raise CalibrationRunError(
-                f"{path}: not the file calibration run {run.label()} derived ({run_path(folder, model).name} "
+                f"{path}: not the file calibration run {run.label()} derived ({names.calibration_run.name} "
                 f"records sha256 {files[name][:12]}…, the file has {actual[:12]}…); the folder mixes two "
-                f"calibration runs: run `python -m calibration --model {model} --artifacts {Path(folder)}` again"
+                f"calibration runs: run `python -m calibration --model {names.model} --artifacts {names.folder}` again"
             )
     return run

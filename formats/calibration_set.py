@@ -87,23 +87,21 @@ def content_sha256(images: np.ndarray, labels: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def calib_paths(folder: Path, model: str) -> tuple[Path, Path]:
-    artifacts = Artifacts(Path(folder), model)
-    return artifacts.calibration_set, artifacts.calibration_manifest
-
-
-def save_calibration_set(calib: CalibrationSet, folder: Path) -> tuple[Path, Path]:
-    npz, manifest = calib_paths(folder, calib.model)
+def save_calibration_set(calib: CalibrationSet, names: Artifacts) -> tuple[Path, Path]:
+    """``<m>.calib.npz`` and ``<m>.calib.json`` of ``names`` (the set's own model)."""
+    if names.model != calib.model:
+        raise ValueError(f"a calibration set of {calib.model!r} saved as {names.model!r}")
+    npz, manifest = names.calibration_set, names.calibration_manifest
     buffer = io.BytesIO()
     np.savez_compressed(buffer, images=calib.images, labels=calib.labels)
-    write_artifact(npz, buffer.getvalue(), Kind.CALIB_SET, folder)
-    write_artifact(manifest, json.dumps(calib.manifest(), indent=1) + "\n", Kind.CALIB_MANIFEST, folder)
+    write_artifact(npz, buffer.getvalue(), Kind.CALIB_SET, names.folder)
+    write_artifact(manifest, json.dumps(calib.manifest(), indent=1) + "\n", Kind.CALIB_MANIFEST, names.folder)
     return npz, manifest
 
 
-def load_calibration_set(folder: Path, model: str) -> CalibrationSet:
-    npz, manifest_path = calib_paths(folder, model)
-    check_run(folder, model, [npz, manifest_path])  # a set from another run than the files derived from it
+def load_calibration_set(names: Artifacts) -> CalibrationSet:
+    npz, manifest_path, model = names.calibration_set, names.calibration_manifest, names.model
+    check_run(names, [npz, manifest_path])  # a set from another run than the files derived from it
     try:
         manifest = json.loads(manifest_path.read_text())
         with np.load(npz, allow_pickle=False) as data:

@@ -8,13 +8,13 @@ run through the comparison harness (``harness.compare``), PyTorch as one more ba
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from torch import nn
 
-from harness.compare import Batch, Feed, compare_results, file_runner, run_backends, torch_runner
+from harness.compare import Batch, Comparison, Feed, compare_results, file_runner, run_backends, torch_runner
 from runtime.spec import ModelSpec
 
 MAX_ABS_LOGIT_DIFF = 1e-4
@@ -24,19 +24,36 @@ MAX_ABS_LOGIT_DIFF = 1e-4
 class ParityReport:
     model: str
     engine: str
-    images: int
-    agreement: float  # share of images whose top-1 class is the same on both sides
-    max_abs_diff: float  # largest |Δlogit| over all images and classes
-    torch_accuracy: float | None
-    runtime_accuracy: float | None
+    comparison: Comparison  # PyTorch (the reference) vs the runtime, from the harness
     tolerance: float
+
+    @property
+    def images(self) -> int:
+        return self.comparison.images
+
+    @property
+    def agreement(self) -> float:  # share of images whose top-1 class is the same on both sides
+        return self.comparison.agreement
+
+    @property
+    def max_abs_diff(self) -> float:  # largest |Δlogit| over all images and classes
+        return self.comparison.max_abs_diff
+
+    @property
+    def torch_accuracy(self) -> float | None:
+        return self.comparison.reference_accuracy
+
+    @property
+    def runtime_accuracy(self) -> float | None:
+        return self.comparison.accuracy
 
     @property
     def passed(self) -> bool:
         return self.agreement == 1.0 and self.max_abs_diff <= self.tolerance
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "passed": self.passed}
+        names = ("model", "engine", "images", "agreement", "max_abs_diff", "torch_accuracy", "runtime_accuracy")
+        return {**{name: getattr(self, name) for name in names}, "tolerance": self.tolerance, "passed": self.passed}
 
     def summary(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
@@ -61,13 +78,4 @@ def check_parity(
     runners = [torch_runner(model, spec), file_runner(engine, "runtime", feed=Feed.PER_IMAGE)]
     results = run_backends(runners, [Batch(images, labels)])
     comparison = compare_results(results["pytorch"], results["runtime"])
-    return ParityReport(
-        model=spec.name,
-        engine=str(engine),
-        images=comparison.images,
-        agreement=comparison.agreement,
-        max_abs_diff=comparison.max_abs_diff,
-        torch_accuracy=comparison.reference_accuracy,
-        runtime_accuracy=comparison.accuracy,
-        tolerance=tolerance,
-    )
+    return ParityReport(model=spec.name, engine=str(engine), comparison=comparison, tolerance=tolerance)

@@ -140,11 +140,12 @@ def run_model(
     """One card's demo (``card.demo``): trained on its budget (or a smoke run's share of it), then through every
     later step of the pipeline."""
     demo, folder = card.demo, out / card.name
+    names = Artifacts(folder, card.name)  # every file of this card's run
     say(f"\n== {card.name}: train → export → runtime → parity → latency → calibrate → gate → engines → compare")
     if budget.smoke:
         say(f"smoke run: 1 epoch on at most {budget.limit:,} training images; the accuracy target is not checked")
     demo.train(card, data_dir, folder, progress, budget)
-    ckpt = load_checkpoint(Artifacts(folder, card.name).checkpoint)
+    ckpt = load_checkpoint(names.checkpoint)
     engine = export_fp32(ckpt.model, ckpt.spec, folder)
     say(f"exported {engine}")
     samples = demo.samples(data_dir, out)
@@ -160,7 +161,7 @@ def run_model(
     real = evaluate_real_photos(card, data_dir, engine, held_out_accuracy(ckpt.metrics), say)  # the gate cites it
     calibration, gate = calibrate_and_gate(card.name, folder, data_dir, CalibrationOptions(), log=say)
     say(gate_markdown(gate.rows).rstrip("\n"))
-    engines = build_engines(card.name, folder, say)
+    engines = build_engines(names, say)
     rows = precision_compare.compare(
         card.name,
         folder,
@@ -215,12 +216,12 @@ def evaluate_real_photos(card: ModelCard, data_dir: Path, engine: Path, referenc
     }
 
 
-def build_engines(name: str, folder: Path, say: Reporter = _logger.info) -> list[EngineResult]:
+def build_engines(names: Artifacts, say: Reporter = _logger.info) -> list[EngineResult]:
     """Every TensorRT precision file → plan with whatever TensorRT imports here (TensorRT-RTX ahead of time on a
     CPU machine). What cannot be built here is said, not hidden."""
     results = []
     for precision in TENSORRT_PRECISIONS:
-        onnx_path = Artifacts(folder, name).onnx(precision)
+        onnx_path = names.onnx(precision)
         try:
             plan, manifest, why = ensure_engine(onnx_path, options=BuildOptions())
             results.append(

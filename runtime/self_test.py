@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from formats.artifacts import Precision, is_plan
+from formats.artifacts import Precision, is_plan, plan_golden
 from formats.bundle import verify_beside
-from formats.engine_manifest import EngineManifest, check_file, golden_path
+from formats.engine_manifest import BuildFlags, EngineManifest, check_file
 from formats.errors import RuntimeToolkitError
 from formats.files import sha256_file
 
@@ -33,9 +33,9 @@ BUDGETS = {
 TF32_BUDGET = (2e-2, 1.0)  # an fp32 plan built with TF32
 
 
-def budget_for(precision: str, build_flags: dict) -> tuple[float | None, float]:
+def budget_for(precision: Precision, build_flags: BuildFlags) -> tuple[float | None, float]:
     """The self-test budget of an engine with this precision and these build flags (see BUDGETS)."""
-    if precision == Precision.FP32 and build_flags.get("tf32"):
+    if precision is Precision.FP32 and build_flags.tf32:
         return TF32_BUDGET
     return BUDGETS.get(precision, (None, 0.85))
 
@@ -78,8 +78,8 @@ def load_golden(plan: Path) -> tuple[np.ndarray, np.ndarray, EngineManifest]:
             f"{plan}: its manifest has no golden I/O (built without a calibration set); rebuild "
             f"with the calibration set beside the ONNX file: {manifest.rebuild_command}"
         )
-    path = golden_path(plan)
-    if not path.is_file() or sha256_file(path) != manifest.golden["sha256"]:
+    path = plan_golden(plan)
+    if not path.is_file() or sha256_file(path) != manifest.golden.sha256:
         raise SelfTestError(
             f"{path}: golden I/O missing or changed since the build; copy it with the plan or "
             f"rebuild: {manifest.rebuild_command}"

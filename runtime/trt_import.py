@@ -9,16 +9,17 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from formats.engine_manifest import Flavour
 from formats.errors import ModelLoadError
 
-FLAVOURS = ("tensorrt", "tensorrt_rtx")
+FLAVOURS = tuple(flavour.value for flavour in Flavour)  # the order tried: standard TensorRT first
 INSTALL_HINT = (
     "on a Jetson, JetPack ships `tensorrt` for the system Python (create the venv with "
     "--system-site-packages to see it); on a PC, `pip install tensorrt-rtx-cu13` gives TensorRT-RTX"
 )
 
 
-def import_tensorrt(flavour: str | None = None) -> tuple[ModuleType, str]:
+def import_tensorrt(flavour: Flavour | str | None = None) -> tuple[ModuleType, Flavour]:
     """(module, flavour): the requested flavour, else the first of ``FLAVOURS`` that imports."""
     names = (flavour,) if flavour else FLAVOURS
     errors = []
@@ -26,7 +27,7 @@ def import_tensorrt(flavour: str | None = None) -> tuple[ModuleType, str]:
         if name not in FLAVOURS:
             raise ModelLoadError(f"unknown TensorRT flavour {name!r}; choose from {list(FLAVOURS)}")
         try:
-            return importlib.import_module(name), name
+            return importlib.import_module(str(name)), Flavour(name)
         except ImportError as exc:  # also the OSError-as-ImportError of a broken CUDA install
             errors.append(f"{name}: {exc}")
     raise ModelLoadError(f"no TensorRT Python package imports ({'; '.join(errors)}); {INSTALL_HINT}")

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from formats.artifacts import ONNX_SUFFIX, is_plan
+from formats.artifacts import ONNX_SUFFIX, is_plan, plan_manifest
 from formats.cli import (
     EXIT_OK,
     EXIT_USER_ERROR,
@@ -38,7 +38,7 @@ from formats.cli import (
     non_negative_int,
     positive_int,
 )
-from formats.engine_manifest import load_manifest, manifest_path
+from formats.engine_manifest import Flavour, load_manifest
 from formats.errors import RuntimeToolkitError
 from formats.writer import ForeignFileError, force_enabled, set_force
 from runtime.spec import ModelSpec, spec_from_sidecar
@@ -109,10 +109,10 @@ def check_model(model: Path, spec: ModelSpec) -> ModelSpec:
             check_spec_matches(spec, backend, str(model))
         return spec
     built = load_manifest(model).spec
-    if built and ModelSpec.from_json(json.dumps(built), source=str(manifest_path(model))) != spec:
+    if built and ModelSpec.from_json(json.dumps(built), source=str(plan_manifest(model))) != spec:
         raise TritonExportError(
             f"{model}: the spec beside the plan differs from the one it was built with "
-            f"({manifest_path(model).name}); remove the stale spec or rebuild the plan"
+            f"({plan_manifest(model).name}); remove the stale spec or rebuild the plan"
         )
     return spec
 
@@ -242,7 +242,7 @@ def write_repository(
         manifest = load_manifest(model)
         for line in server_requirements(manifest):
             print(f"note: {line}")
-        profile_max = min(p["max"][0] for p in manifest.profiles) if manifest.profiles else options.max_batch
+        profile_max = min(p.max[0] for p in manifest.profiles) if manifest.profiles else options.max_batch
         if options.max_batch > profile_max:
             print(f"note: max_batch_size lowered to {profile_max}, the plan's optimization profile maximum")
             options = dataclasses.replace(options, max_batch=profile_max)
@@ -277,7 +277,7 @@ def write_repository(
         if backend is ServingBackend.PYTHON:
             (staging / "1" / "model.py").write_text(PYTHON_MODEL)
             if platform == "tensorrt_plan":  # the runtime's preflight reads the manifest beside the plan
-                shutil.copy2(manifest_path(model), staging / "1" / manifest_path(Path(filename)).name)
+                shutil.copy2(plan_manifest(model), staging / "1" / plan_manifest(Path(filename)).name)
         (staging / "spec.json").write_text(spec.to_json() + "\n")
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=repo))
@@ -302,12 +302,12 @@ def server_requirements(manifest) -> list[str]:
     lean runtime the plan embeds) and a TensorRT of the same major or newer; any other plan needs exactly the
     TensorRT that built it. A TensorRT-RTX plan cannot be served by Triton's ``tensorrt_plan`` backend at all."""
     built = f"{manifest.flavour} {manifest.trt_version}"
-    if manifest.flavour != "tensorrt":
+    if manifest.flavour is not Flavour.TENSORRT:
         return [
             f"this plan was built with {built}; Triton's tensorrt_plan backend loads standard TensorRT plans "
             "only: serve it with --backend python (our runtime), or rebuild with standard TensorRT"
         ]
-    if manifest.build_flags.get("version_compatible"):
+    if manifest.build_flags.version_compatible:
         major = int(manifest.trt_version.split(".")[0])
         later = "".join(f" or {m}.x" for m in LATER_MAJORS.get(major, ()))
         return [

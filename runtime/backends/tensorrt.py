@@ -71,10 +71,10 @@ def make_runtime(trt, logger, manifest: EngineManifest):
         trt.init_libnvinfer_plugins(logger, "")
     runtime = trt.Runtime(logger)
     flags = manifest.build_flags
-    if flags.get("version_compatible") and hasattr(runtime, "engine_host_code_allowed"):
+    if flags.version_compatible and hasattr(runtime, "engine_host_code_allowed"):
         runtime.engine_host_code_allowed = True
-    if flags.get("dla_core") is not None:
-        runtime.DLA_core = int(flags["dla_core"])
+    if flags.dla_core is not None:
+        runtime.DLA_core = int(flags.dla_core)
     return runtime
 
 
@@ -364,9 +364,9 @@ class TensorRTBackend(Backend):
 
 def dla_fixed_batch(manifest: EngineManifest) -> int | None:
     """The one batch size a DLA plan runs (min = opt = max), or None for a GPU plan (dynamic batch)."""
-    if manifest.build_flags.get("dla_core") is None or not manifest.profiles:
+    if manifest.build_flags.dla_core is None or not manifest.profiles:
         return None
-    return int(manifest.profiles[0]["max"][0])
+    return int(manifest.profiles[0].max[0])
 
 
 def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:

@@ -4,11 +4,11 @@ import pytest
 from calibration.calibration_set import (
     CalibrationSetError,
     build_calibration_set,
-    calib_paths,
     load_calibration_set,
     save_calibration_set,
     select_stratified,
 )
+from formats.artifacts import Artifacts
 from train.cards import DatasetKind, LabelledSplit, get_card, load_split
 
 
@@ -56,18 +56,18 @@ def test_real_mnist_set_comes_from_the_training_file_only(data_dir):
 
 def test_manifest_round_trip_and_tamper_detection(tmp_path):
     calib = build_calibration_set("toy", _split(np.arange(60) % 3), 12, seed=3)
-    npz, manifest = save_calibration_set(calib, tmp_path)
-    loaded = load_calibration_set(tmp_path, "toy")
+    npz, manifest = save_calibration_set(calib, Artifacts(tmp_path, "toy"))
+    loaded = load_calibration_set(Artifacts(tmp_path, "toy"))
     assert loaded.ids == calib.ids and np.array_equal(loaded.images, calib.images)
     assert loaded.manifest()["sha256"] == calib.sha256
     tampered = calib.images.copy()
     tampered[0, 0, 0] ^= 1
     np.savez_compressed(npz, images=tampered, labels=calib.labels)
     with pytest.raises(CalibrationSetError, match="does not match its manifest"):
-        load_calibration_set(tmp_path, "toy")
+        load_calibration_set(Artifacts(tmp_path, "toy"))
 
 
 def test_missing_set_names_the_command(tmp_path):
     with pytest.raises(CalibrationSetError, match="python -m calibration --model nothing"):
-        load_calibration_set(tmp_path, "nothing")
-    assert calib_paths(tmp_path, "m")[0].name == "m.calib.npz"
+        load_calibration_set(Artifacts(tmp_path, "nothing"))
+    assert Artifacts(tmp_path, "m").calibration_set.name == "m.calib.npz"

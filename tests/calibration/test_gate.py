@@ -11,7 +11,7 @@ import numpy as np
 from calibration import gate
 from calibration.ranges import load_ranges
 from calibration.variants import Precision, write_int8
-from formats.artifacts import ONNX_PRECISIONS
+from formats.artifacts import ONNX_PRECISIONS, Artifacts
 from runtime.spec import ModelSpec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ def test_gate_fails_naming_model_and_precision(calibrated_cnn, data_dir, tmp_pat
         folder / "mnist_cnn.prep.onnx",
         ranges,
         ModelSpec.load(folder / "mnist_cnn.json"),
-        Precision.INT8.path(broken, "mnist_cnn"),
+        Artifacts(broken, "mnist_cnn").onnx(Precision.INT8),
     )
     code = gate.main(["--model", "mnist_cnn", "--artifacts", str(broken), "--data-dir", str(data_dir)])
     err = capsys.readouterr().err
@@ -102,7 +102,10 @@ def test_a_200_image_split_is_inconclusive_and_strict_fails_it(calibrated_cnn, d
     split = load_split(ModelSpec.load(folder / "mnist_cnn.json"), data_dir, TEST)
     small = replace(split, images=split.images[:200], labels=split.labels[:200], ids=split.ids[:200])
     spec, reference = gate.reference_result(folder / "mnist_cnn.pt", small)
-    rows = [gate.judge("mnist_cnn", p, p.path(folder, "mnist_cnn"), small, spec, reference)[0] for p in ONNX_PRECISIONS]
+    rows = [
+        gate.judge("mnist_cnn", p, Artifacts(folder, "mnist_cnn").onnx(p), small, spec, reference)[0]
+        for p in ONNX_PRECISIONS
+    ]
     assert [r.verdict.value for r in rows] == ["inconclusive"] * 4, gate.markdown(rows)
     assert all(r.passed and not r.passes(strict=True) for r in rows)
     table = gate.markdown(rows)

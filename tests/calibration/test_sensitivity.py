@@ -7,6 +7,7 @@ import pytest
 from calibration.calibrate_and_gate import fix_int8
 from calibration.ranges import Method, calibrate, load_ranges
 from calibration.variants import Precision, fp16_blocked_nodes, write_int8
+from formats.artifacts import Artifacts
 from runtime.spec import ModelSpec
 
 
@@ -25,15 +26,17 @@ def broken(calibrated_cnn, tmp_path):
         folder / "mnist_cnn.prep.onnx",
         ranges,
         ModelSpec.load(folder / "mnist_cnn.json"),
-        Precision.INT8.path(tmp_path, "mnist_cnn"),
+        Artifacts(tmp_path, "mnist_cnn").onnx(Precision.INT8),
     )
     from calibration.ranges import save_ranges
 
     save_ranges(ranges, tmp_path / "mnist_cnn.ranges.json")
     from formats.calibration_run import load_run, write_run
 
-    run, files = load_run(tmp_path, "mnist_cnn")  # one run that produced the clipped file, not a mixed folder
-    write_run(tmp_path, "mnist_cnn", run, [tmp_path / name for name in files])
+    run, files = load_run(
+        Artifacts(tmp_path, "mnist_cnn")
+    )  # one run that produced the clipped file, not a mixed folder
+    write_run(Artifacts(tmp_path, "mnist_cnn"), run, [tmp_path / name for name in files])
     return tmp_path
 
 
@@ -42,7 +45,7 @@ def test_exclusion_finds_the_clipped_node_and_meets_the_budget(broken, data_dir)
 
     before = {r.precision: r for r in run_gate("mnist_cnn", broken, data_dir, write=False).rows}
     assert not before["int8"].passed
-    result = fix_int8("mnist_cnn", broken, data_dir, None, [Precision.INT8], log=lambda *_: None)["int8"]
+    result = fix_int8(Artifacts(broken, "mnist_cnn"), data_dir, None, [Precision.INT8], log=lambda *_: None)["int8"]
     assert result["passed"] and result["ranking"][0][0] == "node_linear"  # the Gemm fed by the clipped tensor
     assert result["excluded"][0] == "node_linear" and set(result["latency_ms"]) == {
         "bs1_before",
@@ -73,7 +76,7 @@ def test_other_calibration_methods_give_ranges_for_every_activation(calibrated_c
     from calibration.calibration_set import load_calibration_set
 
     folder, _ = calibrated_cnn
-    calib = load_calibration_set(folder, "mnist_cnn")
+    calib = load_calibration_set(Artifacts(folder, "mnist_cnn"))
     spec = ModelSpec.load(folder / "mnist_cnn.json")
     entropy = load_ranges(folder / "mnist_cnn.ranges.json")
     ranges = calibrate(folder / "mnist_cnn.prep.onnx", calib, spec, method)

@@ -6,7 +6,7 @@ import pytest
 from onnx import numpy_helper
 
 from calibration.variants import PRECISION_KEY, Precision, shallow_convolutions
-from formats.artifacts import ONNX_PRECISIONS
+from formats.artifacts import ONNX_PRECISIONS, Artifacts
 from runtime.backends.onnxruntime import DISABLED_OPTIMIZERS_KEY
 from runtime.spec import METADATA_KEY
 
@@ -17,7 +17,7 @@ def _props(proto):
 
 def test_fp16_has_half_weights_and_float_io(calibrated_cnn):
     folder, _ = calibrated_cnn
-    proto = onnx.load(str(Precision.FP16.path(folder, "mnist_cnn")))
+    proto = onnx.load(str(Artifacts(folder, "mnist_cnn").onnx(Precision.FP16)))
     weights = [t for t in proto.graph.initializer if len(t.dims) > 1]
     assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights)
     for value in list(proto.graph.input) + list(proto.graph.output):
@@ -27,7 +27,7 @@ def test_fp16_has_half_weights_and_float_io(calibrated_cnn):
 
 def test_int8_is_symmetric_per_channel_with_float_bias(calibrated_cnn):
     folder, _ = calibrated_cnn
-    proto = onnx.load(str(Precision.INT8.path(folder, "mnist_cnn")))
+    proto = onnx.load(str(Artifacts(folder, "mnist_cnn").onnx(Precision.INT8)))
     inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     dq = [n for n in proto.graph.node if n.op_type == "DequantizeLinear"]
     assert dq
@@ -46,7 +46,7 @@ def test_int8_is_symmetric_per_channel_with_float_bias(calibrated_cnn):
 
 def test_ort_form_uses_uint8_operator_kernels_and_keeps_the_shallow_conv_float(calibrated_cnn):
     folder, result = calibrated_cnn
-    proto = onnx.load(str(Precision.INT8_ORT.path(folder, "mnist_cnn")))
+    proto = onnx.load(str(Artifacts(folder, "mnist_cnn").onnx(Precision.INT8_ORT)))
     ops = [n.op_type for n in proto.graph.node]
     assert "QLinearConv" in ops and ops[0] == "Conv"  # the 1-channel first conv stays FP32
     shallow = shallow_convolutions(folder / "mnist_cnn.prep.onnx")
@@ -65,7 +65,7 @@ def test_every_variant_keeps_accuracy_on_real_test_digits(calibrated_cnn, mnist_
     folder, _ = calibrated_cnn
     accuracies = {}
     for precision in ONNX_PRECISIONS:
-        with Classifier.from_path(precision.path(folder, "mnist_cnn")) as clf:
+        with Classifier.from_path(Artifacts(folder, "mnist_cnn").onnx(precision)) as clf:
             logits = clf.run(normalize(mnist_test.images[:2000], clf.spec), 500)
         accuracies[precision] = float((logits.argmax(1) == mnist_test.labels[:2000]).mean())
     assert accuracies[Precision.FP32] > 0.85  # one epoch on 12k digits
@@ -81,6 +81,6 @@ def test_tensorrt_rtx_parser_accepts_each_tensorrt_variant(calibrated_cnn, preci
     builder = trt.Builder(logger)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, logger)
-    ok = parser.parse_from_file(str(precision.path(folder, "mnist_cnn")))
+    ok = parser.parse_from_file(str(Artifacts(folder, "mnist_cnn").onnx(precision)))
     assert ok, [str(parser.get_error(i)) for i in range(parser.num_errors)]
     assert network.num_layers > 0

@@ -8,7 +8,8 @@ import pytest
 
 from engine.build import BuildOptions, EngineBuildError, build_engine, inspect_onnx
 from engine.cache import ensure_engine
-from formats.engine_manifest import golden_path, manifest_path, preflight
+from formats.artifacts import plan_golden, plan_manifest
+from formats.engine_manifest import preflight
 
 trt = pytest.importorskip(
     "tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13` (make install does)"
@@ -22,10 +23,10 @@ def test_fp32_builds_with_manifest(trained_mnist, tmp_path, model):
     plan, manifest = build_engine(onnx_path, tmp_path / f"{model}.fp32.plan", SMALL, log=lambda *_: None)
     assert plan.stat().st_size > 1000 and plan.read_bytes()[:4] == b"vtrt"
     assert manifest.quantization_path == "strongly-typed" and manifest.flavour == "tensorrt_rtx"
-    assert manifest.profiles[0]["max"][0] == 16 and manifest.spec["name"] == model
-    assert json.loads(manifest_path(plan).read_text())["plan_sha256"] == manifest.plan_sha256
+    assert manifest.profiles[0].max[0] == 16 and manifest.spec["name"] == model
+    assert json.loads(plan_manifest(plan).read_text())["plan_sha256"] == manifest.plan_sha256
     assert preflight(plan, "tensorrt_rtx", trt.__version__).plan_bytes == plan.stat().st_size
-    warned = json.loads(manifest_path(plan).read_text())["extra"]["build_warnings"]
+    warned = json.loads(plan_manifest(plan).read_text())["extra"]["build_warnings"]
     assert warned["count"] == len(warned["first"]) or warned["count"] > 20  # counted, not dropped
 
 
@@ -38,7 +39,7 @@ def test_calibrated_variants_build_with_golden_io(calibrated_cnn, tmp_path, prec
     golden = golden_from_calibration(onnx_path, count=4)
     plan, manifest = build_engine(onnx_path, tmp_path / f"mnist_cnn.{precision}.plan", SMALL, golden, lambda *_: None)
     assert manifest.precision == precision and manifest.calibration_sha256
-    assert manifest.golden["count"] == 4 and golden_path(plan).is_file()
+    assert manifest.golden.count == 4 and plan_golden(plan).is_file()
 
 
 def test_engine_cache_reuses_then_rebuilds_on_a_new_profile(trained_mnist, tmp_path):
@@ -49,7 +50,7 @@ def test_engine_cache_reuses_then_rebuilds_on_a_new_profile(trained_mnist, tmp_p
     wider = BuildOptions(min_batch=1, opt_batch=4, max_batch=32, flavour="tensorrt_rtx")
     _, manifest, third = ensure_engine(onnx_path, out, wider, log=lambda *_: None)
     assert (first, second) == ("no engine yet", "reused")
-    assert third.startswith("stale: profile") and manifest.profiles[0]["max"][0] == 32
+    assert third.startswith("stale: profile") and manifest.profiles[0].max[0] == 32
 
 
 def test_a_corrupted_plan_is_rebuilt_not_reused(trained_mnist, tmp_path):
@@ -129,7 +130,7 @@ def test_fp32_plans_are_built_without_tf32_unless_asked(trained_mnist, tmp_path)
     _, exact = build_engine(onnx_path, tmp_path / "a.plan", SMALL, log=lambda *_: None)
     fast = BuildOptions(min_batch=1, opt_batch=4, max_batch=16, flavour="tensorrt_rtx", tf32=True)
     _, tf32 = build_engine(onnx_path, tmp_path / "b.plan", fast, log=lambda *_: None)
-    assert exact.build_flags["tf32"] is False and tf32.build_flags["tf32"] is True
+    assert exact.build_flags.tf32 is False and tf32.build_flags.tf32 is True
     assert "--tf32" in tf32.rebuild_command and "--tf32" not in exact.rebuild_command
 
 
@@ -140,7 +141,7 @@ def test_engine_cache_key_covers_the_build_flags(trained_mnist, tmp_path):
     ensure_engine(onnx_path, out, SMALL, log=lambda *_: None)
     other = BuildOptions(min_batch=1, opt_batch=4, max_batch=16, flavour="tensorrt_rtx", workspace_mib=64)
     _, manifest, reason = ensure_engine(onnx_path, out, other, log=lambda *_: None)
-    assert reason.startswith("stale: workspace_mib None → 64") and manifest.build_flags["workspace_mib"] == 64
+    assert reason.startswith("stale: workspace_mib None → 64") and manifest.build_flags.workspace_mib == 64
     _, _, reason = ensure_engine(onnx_path, out, other, log=lambda *_: None)
     assert reason == "reused"
     tf32 = BuildOptions(min_batch=1, opt_batch=4, max_batch=16, flavour="tensorrt_rtx", workspace_mib=64, tf32=True)

@@ -2,11 +2,21 @@
 Plans here are bytes with TensorRT's magic and a manifest we write: preflight never deserializes."""
 
 import hashlib
+import json
 import zipfile
+from pathlib import Path
 
 import pytest
 
-from formats.engine_manifest import EngineManifest, EnginePreflightError, manifest_path, preflight
+from formats.artifacts import Precision, plan_manifest
+from formats.engine_manifest import (
+    MANIFEST_FORMAT,
+    EngineManifest,
+    EnginePreflightError,
+    Flavour,
+    HardwareCompatibility,
+    preflight,
+)
 
 CMD = "python -m engine --onnx m.onnx --out m.plan"
 
@@ -14,7 +24,7 @@ CMD = "python -m engine --onnx m.onnx --out m.plan"
 def _plan(tmp_path, body=b"ftrt" + bytes(range(256)) * 4, **fields):
     plan = tmp_path / "m.int8.plan"
     plan.write_bytes(body)
-    manifest = EngineManifest(
+    manifest = dict(
         plan_sha256=hashlib.sha256(body).hexdigest(),
         plan_bytes=len(body),
         source_onnx="m.onnx",
@@ -29,9 +39,8 @@ def _plan(tmp_path, body=b"ftrt" + bytes(range(256)) * 4, **fields):
         device={"name": "Orin", "compute_capability": "8.7"},
         rebuild_command=CMD,
     )
-    for key, value in fields.items():
-        setattr(manifest, key, value)
-    manifest_path(plan).write_text(manifest.to_json())
+    manifest.update(fields, format=MANIFEST_FORMAT)
+    plan_manifest(plan).write_text(EngineManifest.from_dict(manifest, "test manifest").to_json())
     return plan
 
 
@@ -47,7 +56,7 @@ def test_a_good_plan_passes(tmp_path):
         (lambda p: p.write_bytes(p.read_bytes()[:100]), "truncated"),
         (lambda p: p.write_bytes(b"\x08\x08\x12\x0cpytorch" + b"\x00" * 50), "an ONNX model"),
         (lambda p: zipfile.ZipFile(p, "w").writestr("a.txt", "x"), "a zip archive"),
-        (lambda p: manifest_path(p).unlink(), "manifest m.int8.plan.json not found"),
+        (lambda p: plan_manifest(p).unlink(), "manifest m.int8.plan.json not found"),
         (lambda p: p.write_bytes(b"ftrt" + b"\x01" * 1024), "do not match its manifest"),
     ],
 )
@@ -129,6 +138,45 @@ def test_flavour_mismatch_and_missing_paths(tmp_path):
 
 def test_manifest_that_is_not_ours(tmp_path):
     plan = _plan(tmp_path)
-    manifest_path(plan).write_text('{"format": "something-else"}')
+    plan_manifest(plan).write_text('{"format": "something-else"}')
     with pytest.raises(EnginePreflightError, match="not an engine manifest"):
         preflight(plan)
+
+
+MANIFESTS = Path(__file__).parent / "manifests"
+
+
+@pytest.mark.parametrize("name", ["rtx-int8.plan.json", "jetson-fp16-dla.plan.json"])
+def test_a_manifest_written_before_the_typed_manifest_reads_and_writes_back_byte_for_byte(name):
+    # rtx-int8: written by engine.build (TensorRT-RTX 1.7, mnist_cnn) before EngineManifest had nested dataclasses;
+    # jetson-fp16-dla: the same with the fields a Jetson DLA build fills (device, jetson, optional build flags).
+    text = (MANIFESTS / name).read_text()
+    manifest = EngineManifest.from_dict(json.loads(text), name)
+    assert manifest.to_json() == text  # the JSON on disk is unchanged: bundles built before still open
+    assert isinstance(manifest.flavour, Flavour) and isinstance(manifest.precision, Precision)
+    assert manifest.profiles[0].max[0] == 64 and manifest.golden.count == 8
+    assert manifest.build_flags.hardware_compatibility is HardwareCompatibility.NONE
+
+
+def test_a_manifest_with_a_flag_this_version_does_not_know_keeps_it():
+    data = json.loads((MANIFESTS / "rtx-int8.plan.json").read_text())
+    data["build_flags"]["sparsity"] = True
+    manifest = EngineManifest.from_dict(data, "m")
+    assert manifest.build_flags.other == {"sparsity": True} and json.loads(manifest.to_json()) == data
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ({"flavour": "openvino"}, r"flavour 'openvino' \(expected one of \['tensorrt', 'tensorrt_rtx'\]\)"),
+        ({"precision": "int4"}, r"precision 'int4'"),
+        ({"profiles": [{"input": "x", "min": [1], "opt": "8", "max": [64]}]}, r"not lists of integers"),
+        ({"build_flags": {"hardware_compatibility": "hopper+"}}, r"hardware_compatibility 'hopper\+'"),
+        ({"device": "Orin"}, r"device 'Orin'"),
+    ],
+)
+def test_a_damaged_nested_field_is_refused_by_name(edit, message):
+    data = json.loads((MANIFESTS / "rtx-int8.plan.json").read_text())
+    data.update(edit)
+    with pytest.raises(EnginePreflightError, match=message + ".*edited or damaged"):
+        EngineManifest.from_dict(data, "m.plan.json")

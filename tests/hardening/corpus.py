@@ -184,11 +184,12 @@ def onnx_case(name: str, behaviour: str, make: Callable[[Path], bytes], cli_mess
 
 
 def _plan_with_manifest(folder: Path, body: bytes = b"ftrt" + bytes(range(256)) * 8, **fields) -> Path:
-    from formats.engine_manifest import EngineManifest, manifest_path
+    from formats.artifacts import plan_manifest
+    from formats.engine_manifest import MANIFEST_FORMAT, EngineManifest
 
     plan = folder / "model.int8.plan"
     plan.write_bytes(body)
-    manifest = EngineManifest(
+    manifest = dict(
         plan_sha256=hashlib.sha256(body).hexdigest(),
         plan_bytes=len(body),
         source_onnx="model.int8.onnx",
@@ -203,9 +204,8 @@ def _plan_with_manifest(folder: Path, body: bytes = b"ftrt" + bytes(range(256)) 
         device={"name": "Orin", "compute_capability": "8.7"},
         rebuild_command="python -m engine --onnx model.int8.onnx --out model.int8.plan",
     )
-    for key, value in fields.items():
-        setattr(manifest, key, value)
-    manifest_path(plan).write_text(manifest.to_json())
+    manifest.update(fields, format=MANIFEST_FORMAT)
+    plan_manifest(plan).write_text(EngineManifest.from_dict(manifest, "test manifest").to_json())
     return plan
 
 

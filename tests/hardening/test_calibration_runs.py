@@ -14,12 +14,13 @@ import onnx
 import pytest
 
 from calibration.run_check import SHA_KEY, calibration_lock, check_one_run
+from formats.artifacts import Artifacts
 from tests.conftest import REPO
 from train.errors import DataError
 
 
 def test_second_calibration_of_a_model_is_refused_while_one_runs(tmp_path, zygote):  # finding 9
-    with calibration_lock(tmp_path, "mnist_cnn") as lock:
+    with calibration_lock(Artifacts(tmp_path, "mnist_cnn")) as lock:
         fd = os.open(lock, os.O_RDONLY)  # another process's view: the lock is held
         with pytest.raises(BlockingIOError):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -29,7 +30,7 @@ def test_second_calibration_of_a_model_is_refused_while_one_runs(tmp_path, zygot
         )
         assert result.returncode == 2 and "another calibration is running in this folder" in result.stderr
         assert "Traceback" not in result.stderr
-    with calibration_lock(tmp_path, "mnist_cnn"):  # released when its holder ends
+    with calibration_lock(Artifacts(tmp_path, "mnist_cnn")):  # released when its holder ends
         pass
     assert list(tmp_path.iterdir()) == []  # no lock file left behind
 
@@ -38,14 +39,14 @@ def test_variants_from_another_run_are_refused_by_the_gate(calibrated_cnn, tmp_p
     folder, result = calibrated_cnn
     copy = tmp_path / "art"
     shutil.copytree(folder, copy)
-    check_one_run(copy, "mnist_cnn")  # the pipeline's own set is one run
+    check_one_run(Artifacts(copy, "mnist_cnn"))  # the pipeline's own set is one run
     stale = copy / "mnist_cnn.int8.onnx"
     proto = onnx.load(str(stale))
     props = {p.key: p.value for p in proto.metadata_props}
     onnx.helper.set_model_props(proto, {**props, SHA_KEY: "f" * 64})
     onnx.save(proto, str(stale))
     with pytest.raises(DataError, match=r"mnist_cnn.int8.onnx: calibrated on set ffffffffffff"):
-        check_one_run(copy, "mnist_cnn")
+        check_one_run(Artifacts(copy, "mnist_cnn"))
     result = zygote.run(["calibration.gate", "--model", "mnist_cnn", "--artifacts", str(copy), "--json"], cwd=tmp_path)
     assert result.returncode == 2 and "mixes two calibration runs" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
@@ -169,4 +170,4 @@ def test_a_run_killed_after_it_wrote_a_derived_file_leaves_a_set_that_is_refused
 
     stale_set = _mixed(calibrated_cnn, other_run, tmp_path / "b", "mnist_cnn.calib.npz", "mnist_cnn.calib.json")
     with pytest.raises(CalibrationRunError, match=r"mnist_cnn.calib.npz: not the file calibration run"):
-        load_calibration_set(stale_set, "mnist_cnn")
+        load_calibration_set(Artifacts(stale_set, "mnist_cnn"))

@@ -154,11 +154,12 @@ import resource, sys
 from pathlib import Path
 import numpy as np
 from engine.build import write_plan
-from formats.engine_manifest import EngineManifest
+from formats.engine_manifest import MANIFEST_FORMAT, EngineManifest
 resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
-manifest = EngineManifest(plan_sha256="0" * 64, plan_bytes=1 << 20, source_onnx="m.onnx", source_sha256="0" * 64,
-                          flavour="tensorrt", trt_version="10.3.0", precision="fp32", quantization_path="fp32",
-                          profiles=[], build_flags={}, spec={})
+manifest = EngineManifest.from_dict(dict(plan_sha256="0" * 64, plan_bytes=1 << 20, source_onnx="m.onnx",
+                                         source_sha256="0" * 64, flavour="tensorrt", trt_version="10.3.0",
+                                         precision="fp32", quantization_path="fp32", profiles=[], build_flags={},
+                                         spec={}, format=MANIFEST_FORMAT), "test manifest")
 try:
     write_plan(Path(sys.argv[1]) / "m.plan", b"p" * (1 << 20), manifest,
                (np.zeros((2, 1, 28, 28)), np.zeros((2, 10))), None, None)

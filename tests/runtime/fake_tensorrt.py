@@ -287,7 +287,7 @@ def fake_trt(engine: FakeEngine) -> types.SimpleNamespace:
 def install(monkeypatch, tmp_path, behaviour: EngineBehaviour | None = None, devices: int = 1, **cudart_kw):
     """Put the doubles under ``runtime.cuda`` and ``runtime.backends.tensorrt``; returns (plan path, cudart,
     engine). Preflight is replaced by a manifest whose profile and DLA flag follow ``behaviour``."""
-    from formats.engine_manifest import EngineManifest
+    from formats.engine_manifest import MANIFEST_FORMAT, EngineManifest
     from runtime import cuda
     from runtime.backends import tensorrt
 
@@ -295,18 +295,22 @@ def install(monkeypatch, tmp_path, behaviour: EngineBehaviour | None = None, dev
     behaviour = behaviour or EngineBehaviour()
     engine = FakeEngine(cudart, behaviour)
     low, opt, high = behaviour.profile
-    manifest = EngineManifest(
-        plan_sha256="0" * 64,
-        plan_bytes=1,
-        source_onnx="m.onnx",
-        source_sha256="0" * 64,
-        flavour="tensorrt",
-        trt_version="10.3.0",
-        precision="fp16",
-        quantization_path="strongly-typed",
-        profiles=[{"input": "x", "min": list(low), "opt": list(opt), "max": list(high)}],
-        build_flags={"dla_core": 0} if low == high else {},
-        spec={},
+    manifest = EngineManifest.from_dict(
+        dict(
+            plan_sha256="0" * 64,
+            plan_bytes=1,
+            source_onnx="m.onnx",
+            source_sha256="0" * 64,
+            flavour="tensorrt",
+            trt_version="10.3.0",
+            precision="fp16",
+            quantization_path="strongly-typed",
+            profiles=[{"input": "x", "min": list(low), "opt": list(opt), "max": list(high)}],
+            build_flags={"dla_core": 0} if low == high else {},
+            spec={},
+            format=MANIFEST_FORMAT,
+        ),
+        "fake manifest",
     )
     monkeypatch.setattr(cuda, "_cudart", lambda: cudart)
     monkeypatch.setattr(tensorrt, "check_file", lambda path: manifest)

@@ -115,21 +115,25 @@ def test_inputs_outside_the_profile_and_version_compatible_plans(trained_mnist, 
 def test_the_runtime_is_set_up_as_the_manifest_requires(flags, host_code):
     # (The DLA core is set the same way, but TensorRT-RTX has no DLA and keeps DLA_core at -1: not shown here.)
     trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX not installed: `pip install tensorrt-rtx-cu13`")
-    from formats.engine_manifest import EngineManifest
+    from formats.engine_manifest import MANIFEST_FORMAT, EngineManifest
     from runtime.backends.tensorrt import make_runtime
 
-    manifest = EngineManifest(
-        plan_sha256="0" * 64,
-        plan_bytes=1,
-        source_onnx="m.onnx",
-        source_sha256="0" * 64,
-        flavour="tensorrt_rtx",
-        trt_version=trt.__version__,
-        precision="fp16",
-        quantization_path="strongly-typed",
-        profiles=[],
-        build_flags=flags,
-        spec={},
+    manifest = EngineManifest.from_dict(
+        dict(
+            plan_sha256="0" * 64,
+            plan_bytes=1,
+            source_onnx="m.onnx",
+            source_sha256="0" * 64,
+            flavour="tensorrt_rtx",
+            trt_version=trt.__version__,
+            precision="fp16",
+            quantization_path="strongly-typed",
+            profiles=[],
+            build_flags=flags,
+            spec={},
+            format=MANIFEST_FORMAT,
+        ),
+        "test manifest",
     )
     runtime = make_runtime(trt, trt.Logger(trt.Logger.ERROR), manifest)  # the real TensorRT-RTX runtime object
     assert runtime.engine_host_code_allowed is host_code

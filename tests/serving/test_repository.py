@@ -168,20 +168,24 @@ def test_repository_folders_are_readable_by_the_server_user(trained_mnist, tmp_p
 
 
 def _plan_manifest(flavour="tensorrt", version="10.3.0", **flags):
-    from formats.engine_manifest import EngineManifest
+    from formats.engine_manifest import MANIFEST_FORMAT, EngineManifest
 
-    return EngineManifest(
-        plan_sha256="0" * 64,
-        plan_bytes=1,
-        source_onnx="m.onnx",
-        source_sha256="0" * 64,
-        flavour=flavour,
-        trt_version=version,
-        precision="fp16",
-        quantization_path="strongly-typed",
-        profiles=[],
-        build_flags=flags,
-        spec={},
+    return EngineManifest.from_dict(
+        dict(
+            plan_sha256="0" * 64,
+            plan_bytes=1,
+            source_onnx="m.onnx",
+            source_sha256="0" * 64,
+            flavour=flavour,
+            trt_version=version,
+            precision="fp16",
+            quantization_path="strongly-typed",
+            profiles=[],
+            build_flags=flags,
+            spec={},
+            format=MANIFEST_FORMAT,
+        ),
+        "test manifest",
     )
 
 
