@@ -359,9 +359,9 @@ def normalize_stroke(pixels: np.ndarray) -> np.ndarray:
     side = max(bottom - top + 1, right - left + 1)
     width = share * side
     d = int(round((STROKE_TARGET * side - width) / (1.0 - STROKE_TARGET)))
-    if d > 0:
-        padded = np.pad(pixels, d)[None]
-        return _rank_filter(padded, d + 1, np.max)[0]
+    if d > 0:  # only the strokes grow: faint residue of grid lines or texture (under half the ink) is dropped
+        strokes = np.where(pixels > 0.5 * pixels.max(), pixels, 0.0)
+        return _rank_filter(np.pad(strokes, d)[None], d + 1, np.max)[0]
     if d < 0:
         return _rank_filter(pixels[None], 1 - d, np.min)[0]
     return pixels
