@@ -1,6 +1,6 @@
 """The one deterministic preprocessing implementation (numpy + Pillow), driven by a ModelSpec.
 
-decode → colour mode → deploy steps (polarity, background, framing; grayscale specs that ask for them) →
+decode → colour mode → deploy steps (polarity, background, stroke, framing; grayscale specs that ask for them) →
 resize → scale/normalize → layout → batch. Training's evaluation transform, calibration, parity tests and
 the runtime all call these functions (``prepare_pixels`` brings a data set's decoded arrays to the model's
 pixels the same way); training augmentation happens on those pixels, never instead of them.
@@ -233,7 +233,7 @@ STROKE_MAX = 0.18
 
 
 def deploy_steps(image: Image.Image, spec: ModelSpec) -> Image.Image:
-    """Polarity, background and framing as the spec says, on an ``L`` image. With ``CENTER_OF_MASS`` framing the
+    """Polarity, background, stroke and framing as the spec says, on an ``L`` image. With ``CENTER_OF_MASS`` framing the
     result is at the model's size; otherwise the resize policy follows."""
     if max(image.size) > WORK_SIDE:
         factor = WORK_SIDE / max(image.size)

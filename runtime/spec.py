@@ -126,7 +126,7 @@ class ModelSpec:
     """Everything needed to turn an image into this model's input and its output into labels.
 
     Pixel values go through ``(pixel * scale - mean[c]) / std[c]`` per channel, in float32,
-    after colour conversion, the deploy steps (``polarity``, ``background``, grayscale only) and
+    after colour conversion, the deploy steps (``polarity``, ``background``, ``stroke``, grayscale only) and
     resizing or framing. ``resize_size`` is the shorter-side target for ``SHORTER_SIDE_CENTER_CROP``
     and is ignored for ``STRETCH``.
     """
