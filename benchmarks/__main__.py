@@ -1,7 +1,8 @@
 """``edge bench <command>`` (``python -m benchmarks``): ``latency`` (one engine, batch sweep), ``compare`` (backends and
 precisions side by side), ``ortgpu`` (ONNX Runtime on the GPU: IOBinding and CUDA graphs against the
 floor), ``stream`` (1 to 8 concurrent video streams), ``triton`` (load test through the real Triton server vs
-the in-process batcher), ``view`` (does a browser watching ``edge infer --view`` slow inference?)
+the in-process batcher), ``view`` (does a browser watching ``edge infer --view`` slow inference?), ``power``
+(which power source is readable here, for energy per inference)
 (the main job is ``edge demo``, ``python -m pipeline.demo``)."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from benchmarks import compare, latency, live_view, ortgpu, serving, stream
+from benchmarks import compare, latency, live_view, ortgpu, power, serving, stream
 from formats.cli import command_parser, describe, error_boundary, examples
 
 
@@ -28,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", __doc__, [*latency.EXAMPLES, *compare.EXAMPLES, *stream.EXAMPLES[:1], *serving.EXAMPLES]
     )
     commands = parser.add_subparsers(
-        dest="command", required=True, metavar="{latency,compare,ortgpu,stream,triton,view}", help="which benchmark"
+        dest="command",
+        required=True,
+        metavar="{latency,compare,ortgpu,stream,triton,view,power}",
+        help="which benchmark",
     )
     _add(commands, "latency", latency, "latency statistics and a batch sweep for one engine")
     _add(commands, "compare", compare, "PyTorch eager vs every precision of one model")
@@ -36,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(commands, "stream", stream, "frames/s and stage times for 1, 2, 4, 8 video streams")
     _add(commands, "triton", serving, "requests/s and p50/p95/p99 vs concurrency: Triton vs the in-process batcher")
     _add(commands, "view", live_view, "frames/s with and without a --view viewer, interleaved")
+    _add(commands, "power", power, "which power source this machine has (Jetson rails, NVML, RAPL) and a reading")
     return parser
 
 
@@ -49,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stream": stream.run,
         "triton": serving.run,
         "view": live_view.run,
+        "power": power.run,
     }
     return runners[args.command](args)
 

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from formats.atomic import write_bytes_atomic
-from formats.cli import EXIT_OK, command_parser, error_boundary, positive_float, positive_int
+from formats.cli import EXIT_OK, command_parser, error_boundary, positive_float, positive_int, random_seed
 from train.data.mnist import load_mnist
 from train.data.paths import resolve_data_dir
 from train.loop import TrainConfig, split_train_val
@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, required=True, help="folder for the renderings")
     parser.add_argument("--data-dir", default=None, help="data root ($EDGE_DATA_DIR or ./data when not given)")
     parser.add_argument("--count", type=positive_int(), default=500, help="how many digits")
-    parser.add_argument("--seed", type=int, default=0, help="the renderer's seed")
+    parser.add_argument("--seed", type=random_seed(), default=0, help="the renderer's seed")
     parser.add_argument(
         "--pen-width",
         type=positive_float(1000.0),

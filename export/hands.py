@@ -20,6 +20,7 @@ from pathlib import Path
 from formats.artifacts import CONVERTED_FROM_KEY
 from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, dumps, error_boundary
 from formats.errors import RuntimeToolkitError
+from formats.files import open_regular
 from formats.writer import Kind, add_force_argument, artifact_path, set_force
 from runtime.hands import LANDMARK_MODEL, PALM_MODEL, HandModels
 
@@ -88,7 +89,7 @@ def find_wheel(download_dir: Path) -> Path:
 
 def read_tflite(wheel: Path, member: str) -> bytes:
     try:
-        with zipfile.ZipFile(wheel) as archive:
+        with open_regular(wheel, f"a {MEDIAPIPE} wheel", HandsError) as fh, zipfile.ZipFile(fh) as archive:
             return archive.read(member)
     except FileNotFoundError:
         raise HandsError(f"{wheel}: wheel not found; pass an existing {MEDIAPIPE} wheel with --wheel") from None

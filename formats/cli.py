@@ -298,7 +298,11 @@ def _message(exc: BaseException) -> str:
             13: "; check its permissions",
             122: "; free some space and run again",
             27: "; the file size limit was reached",
+            20: "; a folder was expected there (or a folder on its path is a file)",
         }
+        if exc.errno == 17 and exc.filename is not None and not os.path.isdir(exc.filename):
+            # mkdir(exist_ok=True) of an output folder where a file (or a FIFO) already is
+            return f"{name}: already exists and is not a folder; give a folder path there (or move that file away)"
         return f"{name}: {reason}{hint.get(exc.errno or 0, '')}"
     return str(exc)
 

@@ -31,6 +31,16 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def not_regular(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it exists and is not a regular file ("a FIFO (named pipe)"); None otherwise. For readers
+    that hand a path to a library (FFmpeg) which would block on a FIFO or read a device for ever."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None  # missing or unreadable: the library's own error names it
+    return None if stat.S_ISREG(mode) else _kind(mode)
+
+
 def open_regular(path: str | os.PathLike, what: str, error: type[RuntimeToolkitError]) -> BinaryIO:
     """Open ``path`` for binary reading, or raise ``error`` naming it, ``what`` was expected and the fix.
 

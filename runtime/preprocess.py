@@ -94,6 +94,12 @@ def _decode(fp, source: str, draft_side: int | None = None) -> Image.Image:
                 img.load()
                 image = ImageOps.exif_transpose(img) if img.getexif() else img.copy()
     except UnidentifiedImageError:
+        audio = _audio_kind(fp)
+        if audio:
+            raise InputError(
+                f"{source}: is an audio file ({audio}), not an image; this reads images (PNG, JPEG, BMP, TIFF, GIF, "
+                "WebP) and videos (pictures, not sound): give a photo or a video file"
+            ) from None
         raise InputError(f"{source}: not a readable image; expected PNG, JPEG, BMP, TIFF, GIF or WebP") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InputError(f"{source}: image too large to decode safely ({exc})") from None
@@ -105,6 +111,27 @@ def _decode(fp, source: str, draft_side: int | None = None) -> Image.Image:
         # Pillow's plugins raise all of these for damaged files; each is this one input's problem.
         raise InputError(f"{source}: image is truncated or corrupt ({exc})") from None
     return image
+
+
+# The first bytes of the audio files people mistake for media we read (a voice memo, a song).
+_AUDIO_MAGIC = (
+    (lambda h: h[:4] == b"RIFF" and h[8:12] == b"WAVE", "WAV"),
+    (lambda h: h[:3] == b"ID3" or (len(h) > 1 and h[0] == 0xFF and h[1] & 0xE0 == 0xE0 and h[1] & 0x06), "MP3"),
+    (lambda h: h[:4] == b"fLaC", "FLAC"),
+    (lambda h: h[:4] == b"OggS", "Ogg"),
+    (lambda h: h[4:8] == b"ftyp" and h[8:11] in (b"M4A", b"M4B"), "M4A/AAC"),
+    (lambda h: h[:4] == b"FORM" and h[8:12] in (b"AIFF", b"AIFC"), "AIFF"),
+)
+
+
+def _audio_kind(fp) -> str | None:
+    """The audio format of an undecodable input, from its first bytes; None when it is not audio we know."""
+    try:
+        fp.seek(0)
+        head = fp.read(16)
+    except (OSError, AttributeError, ValueError):
+        return None
+    return next((name for test, name in _AUDIO_MAGIC if test(head)), None)
 
 
 def to_color_mode(image: Image.Image, mode: ColorMode) -> Image.Image:

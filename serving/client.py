@@ -55,7 +55,8 @@ class Endpoint:
         scheme, sep, rest = text.partition("://")
         if not sep:
             scheme, rest = "http", text
-        if scheme not in ("http", "grpc") or not re.fullmatch(r"[\w.\-\[\]:]+:\d+/?", rest):
+        match = re.fullmatch(r"[\w.\-\[\]:]+:(\d+)/?", rest)
+        if scheme not in ("http", "grpc") or not match or not 0 < int(match[1]) <= 65535:  # a port tritonclient takes
             raise argparse.ArgumentTypeError(
                 f"expected HOST:PORT, http://HOST:PORT or grpc://HOST:PORT (e.g. 127.0.0.1:8000), got {text!r}"
             )

@@ -15,8 +15,17 @@ must match this interpreter and see its packages (``serving.triton_install``): a
 backend folder with the stub for this Python version is made under ``~/.cache/edge-toolkit`` (the
 wheel is never modified), and the stub gets its own numpy 1.x, this environment's ``site-packages``
 and our ``runtime`` first on its ``sys.path``.
+
+While serving, a Python-backend stub that dies (the OOM killer, kill -9) is noticed within a second: Triton itself
+would keep calling the model ready and fail every request to it. Under ``--model-control explicit`` the model is
+reloaded (unload + load: fresh stubs; a warning line names it); otherwise the server is stopped and the error line
+names the model and the fix, so readiness stops answering 200 and a supervisor restarts the service.
+
+The server log (without ``--log-file``) lives in ``$TMPDIR/edge-serve.XXXXXXXX/``, removed after a clean stop and
+kept, with its path in the error line, after a failure; folders left by a killed ``edge serve`` are swept by the
+next one (``serving.run_folder``).
 Exit status (the table in ``formats.cli``): 0 stopped by the user; 2 bad arguments, no server installed, or the
-server failed or died.
+server failed or died, or a model's stub died without explicit model control.
 """
 
 from __future__ import annotations
@@ -28,13 +37,19 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
 from formats.writer import ForeignFileError, Kind, add_force_argument, check_output, set_force
+from serving.run_folder import sweep
 from serving.triton_install import ServeError, check_stub_site, find_triton, stub_site
 from serving.triton_server import ModelControl, ServerOptions, TritonServer
+
+STUB_CHECK_S = 1.0  # how often the stubs are checked (a /proc scan: about a millisecond)
+MAX_RELOADS = 3  # reloads of one model within RELOAD_WINDOW_S before edge serve gives up on it
+RELOAD_WINDOW_S = 300.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-control",
         choices=[m.value for m in ModelControl],
         default=ModelControl.NONE.value,
-        help="Triton's model control mode (default none: load everything at start)",
+        help="Triton's model control mode (default none: load everything at start; explicit: load everything "
+        "at start, allow the repository load/unload API, and reload a model whose Python-backend stub died)",
     )
     p.add_argument(
         "--keep-going",
@@ -118,6 +134,7 @@ def _fail(message: str, as_json: bool, code: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     set_force(args.force)
+    sweep()  # the log folders of edge serve processes that were killed (kill -9) before they could clean up
     if args.log_file is not None:
         try:  # appended to: a log or a FIFO/device, never a file of another kind (a photo) without --force
             check_output(args.log_file, Kind.LOG)
@@ -171,20 +188,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stop.is_set():
         server.stop()
         return EXIT_OK
+    server.dead_stubs()  # learns the running stubs' models before anyone is told (a dead stub's command line is empty)
     _announce(server, models, args.json)
-    code = EXIT_OK
-    while not stop.wait(0.5):
+    code = _watch(server, stop)
+    failed = code != EXIT_OK  # a dead stub never finishes: no long wait for it; the log named in the error stays
+    server.stop(timeout_s=3.0 if failed else None, keep_log=failed)
+    if code == EXIT_OK and not args.json:
+        print("stopped", flush=True)
+    return code
+
+
+def _watch(server: TritonServer, stop: threading.Event) -> int:
+    """Until Ctrl-C/SIGTERM: the server's death, and its stubs' deaths (reload or stop); the exit status."""
+    reloads: dict[str, list[float]] = {}
+    while not stop.wait(STUB_CHECK_S):
         if not server.running:
-            code = _fail(
+            return _fail(
                 f"tritonserver exited unexpectedly ({server.exit_description()}); log: {server.log_path}",
                 False,
                 EXIT_USER_ERROR,
             )
-            break
-    server.stop()
-    if code == EXIT_OK and not args.json:
-        print("stopped", flush=True)
-    return code
+        for model in sorted({stub.model for stub in server.dead_stubs()}):
+            dead = [s for s in server.dead_stubs() if s.model == model]
+            if not dead:
+                continue  # reloaded with the model before it
+            what = (
+                f"model {model!r}: its Python-backend stub died (pid {dead[0].pid}, instance {dead[0].instance}), "
+                "so Triton fails every request to it while still calling it ready"
+            )
+            if model == "?":  # died before edge serve saw it run: no name to reload it by
+                return _fail(
+                    f"a Python-backend stub died (pid {dead[0].pid}) before it was seen running; stopped the "
+                    f"server. Restart `edge serve`; log: {server.log_path}",
+                    False,
+                    EXIT_USER_ERROR,
+                )
+            if server.options.model_control is not ModelControl.EXPLICIT:
+                return _fail(
+                    f"{what}; stopped the server. Restart `edge serve` (a supervisor does it on exit 2), or run "
+                    f"it with `--model-control explicit` so it reloads the model itself; log: {server.log_path}",
+                    False,
+                    EXIT_USER_ERROR,
+                )
+            recent = [t for t in reloads.get(model, []) if time.monotonic() - t < RELOAD_WINDOW_S]
+            if len(recent) >= MAX_RELOADS:
+                return _fail(
+                    f"{what}, for the {len(recent) + 1}th time in {RELOAD_WINDOW_S:.0f} s; stopped the server. "
+                    f"Find out what kills it (out of memory? `dmesg`); log: {server.log_path}",
+                    False,
+                    EXIT_USER_ERROR,
+                )
+            reloads[model] = [*recent, time.monotonic()]
+            print(f"warning: {what}; reloading it", file=sys.stderr, flush=True)
+            try:
+                server.reload(model)
+            except ServeError as exc:
+                return _fail(f"{exc}; stopped the server", False, EXIT_USER_ERROR)
+            print(f"model {model!r} reloaded: ready again", file=sys.stderr, flush=True)
+    return EXIT_OK
 
 
 def _announce(server: TritonServer, models: list[dict], as_json: bool) -> None:

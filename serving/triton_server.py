@@ -4,6 +4,11 @@
 starts the server in its own session (Ctrl-C reaches the caller, who stops it in order) with the
 stub's environment, waits until no model is loading, and stops it with SIGTERM, then SIGKILL of its
 process group (stubs included), removing the shared memory a killed server leaves behind.
+
+``dead_stubs()`` finds Python-backend stubs that died under a running server (OOM killer, kill -9): Triton 2.51
+never restarts one, keeps calling the model ready and fails every request to it ("Stub process 'm_0_0' is not
+healthy"), so ``edge serve`` watches them itself; ``reload(model)`` (explicit model control only) unloads and
+loads the model, which starts fresh stubs.
 """
 
 from __future__ import annotations
@@ -15,14 +20,14 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from serving.run_folder import RunFolder
 from serving.triton_install import (
     ServeError,
     TritonInstall,
@@ -34,6 +39,7 @@ from serving.triton_install import (
 )
 
 _SERVER_IDS = itertools.count()
+STUB_COMM = "triton_python_b"  # the kernel's 15-character name of triton_python_backend_stub
 
 
 class ModelControl(str, enum.Enum):
@@ -87,6 +93,38 @@ class Endpoints:
 
 
 @dataclass(frozen=True)
+class Stub:
+    """One Python-backend stub process: its model, its instance (``tiny_0_0``) and whether it still runs."""
+
+    pid: int
+    model: str
+    instance: str
+    alive: bool
+    started: int  # clock ticks since boot: the newest process of an instance is the current one
+
+
+def stub_processes(server_pid: int) -> list[Stub]:
+    """The Python-backend stubs the server started (Linux ``/proc``; none elsewhere), dead ones (zombies: the
+    server does not reap a stub that was killed) included."""
+    stubs = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            comm, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+            if comm != STUB_COMM or int(rest[1]) != server_pid:
+                continue
+            argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not a process we can read
+        # argv: stub, <repo>/<model>/<version>/model.py, shm region, 2 shm sizes, server pid, backend dir, an id,
+        # instance (tiny_0_0), kind (DEFAULT)
+        model = Path(argv[1].decode(errors="replace")).parent.parent.name if len(argv) > 8 else "?"
+        instance = argv[8].decode(errors="replace") if len(argv) > 8 else "?"
+        stubs.append(Stub(int(stat.parent.name), model, instance, rest[0] not in ("Z", "X"), int(rest[19])))
+    return stubs
+
+
+@dataclass(frozen=True)
 class ServerOptions:
     repo: Path
     host: str = "127.0.0.1"
@@ -111,12 +149,13 @@ class TritonServer:
         ports = [p or free_port(options.host) for p in (options.http_port, options.grpc_port, options.metrics_port)]
         self.endpoints = Endpoints(options.host, *ports)
         self.log_path = options.log_file
-        self._own_log = options.log_file is None  # a temporary log, removed after a clean stop
+        self.run_folder: RunFolder | None = None  # ours when no --log-file: removed after a clean stop
         # The Python backend's shared-memory regions carry our own prefix, so what a killed server leaves in
         # /dev/shm can be found and removed (stop()).
         self.shm_prefix = f"edge_triton_{os.getpid()}_{next(_SERVER_IDS)}_"
         self._process: subprocess.Popen | None = None
         self._log_handle = None
+        self._stub_names: dict[int, tuple[str, str]] = {}  # stub pid -> (model, instance), seen while it lived
 
     # lifecycle ---------------------------------------------------------------------------
 
@@ -127,6 +166,7 @@ class TritonServer:
             f"--model-repository={Path(o.repo).resolve()}",
             f"--backend-directory={backends}",
             f"--model-control-mode={o.model_control.value}",
+            *(["--load-model=*"] if o.model_control is ModelControl.EXPLICIT else []),  # else it loads nothing
             f"--http-address={o.host}",
             f"--http-port={e.http_port}",
             f"--grpc-address={o.host}",
@@ -153,9 +193,8 @@ class TritonServer:
                 )
         backends = prepare_backends(self.install)
         if self.log_path is None:
-            fd, name = tempfile.mkstemp(prefix="tritonserver.", suffix=".log")
-            os.close(fd)
-            self.log_path = Path(name)
+            self.run_folder = RunFolder.create()
+            self.log_path = self.run_folder.log
         self._log_handle = open(self.log_path, "ab")
         self._process = subprocess.Popen(
             self.command(backends),
@@ -224,8 +263,9 @@ class TritonServer:
     def repository_index(self) -> list[dict]:
         return json.loads(self._http("POST", "/v2/repository/index", b"{}", timeout=5.0) or b"[]")
 
-    def stop(self, timeout_s: float | None = None) -> int | None:
-        """SIGTERM (Triton finishes in-flight requests), then SIGKILL after ``timeout_s``; the exit code."""
+    def stop(self, timeout_s: float | None = None, keep_log: bool = False) -> int | None:
+        """SIGTERM (Triton finishes in-flight requests), then SIGKILL after ``timeout_s``; the exit code. Our log
+        is removed after a clean exit unless ``keep_log`` (the caller reported a failure naming it)."""
         if self._process is None:
             return None
         if self._process.poll() is None:
@@ -242,11 +282,38 @@ class TritonServer:
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None
-        if self._own_log and self._process.returncode == 0 and self.log_path is not None:
-            Path(self.log_path).unlink(missing_ok=True)  # kept when the server failed: its tail was reported
+        if self.run_folder is not None:  # kept when the server failed: its tail and path were reported
+            self.run_folder.remove() if self._process.returncode == 0 and not keep_log else self.run_folder.keep()
         for leftover in Path("/dev/shm").glob(f"{self.shm_prefix}*"):  # only after a kill: Triton cleans up itself
             leftover.unlink(missing_ok=True)
         return self._process.returncode
+
+    def dead_stubs(self) -> list[Stub]:
+        """The current stub of each instance that is no longer running, while the server is."""
+        if not self.running:
+            return []
+        newest: dict[str, Stub] = {}
+        for stub in stub_processes(self.pid):
+            if stub.alive:  # a dead stub's command line is empty: its names are remembered from its life
+                self._stub_names[stub.pid] = (stub.model, stub.instance)
+            elif stub.pid in self._stub_names:
+                stub = replace(stub, model=self._stub_names[stub.pid][0], instance=self._stub_names[stub.pid][1])
+            if stub.instance not in newest or stub.started >= newest[stub.instance].started:
+                newest[stub.instance] = stub
+        return [stub for stub in newest.values() if not stub.alive]
+
+    def reload(self, model: str, timeout_s: float = 60.0) -> None:
+        """Unload and load ``model`` (explicit model control): fresh stubs. ServeError with the server's reason."""
+        if self.options.model_control is not ModelControl.EXPLICIT:
+            raise ServeError(f"model {model!r} can only be reloaded under --model-control explicit")
+        for action in ("unload", "load"):
+            try:
+                answer = self._http_status("POST", f"/v2/repository/models/{model}/{action}", b"{}", timeout_s)
+            except OSError as exc:
+                raise ServeError(f"model {model!r}: {action} failed: {exc}") from None
+            if answer[0] != 200:
+                said = answer[1].decode(errors="replace")
+                raise ServeError(f"model {model!r}: {action} failed (HTTP {answer[0]}): {said}; log: {self.log_path}")
 
     def __enter__(self) -> TritonServer:
         self.start()
@@ -280,6 +347,14 @@ class TritonServer:
                 return response.read()
         except urllib.error.HTTPError:
             return None
+
+    def _http_status(self, method: str, path: str, body: bytes | None, timeout: float) -> tuple[int, bytes]:
+        request = urllib.request.Request(f"http://{self.endpoints.http_url}{path}", data=body, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
 
 
 def _die_with_parent() -> None:

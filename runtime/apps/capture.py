@@ -136,6 +136,9 @@ def run_sources(args, recorder: Recorder) -> None:
     label = check_label(args.label) if args.label is not None else None
     for text in args.sources:
         path = Path(text)
+        if path.is_dir() and not find_images(path):  # a run that captured nothing must not end in success
+            recorder.report.errors.append(f"{path}: folder holds no image files; give photos (PNG, JPEG, …)")
+            continue
         if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
             for item_label, stem, file in image_items(path, label):
                 try:
@@ -187,8 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     set_force(args.force)
     if args.label is not None and args.keys:
-        print("error: --label and --keys exclude each other: one labels the whole run, the other each frame")
-        return EXIT_USER_ERROR
+        build_parser().error("--label and --keys exclude each other: one labels the whole run, the other each frame")
     try:
         with HandFinder(HandModels.in_folder(args.hand_models)) as finder:
             recorder = Recorder(finder, args.out, args.margin)

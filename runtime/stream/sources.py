@@ -20,7 +20,8 @@ from PIL import Image
 
 from formats.cli import MAX_PIXELS
 from formats.errors import RuntimeToolkitError
-from runtime.stream.uri import SourceKind, SourceSpec
+from formats.files import not_regular
+from runtime.stream.uri import NETWORK_SCHEMES, SourceKind, SourceSpec
 
 
 class SourceError(RuntimeToolkitError):
@@ -29,6 +30,10 @@ class SourceError(RuntimeToolkitError):
     def __init__(self, message: str, reason: str | None = None) -> None:
         super().__init__(message)
         self.reason = reason or message
+
+
+class MissingProtocol(SourceError):
+    """A network scheme this FFmpeg build was compiled without (``srt://`` in PyAV's wheels): waiting cannot help."""
 
 
 class DecoderMissing(RuntimeToolkitError):
@@ -140,6 +145,8 @@ class PyAVReader:
                     "it; re-encode or re-copy the file"
                 )
                 return
+            if index == 0 and self.spec.kind is SourceKind.FILE and not self.report.problems:  # not one frame in it
+                raise SourceError(f"{self.spec.uri}: {_NO_FRAMES}", reason="no video frames")
             if not self.options.loop or index == 0:
                 return
             loop += 1
@@ -161,6 +168,8 @@ class PyAVReader:
                 return None
             try:
                 return self._open_once()
+            except MissingProtocol:
+                raise
             except SourceError as exc:
                 last = exc
             if attempt < attempts and stop.wait(delay):
@@ -182,6 +191,11 @@ class PyAVReader:
                 "a glob so the shell does not expand it: 'frames/*.png')",
                 reason="no files",
             )
+        odd = not_regular(spec.target) if spec.kind is SourceKind.FILE else None
+        if odd:  # FFmpeg would block on a FIFO until a writer comes, or read a device for ever
+            raise SourceError(
+                f"{spec.uri}: is {odd}, expected a video file; give the path of a regular file", reason="not a file"
+            )
         options = dict(spec.av_options)
         kwargs = {}
         if spec.kind is SourceKind.NETWORK:
@@ -190,13 +204,15 @@ class PyAVReader:
                 options.setdefault("rtsp_transport", "tcp")  # UDP loses packets behind NAT and on Wi-Fi
         try:
             container = av.open(spec.target, format=spec.av_format, options=options, **kwargs)
+        except av.error.ProtocolNotFoundError:
+            raise MissingProtocol(_missing_protocol(spec.uri), reason="protocol not found") from None
         except av.error.FFmpegError as exc:
             raise SourceError(self._open_message(exc), reason=_reason(exc)) from None
         if not container.streams.video:
+            audio = [stream.codec_context.name for stream in container.streams.audio if stream.codec_context]
             container.close()
-            raise SourceError(
-                f"{spec.uri}: has no video stream; give a video file, camera or stream", reason="no video stream"
-            )
+            what = f"holds only audio ({', '.join(audio)}), no video stream" if audio else "has no video stream"
+            raise SourceError(f"{spec.uri}: {what}; give a video file, camera or stream", reason="no video stream")
         stream = container.streams.video[0]
         if stream.codec_context is None or stream.codec_context.codec is None:
             container.close()
@@ -242,6 +258,8 @@ class PyAVReader:
             return f"{uri}: cannot connect ({_reason(exc)})"
         if isinstance(exc, av.error.FileNotFoundError):
             return f"{uri}: no such file; check the path"
+        if isinstance(exc, av.error.EOFError) and kind is SourceKind.FILE:  # the header, then nothing
+            return f"{uri}: {_NO_FRAMES}"
         if isinstance(exc, av.error.InvalidDataError):
             return (
                 f"{uri}: not a video FFmpeg can read, or truncated before its index ({_reason(exc)}); "
@@ -311,6 +329,21 @@ class PyAVReader:
                     f"truncated or corrupt: frames stop at {last_pts:.2f} s of the {end:.2f} s its "
                     "header declares; re-encode or re-copy the file"
                 )
+
+
+_NO_FRAMES = (
+    "has no video frames (the file ends after its header: a recording stopped before its first frame, or an "
+    "empty export); record or export it again"
+)
+
+
+def _missing_protocol(uri: str) -> str:
+    scheme = uri.split("://", 1)[0].lower()
+    others = ", ".join(f"{s}://" for s in NETWORK_SCHEMES if s != scheme)
+    return (
+        f"{uri}: this FFmpeg build (PyAV's) has no {scheme!r} protocol, so no retry can reach it; use one of "
+        f"{others} (the stream's server can usually send one of them), or a PyAV built on an FFmpeg with {scheme}"
+    )
 
 
 class GStreamerReader:

@@ -215,6 +215,14 @@ def _triton_folder(w: World, out: Path) -> list[str]:
     return ["serving.repository", "--model", str(w.model), "--repo", str(out / "repo"), "--name", "tiny"]
 
 
+def _labelled_photos(w: World, out: Path) -> Path:
+    """A folder edge evaluate reads: a real digit under its class folder."""
+    folder = out / "photos" / "7"
+    folder.mkdir(parents=True)
+    shutil.copy(w.digit, folder / "digit.png")
+    return out / "photos"
+
+
 CASES: list[Case] = [
     Case(
         "infer: model file missing",
@@ -700,6 +708,43 @@ CASES: list[Case] = [
         ),
         lambda w: "photo.jpg: already exists and looks like a JPEG image, not a log file; pass --force",
         _kept("photo.jpg", JPEG),
+    ),
+    # a hostile pass on the commands added last (issue 21, round three)
+    Case(
+        "serving.client: port 99999",
+        "-",
+        "usage error exit 2 naming the address (was: unexpected ValueError, a crash file, a tritonclient traceback)",
+        lambda w, out: ["serving.client", "127.0.0.1:99999", str(w.digit), "--json"],
+        lambda w: "127.0.0.1:99999",
+    ),
+    Case(
+        "export.hands: --wheel is a FIFO",
+        "-",
+        "refused at once naming the FIFO (was: hung reading it)",
+        lambda w, out: ["export.hands", "--out", str(out), "--wheel", str(w / "baseline.fifo"), "--json"],
+        lambda w: "baseline.fifo: is a FIFO (named pipe), expected a mediapipe==0.10.14 wheel",
+    ),
+    Case(
+        "calibration.real_photos: --out is a FIFO",
+        "-",
+        "exit 2: the path is not a folder (was: 'File exists')",
+        lambda w, out: [
+            "calibration.real_photos",
+            "--model",
+            str(w.model),
+            str(_labelled_photos(w, out)),
+            "--out",
+            str(w / "baseline.fifo"),
+            "--json",
+        ],
+        lambda w: "baseline.fifo: already exists and is not a folder; give a folder path there",
+    ),
+    Case(
+        "runtime.apps.capture: --label with --keys",
+        "-",
+        "usage error exit 2, JSON error document (was: the error printed on stdout, no JSON)",
+        lambda w, out: ["runtime.apps.capture", str(w.digit), "--out", str(out), "--label", "a", "--keys", "--json"],
+        lambda w: "--label and --keys exclude each other",
     ),
     Case(
         "train transfer: an image folder with one class",

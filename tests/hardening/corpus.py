@@ -14,13 +14,17 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -284,6 +288,68 @@ def path_case(name: str, behaviour: str, argv: Callable[[Ctx], list[str]], code:
     return Case("path", name, behaviour, run)
 
 
+def media_case(
+    kind: str, name: str, behaviour: str, make: Callable[[Path], str], message: str, was: str | None = None
+) -> Case:
+    """The real ``edge infer`` (``python -m runtime.infer --json``, a subprocess) on a source ``make`` writes with
+    PyAV (or names): exit 1, no traceback, ``message`` in its error or stream problem, and not the old words."""
+
+    def run(ctx: Ctx) -> None:
+        source = make(ctx.tmp)
+        done = subprocess.run(
+            [sys.executable, "-m", "runtime.infer", "--engine", str(ctx.engine), source, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ctx.tmp,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )
+        assert done.returncode == 1 and "Traceback" not in done.stderr, (done.returncode, done.stderr)
+        doc = json.loads(done.stdout)
+        said = [e["error"] if isinstance(e, dict) else e for e in doc["errors"]]  # images: dicts; streams: lines
+        assert len(said) == 1 and said[0].startswith(f"{source}: ") and re.search(message, said[0]), said
+        assert was is None or was not in said[0], said
+        assert all(s["reconnects"] == 0 for s in doc.get("sources", [])), doc["sources"]  # no retry of the hopeless
+
+    return Case(kind, name, behaviour, run)
+
+
+def _audio(path: Path, codec: str = "pcm_s16le") -> str:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=8000)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    return str(path)
+
+
+def _no_frames(path: Path) -> str:
+    """A video file with a stream header and not one frame: a recording stopped before its first frame."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        container.start_encoding()
+    return str(path)
+
+
+def _srt(tmp: Path) -> str:
+    import av
+
+    try:
+        av.open("srt://127.0.0.1:1", timeout=(0.5, 0.5)).close()
+    except av.error.ProtocolNotFoundError:
+        return "srt://127.0.0.1:1"
+    except av.error.FFmpegError:
+        pass
+    pytest.skip("this FFmpeg build has SRT: the missing-protocol message cannot be shown")
+
+
 # --- the corpus ----------------------------------------------------------------------------------------
 
 CASES: list[Case] = [
@@ -474,6 +540,45 @@ CASES: list[Case] = [
         r"outputs 10 classes but the spec lists 3",
     ),
     spec_case("spec that is not an object", "exit 2", lambda spec: [1, 2, 3], r"expected a JSON object"),
+    media_case(
+        "media file",
+        "audio file (WAV) given as an image",
+        "exit 1: says it is audio, what is read (images, videos) and the fix (was: 'not a readable image')",
+        lambda tmp: _audio(tmp / "voice_memo.wav"),
+        r"is an audio file \(WAV\), not an image; this reads images .* and videos",
+        was="not a readable image",
+    ),
+    media_case(
+        "media file",
+        "audio-only .mkv given as a video",
+        "exit 1: says it holds only audio, and its codec",
+        lambda tmp: _audio(tmp / "song.mkv"),
+        r"holds only audio \(pcm_s16le\), no video stream; give a video file",
+    ),
+    media_case(
+        "media file",
+        "0-frame .mkv (a header, no frame)",
+        "exit 1: says it has no video frames and the fix (was: 'cannot be opened (End of file)')",
+        lambda tmp: _no_frames(tmp / "stopped.mkv"),
+        r"has no video frames .*; record or export it again",
+        was="End of file",
+    ),
+    media_case(
+        "media file",
+        "a FIFO named clip.mp4",
+        "exit 1 at once: is a FIFO, expected a video file (was: FFmpeg blocked on it for ever)",
+        lambda tmp: os.mkfifo(tmp / "clip.mp4") or str(tmp / "clip.mp4"),
+        r"is a FIFO \(named pipe\), expected a video file",
+    ),
+    media_case(
+        "stream source",
+        "srt:// with an FFmpeg built without SRT",
+        "exit 1 at once, no reconnects: names the missing protocol and the schemes to use (was: 'stream "
+        "unreachable… check the camera' after 5 retries)",
+        _srt,
+        r"this FFmpeg build \(PyAV's\) has no 'srt' protocol.*use one of rtsp://",
+        was="unreachable",
+    ),
     path_case(
         "image path that does not exist",
         "reported by name, others classified, exit 1",

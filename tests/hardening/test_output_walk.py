@@ -114,6 +114,7 @@ INPUTS = {
     ("device-check", "--artifacts"),
     ("bench view", "--clip"),
     ("bench view", "--engine"),
+    ("bench power", "--root"),  # a recorded sysfs tree to read instead of / (tests)
     ("client", "inputs"),
     ("evaluate", "--model"),
     ("evaluate", "folder"),
@@ -307,3 +308,28 @@ def test_file_output_against_nodes_inputs_and_foreign_files(world, tmp_path, opt
     assert refused.returncode == 2 and "--force" in refused.stderr and foreign.read_bytes() == JPEG, refused.stderr
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
     assert leftovers == [], leftovers  # no temp file left beside any target
+
+
+def test_every_seed_option_refuses_a_negative_seed():
+    """--seed -1 is a usage error everywhere (issue 21, finding 22; edge paper escaped it: an unexpected
+    ValueError), so every parser's --seed is walked, a new command's included."""
+    seeds = []
+    for command in COMMANDS:
+        parser = captured_parser(command.module)
+        seeds += [(command.name, a) for a in _all_actions(parser) if "--seed" in a.option_strings]
+    assert len(seeds) >= 5, seeds
+    for name, action in seeds:
+        with pytest.raises(argparse.ArgumentTypeError):
+            action.type("-1")
+        assert action.type("7") == 7, name
+
+
+def _all_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    actions = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                actions += _all_actions(sub)
+        else:
+            actions.append(action)
+    return actions

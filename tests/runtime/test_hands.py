@@ -148,3 +148,21 @@ def test_a_stream_with_hands_counts_frames_without_one(hand_models, adapt_dir, t
     assert source["classified"] == 2 and source["no_hand"] == 1
     labels = [json.loads(line)["label"] for line in jsonl.read_text().splitlines()]
     assert labels[1] == "no hand" and labels[0] != "no hand"
+
+
+def test_capture_refuses_an_empty_folder_and_a_fifo(hand_models, tmp_path):
+    """A capture that saved nothing from an empty folder is not a success; a FIFO is not a video (was: exit 0 with
+    "saved 0 photo(s)", and a hang on the FIFO)."""
+    (tmp_path / "empty").mkdir()
+    os.mkfifo(tmp_path / "pipe")
+    models = ["--hand-models", str(hand_models), "--out", str(tmp_path / "out")]
+    empty = _edge("capture", str(tmp_path / "empty"), *models, "--json")
+    assert empty.returncode == 1 and json.loads(empty.stdout)["errors"] == [
+        f"{tmp_path / 'empty'}: folder holds no image files; give photos (PNG, JPEG, …)"
+    ]
+    fifo = _edge("capture", str(tmp_path / "pipe"), "--label", "a", *models, "--json")
+    assert fifo.returncode == 2 and "Traceback" not in fifo.stderr
+    assert json.loads(fifo.stdout)["error"] == (
+        f"{tmp_path / 'pipe'}: is a FIFO (named pipe), expected a video file; give the path of a regular file"
+    )
+    assert not (tmp_path / "out").exists()

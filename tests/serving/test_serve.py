@@ -11,6 +11,7 @@ import io
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,10 +56,11 @@ class ServeProcess:
     info: dict
 
     @classmethod
-    def start(cls, repo: Path, *args: str) -> ServeProcess:
+    def start(cls, repo: Path, *args: str, env: dict[str, str] | None = None) -> ServeProcess:
         process = subprocess.Popen(
             [sys.executable, "-m", "serving.serve", "--repo", str(repo), "--json", *args],
             cwd=REPO,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -85,7 +87,10 @@ class ServeProcess:
         if pid and _alive(pid):  # never leave a server behind, whatever happened above
             os.kill(pid, signal.SIGKILL)
         if self.info.get("log"):  # serving.serve keeps the log of a server that failed (the killed one)
-            Path(self.info["log"]).unlink(missing_ok=True)
+            log = Path(self.info["log"])
+            log.unlink(missing_ok=True)
+            if log.parent.name.startswith("edge-serve."):  # its run folder (serving.run_folder)
+                shutil.rmtree(log.parent, ignore_errors=True)
         return self.process.returncode
 
     def models(self) -> dict[str, dict]:
@@ -426,14 +431,17 @@ def test_a_model_that_fails_to_load_stops_the_server_with_its_reason(trained_mni
         capture_output=True,
         text=True,
         timeout=120,
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # its log folder goes there
     )
     assert done.returncode == 2 and "tritonserver exited before it was ready (exit status 1)" in done.stderr
     error = json.loads(done.stdout)["error"]
     assert str(broken / "config.pbtxt") in error  # the summary of the log names the config that failed
     log = Path(error.rsplit("; full log: ", 1)[1])
-    text = log.read_text()  # the failed server's log is kept for the user
+    text = log.read_text()  # the failed server's log is kept for the user, in a run folder no sweep removes
     assert "failed to load all models" in text and 'no field named "dimz"' in text
-    log.unlink()
+    assert log.parent.parent == tmp_path and log.parent.name.startswith("edge-serve.")
+    assert sorted(p.name for p in log.parent.iterdir()) == [log.name]
+    shutil.rmtree(log.parent)
 
 
 def _cli(module: str, *args: str) -> subprocess.CompletedProcess:
