@@ -22,7 +22,9 @@ from formats.errors import ArtifactNameError, SpecError
 from formats.writer import Kind, write_artifact
 
 # 2 added the deploy steps for camera photos (polarity, background, framing, frame_box). A version-1 spec is
-# still read: it lacks those fields, and their defaults are exactly what version 1 did.
+# still read: it lacks those fields, and their defaults are exactly what version 1 did. ``stroke`` (issue 27) came
+# later within version 2: a spec without it keeps the strokes as they are, and it is written only when it is on, so
+# every spec written before it has the same bytes (a runtime from before it refuses it as an unknown field).
 SCHEMA_VERSION = 2
 READABLE_SCHEMA_VERSIONS = (1, 2)
 METADATA_KEY = SPEC_KEY
@@ -86,6 +88,16 @@ class Framing(str, enum.Enum):
     CENTER_OF_MASS = "center_of_mass"
 
 
+class Stroke(str, enum.Enum):
+    """What is done to the width of the strokes before the framing (``CENTER_OF_MASS`` only)."""
+
+    KEEP = "keep"
+    # MNIST's pen: a stroke much thinner (a fine pen on a large digit) or much thicker (a marker) than MNIST's,
+    # measured against the ink's bounding box, is dilated or eroded so that it reaches MNIST's typical width once
+    # the box is scaled into frame_box. Strokes within MNIST's own range are left alone.
+    NORMALIZE = "normalize"
+
+
 class OutputKind(str, enum.Enum):
     LOGITS = "logits"
     PROBABILITIES = "probabilities"
@@ -114,7 +126,7 @@ class ModelSpec:
     """Everything needed to turn an image into this model's input and its output into labels.
 
     Pixel values go through ``(pixel * scale - mean[c]) / std[c]`` per channel, in float32,
-    after colour conversion, the deploy steps (``polarity``, ``background``, grayscale only) and
+    after colour conversion, the deploy steps (``polarity``, ``background``, ``stroke``, grayscale only) and
     resizing or framing. ``resize_size`` is the shorter-side target for ``SHORTER_SIDE_CENTER_CROP``
     and is ignored for ``STRETCH``.
     """
@@ -140,6 +152,7 @@ class ModelSpec:
     background: Background = Background.KEEP
     framing: Framing = Framing.RESIZE
     frame_box: int | None = None  # the side of the square the ink is fitted into (CENTER_OF_MASS only)
+    stroke: Stroke = Stroke.KEEP
     schema_version: int = SCHEMA_VERSION
     input_kind: InputKind = InputKind.IMAGE
 
@@ -170,7 +183,8 @@ class ModelSpec:
     @property
     def has_deploy_steps(self) -> bool:
         """Whether pixels go through more than colour conversion and the resize policy."""
-        return (self.polarity, self.background, self.framing) != (Polarity.KEEP, Background.KEEP, Framing.RESIZE)
+        steps = (self.polarity, self.background, self.framing, self.stroke)
+        return steps != (Polarity.KEEP, Background.KEEP, Framing.RESIZE, Stroke.KEEP)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -185,7 +199,11 @@ class ModelSpec:
                 f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))}; re-export the model with this version of the toolkit"
             )
         if self.has_deploy_steps and self.color_mode is not ColorMode.GRAY:
-            problems.append("polarity, background and framing apply to grayscale models only (color_mode L)")
+            problems.append("polarity, background, framing and stroke apply to grayscale models only (color_mode L)")
+        if self.stroke is Stroke.NORMALIZE and self.framing is not Framing.CENTER_OF_MASS:
+            problems.append(
+                "stroke 'normalize' measures strokes against the framed box: it needs framing 'center_of_mass'"
+            )
         if self.framing is Framing.CENTER_OF_MASS:
             box = self.frame_box
             if not isinstance(box, int) or isinstance(box, bool) or not 0 < box <= min(self.height, self.width):
@@ -241,8 +259,8 @@ class ModelSpec:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name == "input_kind" and value is InputKind.IMAGE:
-                continue  # image specs stay as every earlier runtime wrote and reads them
+            if (f.name, value) in (("input_kind", InputKind.IMAGE), ("stroke", Stroke.KEEP)):
+                continue  # such specs stay as every earlier runtime wrote and reads them
             if isinstance(value, enum.Enum):
                 value = value.value
             elif isinstance(value, tuple):
@@ -273,7 +291,7 @@ class ModelSpec:
                 parts.append(f"unknown field(s) {', '.join(unknown)}")
             raise SpecError(f"{source}: {'; '.join(parts)}; re-export the model to regenerate its spec")
         if data.get("schema_version") == 1:
-            added = sorted(set(data) & {"polarity", "background", "framing", "frame_box"})
+            added = sorted(set(data) & {"polarity", "background", "framing", "frame_box", "stroke"})
             if added:
                 raise SpecError(f"{source}: schema_version 1 has no field(s) {', '.join(added)}; write version 2")
             data = {**data, "schema_version": SCHEMA_VERSION}  # version 1 is version 2 with the deploy steps off
@@ -317,6 +335,7 @@ _ENUM_FIELDS = {
     "polarity": Polarity,
     "background": Background,
     "framing": Framing,
+    "stroke": Stroke,
     "input_kind": InputKind,
 }
 

@@ -37,6 +37,7 @@ class AugmentConfig:
     blur_p: float = 0.0  # share of images blurred (Gaussian, sigma 0.1–1.2 pixels of the 28×28 input)
     noise_std: float = 0.0  # Gaussian sensor noise in 0..1 units (half of the images)
     stroke_p: float = 0.0  # share of images whose strokes are thickened (half) or thinned (half), before the rest
+    clean_p: float = 0.0  # share of images of each batch passed through unaugmented (the clean distribution)
 
 
 # What a camera does to a hand: the renderer's ranges (±12°, ±6 %, zoom 0.85–1.15) widened a little.
@@ -102,14 +103,21 @@ def course_augmentation(height: int, width: int, config: AugmentConfig | None = 
     pipeline = _pipeline(height, width, config or AugmentConfig())
 
     stroke_p = (config or AugmentConfig()).stroke_p
+    clean_p = (config or AugmentConfig()).clean_p
 
     def augment(batch: torch.Tensor) -> torch.Tensor:
         if batch.ndim != 4:
             raise ValueError(f"augmentation takes (N, C, H, W) batches, got shape {tuple(batch.shape)}")
         with torch.no_grad():
             x = batch.float() / 255.0
-            if stroke_p:
-                x = change_strokes(x, stroke_p)
-            return pipeline(x).clamp_(0.0, 1.0) * 255.0
+            if not clean_p:
+                return _augment(x).clamp_(0.0, 1.0) * 255.0
+            drawn = torch.rand(len(x)) >= clean_p  # the others stay as they are (same size: no crop with clean_p)
+            if drawn.any():
+                x[drawn] = _augment(x[drawn]).clamp_(0.0, 1.0)
+            return x * 255.0
+
+    def _augment(x: torch.Tensor) -> torch.Tensor:
+        return pipeline(change_strokes(x, stroke_p) if stroke_p else x)
 
     return augment

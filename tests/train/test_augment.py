@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import torch
 
 from train.augment import course_augmentation
@@ -32,8 +34,6 @@ def test_augmentation_can_crop_to_a_smaller_output():
 
 
 def test_camera_augmentation_is_seeded_and_fills_a_shrunk_subject_with_its_border():
-    from dataclasses import replace
-
     from train.augment import CAMERA
 
     # A bright frame-filling square on a grey border: zooming out must bring in grey, never black corners.
@@ -65,3 +65,15 @@ def test_paper_augmentation_thickens_and_thins_strokes(data_dir):
     after = (changed > 0.5).sum(dim=(1, 2, 3))
     assert (after > ink).any() and (after < ink).any()  # some thicker, some thinner
     assert torch.equal(change_strokes(digits, 0.0), digits)
+
+
+def test_clean_share_leaves_that_share_of_each_batch_unaugmented(data_dir):
+    from train.data.mnist import load_mnist
+    from train.mnist import MNIST_PAPER
+
+    digits = torch.from_numpy(load_mnist(data_dir, "test").images[:64])[:, None]
+    seed_everything(0)
+    out = course_augmentation(28, 28, replace(MNIST_PAPER, clean_p=0.5))(digits)
+    untouched = (out == digits.float()).all(dim=(1, 2, 3))
+    assert 0 < int(untouched.sum()) < 64  # about half passed through as they are, the rest augmented
+    assert torch.equal(course_augmentation(28, 28, replace(MNIST_PAPER, clean_p=1.0))(digits), digits.float())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from runtime.spec import Background, Framing, ModelSpec, Polarity, ResizePolicy
+from runtime.spec import Background, Framing, ModelSpec, Polarity, ResizePolicy, Stroke
 from train.data.mnist import MNIST_LABELS
 
 # The usual MNIST statistics (mean and std of the training pixels in 0..1).
@@ -14,8 +14,9 @@ MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 def mnist_spec(name: str) -> ModelSpec:
     """28×28 grayscale, white digit on black as in MNIST, and MNIST's own deploy path for a photo of ink on paper
     (issue 27): strokes made light on dark per image, the paper's shading flattened and the contrast stretched,
-    then the digit's bounding box fitted into 20×20 (aspect kept) and centred by centre of mass in 28×28 — what
-    LeCun et al. did to the NIST digits. MNIST's own images pass through nearly unchanged; training, calibration,
+    a stroke far thinner or thicker than MNIST's (a fine pen, a marker) brought to MNIST's width, then the digit's
+    bounding box fitted into 20×20 (aspect kept) and centred by centre of mass in 28×28 — what LeCun et al. did to
+    the NIST digits. MNIST's own images pass through nearly unchanged; training, calibration,
     the gate and the runtime all apply it (``runtime.preprocess``)."""
     return ModelSpec(
         name=name,
@@ -30,6 +31,7 @@ def mnist_spec(name: str) -> ModelSpec:
         background=Background.FLATTEN,
         framing=Framing.CENTER_OF_MASS,
         frame_box=20,
+        stroke=Stroke.NORMALIZE,
     )
 
 
