@@ -50,6 +50,7 @@ NOT_WALKED = {
 FOLDER_OUTPUTS = {
     ("train mnist", "--out"),
     ("train asl_effnet", "--out"),
+    ("train asl_landmarks", "--out"),
     ("capture", "--out"),
     ("hands", "--out"),
     ("hands", "--download-dir"),
@@ -77,6 +78,8 @@ INPUTS = {
     ("infer", "--hand-models"),
     ("train asl", "--adapt"),
     ("train asl", "--hands"),
+    ("train asl", "--from"),
+    ("train asl_landmarks", "--hands"),
     ("train asl_effnet", "--adapt"),
     ("train asl_effnet", "--from"),
     ("train asl_effnet", "--test-csv"),
@@ -117,6 +120,7 @@ INPUTS = {
     ("bench power", "--root"),  # a recorded sysfs tree to read instead of / (tests)
     ("client", "inputs"),
     ("evaluate", "--model"),
+    ("evaluate", "--hand-models"),
     ("evaluate", "folder"),
     ("gpu-proof", "--models"),
 }
