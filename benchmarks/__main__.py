@@ -1,4 +1,5 @@
-"""``edge bench <command>`` (``python -m benchmarks``): ``latency`` (one engine, batch sweep), ``compare`` (backends and
+"""``edge bench <command>`` (``python -m benchmarks``): ``all`` (every file × backend of one model folder or
+bundle, one table that recommends), ``latency`` (one engine, batch sweep), ``compare`` (backends and
 precisions side by side), ``ortgpu`` (ONNX Runtime on the GPU: IOBinding and CUDA graphs against the
 floor), ``stream`` (1 to 8 concurrent video streams), ``triton`` (load test through the real Triton server vs
 the in-process batcher), ``view`` (does a browser watching ``edge infer --view`` slow inference?)
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from benchmarks import compare, latency, live_view, ortgpu, serving, stream
+from benchmarks import compare, decide, latency, live_view, ortgpu, serving, stream
 from formats.cli import command_parser, describe, error_boundary, examples
 
 
@@ -25,11 +26,14 @@ def _add(commands: argparse._SubParsersAction, name: str, module: ModuleType, he
 
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser(
-        "bench", __doc__, [*latency.EXAMPLES, *compare.EXAMPLES, *stream.EXAMPLES[:1], *serving.EXAMPLES]
+        "bench",
+        __doc__,
+        [*decide.EXAMPLES[:1], *latency.EXAMPLES, *compare.EXAMPLES, *stream.EXAMPLES[:1], *serving.EXAMPLES],
     )
     commands = parser.add_subparsers(
-        dest="command", required=True, metavar="{latency,compare,ortgpu,stream,triton,view}", help="which benchmark"
+        dest="command", required=True, metavar="{all,latency,compare,ortgpu,stream,triton,view}", help="which benchmark"
     )
+    _add(commands, "all", decide, "every file × backend of one model: accuracy, latency, memory, energy; recommends")
     _add(commands, "latency", latency, "latency statistics and a batch sweep for one engine")
     _add(commands, "compare", compare, "PyTorch eager vs every precision of one model")
     _add(commands, "ortgpu", ortgpu, "ONNX Runtime CUDA EP: run vs IOBinding vs CUDA graph")
@@ -43,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     runners = {
+        "all": decide.run,
         "latency": latency.run,
         "compare": compare.run,
         "ortgpu": ortgpu.run,
