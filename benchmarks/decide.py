@@ -50,6 +50,7 @@ from runtime.spec import ModelSpec
 
 CPU, CUDA, CUDA_GRAPH, TENSORRT, EAGER = "ort-cpu", "ort-cuda", "ort-cuda-graph", "tensorrt", "pytorch-eager"
 REFERENCE = ("fp32", CPU)  # every verdict is against the FP32 file on ONNX Runtime's CPU provider
+WARMUP_CALLS = 3  # untimed calls of each candidate at each batch size before the rounds
 NOT_FASTER = 0.95  # INT8 must be at least 5 % faster than the best FP16/FP32 on its backend to count as faster
 
 
@@ -336,7 +337,8 @@ def measure_batch(
         ready = normalize(prepare_pixels(pixels, classifier.spec), classifier.spec)
         runner = Runner(name, classifier, probabilities=True, batch_size=None)
         try:
-            runner(pixels), classifier.run(ready)  # warm-up, and the check that this batch size runs at all
+            for _ in range(WARMUP_CALLS):  # warm-up (first-call allocations), and the check that this batch runs
+                runner(pixels), classifier.run(ready)
         except (RuntimeToolkitError, RuntimeError, ValueError) as exc:
             report.skipped.append(Skipped(name, c.backend, f"batch {batch} not run: {str(exc).splitlines()[0]}"))
             continue
