@@ -117,3 +117,21 @@ def test_bench_all_cli_in_the_training_venv(calibrated_cnn, tmp_path):
     assert "budget" in report["recommendations"]["1"]["reason"] or report["recommendations"]["1"]["candidate"] is None
     assert {s["backend"] for s in report["skipped"]} >= {"tensorrt"}
     assert (tmp_path / "mnist_cnn.bench.png").is_file() and (tmp_path / "mnist_cnn.bench.csv").is_file()
+
+
+def test_bench_all_refuses_a_folder_without_one_model_in_one_line(tmp_path, capsys):
+    from benchmarks.decide import main
+
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "expected one <model>.fp32.onnx (what `edge export` writes), found none" in err
+    assert main([str(tmp_path / "absent")]) == 2
+    assert "not a folder; pass a model folder" in capsys.readouterr().err
+
+
+def test_a_damaged_holdout_sample_is_named_with_the_fix(tmp_path):
+    from formats.holdout import HoldoutError
+
+    (tmp_path / "m.holdout.npz").write_bytes(b"not an npz")
+    with pytest.raises(HoldoutError, match=r"m.holdout.npz: unreadable held-out sample .*edge gate --model m"):
+        load_holdout(tmp_path, "m")
