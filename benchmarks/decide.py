@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.noise import Spread
-from calibration.statistics import MIN_AGREEMENT, Judgement, PairedTable, judge_agreement, judge_drop, wilson_interval
 from formats.artifacts import ONNX_PRECISIONS, TENSORRT_PRECISIONS, Artifacts, Precision
 from formats.cli import EXIT_OK, command_parser, error_boundary, positive_int
 from formats.errors import InputError, RuntimeToolkitError
@@ -208,6 +207,7 @@ def labelled_data(folder: Path, model: str, spec: ModelSpec, data_dir: Path | No
     the bundle ships; (None, why) when neither."""
     note = ""
     if data_dir is not None and _have("torch"):
+        from calibration.statistics import MIN_AGREEMENT
         from train.cards import TEST, card_of, load_split
         from train.errors import DataError, TrainError
 
@@ -243,13 +243,15 @@ def top1(classifier: Classifier, images: np.ndarray, batch: int, prepared: list 
 
 
 def score(labels: np.ndarray, reference: np.ndarray, predicted: np.ndarray, c: Candidate, data: Labelled) -> Scored:
+    # the gate's statistics (numpy only), imported here: importing `edge bench` loads nothing of calibration/
+    from calibration.statistics import PairedTable, judge_agreement, judge_drop, wilson_interval
+
     right = int((predicted == labels).sum())
     interval = wilson_interval(right, len(labels))
     if (c.precision, c.backend) == REFERENCE:
         budget = "the reference"
         return Scored(right / len(labels), (interval.low, interval.high), len(labels), "reference", budget)
     table, agreeing = PairedTable.from_predictions(labels, reference, predicted), int((predicted == reference).sum())
-    judgement: Judgement
     if c.int8:
         judgement = judge_drop(table, agreeing, data.int8_max_drop)
         budget = f"accuracy drop ≤ {100 * data.int8_max_drop:g} pp vs FP32"
