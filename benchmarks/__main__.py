@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from benchmarks import compare, decide, latency, live_view, ortgpu, serving, stream
+from benchmarks import bench_all, compare, latency, live_view, ortgpu, serving, stream
 from formats.cli import command_parser, describe, error_boundary, examples
 
 
@@ -28,12 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = command_parser(
         "bench",
         __doc__,
-        [*decide.EXAMPLES[:1], *latency.EXAMPLES, *compare.EXAMPLES, *stream.EXAMPLES[:1], *serving.EXAMPLES],
+        [*bench_all.EXAMPLES[:1], *latency.EXAMPLES, *compare.EXAMPLES, *stream.EXAMPLES[:1], *serving.EXAMPLES],
     )
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="{all,latency,compare,ortgpu,stream,triton,view}", help="which benchmark"
     )
-    _add(commands, "all", decide, "every file × backend of one model: accuracy, latency, memory, energy; recommends")
+    _add(commands, "all", bench_all, "every file × backend of one model: accuracy, latency, memory, energy; recommends")
     _add(commands, "latency", latency, "latency statistics and a batch sweep for one engine")
     _add(commands, "compare", compare, "PyTorch eager vs every precision of one model")
     _add(commands, "ortgpu", ortgpu, "ONNX Runtime CUDA EP: run vs IOBinding vs CUDA graph")
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     runners = {
-        "all": decide.run,
+        "all": bench_all.run,
         "latency": latency.run,
         "compare": compare.run,
         "ortgpu": ortgpu.run,

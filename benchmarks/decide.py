@@ -1,31 +1,15 @@
-"""``edge bench all FOLDER``: every model file × every backend this machine has, one table that decides.
-
-For a model folder (what ``edge export`` / ``edge calibrate`` write) or an unpacked bundle: each ONNX file
-(fp32, fp16, int8, int8.ort) on ONNX Runtime's CPU provider, on its CUDA provider (IOBinding, and CUDA graphs)
-where onnxruntime has one, each TensorRT plan where a GPU runs it, and PyTorch eager where torch and the checkpoint
-are here; what cannot run is listed with the reason. At batch 1 (latency) and a throughput batch (default 64):
-file size, accuracy with its 95 % Wilson interval and the paired verdict against FP32 (the gate's statistics),
-p50/p99 end to end (uint8 images → probabilities) and compute only (the backend call on a ready batch), each with
-its spread (p10–p90, CoV; unstable above 2.5 %), images/s, peak memory (RSS delta), energy per image where a
-power source is readable (``benchmarks.power``), and a recommendation per batch regime: the fastest file within
-the card's budget (INT8: accuracy drop; others: agreement with FP32), with the reason in words. INT8 that is not
-faster than FP16/FP32 is said plainly and not recommended.
-
-Candidates are timed in interleaved rounds, so ratios (INT8 vs FP32, runtime vs eager) come from one run, round
-by round. Accuracy comes from the card's held-out split when the data set is here (``--data-dir``, needs
-PyTorch for the card), else from the labelled sample the gate writes and the bundle ships (``<m>.holdout.npz``).
-Writes ``<m>.bench.json``, ``.csv``, ``.md`` and ``.png`` (where matplotlib is installed).
+"""``edge bench all``'s measurement: the candidates (every file × backend this machine can run, and what it cannot
+with why), the labelled data (the card's held-out split, else the bundled sample), accuracy with the gate's verdict
+against FP32, peak memory, energy, and the interleaved timing rounds. The CLI is ``benchmarks.bench_all``; the
+decision and the reports are ``benchmarks.decide_report``.
 """
-# Over 400 lines: one command's measurement (candidates, accuracy, rounds, memory, energy) and its decision; the
-# report writers are in benchmarks/decide_report.py.
+# Over 400 lines: one command's measurement, whose parts (candidates, data, scoring, memory, energy, rounds) share
+# the Report it fills; the CLI (bench_all.py) and the decision and writers (decide_report.py) are already apart.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import importlib.util
-import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -36,10 +20,8 @@ import numpy as np
 
 from benchmarks.noise import Spread
 from formats.artifacts import ONNX_PRECISIONS, TENSORRT_PRECISIONS, Artifacts, Precision
-from formats.cli import EXIT_OK, command_parser, error_boundary, positive_int
 from formats.errors import InputError, RuntimeToolkitError
 from formats.holdout import load_holdout
-from formats.writer import add_force_argument, set_force
 from harness.compare import Runner
 from runtime.backends.table import BackendOptions, OnnxRuntimeOptions
 from runtime.model import Classifier, open_backend
@@ -48,7 +30,7 @@ from runtime.providers import CudaOptions
 from runtime.spec import ModelSpec
 
 CPU, CUDA, CUDA_GRAPH, TENSORRT, EAGER = "ort-cpu", "ort-cuda", "ort-cuda-graph", "tensorrt", "pytorch-eager"
-REFERENCE = ("fp32", CPU)  # every verdict is against the FP32 file on ONNX Runtime's CPU provider
+REFERENCE = (Precision.FP32.value, CPU)  # every verdict is against the FP32 file on ONNX Runtime's CPU provider
 WARMUP_CALLS = 3  # untimed calls of each candidate at each batch size before the rounds
 NOT_FASTER = 0.95  # INT8 must be at least 5 % faster than the best FP16/FP32 on its backend to count as faster
 
@@ -66,7 +48,7 @@ class Candidate:
 
     @property
     def int8(self) -> bool:
-        return self.precision.startswith("int8")
+        return self.precision in (Precision.INT8, Precision.INT8_ORT)
 
 
 @dataclass(frozen=True)
@@ -131,7 +113,8 @@ def _have(module: str) -> bool:
 def model_name(folder: Path, model: str | None) -> str:
     if model:
         return model
-    found = sorted(p.name[: -len(".fp32.onnx")] for p in folder.glob("*.fp32.onnx"))
+    suffix = Artifacts(folder, "m").onnx(Precision.FP32).name[1:]  # what follows the model's name
+    found = sorted(p.name[: -len(suffix)] for p in folder.glob("*" + suffix))
     if len(found) != 1:
         raise InputError(
             f"{folder}: expected one <model>.fp32.onnx (what `edge export` writes), found "
@@ -199,7 +182,7 @@ def _eager(names: Artifacts, with_torch: bool, skipped: list[Skipped]) -> list[C
         ckpt = load_checkpoint(names.checkpoint)
         return torch_runner(ckpt.model, ckpt.spec, EAGER, batch_size=None).classifier
 
-    return [Candidate("fp32", EAGER, None, make)]
+    return [Candidate(Precision.FP32.value, EAGER, None, make)]
 
 
 def labelled_data(folder: Path, model: str, spec: ModelSpec, data_dir: Path | None) -> tuple[Labelled | None, str]:
@@ -449,57 +432,3 @@ def _score_all(opened: dict, data: Labelled | None, batch: int, report: Report) 
         reference = next(iter(predictions.values()))
     for name, (c, _) in opened.items():
         report.rows[name]["scored"] = score(data.labels, reference, predictions[name], c, data)
-
-
-EXAMPLES = (
-    "edge bench all artifacts/mnist_cnn --data-dir data    # every file × backend, accuracy on the test split",
-    "edge bench all mnist_cnn/ --batch 32 --json           # an unpacked bundle on a device (its held-out sample)",
-)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("folder", type=Path, help="a model folder (edge export / calibrate) or an unpacked bundle")
-    parser.add_argument("--model", default=None, help="model name (default: the one <model>.fp32.onnx there)")
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(os.environ["EDGE_DATA_DIR"]) if os.environ.get("EDGE_DATA_DIR") else None,
-        help="the data sets, for the card's held-out split (default $EDGE_DATA_DIR; else the bundled sample)",
-    )
-    parser.add_argument("--batch", type=positive_int(4096), default=64, help="the throughput batch (default 64)")
-    parser.add_argument("--rounds", type=positive_int(1000), default=5, help="interleaved rounds (default 5)")
-    parser.add_argument(
-        "--iterations", type=positive_int(100000), default=20, help="timed calls per candidate per round (default 20)"
-    )
-    parser.add_argument("--out", type=Path, default=None, help="report folder (default: the model folder; a bundle: .)")
-    parser.add_argument("--no-torch", action="store_true", help="leave PyTorch eager out")
-    parser.add_argument("--json", action="store_true", help="print the JSON report")
-    add_force_argument(parser)
-
-
-@error_boundary
-def run(args: argparse.Namespace) -> int:
-    from benchmarks.decide_report import decide, markdown, write_reports
-
-    set_force(args.force)
-    log = functools.partial(print, file=sys.stderr) if args.json else print  # --json: stdout is the document
-    report = run_all(
-        args.folder, args.model, args.data_dir, args.batch, args.rounds, args.iterations, not args.no_torch, log
-    )
-    decision = decide(report)
-    out = args.out or (Path(".") if (args.folder / "BUNDLE.json").is_file() else args.folder)
-    files = write_reports(report, decision, out)
-    print(Path(files["json"]).read_text() if args.json else markdown(report, decision), end="")
-    if not args.json:
-        print(f"written: {', '.join(files.values())}")
-    return EXIT_OK
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = command_parser("bench all", __doc__, EXAMPLES)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,10 +14,13 @@ from pathlib import Path
 from benchmarks.decide import CPU, EAGER, NOT_FASTER, REFERENCE, Measured, Report
 from benchmarks.noise import COV_WARNING, Ratio, containment_error
 from benchmarks.timing import environment
-from formats.artifacts import Artifacts
+from formats.artifacts import Artifacts, Precision
 from formats.writer import Kind, write_artifact, write_figure
 
 ELIGIBLE = ("reference", "within budget")
+FP32 = Precision.FP32.value
+FLOATS = (Precision.FP32.value, Precision.FP16.value)
+INT8 = (Precision.INT8.value, Precision.INT8_ORT.value)
 
 
 @dataclass
@@ -70,10 +73,10 @@ def _int8_not_faster(report: Report, batch: int, here: dict[str, Measured], deci
     slow = set()
     for name, m in here.items():
         precision, backend = report.rows[name]["precision"], report.rows[name]["backend"]
-        if not precision.startswith("int8"):
+        if precision not in INT8:
             continue
         same = [n for n in here if report.rows[n]["backend"] == backend]
-        floats = [here[n] for n in same if report.rows[n]["precision"] in ("fp32", "fp16")]
+        floats = [here[n] for n in same if report.rows[n]["precision"] in FLOATS]
         if not floats:
             continue
         best = min(floats, key=lambda o: o.end_to_end.median_ms)
@@ -95,7 +98,7 @@ def _recommend(report: Report, batch: int, here: dict[str, Measured], slow_int8:
     eligible = {
         n: m
         for n, m in here.items()
-        if n not in slow_int8 and (_verdict(report, n) in ELIGIBLE if scored else report.rows[n]["precision"] == "fp32")
+        if n not in slow_int8 and (_verdict(report, n) in ELIGIBLE if scored else report.rows[n]["precision"] == FP32)
     }
     if not eligible:
         return {"candidate": None, "reason": f"no file is shown within the budget ({_budget_words(report)})"}
@@ -132,16 +135,16 @@ def _ratios(batch: int, here: dict[str, Measured], decision: Decision) -> None:
     """Speed-ups from the one run, round by round: INT8 (both forms) vs FP32 per backend, runtime vs eager."""
     backends = {name.split(" ", 1)[1] for name in here}
     for backend in sorted(backends):
-        fp32 = here.get(f"fp32 {backend}")
-        for precision in ("int8", "int8.ort", "fp16"):
+        fp32 = here.get(f"{FP32} {backend}")
+        for precision in (*INT8, Precision.FP16.value):
             other = here.get(f"{precision} {backend}")
             if fp32 and other and backend != EAGER:
                 ratio = Ratio.per_round(fp32.end_to_end.round_medians, other.end_to_end.round_medians)
-                decision.ratios[f"{precision} vs fp32, {backend}, batch {batch}"] = asdict(ratio)
-    eager, runtime = here.get(f"fp32 {EAGER}"), here.get(" ".join(REFERENCE))
+                decision.ratios[f"{precision} vs {FP32}, {backend}, batch {batch}"] = asdict(ratio)
+    eager, runtime = here.get(f"{FP32} {EAGER}"), here.get(" ".join(REFERENCE))
     if eager and runtime:
         ratio = Ratio.per_round(eager.end_to_end.round_medians, runtime.end_to_end.round_medians)
-        decision.ratios[f"runtime fp32 {CPU} vs pytorch eager, batch {batch}"] = asdict(ratio)
+        decision.ratios[f"runtime {FP32} {CPU} vs pytorch eager, batch {batch}"] = asdict(ratio)
 
 
 def _cells(report: Report, m: Measured) -> list[str]:
@@ -212,7 +215,7 @@ def to_dict(report: Report, decision: Decision) -> dict:
         "skipped": [asdict(s) for s in report.skipped],
         "notes": report.notes,
         "recommendations": {str(b): r for b, r in decision.recommendations.items()},
-        "int8": decision.int8,
+        "int8_not_faster": decision.int8,
         "ratios": decision.ratios,
         "warnings": decision.warnings,
         "unstable": any("unstable" in w for w in decision.warnings),

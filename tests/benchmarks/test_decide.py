@@ -127,7 +127,7 @@ def test_bench_all_cli_in_the_training_venv(calibrated_cnn, data_dir, tmp_path):
 
 
 def test_bench_all_refuses_a_folder_without_one_model_in_one_line(tmp_path, capsys):
-    from benchmarks.decide import main
+    from benchmarks.bench_all import main
 
     assert main([str(tmp_path)]) == 2
     err = capsys.readouterr().err
