@@ -220,7 +220,7 @@ def markdown(model: str, rows: Sequence[Row]) -> str:
         flag = " ⚠ unstable" if r.unstable else ""
         lines.append(
             f"| {r.candidate} | {r.batch} | {r.median_ms:.3f} ({r.p10_ms:.3f}–{r.p90_ms:.3f}) | {r.cov:.1%}{flag} "
-            f"| {r.throughput:.0f} | {r.vs_torch:.2f} | {r.vs_ort_fp32:.2f} | {acc} |"
+            f"| {r.throughput:.0f} | {f'{r.vs_torch:.2f}' if r.vs_torch else '—'} | {r.vs_ort_fp32:.2f} | {acc} |"
         )
     extra = overhead(rows)
     if extra is not None:
