@@ -2,7 +2,8 @@
 bundle, one table that recommends), ``latency`` (one engine, batch sweep), ``compare`` (backends and
 precisions side by side), ``ortgpu`` (ONNX Runtime on the GPU: IOBinding and CUDA graphs against the
 floor), ``stream`` (1 to 8 concurrent video streams), ``triton`` (load test through the real Triton server vs
-the in-process batcher), ``view`` (does a browser watching ``edge infer --view`` slow inference?)
+the in-process batcher), ``view`` (does a browser watching ``edge infer --view`` slow inference?), ``power``
+(which power source is readable here, for energy per inference)
 (the main job is ``edge demo``, ``python -m pipeline.demo``)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from benchmarks import bench_all, compare, latency, live_view, ortgpu, serving, stream
+from benchmarks import bench_all, compare, latency, live_view, ortgpu, power, serving, stream
 from formats.cli import command_parser, describe, error_boundary, examples
 
 
@@ -31,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
         [*bench_all.EXAMPLES[:1], *latency.EXAMPLES, *compare.EXAMPLES, *stream.EXAMPLES[:1], *serving.EXAMPLES],
     )
     commands = parser.add_subparsers(
-        dest="command", required=True, metavar="{all,latency,compare,ortgpu,stream,triton,view}", help="which benchmark"
+        dest="command",
+        required=True,
+        metavar="{all,latency,compare,ortgpu,stream,triton,view,power}",
+        help="which benchmark",
     )
     _add(commands, "all", bench_all, "every file × backend of one model: accuracy, latency, memory, energy; recommends")
     _add(commands, "latency", latency, "latency statistics and a batch sweep for one engine")
@@ -40,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(commands, "stream", stream, "frames/s and stage times for 1, 2, 4, 8 video streams")
     _add(commands, "triton", serving, "requests/s and p50/p95/p99 vs concurrency: Triton vs the in-process batcher")
     _add(commands, "view", live_view, "frames/s with and without a --view viewer, interleaved")
+    _add(commands, "power", power, "which power source this machine has (Jetson rails, NVML, RAPL) and a reading")
     return parser
 
 
@@ -54,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stream": stream.run,
         "triton": serving.run,
         "view": live_view.run,
+        "power": power.run,
     }
     return runners[args.command](args)
 

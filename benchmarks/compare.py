@@ -24,10 +24,12 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from benchmarks.noise import COV_WARNING, Spread, containment_error, unstable
+from benchmarks.plots import accuracy_axis, style
 from benchmarks.timing import environment, parse_batches
 from formats.artifacts import ONNX_PRECISIONS, TENSORRT_PRECISIONS, Artifacts
 from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
@@ -83,13 +85,23 @@ def _torch_runner(checkpoint: Path) -> Runner:
 
 
 def gate_accuracy(artifacts: Path, model: str) -> dict[str, float]:
+    return {k: v[0] for k, v in gate_intervals(artifacts, model).items()}
+
+
+def gate_intervals(artifacts: Path, model: str) -> dict[str, tuple[float, float, float]]:
+    """Each candidate's held-out accuracy and its 95 % interval (accuracy, low, high) from the gate's report."""
     path = Artifacts(artifacts, model).gate_json
     if not path.is_file():
         return {}
     rows = json.loads(path.read_text())["rows"]
-    out = {f"ort-{r['precision']}": r["accuracy"] for r in rows}
+
+    def triple(accuracy: float, interval: Sequence[float] | None) -> tuple[float, float, float]:
+        low, high = interval if interval else (accuracy, accuracy)
+        return accuracy, low, high
+
+    out = {f"ort-{r['precision']}": triple(r["accuracy"], r.get("accuracy_ci")) for r in rows}
     if rows:
-        out[TORCH] = rows[0]["reference_accuracy"]
+        out[TORCH] = triple(rows[0]["reference_accuracy"], rows[0].get("reference_accuracy_ci"))
     return out
 
 
@@ -235,33 +247,61 @@ def markdown(model: str, rows: Sequence[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(path: Path, model: str, rows: Sequence[Row]) -> Path | None:
-    try:
-        import matplotlib
-    except ImportError:  # a device install: the tables are written, the figure is not
-        return None
+def figure(model: str, rows: Sequence[Row], intervals: dict[str, tuple[float, float, float]] | None = None) -> Any:
+    """Accuracy (95 % interval as error bars, axis from a round floor) against latency, one panel per batch,
+    candidates told apart by colour and marker in one legend beside the panels."""
+    import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker  # noqa: F401  (used through matplotlib.ticker below)
 
-    batches = sorted({r.batch for r in rows})
-    fig, axes = plt.subplots(1, len(batches), figsize=(5.5 * len(batches), 4.2), squeeze=False)
+    intervals = intervals or {}
+    shown = [r for r in rows if r.accuracy is not None]
+    batches = sorted({r.batch for r in shown})
+    names = list(dict.fromkeys(r.candidate for r in shown))
+    fig, axes = plt.subplots(
+        1, len(batches), figsize=(4.6 * len(batches) + 2.6, 4.2), squeeze=False, sharey=True, layout="constrained"
+    )
+    lows, highs = [], []
     for ax, batch in zip(axes[0], batches):
-        for r in (r for r in rows if r.batch == batch and r.accuracy is not None):
-            ax.scatter(r.median_ms, 100 * r.accuracy, s=40)
-            ax.annotate(
-                r.candidate, (r.median_ms, 100 * r.accuracy), fontsize=8, xytext=(4, 4), textcoords="offset points"
+        for r in (r for r in shown if r.batch == batch):
+            acc = 100 * r.accuracy
+            _, low, high = intervals.get(r.candidate, (r.accuracy, r.accuracy, r.accuracy))
+            lows.append(100 * low)
+            highs.append(100 * high)
+            ax.errorbar(
+                r.median_ms,
+                acc,
+                yerr=[[max(0.0, acc - 100 * low)], [max(0.0, 100 * high - acc)]],
+                capsize=4,
+                linestyle="none",
+                markersize=7,
+                label=r.candidate,
+                **style(names.index(r.candidate)),
             )
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # crowded minor labels on short ranges
         ax.set_xlabel(f"median latency, batch {batch} (ms, log)")
-        ax.set_ylabel("held-out accuracy (%)")
         ax.grid(alpha=0.3)
+    accuracy_axis(axes[0][0], lows, highs, "held-out accuracy (%)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", title="bars: 95 % interval")
     fig.suptitle(f"{model}: accuracy vs latency (end to end from decoded images)")
-    fig.tight_layout()
-    return write_figure(fig, path)
+    return fig
+
+
+def plot(
+    path: Path, model: str, rows: Sequence[Row], intervals: dict[str, tuple[float, float, float]] | None = None
+) -> Path | None:
+    """The figure as PNG; None without matplotlib (a device install: the tables are written, the figure is not)."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        return None
+    return write_figure(figure(model, rows, intervals), path)
 
 
 def write_reports(model: str, artifacts: Path, rows: Sequence[Row]) -> dict[str, str]:
@@ -280,7 +320,7 @@ def write_reports(model: str, artifacts: Path, rows: Sequence[Row]) -> dict[str,
         "markdown": write_artifact(Artifacts(artifacts, model).compare_md, markdown(model, rows), Kind.TEXT),
     }
     if any(r.accuracy is not None for r in rows):
-        png = plot(Artifacts(artifacts, model).compare_png, model, rows)
+        png = plot(Artifacts(artifacts, model).compare_png, model, rows, gate_intervals(artifacts, model))
         if png is not None:
             files["png"] = png
     return {k: str(v) for k, v in files.items()}

@@ -31,12 +31,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from benchmarks.noise import COV_WARNING
-from benchmarks.plots import save_log2_panels
+from benchmarks.plots import log2_panels
 from benchmarks.stages import equivalent_of, markdown_table, measure_stages, stage_table_of
 from benchmarks.stages import to_dict as stage_dict
 from benchmarks.timing import LatencyStats, environment, measure, parse_batches, stats_from_samples
@@ -54,7 +55,7 @@ from formats.cli import (
 )
 from formats.errors import RuntimeToolkitError
 from formats.files import read_bounded
-from formats.writer import Kind, add_force_argument, set_force, write_artifact
+from formats.writer import Kind, add_force_argument, set_force, write_artifact, write_figure
 from runtime.backends.table import BackendOptions, add_backend_arguments, options_from_args
 from runtime.model import Classifier
 from runtime.postprocess import to_probabilities
@@ -247,12 +248,9 @@ def write_csv(path: Path, results: Sequence[BatchResult]) -> Path:
     return write_artifact(path, buffer.getvalue(), Kind.TEXT)
 
 
-def plot(path: Path, engine: Path, results: Sequence[BatchResult]) -> Path | None:
-    """The latency/throughput PNG; None where matplotlib is not installed (a Jetson's device install)."""
-    try:
-        import matplotlib
-    except ImportError:
-        return None
+def figure(engine: Path, results: Sequence[BatchResult]) -> Any:
+    """Latency (median, band min–p99) and throughput against batch size, compute-only and end to end."""
+    import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -265,13 +263,21 @@ def plot(path: Path, engine: Path, results: Sequence[BatchResult]) -> Path | Non
             batches, [getattr(r, key).min_ms for r in results], [getattr(r, key).p99_ms for r in results], alpha=0.15
         )
         right.plot(batches, [getattr(r, key).throughput for r in results], marker="o", label=key)
-    return save_log2_panels(
+    return log2_panels(
         fig,
         ((left, "latency (ms), band min–p99"), (right, "throughput (images/s)")),
         "batch size",
         f"{engine.name}: latency and throughput vs batch",
-        path,
     )
+
+
+def plot(path: Path, engine: Path, results: Sequence[BatchResult]) -> Path | None:
+    """The latency/throughput PNG; None where matplotlib is not installed (a Jetson's device install)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return None
+    return write_figure(figure(engine, results), path)
 
 
 def regressions(report: dict, baseline: dict, threshold: float) -> list[str]:

@@ -37,12 +37,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from benchmarks.latency import encoded_samples
-from benchmarks.plots import save_log2_panels
+from benchmarks.plots import log2_panels
 from benchmarks.timing import environment, parse_batches, stats_from_samples
 from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary, thread_count
-from formats.writer import Kind, add_force_argument, set_force, write_artifact
+from formats.writer import Kind, add_force_argument, set_force, write_artifact, write_figure
 
 MODES = ("in_process", "triton")
 
@@ -392,28 +393,35 @@ def _ms(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
-def plot(path: Path, model: Path, results: Sequence[LoadResult]) -> Path | None:
-    try:
-        import matplotlib
-    except ImportError:  # optional on a device
-        return None
+def figure(model: Path, results: Sequence[LoadResult]) -> Any:
+    """Requests/s and p50/p99 latency against concurrent clients, one colour per set-up."""
+    import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for mode in MODES:
+    for index, mode in enumerate(MODES):
         rows = sorted((r for r in results if r.mode == mode), key=lambda r: r.concurrency)
         x = [r.concurrency for r in rows]
-        left.plot(x, [r.throughput for r in rows], marker="o", label=mode)
-        right.plot(x, [r.p50_ms for r in rows], marker="o", label=f"{mode} p50")
-        right.plot(x, [r.p99_ms for r in rows], marker="x", linestyle="--", label=f"{mode} p99")
-    return save_log2_panels(
+        colour = f"C{index}"
+        left.plot(x, [r.throughput for r in rows], marker="o", color=colour, label=mode)
+        right.plot(x, [r.p50_ms for r in rows], marker="o", color=colour, label=f"{mode} p50")
+        right.plot(x, [r.p99_ms for r in rows], marker="x", color=colour, linestyle="--", label=f"{mode} p99")
+    return log2_panels(
         fig,
         ((left, "throughput (requests/s)"), (right, "latency (ms)")),
         "concurrent clients",
         f"{model.name}: Triton (Python backend) vs in-process DynamicBatcher",
-        path,
     )
+
+
+def plot(path: Path, model: Path, results: Sequence[LoadResult]) -> Path | None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:  # optional on a device
+        return None
+    return write_figure(figure(model, results), path)
 
 
 EXAMPLES = ("edge bench triton --model artifacts/mnist_cnn/mnist_cnn.fp32.onnx --concurrency 1,4,16 --duration-s 3",)

@@ -28,10 +28,12 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from benchmarks.plots import integer_axis, legend, zero_based
 from benchmarks.timing import environment, measure
 from formats.artifacts import Artifacts
 from formats.cli import EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary, frame_size, thread_count
@@ -380,32 +382,40 @@ def _write_csv(path: Path, report: dict) -> Path:
     return write_artifact(path, buffer.getvalue(), Kind.TEXT)
 
 
-def _plot(path: Path, engine: Path, report: dict) -> bool:
-    try:
-        import matplotlib
+def figure(engine: Path, report: dict) -> Any:
+    """Total frames/s (from 0) and each stage's share of the time, against the number of streams (whole ticks)."""
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # a device without matplotlib still gets the JSON and CSV
-        return False
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     results = report["results"]
     streams = [r["streams"] for r in results]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4), layout="constrained")
     left.plot(streams, [r["frames_per_s"] for r in results], marker="o")
-    left.set_xlabel("concurrent streams")
+    integer_axis(left, streams, "concurrent streams")
     left.set_ylabel("total frames/s")
+    zero_based(left)
     left.grid(alpha=0.3)
     bottom = np.zeros(len(results))
     for stage in STAGES:
         share = np.array([r["stage_share"][stage] for r in results])
-        right.bar([str(s) for s in streams], share, bottom=bottom, label=stage)
+        right.bar(streams, share, bottom=bottom, label=stage)
         bottom += share
-    right.set_xlabel("concurrent streams")
+    integer_axis(right, streams, "concurrent streams")
     right.set_ylabel("share of stage time")
-    right.legend()
+    right.set_ylim(0, 1)
+    legend(right, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="stage")  # beside the bars, not on them
     fig.suptitle(f"{engine.name}: multi-stream throughput and stage shares")
-    fig.tight_layout()
-    write_figure(fig, path)
+    return fig
+
+
+def _plot(path: Path, engine: Path, report: dict) -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:  # a device without matplotlib still gets the JSON and CSV
+        return False
+    write_figure(figure(engine, report), path)
     return True
 
 

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -226,27 +227,37 @@ def verdict_lines(rows: Sequence[GateRow], strict: bool = False) -> list[str]:
     return lines
 
 
-def plot_confusions(path: Path, model: str, matrices: dict[str, np.ndarray], labels: Sequence[str]) -> Path:
+def confusion_figure(model: str, matrices: dict[str, np.ndarray], labels: Sequence[str]) -> Any:
+    """One panel of mistakes per precision (true × predicted, the diagonal left out so the panels compare errors),
+    counts in the cells on one log colour scale shared by every panel (one mistake shows), and its colour bar."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    count = len(matrices)
-    fig, axes = plt.subplots(1, count, figsize=(4.2 * count, 4.8), squeeze=False)
-    peak = max(1, max(int((m - np.diag(np.diag(m))).max()) for m in matrices.values()))
-    for ax, (name, matrix) in zip(axes[0], matrices.items()):
-        errors = matrix - np.diag(np.diag(matrix))  # the diagonal would drown every mistake
-        ax.imshow(errors, cmap="Reds", vmin=0, vmax=peak)
-        ax.set_title(f"{name}: {int(errors.sum())} errors", fontsize=10)
-        ticks = range(len(labels))
-        ax.set_xticks(ticks, labels, fontsize=6, rotation=90)
-        ax.set_yticks(ticks, labels, fontsize=6)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-    fig.suptitle(f"{model}: test-split mistakes (true × predicted, diagonal left out; darkest = {peak})")
-    fig.tight_layout()
-    return write_figure(fig, path)
+    from calibration.figures import cell_size, colour_bar, draw_confusion, log_norm
+
+    errors = {name: m - np.diag(np.diag(m)) for name, m in matrices.items()}
+    columns = min(2, len(errors))
+    rows = -(-len(errors) // columns)
+    side = cell_size(len(labels))
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(side * columns + 1.2, side * rows + 0.6), squeeze=False, layout="constrained"
+    )
+    norm = log_norm(max(int(e.max()) for e in errors.values()))
+    image = None
+    for ax, (name, error) in zip(axes.flat, errors.items()):
+        image = draw_confusion(ax, error, labels, norm)
+        ax.set_title(f"{name}: {int(error.sum())} mistakes", fontsize=10)
+    for ax in list(axes.flat)[len(errors) :]:
+        ax.set_visible(False)
+    colour_bar(fig, image, axes, "mistakes (log scale)")
+    fig.suptitle(f"{model}: test-split mistakes (true × predicted, diagonal left out)")
+    return fig
+
+
+def plot_confusions(path: Path, model: str, matrices: dict[str, np.ndarray], labels: Sequence[str]) -> Path:
+    return write_figure(confusion_figure(model, matrices, labels), path)
 
 
 @dataclass

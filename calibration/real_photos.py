@@ -13,6 +13,11 @@ confusion matrix. It writes ``<model file>.real.json``, ``.real.md`` and ``.real
 on a log colour scale, so a single mistake shows; skipped where matplotlib is not installed, as on a device)
 beside the model or in ``--out``. Torch-free: it runs in the device profile.
 
+A landmark model (spec ``input_kind: hand_landmarks``), or an image model with ``--hands``, reads each photo
+through the hand stage (``runtime.hand_classify``, as ``edge infer`` does): a photo where no hand is found gets no
+letter and counts as **wrong**; the report says how many, per source, gives the accuracy on the photos with a hand
+found beside it, and the confusion matrix has a "no hand" column.
+
 Photos whose label cannot be read, and files that are not readable images, are listed and skipped (exit 1);
 the rest are still scored. Real-photo folders are scoreboards: never train, tune or choose on them.
 """
@@ -31,6 +36,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,10 +58,13 @@ from runtime.backends.table import BackendOptions, OnnxRuntimeOptions
 from runtime.infer import classify_files
 from runtime.model import Classifier
 from runtime.preprocess import find_images
+from runtime.spec import InputKind
 from train.errors import DataError
 
 MANIFEST = "manifest.csv"
 UNKNOWN_SOURCE = "-"
+NO_HAND = -1  # the predicted index of a photo where the hand stage found no hand (always wrong)
+NO_HAND_LABEL = "no hand"
 
 
 @dataclass(frozen=True)
@@ -116,9 +125,14 @@ class RealPhotoReport:
     root: str
     labels: tuple[str, ...]
     photos: list[Photo]
-    predicted: np.ndarray  # (N,) class index per photo
-    probability: np.ndarray  # (N,) the top-1 probability
+    predicted: np.ndarray  # (N,) class index per photo, NO_HAND where the hand stage found none
+    probability: np.ndarray  # (N,) the top-1 probability (0 for no hand)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
+    hand_stage: bool = False  # read through the hand stage: a "no hand" column, and accuracy on the found hands
+
+    @property
+    def found(self) -> np.ndarray:
+        return self.predicted != NO_HAND
 
     @property
     def truth(self) -> np.ndarray:
@@ -142,10 +156,23 @@ class RealPhotoReport:
         truth, right = self.truth, self.right
         return [_score(label, right[truth == i]) for i, label in enumerate(self.labels) if (truth == i).any()]
 
+    def on_found_hands(self) -> Score:
+        """The accuracy on the photos where the hand stage found a hand (the no-hand photos left out)."""
+        return _score("hand found", self.right[self.found])
+
+    def no_hand_by_source(self) -> dict[str, int]:
+        sources = np.asarray([p.source for p in self.photos], dtype=object)
+        return {name: int((~self.found[sources == name]).sum()) for name in sorted(set(sources))}
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The confusion matrix's predicted labels: the model's, then "no hand" with a hand stage."""
+        return tuple(self.labels) + ((NO_HAND_LABEL,) if self.hand_stage else ())
+
     def confusion(self) -> np.ndarray:
-        """Counts, true class × predicted class (``labels`` order on both axes)."""
-        matrix = np.zeros((len(self.labels), len(self.labels)), dtype=np.int64)
-        np.add.at(matrix, (self.truth, self.predicted), 1)
+        """Counts, true class × predicted class (``labels`` order; a last "no hand" column with a hand stage)."""
+        matrix = np.zeros((len(self.labels), len(self.columns)), dtype=np.int64)
+        np.add.at(matrix, (self.truth, self.predicted), 1)  # NO_HAND (-1) lands in the last column
         return matrix
 
     def line(self, reference: float | None = None, reference_name: str = "test split") -> str:
@@ -157,7 +184,11 @@ class RealPhotoReport:
                 f"; gap to the {reference_name} ({reference:.2%}): {100 * (self.overall.accuracy - reference):+.1f} pp"
             )
         where = f"{Path(self.root).name}, {self.overall.images}"
-        return f"real photos ({where}): {self.overall.text()}{gap}; per source: {sources}"
+        hands = ""
+        if self.hand_stage:
+            missing = int((~self.found).sum())
+            hands = f"; no hand in {missing} (counted wrong); on found hands {self.on_found_hands().text()}"
+        return f"real photos ({where}): {self.overall.text()}{gap}; per source: {sources}{hands}"
 
     def to_dict(self) -> dict:
         overall = self.overall
@@ -174,14 +205,17 @@ class RealPhotoReport:
             "by_folder": [s.to_dict() for s in self.by_folder()],
             "by_class": [s.to_dict() for s in self.by_class()],
             "labels": list(self.labels),
+            "confusion_columns": list(self.columns),
             "confusion": self.confusion().tolist(),
+            "hand_stage": self.hand_stage,
+            **(self._hand_fields() if self.hand_stage else {}),
             "predictions": [
                 {
                     "file": str(p.path),
                     "source": p.source,
                     "folder": p.folder,
                     "label": self.labels[p.label],
-                    "predicted": self.labels[int(k)],
+                    "predicted": self.columns[int(k)],
                     "probability": float(q),
                 }
                 for p, k, q in zip(self.photos, self.predicted, self.probability)
@@ -189,6 +223,13 @@ class RealPhotoReport:
             "skipped": [{"file": f, "error": why} for f, why in self.skipped],
             "line": self.line(),
             "machine": machine(),
+        }
+
+    def _hand_fields(self) -> dict:
+        return {
+            "no_hand": int((~self.found).sum()),
+            "no_hand_by_source": self.no_hand_by_source(),
+            "on_found_hands": self.on_found_hands().to_dict(),
         }
 
     def markdown(self) -> str:
@@ -201,11 +242,23 @@ class RealPhotoReport:
         text = (
             f"# Real photos: {self.model} ({Path(self.model_file).name}) on {Path(self.root).name}\n\n"
             f"{self.overall.text()} on {self.overall.images} labelled photos in `{self.root}`, classified through "
-            "the runtime (`edge infer`'s preprocessing, from the model's spec). Intervals: 95 % Wilson.\n"
+            + (
+                "the runtime's hand stage, then the model (as `edge infer`)"
+                if self.hand_stage
+                else "the runtime (`edge infer`'s preprocessing, from the model's spec)"
+            )
+            + ". Intervals: 95 % Wilson.\n"
             + table("per source", self.by_source())
             + (table("per sub-folder", self.by_folder()) if len(self.by_folder()) > 1 else "")
             + table("per class", self.by_class())
         )
+        if self.hand_stage:
+            missing = ", ".join(f"{name} {n}" for name, n in self.no_hand_by_source().items())
+            text += (
+                f"\nRead through the hand stage: no hand found in {int((~self.found).sum())} photos (counted wrong "
+                f"above; per source: {missing}); on the {int(self.found.sum())} photos with a hand found: "
+                f"{self.on_found_hands().text()}.\n"
+            )
         if worst:
             text += "\n## most frequent mistakes (true → predicted)\n\n" + "\n".join(worst) + "\n"
         if self.skipped:
@@ -217,7 +270,7 @@ class RealPhotoReport:
         matrix = self.confusion()
         np.fill_diagonal(matrix, 0)
         cells = sorted(((int(matrix[t, p]), t, p) for t, p in zip(*np.nonzero(matrix))), reverse=True)[:count]
-        return [f"- {self.labels[t]} → {self.labels[p]}: {n}" for n, t, p in cells]
+        return [f"- {self.labels[t]} → {self.columns[p]}: {n}" for n, t, p in cells]
 
 
 def machine() -> str:
@@ -314,13 +367,22 @@ def label_photos(root: Path, labels: Sequence[str]) -> tuple[list[Photo], list[t
 
 
 def evaluate(
-    model_file: Path, root: Path, batch_size: int = 32, providers: str | None = None, threads: int | None = None
+    model_file: Path,
+    root: Path,
+    batch_size: int = 32,
+    providers: str | None = None,
+    threads: int | None = None,
+    hands: bool = False,
+    hand_models: Path | None = None,
 ) -> RealPhotoReport:
-    """Classify every labelled photo under ``root`` with ``model_file`` through the runtime; the report."""
+    """Classify every labelled photo under ``root`` with ``model_file`` through the runtime; the report. A landmark
+    model always (an image model with ``hands``) reads through the hand stage, from ``hand_models`` (default: the
+    model's folder): no hand found is a wrong answer, counted apart."""
     model_file, root = Path(model_file), Path(root)
     if not model_file.is_file():
         raise DataError(f"{model_file}: model file not found; give an exported .onnx (`edge export`) or a .plan")
-    with Classifier.from_path(model_file, BackendOptions(OnnxRuntimeOptions(providers, threads))) as classifier:
+    options = BackendOptions(OnnxRuntimeOptions(providers, threads))
+    with Classifier.from_path(model_file, options) as classifier:
         spec = classifier.spec
         photos, skipped = label_photos(root, spec.labels)
         if not photos:
@@ -328,14 +390,20 @@ def evaluate(
                 f"{root}: no labelled photos for {spec.name} (labels {', '.join(spec.labels[:12])}…); name "
                 "sub-folders after the classes or files <label>_<source>_<n>.jpg"
             )
+        hands = hands or spec.input_kind is InputKind.HAND_LANDMARKS
+        files = [p.path for p in photos]
+        if hands:
+            outcomes = _through_hands(classifier, files, hand_models or model_file.parent, options)
+        else:
+            outcomes = (outcome for _, outcome in classify_files(classifier, files, batch_size, 1))
         kept, predicted, probability = [], [], []
-        for photo, (_, outcome) in zip(photos, classify_files(classifier, [p.path for p in photos], batch_size, 1)):
+        for photo, outcome in zip(photos, outcomes):
             if isinstance(outcome, InputError):
                 skipped.append((str(photo.path), str(outcome)))
                 continue
             kept.append(photo)
-            predicted.append(outcome.indices[0])
-            probability.append(outcome.probability)
+            predicted.append(outcome.indices[0] if outcome is not None else NO_HAND)
+            probability.append(outcome.probability if outcome is not None else 0.0)
     if not kept:
         raise DataError(f"{root}: none of the {len(photos)} labelled photos could be read (first: {skipped[0][1]})")
     return RealPhotoReport(
@@ -347,45 +415,45 @@ def evaluate(
         np.asarray(predicted, dtype=np.int64),
         np.asarray(probability, dtype=np.float64),
         skipped,
+        hands,
     )
 
 
-def plot_confusion(report: RealPhotoReport, path: Path) -> Path:
+def _through_hands(classifier: Classifier, files: list[Path], hand_models: Path, options: BackendOptions):
+    """Per file: the classifier's Prediction of the hand found, None (no hand), or the InputError."""
+    from runtime.hand_classify import HandClassifier
+    from runtime.hands import HandFinder, HandModels
+    from runtime.preprocess import load_image
+
+    with HandFinder(HandModels.in_folder(hand_models), options) as finder:
+        reader = HandClassifier(finder, classifier)
+        for path in files:
+            try:
+                yield reader.classify(load_image(path), 1, str(path)).prediction
+            except InputError as exc:
+                yield exc
+
+
+def confusion_figure(report: RealPhotoReport) -> Any:
     """Counts on a log colour scale (a single mistake is visible beside a diagonal of 60) with a colour bar."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
-    from matplotlib.ticker import FuncFormatter
+
+    from calibration.figures import cell_size, colour_bar, draw_confusion, log_norm
 
     matrix = report.confusion()
-    size = max(4.5, 0.32 * len(report.labels) + 2.5)
-    fig, ax = plt.subplots(figsize=(size + 1.0, size))
-    shown = np.ma.masked_equal(matrix, 0)  # empty cells stay white: log(0) has no colour
-    norm = LogNorm(vmin=1, vmax=max(2, int(matrix.max())))
-    image = ax.imshow(shown, cmap="viridis", norm=norm)
-    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="photos (log scale)")
-    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    if len(report.labels) <= 30:
-        for t, p in zip(*np.nonzero(matrix)):
-            ax.text(
-                p,
-                t,
-                str(matrix[t, p]),
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if norm(matrix[t, p]) < 0.6 else "k",
-            )
-    ticks = range(len(report.labels))
-    ax.set_xticks(ticks, report.labels, fontsize=7)
-    ax.set_yticks(ticks, report.labels, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    size = cell_size(len(report.labels))
+    fig, ax = plt.subplots(figsize=(size + 1.8, size), layout="constrained")
+    image = draw_confusion(ax, matrix, report.labels, log_norm(int(matrix.max())), columns=report.columns)
+    colour_bar(fig, image, ax, "photos (log scale)")
     ax.set_title(f"{report.model} on {Path(report.root).name}: {report.overall.text()}", fontsize=9)
-    fig.tight_layout()
-    return write_figure(fig, path)
+    return fig
+
+
+def plot_confusion(report: RealPhotoReport, path: Path) -> Path:
+    return write_figure(confusion_figure(report), path)
 
 
 def write_report(report: RealPhotoReport, out: Path | None = None) -> tuple[RealPhotoFiles, str | None]:
@@ -419,6 +487,8 @@ def read_line(model_file: Path) -> str | None:
             f"(95 % CI {100 * low:.1f}–{100 * high:.1f} %)"
         )
         sources = ", ".join(f"{s['name']} {s['correct']}/{s['images']}" for s in doc["by_source"])
+        if doc.get("hand_stage"):
+            sources += f"; no hand in {doc['no_hand']} (counted wrong)"
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return f"{line}; per source: {sources}"
@@ -436,6 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
             "edge evaluate --model artifacts/mnist_cnn/mnist_cnn.fp32.onnx ../shared/data/digits_real",
             "edge evaluate --model artifacts/asl_cnn/asl_cnn.int8.onnx ../shared/data/asl_real/test --json",
             "edge evaluate --model asl_cnn.fp16.plan my_photos/ --out reports/   # my_photos/<letter>/*.jpg",
+            "edge evaluate --model asl_landmarks.fp32.onnx --hand-models artifacts/hands ../shared/data/asl_real",
         ],
     )
     parser.add_argument("--model", required=True, type=Path, help="model file (.onnx or .plan; its spec beside it)")
@@ -445,6 +516,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--providers", default=None, help="ONNX Runtime execution providers: cpu (default), cuda, …")
     parser.add_argument("--threads", type=positive_int(), default=None, help="intra-op threads (default: ORT's)")
     parser.add_argument("--json", action="store_true", help="print the JSON report on stdout instead of the table")
+    parser.add_argument(
+        "--hands",
+        action="store_true",
+        help="find the hand first and read its crop (an image model; always on for a landmark model); "
+        "no hand found counts as wrong, reported apart",
+    )
+    parser.add_argument(
+        "--hand-models", type=Path, default=None, help="folder of the hand stage's ONNX files (default: --model's)"
+    )
     add_force_argument(parser)
     return parser
 
@@ -454,7 +534,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     set_force(args.force)
     try:
-        report = evaluate(args.model, args.folder, args.batch_size, args.providers, args.threads)
+        report = evaluate(
+            args.model, args.folder, args.batch_size, args.providers, args.threads, args.hands, args.hand_models
+        )
         files, no_png = write_report(report, args.out)
     except RuntimeToolkitError as exc:
         if args.json:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from formats.cli import EXIT_OK, command_parser, error_boundary, examples
 from formats.writer import set_force
-from train import asl, asl_effnet, mnist, transfer
+from train import asl, asl_effnet, asl_landmarks, mnist, transfer
 from train.loop import init_distributed_from_env, shutdown_distributed
 
 MNIST_EXAMPLES = (
@@ -23,6 +23,9 @@ ASL_EFFNET_EXAMPLES = (
     "edge train asl_effnet --out artifacts/asl_effnet --data-dir data   # ImageNet EfficientNet-Lite0, offline",
     "edge train asl_effnet --adapt my_hands/ --from artifacts/asl_effnet/asl_effnet.pt --out artifacts/mine",
 )
+ASL_LANDMARKS_EXAMPLES = (
+    "edge train asl_landmarks --out artifacts/asl_landmarks --hands artifacts/hands --data-dir data   # zero-shot",
+)
 TRANSFER_EXAMPLES = (
     "edge train transfer --backbone efficientnet_lite0 --weights imagenet --data data/flowers --out artifacts/fl",
 )
@@ -32,11 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = command_parser(
         "train",
         __doc__,
-        [*MNIST_EXAMPLES, *ASL_EXAMPLES, *ASL_EFFNET_EXAMPLES, *TRANSFER_EXAMPLES],
+        [*MNIST_EXAMPLES, *ASL_EXAMPLES, *ASL_EFFNET_EXAMPLES, *ASL_LANDMARKS_EXAMPLES, *TRANSFER_EXAMPLES],
         description="Train the course models.",
     )
     sub = parser.add_subparsers(
-        dest="task", required=True, metavar="{mnist,asl,asl_effnet,transfer}", help="which model"
+        dest="task", required=True, metavar="{mnist,asl,asl_effnet,asl_landmarks,transfer}", help="which model"
     )
     mnist.add_arguments(
         sub.add_parser("mnist", help="MNIST MLP or CNN (course lab 1)", epilog=examples(*MNIST_EXAMPLES))
@@ -51,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
             "asl_effnet",
             help="ASL EfficientNet-Lite0 for real photos; --adapt DIR fine-tunes it on your own hands",
             epilog=examples(*ASL_EFFNET_EXAMPLES),
+        )
+    )
+    asl_landmarks.add_arguments(
+        sub.add_parser(
+            "asl_landmarks",
+            help="ASL landmark classifier from Sign-MNIST alone (zero-shot; needs the hand models)",
+            epilog=examples(*ASL_LANDMARKS_EXAMPLES),
         )
     )
     transfer.add_arguments(
@@ -71,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_force(args.force)
     init_distributed_from_env()  # a no-op unless launched by torchrun
     try:
-        {"mnist": mnist.run, "asl": asl.run, "asl_effnet": asl_effnet.run, "transfer": transfer.run}[args.task](args)
+        runs = {"mnist": mnist.run, "asl": asl.run, "asl_effnet": asl_effnet.run, "transfer": transfer.run}
+        runs["asl_landmarks"] = asl_landmarks.run
+        runs[args.task](args)
     finally:
         shutdown_distributed()
     return EXIT_OK

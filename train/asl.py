@@ -56,6 +56,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hands", type=Path, default=None, help="with --adapt: folder of the hand models (default --out; `edge hands`)"
     )
+    parser.add_argument(
+        "--from",
+        dest="start",
+        type=Path,
+        default=None,
+        metavar="CHECKPOINT",
+        help="with --adapt: fine-tune the zero-shot landmark model (asl_landmarks.pt, `edge train asl_landmarks`) "
+        "on your photos instead of fitting from scratch",
+    )
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -26,6 +26,7 @@ BENCH_SUBCOMMANDS = {
     "benchmarks.serving",
     "benchmarks.live_view",
     "benchmarks.stream",
+    "benchmarks.power",
 }
 ALIASES = {"export.engine": "engine.__main__"}  # `python -m export.engine` is kept as an alias of `python -m engine`
 

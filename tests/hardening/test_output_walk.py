@@ -114,6 +114,7 @@ INPUTS = {
     ("device-check", "--artifacts"),
     ("bench view", "--clip"),
     ("bench view", "--engine"),
+    ("bench power", "--root"),  # a recorded sysfs tree to read instead of / (tests)
     ("client", "inputs"),
     ("evaluate", "--model"),
     ("evaluate", "folder"),

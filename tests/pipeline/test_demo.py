@@ -28,9 +28,12 @@ def test_unknown_demo_model_is_a_usage_error(capsys):
 
 
 def test_demo_mnist_path_end_to_end(tmp_path, data_dir, capsys):
-    """The MNIST half of `make demo` (about 2 minutes): accuracy targets, parity, latency, report."""
+    """The MNIST half of `make demo` as a smoke run (1 epoch on 12k images): every step of the path, parity,
+    the gate, latency and the report; the cards' accuracy targets need the whole budget (the slow test below and
+    `make demo` check them)."""
     rc = demo_main(
         [
+            "--smoke",
             "--data-dir",
             str(data_dir),
             "--out",
@@ -45,8 +48,9 @@ def test_demo_mnist_path_end_to_end(tmp_path, data_dir, capsys):
     assert rc == 0, out
     report = json.loads((tmp_path / "demo_report.json").read_text())
     rows = {r["model"]: r for r in report["models"]}
-    # the cards' demo targets (train/cards/course.py): the CNN's is 98.5 % since it trains for paper (issue 27)
-    assert rows["mnist_mlp"]["accuracy"] >= 0.975 and rows["mnist_cnn"]["accuracy"] >= 0.985
+    # a smoke run still learns (MNIST's chance is 10 %) and says that it did not check the targets
+    assert all(r["accuracy"] > 0.85 and r["target_checked"] is False for r in rows.values()), rows
+    assert "not checked (smoke)" in out and "smoke run: 1 epoch" in out
     assert all(r["parity"]["passed"] for r in rows.values()) and report["doggy_door"] is None
     assert "| mnist_cnn |" in out and "latency mnist_cnn batch 1" in out
     assert all(r["gate_passed"] for r in rows.values()) and "== accuracy gate" in out

@@ -12,6 +12,9 @@ import importlib
 import pkgutil
 
 from train.cards.registry import (
+    FULL_BUDGET,
+    SMOKE_TRAIN_IMAGES,
+    DemoBudget,
     DemoPlan,
     ModelCard,
     all_cards,
@@ -29,6 +32,9 @@ from train.data.splits import TEST, DatasetKind, LabelledSplit
 __all__ = [
     "TEST",
     "DatasetKind",
+    "FULL_BUDGET",
+    "SMOKE_TRAIN_IMAGES",
+    "DemoBudget",
     "DemoPlan",
     "LabelledSplit",
     "ModelCard",

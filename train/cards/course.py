@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from train.cards.registry import DemoPlan, ModelCard, register
+from train.cards.registry import FULL_BUDGET, DemoBudget, DemoPlan, ModelCard, register
 from train.data.splits import DatasetKind, image_folder_split, mnist_split, sign_mnist_split
 from train.errors import TrainError
 from train.loop import TrainConfig
@@ -31,22 +31,26 @@ SIGN_MNIST_HINT = "download the Sign-MNIST CSVs from Kaggle (datamunge/sign-lang
 FLOWERS_HINT = "put an ImageFolder there: train/<class>/*.jpg and val/<class>/*.jpg (e.g. TensorFlow flower_photos)"
 
 
-def _train_mnist(card: ModelCard, data_dir: Path, out: Path, progress: bool) -> dict:
+def _train_mnist(card: ModelCard, data_dir: Path, out: Path, progress: bool, budget: DemoBudget = FULL_BUDGET) -> dict:
     from train.mnist import MNIST_PAPER, train_mnist
 
-    return train_mnist(card.name, data_dir, out, card.demo.budget[0], progress=progress, augment=MNIST_PAPER)
+    config = budget.configs(card.demo)[0]
+    return train_mnist(card.name, data_dir, out, config, limit=budget.limit, progress=progress, augment=MNIST_PAPER)
 
 
-def _train_asl(card: ModelCard, data_dir: Path, out: Path, progress: bool) -> dict:
+def _train_asl(card: ModelCard, data_dir: Path, out: Path, progress: bool, budget: DemoBudget = FULL_BUDGET) -> dict:
     from train.asl import train_asl
 
-    return train_asl(data_dir, out, card.demo.budget[0], progress=progress, model_name=card.name)
+    config = budget.configs(card.demo)[0]
+    return train_asl(data_dir, out, config, limit=budget.limit, progress=progress, model_name=card.name)
 
 
-def _train_transfer(card: ModelCard, data_dir: Path, out: Path, progress: bool) -> dict:
+def _train_transfer(
+    card: ModelCard, data_dir: Path, out: Path, progress: bool, budget: DemoBudget = FULL_BUDGET
+) -> dict:
     from train.transfer import train_transfer
 
-    head, finetune = card.demo.budget
+    head, finetune = budget.configs(card.demo)  # the flowers folder is small: a smoke run only shortens epochs
     return train_transfer(
         card.backbone.name, "imagenet", data_dir / card.data, out, head=head, finetune=finetune, progress=progress
     )

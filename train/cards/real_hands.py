@@ -1,6 +1,7 @@
 """The ASL models made for real photographs (issue 22): EfficientNet-Lite0 on grayscale hands, learnt from
 Sign-MNIST (``asl_effnet``) and then adapted to a user's own photos (``asl_effnet_adapted``), and the landmark
-classifier on MediaPipe's 21 hand points, fitted only on a user's photos (``asl_landmarks_adapted``).
+classifier on MediaPipe's 21 hand points, learnt from Sign-MNIST alone (``asl_landmarks``, zero-shot) or fitted on
+a user's photos (``asl_landmarks_adapted``).
 
 A model that saw a user's photos says so in its name (``_adapted``). None of them is in ``edge demo``'s budget:
 ``docs/asl-models.md`` and ``docs/hands.md`` give the commands and every number measured on real photos.
@@ -33,7 +34,17 @@ def _asl_effnet(name: str) -> ModelCard:
 
 register(_asl_effnet("asl_effnet"))
 register(_asl_effnet("asl_effnet_adapted"))
-# fitted on a user's own photos by `train asl --adapt DIR` (train.landmarks); no labelled split here to calibrate on
+# the landmark classifiers read the hand stage's 42 features, not images: no image split to calibrate or gate on.
+# Zero-shot, from Sign-MNIST's hands read by the landmarker alone (`train asl_landmarks`, train.asl_landmarks):
+register(
+    ModelCard(
+        "asl_landmarks",
+        lambda spec, weights: LandmarkMLP(),
+        lambda labels, size: landmark_spec("asl_landmarks"),
+        DatasetKind.ASL_PHOTOS,
+    )
+)
+# fitted on a user's own photos by `train asl --adapt DIR` (train.landmarks)
 register(
     ModelCard(
         "asl_landmarks_adapted",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from torch import nn
@@ -28,10 +28,34 @@ from train.models.transfer import BackboneInfo
 
 # (spec, data root, "train" or "test", the image folder or None) → the labelled split at the spec's size
 SplitLoader = Callable[[ModelSpec, Path, str, Path | None], LabelledSplit]
-# (card, data root, output folder, show progress) → the training report (what `<name>.metrics.json` holds)
-DemoTrainer = Callable[["ModelCard", Path, Path, bool], dict]
+# (card, data root, output folder, show progress, how much of the budget) → the training report (what
+# `<name>.metrics.json` holds)
+DemoTrainer = Callable[["ModelCard", Path, Path, bool, "DemoBudget"], dict]
 # (data root, demo output folder) → image files the demo runs the deploy CLI on, as a user would
 SamplePicker = Callable[[Path, Path], list[Path]]
+
+
+SMOKE_TRAIN_IMAGES = 12_000
+
+
+@dataclass(frozen=True)
+class DemoBudget:
+    """How much of a card's demo budget a run trains: all of it (``make demo``), or a smoke run (``edge demo
+    --smoke``, what ``make test`` runs): one epoch per phase on at most 12,000 training images. A smoke run checks
+    that every step of the path runs; it does not check the card's accuracy target, and says so."""
+
+    smoke: bool = False
+
+    def configs(self, plan: DemoPlan) -> tuple[TrainConfig, ...]:
+        return tuple(replace(c, epochs=1) for c in plan.budget) if self.smoke else plan.budget
+
+    @property
+    def limit(self) -> int | None:
+        """The most training images a trainer reads (None: all of them)."""
+        return SMOKE_TRAIN_IMAGES if self.smoke else None
+
+
+FULL_BUDGET = DemoBudget()  # what `make demo` trains
 
 
 @dataclass(frozen=True)
