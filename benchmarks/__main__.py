@@ -1,4 +1,5 @@
-"""``edge bench <command>`` (``python -m benchmarks``): ``latency`` (one engine, batch sweep), ``compare`` (backends and
+"""``edge bench <command>`` (``python -m benchmarks``): ``all`` (every file × backend of one model folder or
+bundle, one table that recommends), ``latency`` (one engine, batch sweep), ``compare`` (backends and
 precisions side by side), ``ortgpu`` (ONNX Runtime on the GPU: IOBinding and CUDA graphs against the
 floor), ``stream`` (1 to 8 concurrent video streams), ``triton`` (load test through the real Triton server vs
 the in-process batcher), ``view`` (does a browser watching ``edge infer --view`` slow inference?), ``power``
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from benchmarks import compare, latency, live_view, ortgpu, power, serving, stream
+from benchmarks import bench_all, compare, latency, live_view, ortgpu, power, serving, stream
 from formats.cli import command_parser, describe, error_boundary, examples
 
 
@@ -26,14 +27,17 @@ def _add(commands: argparse._SubParsersAction, name: str, module: ModuleType, he
 
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser(
-        "bench", __doc__, [*latency.EXAMPLES, *compare.EXAMPLES, *stream.EXAMPLES[:1], *serving.EXAMPLES]
+        "bench",
+        __doc__,
+        [*bench_all.EXAMPLES[:1], *latency.EXAMPLES, *compare.EXAMPLES, *stream.EXAMPLES[:1], *serving.EXAMPLES],
     )
     commands = parser.add_subparsers(
         dest="command",
         required=True,
-        metavar="{latency,compare,ortgpu,stream,triton,view,power}",
+        metavar="{all,latency,compare,ortgpu,stream,triton,view,power}",
         help="which benchmark",
     )
+    _add(commands, "all", bench_all, "every file × backend of one model: accuracy, latency, memory, energy; recommends")
     _add(commands, "latency", latency, "latency statistics and a batch sweep for one engine")
     _add(commands, "compare", compare, "PyTorch eager vs every precision of one model")
     _add(commands, "ortgpu", ortgpu, "ONNX Runtime CUDA EP: run vs IOBinding vs CUDA graph")
@@ -48,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     runners = {
+        "all": bench_all.run,
         "latency": latency.run,
         "compare": compare.run,
         "ortgpu": ortgpu.run,

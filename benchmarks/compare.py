@@ -19,7 +19,6 @@ import argparse
 import functools
 import json
 import logging
-import statistics
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.noise import COV_WARNING, Spread, containment_error, unstable
 from benchmarks.plots import accuracy_axis, style
 from benchmarks.timing import environment, parse_batches
 from formats.artifacts import ONNX_PRECISIONS, TENSORRT_PRECISIONS, Artifacts
@@ -57,6 +57,20 @@ class Row:
     vs_torch: float = 0.0  # speedup over PyTorch eager at this batch
     vs_ort_fp32: float = 0.0  # speedup over ONNX Runtime FP32 at this batch
     accuracy: float | None = None
+    cov: float = 0.0  # over every timed call of every round (std / mean)
+    p10_ms: float = 0.0
+    p90_ms: float = 0.0
+
+    @classmethod
+    def of(cls, candidate: str, batch: int, spread: Spread, accuracy: float | None = None) -> Row:
+        return cls(
+            candidate, batch, spread.median_ms, list(spread.round_medians), accuracy=accuracy, cov=spread.cov,
+            p10_ms=spread.p10_ms, p90_ms=spread.stats.p90_ms,
+        )  # fmt: skip
+
+    @property
+    def unstable(self) -> bool:
+        return unstable(self.cov)
 
     @property
     def throughput(self) -> float:
@@ -130,16 +144,16 @@ def compare(
                 runners[runner.name] = runner
         for batch_size in batches:
             batch = Batch(np.resize(images, (batch_size,) + images.shape[1:]))  # repeat real samples up to the batch
-            medians: dict[str, list[float]] = {k: [] for k in runners}
+            samples: dict[str, list[list[float]]] = {k: [] for k in runners}
             for _ in range(rounds):  # interleaved rounds: a noisy neighbour hurts every candidate alike
                 for name, result in run_backends(list(runners.values()), [batch], timing).items():
-                    medians[name].append(result.median_ms())
-            here = {
-                k: Row(k, batch_size, statistics.median(v), v, accuracy=accuracy.get(k)) for k, v in medians.items()
-            }
+                    samples[name].append(result.latencies_ms[0])
+            here = {k: Row.of(k, batch_size, Spread.of(k, v, batch_size), accuracy.get(k)) for k, v in samples.items()}
             if "ort-fp32" in runners:
                 bare, call = paired_overhead(runners["ort-fp32"].classifier, batch.images, duration_s * rounds)
-                here[BARE], here[CALL] = Row(BARE, batch_size, bare, [bare]), Row(CALL, batch_size, call, [call])
+                here[BARE], here[CALL] = (
+                    Row.of(n, batch_size, Spread.of(n, [t], batch_size)) for n, t in ((BARE, bare), (CALL, call))
+                )
             for row in here.values():
                 if TORCH in here:
                     row.vs_torch = here[TORCH].median_ms / row.median_ms
@@ -150,8 +164,8 @@ def compare(
     return rows
 
 
-def paired_overhead(classifier: Classifier, batch: np.ndarray, seconds: float) -> tuple[float, float]:
-    """Median ms of ONNX Runtime's bare ``session.run`` and of our backend call on the same ready batch,
+def paired_overhead(classifier: Classifier, batch: np.ndarray, seconds: float) -> tuple[list[float], list[float]]:
+    """Every ms of ONNX Runtime's bare ``session.run`` and of our backend call on the same ready batch,
     timed in alternating pairs (order flipped every pair) so machine drift hits both alike."""
     import time
 
@@ -175,31 +189,61 @@ def paired_overhead(classifier: Classifier, batch: np.ndarray, seconds: float) -
             fn()
             times[fn].append(time.perf_counter() - start)
         flip = not flip
-    return 1000.0 * statistics.median(times[bare]), 1000.0 * statistics.median(times[call])
+    return [1000.0 * t for t in times[bare]], [1000.0 * t for t in times[call]]
 
 
 def overhead(rows: Sequence[Row], batch: int = 1) -> float | None:
-    """Our backend call's time over ONNX Runtime's bare ``session.run`` minus one, at ``batch``."""
+    """Our backend call's time over ONNX Runtime's bare ``session.run`` minus one, at ``batch``; None when not
+    measured or when the bare call (which our call contains) timed slower: that is noise, not an overhead."""
     here = {r.candidate: r for r in rows if r.batch == batch}
-    if BARE in here and CALL in here:
+    if BARE in here and CALL in here and overhead_error(rows, batch) is None:
         return here[CALL].median_ms / here[BARE].median_ms - 1.0
     return None
 
 
+def overhead_error(rows: Sequence[Row], batch: int = 1) -> str | None:
+    here = {r.candidate: r for r in rows if r.batch == batch}
+    if BARE not in here or CALL not in here:
+        return None
+    return containment_error(BARE, here[BARE].median_ms, CALL, here[CALL].median_ms)
+
+
+def warnings(rows: Sequence[Row]) -> list[str]:
+    """Every timing past bench latency's instability rule, and every bare call slower than the call containing it."""
+    out = [
+        f"unstable: {r.candidate} batch {r.batch}: coefficient of variation {r.cov:.1%} > {COV_WARNING:.1%}"
+        for r in rows
+        if r.unstable
+    ]
+    for batch in sorted({r.batch for r in rows}):
+        error = overhead_error(rows, batch)
+        if error:
+            out.append(f"batch {batch}: {error}")
+    return out
+
+
 def markdown(model: str, rows: Sequence[Row]) -> str:
     lines = [
-        f"| {model} | batch | median ms | images/s | × PyTorch eager | × ORT FP32 | accuracy |",
-        "|---|---|---|---|---|---|---|",
+        f"| {model} | batch | median ms (p10–p90) | CoV | images/s | × PyTorch eager | × ORT FP32 | accuracy |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         acc = f"{r.accuracy:.4f}" if r.accuracy is not None else ""
+        flag = " ⚠ unstable" if r.unstable else ""
         lines.append(
-            f"| {r.candidate} | {r.batch} | {r.median_ms:.3f} | {r.throughput:.0f} | {r.vs_torch:.2f} "
-            f"| {r.vs_ort_fp32:.2f} | {acc} |"
+            f"| {r.candidate} | {r.batch} | {r.median_ms:.3f} ({r.p10_ms:.3f}–{r.p90_ms:.3f}) | {r.cov:.1%}{flag} "
+            f"| {r.throughput:.0f} | {f'{r.vs_torch:.2f}' if r.vs_torch else '—'} | {r.vs_ort_fp32:.2f} | {acc} |"
         )
     extra = overhead(rows)
     if extra is not None:
         lines.append(f"\nruntime overhead over the bare ONNX Runtime call at batch 1: {extra:+.1%}")
+    found = warnings(rows)
+    if found:
+        lines.append(
+            f"\nWARNING: {len(found)} timings are noisy or inconsistent (other load, frequency scaling); the ratios "
+            "above are not results until a quiet rerun agrees:"
+        )
+        lines += [f"- {w}" for w in found]
     return "\n".join(lines) + "\n"
 
 
@@ -251,7 +295,12 @@ def figure(model: str, rows: Sequence[Row], intervals: dict[str, tuple[float, fl
 
 def plot(
     path: Path, model: str, rows: Sequence[Row], intervals: dict[str, tuple[float, float, float]] | None = None
-) -> Path:
+) -> Path | None:
+    """The figure as PNG; None without matplotlib (a device install: the tables are written, the figure is not)."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        return None
     return write_figure(figure(model, rows, intervals), path)
 
 
@@ -260,7 +309,9 @@ def write_reports(model: str, artifacts: Path, rows: Sequence[Row]) -> dict[str,
         "model": model,
         "environment": environment(),
         "overhead_bs1": overhead(rows),
-        "rows": [{**asdict(r), "throughput": r.throughput} for r in rows],
+        "warnings": warnings(rows),
+        "unstable": any(r.unstable for r in rows),
+        "rows": [{**asdict(r), "throughput": r.throughput, "unstable": r.unstable} for r in rows],
     }
     files = {
         "json": write_artifact(
@@ -269,8 +320,9 @@ def write_reports(model: str, artifacts: Path, rows: Sequence[Row]) -> dict[str,
         "markdown": write_artifact(Artifacts(artifacts, model).compare_md, markdown(model, rows), Kind.TEXT),
     }
     if any(r.accuracy is not None for r in rows):
-        intervals = gate_intervals(artifacts, model)
-        files["png"] = plot(Artifacts(artifacts, model).compare_png, model, rows, intervals)
+        png = plot(Artifacts(artifacts, model).compare_png, model, rows, gate_intervals(artifacts, model))
+        if png is not None:
+            files["png"] = png
     return {k: str(v) for k, v in files.items()}
 
 
@@ -284,6 +336,16 @@ def sample_images(model: str, artifacts: Path, count: int = 64) -> np.ndarray:
         spec = ModelSpec.load(Artifacts(artifacts, model).spec)
         shape = (count, spec.height, spec.width) + ((spec.channels,) if spec.channels > 1 else ())
         return np.zeros(shape, np.uint8)
+
+
+def _torch_or_note() -> bool:
+    """Whether PyTorch is here; without it (a device venv) eager is left out with a note, as ``--no-torch``."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        print("note: torch is not installed here: PyTorch eager is left out (as --no-torch)", file=sys.stderr)
+        return False
+    return True
 
 
 EXAMPLES = ("edge bench compare --model asl_cnn --batch 1,64    # PyTorch eager vs fp32/fp16/int8/int8.ort",)
@@ -317,7 +379,7 @@ def run(args: argparse.Namespace) -> int:
             batches,
             args.duration_s,
             args.rounds,
-            not args.no_torch,
+            not args.no_torch and _torch_or_note(),
             log=functools.partial(print, file=sys.stderr) if args.json else print,  # --json: stdout is the document
         )
         files = write_reports(args.model, artifacts, rows)

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from benchmarks.noise import COV_WARNING
 from benchmarks.plots import log2_panels
 from benchmarks.stages import equivalent_of, markdown_table, measure_stages, stage_table_of
 from benchmarks.stages import to_dict as stage_dict
@@ -62,7 +63,6 @@ from runtime.preprocess import preprocess
 
 _logger = logging.getLogger(__name__)
 
-COV_WARNING = 0.025
 KNEE_GAIN = 0.10
 STAGES = ("decode", "preprocess", "backend", "postprocess")
 

@@ -34,11 +34,12 @@ from calibration import real_photos
 from calibration.calibrate import model_artifacts
 from calibration.robustness import read_line
 from calibration.run_check import check_one_run
-from calibration.statistics import Judgement, PairedTable, Verdict, judge_agreement, judge_drop
+from calibration.statistics import MIN_AGREEMENT, Judgement, PairedTable, Verdict, judge_agreement, judge_drop
 from calibration.variants import Precision
 from formats.artifacts import ONNX_PRECISIONS, Artifacts
 from formats.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USER_ERROR, command_parser, error_boundary
 from formats.errors import RuntimeToolkitError
+from formats.holdout import HoldoutInfo, HoldoutSample, draw, save_holdout
 from formats.writer import Kind, write_artifact, write_figure
 from harness.compare import (
     Batch,
@@ -54,8 +55,6 @@ from runtime.spec import ModelSpec
 from train.cards import TEST, LabelledSplit, card_of, load_split
 from train.data.paths import resolve_data_dir
 from train.errors import DataError
-
-MIN_AGREEMENT = 0.999  # FP32 export and FP16 vs FP32 PyTorch
 
 
 @dataclass(frozen=True)
@@ -384,7 +383,16 @@ def run_gate(
         text = markdown(rows, strict) + "".join(f"\n{line}\n" for line in robust + real)
         files["markdown"] = str(write_artifact(names.gate_md, text, Kind.TEXT, names.folder))
         files["png"] = str(plot_confusions(names.confusion_png, model, matrices, spec.labels))
+        files["holdout"] = str(save_holdout(artifacts, model, holdout_sample(split, card_of(spec).int8_max_drop_pp)))
     return GateResult(rows, files)
+
+
+def holdout_sample(split: LabelledSplit, int8_max_drop_pp: float, seed: int = 0) -> HoldoutSample:
+    """A seeded few hundred of the held-out images the gate judged, with the card's budgets: the bundle carries
+    it, so ``edge bench all`` scores accuracy on a device without the data set."""
+    pick = draw(split.images, split.labels, seed=seed)
+    info = HoldoutInfo(f"{split.dataset}/{split.split}", len(split.labels), seed, int8_max_drop_pp / 100, MIN_AGREEMENT)
+    return HoldoutSample(split.images[pick], split.labels[pick].astype(np.int64), info)
 
 
 def build_parser() -> argparse.ArgumentParser:

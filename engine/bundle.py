@@ -46,6 +46,7 @@ CONTENTS: tuple[tuple[Callable[[Artifacts], Path], bool, str], ...] = (
     (lambda a: a.calibration_manifest, False, "calibration set manifest (ids, sha256)"),
     (lambda a: a.calib_cache, False, "TensorRT calibration cache (implicit INT8, TensorRT ≤ 10)"),
     (lambda a: a.gate_json, False, "accuracy gate report of every variant"),
+    (lambda a: a.holdout_sample, False, "labelled held-out sample (the gate's split) for `edge bench all`"),
     (lambda a: a.real_photos(Precision.FP32).json, False, "accuracy on labelled real photos (`edge evaluate`)"),
     (lambda a: a.real_photos(Precision.FP32).markdown, False, "the same, as a table"),
 )

@@ -11,7 +11,9 @@ greps the sources for that):
   ``<m>.ranges.json``, ``calib_cache`` ``<m>.calib.cache`` (TensorRT's implicit-INT8 cache),
   ``exclusion`` ``<m>.exclusion.json`` (calibration);
 - ``gate_json`` / ``gate_md`` / ``confusion_png`` (the accuracy gate), ``compare_json`` / ``compare_md`` /
-  ``compare_png`` (benchmarks.compare);
+  ``compare_png`` (benchmarks.compare), ``bench_json`` / ``bench_csv`` / ``bench_md`` / ``bench_png``
+  (``edge bench all``, benchmarks.decide), ``holdout_sample`` ``<m>.holdout.npz`` (a few hundred labelled
+  held-out images the gate writes and the bundle carries, so a device scores accuracy without the data set);
 - ``real_photos(p)`` the ``RealPhotoFiles`` of one variant: ``<m>.<p>.real.json`` / ``.real.md`` /
   ``.real.png`` (calibration.real_photos; ``real_photo_files(model_file)`` for any model file);
 - ``plan(p)`` ``<m>.<p>.plan``, with ``plan_manifest(plan)`` ``<plan>.json`` and ``plan_golden(plan)``
@@ -218,6 +220,26 @@ class Artifacts:
     @property
     def compare_png(self) -> Path:
         return self._file(".compare.png")
+
+    @property
+    def bench_json(self) -> Path:
+        return self._file(".bench.json")
+
+    @property
+    def bench_csv(self) -> Path:
+        return self._file(".bench.csv")
+
+    @property
+    def bench_md(self) -> Path:
+        return self._file(".bench.md")
+
+    @property
+    def bench_png(self) -> Path:
+        return self._file(".bench.png")
+
+    @property
+    def holdout_sample(self) -> Path:
+        return self._file(".holdout.npz")
 
     def real_photos(self, precision: Precision | str) -> RealPhotoFiles:
         """The real-photo evaluation report of one ONNX variant (``calibration.real_photos``)."""

@@ -27,7 +27,10 @@ def test_compare_cli_times_pytorch_and_every_precision_file(calibrated_cnn, tmp_
     assert {(c, b) for c in candidates for b in (1, 8)} <= set(rows)
     assert all(len(rows[(c, 8)]["rounds"]) == 2 and rows[(c, 8)]["median_ms"] > 0 for c in candidates)
     assert rows[("ort-fp32", 1)]["vs_ort_fp32"] == 1.0 and rows[("pytorch-eager-fp32", 1)]["vs_torch"] == 1.0
-    assert report["overhead_bs1"] is not None and (tmp_path / "mnist_cnn.compare.md").is_file()
+    # an overhead is reported, or the bare call timed slower than the call containing it and that is flagged
+    measurement_error = any("measurement error" in w for w in report["warnings"])
+    assert (report["overhead_bs1"] is not None) != measurement_error and (tmp_path / "mnist_cnn.compare.md").is_file()
+    assert all("cov" in r and "unstable" in r for r in report["rows"])
 
 
 def test_latency_line_times_both_sides_from_a_decoded_image(trained_mnist, mnist_test):

@@ -36,11 +36,19 @@ def device(*args, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def device_folder(calibrated_cnn, mnist_test, tmp_path_factory):
+def device_folder(calibrated_cnn, mnist_test, data_dir, tmp_path_factory):
     """A fresh folder with the bundle archive (made by the training side) and ten real test digits."""
     from PIL import Image
 
-    folder, _ = calibrated_cnn
+    from calibration.gate import holdout_sample
+    from formats.holdout import save_holdout
+    from train.cards import TEST, load_split
+    from train.models.mnist import mnist_spec
+
+    folder = tmp_path_factory.mktemp("calibrated") / "mnist_cnn"  # a copy: the held-out sample is added to it
+    shutil.copytree(calibrated_cnn[0], folder)
+    split = load_split(mnist_spec("mnist_cnn"), data_dir, TEST)
+    save_holdout(folder, "mnist_cnn", holdout_sample(split, 0.5))  # what the gate writes (`edge calibrate`)
     _, archive = create(folder, tmp_path_factory.mktemp("training_side"), log=lambda *_: None)
     here = tmp_path_factory.mktemp("jetson")
     shutil.copy(archive, here)
@@ -148,6 +156,19 @@ def test_unpack_build_preflight_infer_selftest_benchmark(device_folder, mnist_te
     )
     assert [r["batch"] for r in report["results"]] == [1, 8]
     assert not (here / "mnist_cnn" / "mnist_cnn.fp32.onnx.latency.png").exists()  # no matplotlib: no plot, no crash
+
+    # edge bench all on the unpacked bundle, torch-free: every file × backend, accuracy from the bundled sample
+    argv = ["all", "mnist_cnn", "--batch", "8", "--rounds", "1", "--iterations", "2", "--json"]
+    bench = json.loads(device("-m", "benchmarks", *argv, cwd=here).stdout)
+    measured = {(m["candidate"], m["batch"]) for m in bench["measured"]}
+    assert {(f"{p} ort-cpu", b) for p in ("fp32", "fp16", "int8", "int8.ort") for b in (1, 8)} <= measured
+    skipped = {(s["what"], s["backend"]): s["reason"] for s in bench["skipped"]}
+    assert "no CUDA GPU visible" in skipped[("mnist_cnn.int8.plan", "tensorrt")]  # each plan, with the reason
+    assert skipped[("mnist_cnn.pt", "pytorch-eager")] == "torch is not installed (device profile)"
+    assert "a seeded sample of 300 of 10,000 images shipped as mnist_cnn.holdout.npz" in bench["accuracy_data"]
+    assert bench["candidates"]["int8 ort-cpu"]["accuracy"]["images"] == 300
+    assert all(r["reason"] for r in bench["recommendations"].values()) and "unstable" in bench
+    assert (here / "mnist_cnn.bench.md").is_file() and not (here / "mnist_cnn.bench.png").exists()
 
 
 def test_damaged_or_mixed_up_bundles_are_refused_in_one_line(device_folder, trained_mnist):

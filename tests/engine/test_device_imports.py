@@ -22,6 +22,10 @@ DEVICE_MODULES = tuple(
     "engine.__main__",
     "harness.compare",  # benchmarks compare imports it; PyTorch loads only for a PyTorch runner
     "benchmarks.latency",
+    "benchmarks.bench_all",  # edge bench all: the gate's statistics load only when it scores
+    "benchmarks.decide",
+    "benchmarks.decide_report",
+    "benchmarks.noise",
     "benchmarks.timing",
     "benchmarks.__main__",
     "benchmarks.device_check",
