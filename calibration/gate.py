@@ -383,7 +383,7 @@ def run_gate(
         text = markdown(rows, strict) + "".join(f"\n{line}\n" for line in robust + real)
         files["markdown"] = str(write_artifact(names.gate_md, text, Kind.TEXT, names.folder))
         files["png"] = str(plot_confusions(names.confusion_png, model, matrices, spec.labels))
-        files["holdout"] = str(save_holdout(artifacts, model, holdout_sample(split, card_of(spec).int8_max_drop_pp)))
+        files["holdout"] = str(save_holdout(names.folder, model, holdout_sample(split, card_of(spec).int8_max_drop_pp)))
     return GateResult(rows, files)
 
 
