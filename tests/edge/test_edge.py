@@ -27,6 +27,7 @@ BENCH_SUBCOMMANDS = {
     "benchmarks.live_view",
     "benchmarks.stream",
     "benchmarks.power",
+    "benchmarks.bench_all",
 }
 ALIASES = {"export.engine": "engine.__main__"}  # `python -m export.engine` is kept as an alias of `python -m engine`
 
