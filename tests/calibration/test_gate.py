@@ -31,7 +31,11 @@ def test_gate_writes_json_markdown_and_plot(calibrated_cnn, data_dir):
     low, high = int8["accuracy_ci"]
     wald = 2 * 1.96 * math.sqrt(int8["accuracy"] * (1 - int8["accuracy"]) / 10000)  # what 10k images allow
     assert low < int8["accuracy"] < high and abs((high - low) - wald) < 0.05 * wald  # Wilson ≈ Wald this far from 0/1
-    assert int8["difference_ci"][0] > -0.005 and int8["verdict"] == "within budget"  # shown within 0.5 pp
+    # This fixture CNN (1 epoch, 12k digits) sits at the INT8 budget's edge: its Q/DQ file lost 0.12 pp (interval to
+    # -0.4 pp, "within budget") before the stroke step (issue 27) and 0.24 pp (to -0.5 pp, "inconclusive") after it.
+    # Either verdict is the gate telling the truth about this model; "beyond budget" would be a wrong one.
+    assert int8["drop_pp"] < 0.5 and int8["verdict"] in ("within budget", "inconclusive"), int8
+    assert int8["difference_ci"][0] <= -int8["drop_pp"] / 100 <= int8["difference_ci"][1]
     # b and c are images where exactly one of the two is right: a subset of the images where they differ.
     assert int8["mcnemar_b"] + int8["mcnemar_c"] <= round(10000 * (1 - int8["agreement"]))
 
